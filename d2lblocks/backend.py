@@ -1,0 +1,156 @@
+"""Where arrays live: NumPy on the host, or CuPy on a GPU.
+
+This is the only module that imports CuPy, and it does so lazily, the first
+time a GPU is asked for. Everything above it asks this module for the array
+namespace of a device (``xp``) instead of importing NumPy or CuPy itself.
+"""
+
+import numpy as np
+
+__all__ = ["Device", "cpu", "gpu", "num_gpus", "try_gpu", "as_device",
+           "device_of", "namespace_of", "to_host", "move"]
+
+_cupy = None          # the cupy module, once it has been imported
+_cupy_error = None    # why importing it failed, once it has been tried
+
+_INSTALL_HINT = ("GPU support needs CuPy built for your CUDA version, e.g. "
+                 "`pip install 'd2lblocks[gpu]'` (CUDA 12) or "
+                 "`pip install cupy-cuda11x`; see https://docs.cupy.dev.")
+
+
+def _load_cupy():
+    """Import CuPy on first use; return None when it is missing."""
+    global _cupy, _cupy_error
+    if _cupy is None and _cupy_error is None:
+        try:
+            import cupy
+            _cupy = cupy
+        except Exception as exc:  # ImportError, or a broken CUDA install
+            _cupy_error = exc
+    return _cupy
+
+
+class Device:
+    """A place where a tensor's data lives: ``cpu`` or ``gpu(i)``.
+
+    Devices compare equal by kind and index, so ``db.gpu(0) == db.gpu()``.
+    """
+
+    __slots__ = ("kind", "index")
+
+    def __init__(self, kind, index=0):
+        self.kind = kind
+        self.index = index if kind == "gpu" else 0
+
+    @property
+    def xp(self):
+        """The array module for this device (``numpy`` or ``cupy``)."""
+        return np if self.kind == "cpu" else _load_cupy()
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            other = as_device(other)
+        return (isinstance(other, Device) and self.kind == other.kind
+                and self.index == other.index)
+
+    def __hash__(self):
+        return hash((self.kind, self.index))
+
+    def __repr__(self):
+        return "cpu" if self.kind == "cpu" else f"gpu({self.index})"
+
+
+_CPU = Device("cpu")
+
+
+def cpu():
+    """The host CPU device."""
+    return _CPU
+
+
+def num_gpus():
+    """How many GPUs CuPy can see (0 when CuPy is not installed)."""
+    cupy = _load_cupy()
+    if cupy is None:
+        return 0
+    try:
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:
+        return 0
+
+
+def gpu(i=0):
+    """GPU number ``i``; raises a clear error when there is none.
+
+    Raises:
+        RuntimeError: CuPy is missing, or there is no GPU ``i``.
+    """
+    if _load_cupy() is None:
+        raise RuntimeError(f"db.gpu({i}) needs CuPy, which could not be "
+                           f"imported ({_cupy_error}). {_INSTALL_HINT}")
+    n = num_gpus()
+    if not 0 <= i < n:
+        raise RuntimeError(f"db.gpu({i}) was asked for, but CuPy sees {n} "
+                           f"GPU(s). Use db.try_gpu() to fall back to the CPU.")
+    return Device("gpu", i)
+
+
+def try_gpu(i=0):
+    """GPU ``i`` if it exists, else the CPU (never raises)."""
+    return Device("gpu", i) if i < num_gpus() else _CPU
+
+
+def as_device(device):
+    """Turn ``None``, a Device, or a string such as ``'cpu'``, ``'gpu'``,
+    ``'gpu:1'`` or ``'cuda:1'`` into a Device (``None`` means the CPU)."""
+    if device is None:
+        return _CPU
+    if isinstance(device, Device):
+        return gpu(device.index) if device.kind == "gpu" else _CPU
+    if isinstance(device, str):
+        kind, _, index = device.strip().lower().partition(":")
+        if kind == "cpu" and not index:
+            return _CPU
+        if kind in ("gpu", "cuda") and (not index or index.isdigit()):
+            return gpu(int(index or 0))
+    raise ValueError(f"expected a device such as db.cpu(), db.gpu(0), 'cpu' "
+                     f"or 'gpu:0', got {device!r}")
+
+
+def device_of(array):
+    """The Device that holds ``array``."""
+    if isinstance(array, np.ndarray) or _cupy is None:
+        return _CPU
+    return Device("gpu", array.device.id)
+
+
+def namespace_of(array):
+    """``numpy`` for host arrays, ``cupy`` for GPU arrays."""
+    if isinstance(array, np.ndarray) or _cupy is None:
+        return np
+    return _cupy.get_array_module(array)
+
+
+def to_host(array):
+    """A NumPy copy (or the array itself) of a host or GPU array."""
+    if isinstance(array, np.ndarray) or _cupy is None:
+        return array
+    return _cupy.asnumpy(array)
+
+
+def move(array, device):
+    """``array`` on ``device`` (no copy when it is already there)."""
+    if device.kind == "cpu":
+        return to_host(array)
+    cupy = _load_cupy()
+    with cupy.cuda.Device(device.index):
+        return cupy.asarray(array)
+
+
+def scatter_add(target, index, values):
+    """``target[index] += values``, adding up repeated indices."""
+    if isinstance(target, np.ndarray) or _cupy is None:
+        np.add.at(target, index, values)
+    else:
+        import cupyx
+        cupyx.scatter_add(target, index, values)

@@ -1,0 +1,81 @@
+"""Checking gradients against central differences."""
+
+import numpy as np
+
+from .tensor import Tensor, _wrap, float64, no_grad, random_generator
+
+__all__ = ["grad_check", "numerical_grad"]
+
+
+def numerical_grad(fn, inputs, index, eps=1e-6):
+    """Central-difference gradient of ``sum(fn(*inputs) * w)`` with respect
+    to ``inputs[index]``, where ``w`` is fixed by the caller through ``fn``.
+    """
+    x = inputs[index].data
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+    with no_grad():
+        for i in range(flat.size):
+            saved = flat[i]
+            flat[i] = saved + eps
+            up = float(fn(*inputs).data)
+            flat[i] = saved - eps
+            down = float(fn(*inputs).data)
+            flat[i] = saved
+            gflat[i] = (up - down) / (2 * eps)
+    return grad
+
+
+def grad_check(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
+    """Compare the gradients from ``backward()`` with central differences.
+
+    Arguments:
+        fn: a function of tensors returning a tensor of any shape.
+        *inputs: tensors; those with ``requires_grad=True`` are checked.
+            They are copied to float64 first, so the check is precise.
+        eps: the finite-difference step.
+        atol, rtol: tolerances for ``|analytic - numeric|``.
+        raise_exception: raise on a mismatch (else return False).
+
+    Returns:
+        True when every checked gradient matches.
+
+    Raises:
+        AssertionError: naming the input, the worst element and both values.
+    """
+    if not any(isinstance(t, Tensor) and t.requires_grad for t in inputs):
+        raise ValueError("grad_check: give at least one tensor with "
+                         "requires_grad=True")
+    xs = []
+    for t in inputs:
+        if isinstance(t, Tensor):
+            c = _wrap(t.data.astype(float64))
+            c.requires_grad = t.requires_grad
+            xs.append(c)
+        else:
+            xs.append(t)
+    out = fn(*xs)
+    # Reduce a non-scalar output with fixed random weights, so every output
+    # element takes part in the check.
+    weights = random_generator().standard_normal(out.shape)
+    weights = np.asarray(weights, dtype=float64)
+
+    def scalar(*args):
+        return (fn(*args) * weights).sum()
+    scalar(*xs).backward()
+    for i, x in enumerate(xs):
+        if not (isinstance(x, Tensor) and x.requires_grad):
+            continue
+        numeric = numerical_grad(scalar, xs, i, eps)
+        analytic = np.zeros_like(numeric) if x.grad is None else x.grad.numpy()
+        err = np.abs(analytic - numeric)
+        bad = err > atol + rtol * np.abs(numeric)
+        if bad.any():
+            if not raise_exception:
+                return False
+            j = np.unravel_index(np.argmax(err), err.shape)
+            raise AssertionError(
+                f"grad_check: input {i} (shape {x.shape}) has a wrong gradient "
+                f"at index {tuple(int(k) for k in j)}: backward gave "
+                f"{analytic[j]:.6g}, central differences give {numeric[j]:.6g}")
+    return True

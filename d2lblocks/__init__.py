@@ -10,8 +10,10 @@ from .tensor import (Tensor, tensor, zeros, ones, zeros_like, ones_like, full,
                      is_grad_enabled, float16, float32, float64, int32, int64,
                      bool_)
 from .ops import (unbroadcast, matmul, exp, log, abs, sqrt, relu, sigmoid, tanh,
-                  softmax, log_softmax, cross_entropy, mse, sum, mean, max,
+                  softmax, log_softmax, cross_entropy, mse, linear, sum, mean, max,
                   reshape, transpose, concat, cat, stack, where, maximum)
 from .gradcheck import grad_check
+from . import nn, init, optim
+from .diagnose import diagnose
 
 __version__ = "0.1.0"

@@ -154,3 +154,24 @@ def scatter_add(target, index, values):
     else:
         import cupyx
         cupyx.scatter_add(target, index, values)
+
+
+try:                                   # BLAS axpy for in-place updates
+    from scipy.linalg.blas import saxpy as _saxpy, daxpy as _daxpy
+    _AXPY = {np.dtype("float32"): _saxpy, np.dtype("float64"): _daxpy}
+except ImportError:                    # scipy is optional ("fast" extra)
+    _AXPY = {}
+
+
+def axpy(alpha, x, y):
+    """``y += alpha * x`` in place, in one pass over memory where possible.
+
+    NumPy's ``y += alpha * x`` makes a temporary and reads the data twice
+    more; BLAS axpy (through SciPy, when installed) does not.
+    """
+    fn = _AXPY.get(y.dtype) if isinstance(y, np.ndarray) else None
+    if (fn is not None and x.dtype == y.dtype and y.flags.c_contiguous
+            and x.flags.c_contiguous and y.size > 0):
+        fn(x.reshape(-1), y.reshape(-1), a=alpha)
+    else:
+        y += alpha * x

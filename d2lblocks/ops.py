@@ -18,7 +18,7 @@ from .tensor import Tensor, _node, _wrap, _mode, _new, as_dtype
 
 __all__ = ["unbroadcast", "add", "sub", "mul", "div", "pow", "neg", "matmul",
            "exp", "log", "abs", "sqrt", "relu", "sigmoid", "tanh", "softmax",
-           "log_softmax", "cross_entropy", "mse", "sum", "mean", "max",
+           "log_softmax", "cross_entropy", "mse", "linear", "sum", "mean", "max",
            "reshape", "transpose", "concat", "cat", "stack", "astype",
            "where", "maximum"]
 
@@ -520,6 +520,31 @@ def matmul(a, b):
         def backward(g):
             return _matmul_grads(g, ad, bd, need_a, need_b)
     return _node(out, (a, b) if b_is_tensor else (a,), backward)
+
+
+def linear(x, weight, bias=None):
+    """``x @ weight.T + bias`` as one op, the body of a dense layer.
+
+    ``weight`` has shape (out_features, in_features), as in PyTorch and
+    Gluon; ``x`` has shape (batch, in_features).
+    """
+    xd, w = x.data, weight.data
+    try:
+        out = xd.dot(w.T)
+    except (ValueError, TypeError) as exc:
+        raise _mismatch("linear", x, weight, exc) from None
+    if bias is not None:
+        out += bias.data
+    need_x, need_w = x.requires_grad, weight.requires_grad
+    need_b = bias is not None and bias.requires_grad
+    if not (_mode.enabled and (need_x or need_w or need_b)):
+        return _wrap(out)
+
+    def backward(g):
+        return (g.dot(w) if need_x else None,
+                g.T.dot(xd) if need_w else None,
+                g.sum(axis=0) if need_b else None)
+    return _node(out, (x, weight) if bias is None else (x, weight, bias), backward)
 
 
 def _matmul_grads(g, ad, bd, need_a, need_b):

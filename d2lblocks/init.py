@@ -1,0 +1,183 @@
+"""Initializers: how parameters get their first values.
+
+Two spellings of each, for Gluon and PyTorch users:
+
+* objects for ``net.initialize(init.Normal(0, 0.01))``;
+* in-place functions for ``net.apply(fn)``, e.g. ``init.normal_(p, 0, 0.01)``.
+
+Values are drawn on the host from the generator that ``db.manual_seed`` seeds
+and then moved to the parameter's device, so a seed gives the same network on
+CPU and GPU. A lazy parameter keeps the initializer and applies it once the
+first forward pass fixes its shape.
+"""
+
+import math
+
+import numpy as np
+
+from . import backend
+from .tensor import random_generator
+
+__all__ = ["Initializer", "Normal", "Uniform", "Constant", "Zeros", "Ones",
+           "Xavier", "Kaiming", "normal_", "uniform_", "constant_", "zeros_",
+           "ones_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
+           "kaiming_normal_", "fans"]
+
+
+def fans(shape):
+    """``(fan_in, fan_out)`` of a weight of shape (out, in[, ...])."""
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    return shape[1] * receptive, shape[0] * receptive
+
+
+class Initializer:
+    """Base class: ``init(param)`` fills ``param`` in place and returns it.
+
+    Subclasses define ``sample(shape, rng)`` returning a float64 NumPy array.
+    """
+
+    def sample(self, shape, rng):
+        raise NotImplementedError
+
+    def __call__(self, param):
+        if getattr(param, "is_lazy", False):
+            param._init = self       # applied when the shape is known
+            return param
+        values = self.sample(tuple(param.shape), random_generator())
+        data = param.data
+        data[...] = backend.move(np.asarray(values, dtype=data.dtype),
+                                 backend.device_of(data))
+        return param
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class Normal(Initializer):
+    """Normal samples with mean ``mean`` and standard deviation ``std``
+    (Gluon's ``Normal(sigma)`` is ``Normal(0, sigma)``)."""
+
+    def __init__(self, mean=0.0, std=0.01, sigma=None):
+        self.mean = mean
+        self.std = std if sigma is None else sigma
+
+    def sample(self, shape, rng):
+        return rng.normal(self.mean, self.std, shape)
+
+
+class Uniform(Initializer):
+    """Uniform samples in ``[low, high)``; ``Uniform(scale)`` means
+    ``[-scale, scale)`` as in Gluon."""
+
+    def __init__(self, low=-0.07, high=None):
+        self.low, self.high = (-low, low) if high is None else (low, high)
+
+    def sample(self, shape, rng):
+        return rng.uniform(self.low, self.high, shape)
+
+
+class Constant(Initializer):
+    """Every element set to ``value``."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def sample(self, shape, rng):
+        return np.full(shape, self.value, dtype=np.float64)
+
+
+class Zeros(Constant):
+    """All zeros."""
+
+    def __init__(self):
+        super().__init__(0.0)
+
+
+class Ones(Constant):
+    """All ones."""
+
+    def __init__(self):
+        super().__init__(1.0)
+
+
+class Xavier(Initializer):
+    """Glorot/Xavier: variance ``2 gain^2 / (fan_in + fan_out)``, uniform or
+    normal."""
+
+    def __init__(self, uniform=True, gain=1.0):
+        self.uniform, self.gain = uniform, gain
+
+    def sample(self, shape, rng):
+        fan_in, fan_out = fans(shape)
+        std = self.gain * math.sqrt(2.0 / (fan_in + fan_out))
+        if self.uniform:
+            bound = math.sqrt(3.0) * std
+            return rng.uniform(-bound, bound, shape)
+        return rng.normal(0.0, std, shape)
+
+
+class Kaiming(Initializer):
+    """He/Kaiming for ReLU networks: variance ``2 / fan_in``, uniform or
+    normal."""
+
+    def __init__(self, uniform=False, gain=math.sqrt(2.0)):
+        self.uniform, self.gain = uniform, gain
+
+    def sample(self, shape, rng):
+        fan_in, _ = fans(shape)
+        std = self.gain / math.sqrt(fan_in)
+        if self.uniform:
+            bound = math.sqrt(3.0) * std
+            return rng.uniform(-bound, bound, shape)
+        return rng.normal(0.0, std, shape)
+
+
+# ---- the in-place spellings, for net.apply(fn) ----------------------------
+def normal_(param, mean=0.0, std=1.0):
+    """Fill ``param`` with normal samples; returns it."""
+    return Normal(mean, std)(param)
+
+
+def uniform_(param, a=0.0, b=1.0):
+    """Fill ``param`` with uniform samples in ``[a, b)``; returns it."""
+    return Uniform(a, b)(param)
+
+
+def constant_(param, val):
+    """Fill ``param`` with ``val``; returns it."""
+    return Constant(val)(param)
+
+
+def zeros_(param):
+    """Fill ``param`` with zeros; returns it."""
+    return Zeros()(param)
+
+
+def ones_(param):
+    """Fill ``param`` with ones; returns it."""
+    return Ones()(param)
+
+
+def xavier_uniform_(param, gain=1.0):
+    """Xavier/Glorot uniform; returns ``param``."""
+    return Xavier(True, gain)(param)
+
+
+def xavier_normal_(param, gain=1.0):
+    """Xavier/Glorot normal; returns ``param``."""
+    return Xavier(False, gain)(param)
+
+
+def kaiming_uniform_(param, gain=math.sqrt(2.0)):
+    """Kaiming/He uniform; returns ``param``."""
+    return Kaiming(True, gain)(param)
+
+
+def kaiming_normal_(param, gain=math.sqrt(2.0)):
+    """Kaiming/He normal; returns ``param``."""
+    return Kaiming(False, gain)(param)

@@ -1,0 +1,19 @@
+"""Blocks: ``from d2lblocks import nn``.
+
+A block is a layer, a group of layers or a whole model. Subclass
+``nn.Block`` (alias ``nn.Module``), assign layers as attributes in
+``__init__``, and write ``forward``; autograd provides the backward pass.
+"""
+
+from .parameter import Parameter, UninitializedParameterError
+from .block import Block, Module
+from .containers import Sequential, BlockList, BlockDict, ModuleList, ModuleDict
+from .layers import (Dense, Linear, LazyLinear, ReLU, Sigmoid, Tanh, Softmax,
+                     Identity, Flatten, Dropout, CrossEntropyLoss, MSELoss)
+from . import functional
+
+__all__ = ["Parameter", "UninitializedParameterError", "Block", "Module",
+           "Sequential", "BlockList", "BlockDict", "ModuleList", "ModuleDict",
+           "Dense", "Linear", "LazyLinear", "ReLU", "Sigmoid", "Tanh",
+           "Softmax", "Identity", "Flatten", "Dropout", "CrossEntropyLoss",
+           "MSELoss", "functional"]

@@ -1,0 +1,242 @@
+"""Layers: dense (fully connected), activations, flatten, dropout, losses."""
+
+import math
+
+import numpy as np
+
+from .. import init, ops
+from ..tensor import _wrap, random_generator
+from .block import Block
+from .parameter import Parameter
+
+__all__ = ["Dense", "Linear", "LazyLinear", "ReLU", "Sigmoid", "Tanh",
+           "Softmax", "Identity", "Flatten", "Dropout", "CrossEntropyLoss",
+           "MSELoss", "activation_fn"]
+
+_ACTIVATIONS = {"relu": ops.relu, "sigmoid": ops.sigmoid, "tanh": ops.tanh,
+                "softmax": ops.softmax}
+
+
+def activation_fn(activation):
+    """An activation function from a name (``'relu'``), a callable such as
+    ``db.relu``, a Block such as ``nn.ReLU()``, or ``None``."""
+    if activation is None or callable(activation):
+        return activation
+    if isinstance(activation, str) and activation.lower() in _ACTIVATIONS:
+        return _ACTIVATIONS[activation.lower()]
+    raise ValueError(f"unknown activation {activation!r}; expected one of "
+                     f"{sorted(_ACTIVATIONS)}, a function or None")
+
+
+class Dense(Block):
+    """A fully connected layer ``activation(X @ weight.T + bias)``.
+
+    Arguments:
+        units: the number of outputs.
+        activation: ``None``, ``'relu'``, ``'sigmoid'``, ``'tanh'`` or a
+            function such as ``db.relu``.
+        in_units: the number of inputs; leave it out to have it inferred from
+            the first batch (the weight is lazy until then).
+        use_bias: whether to add a bias.
+        flatten: flatten inputs with more than two axes to (batch, -1), as
+            Gluon does.
+
+    Parameters: ``weight`` of shape (units, in_units) and ``bias`` (units,),
+    initialized uniformly in +-1/sqrt(in_units) unless ``initialize`` or an
+    ``init`` function chooses otherwise.
+    """
+
+    def __init__(self, units, activation=None, in_units=None, use_bias=True,
+                 flatten=True):
+        super().__init__()
+        if not isinstance(units, int) or units <= 0:
+            raise ValueError(f"Dense: units must be a positive int, got {units!r}")
+        if in_units is not None and (not isinstance(in_units, int) or in_units <= 0):
+            raise ValueError(f"Dense: in_units must be a positive int or None, "
+                             f"got {in_units!r}")
+        self.units = units
+        self.activation = activation_fn(activation)
+        self._activation_name = activation if isinstance(activation, str) else \
+            getattr(activation, "__name__", None)
+        self.flatten = flatten
+        self.weight = Parameter(shape=(units, in_units))
+        self.bias = Parameter(shape=(units,)) if use_bias else None
+        if in_units is not None:
+            self._materialize(in_units, None, None)
+
+    @property
+    def in_units(self):
+        """The number of inputs, or ``None`` until the first batch."""
+        return None if self.weight.is_lazy else self.weight.shape[1]
+
+    def default_init(self, name):
+        """Uniform in +-1/sqrt(in_units), for the weight and the bias (as
+        PyTorch's Linear); ``None`` while ``in_units`` is unknown."""
+        if self.in_units is None:
+            return None
+        bound = 1.0 / math.sqrt(self.in_units)
+        return init.Uniform(-bound, bound)
+
+    def _materialize(self, in_units, device, dtype):
+        shapes = {"weight": (self.units, in_units), "bias": (self.units,)}
+        for name in ("weight", "bias"):      # weight first: it fixes in_units
+            p = self._params.get(name)
+            if p is not None and p.is_lazy and not p.materialize(shapes[name], device, dtype):
+                self.default_init(name)(p)   # nobody chose an initializer
+
+    def forward(self, X):
+        params = self._params
+        weight, bias = params["weight"], params.get("bias")
+        if self.flatten and X.ndim > 2:
+            X = X.reshape(X.shape[0], -1)
+        if weight.is_lazy:
+            self._materialize(X.shape[-1], X.device,
+                              X.dtype if X.dtype.kind == "f" else None)
+        elif X.shape[-1] != weight.shape[1]:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs with {weight.shape[1]} "
+                f"features (last axis), got a batch of shape {X.shape}")
+        out = ops.linear(X, weight, bias)
+        act = self.activation
+        return out if act is None else act(out)
+
+    def extra_repr(self):
+        text = f"{self.units}" if self.in_units is None else \
+            f"{self.in_units} -> {self.units}"
+        if self._activation_name:
+            text += f", activation={self._activation_name}"
+        if self._params.get("bias") is None:
+            text += ", use_bias=False"
+        return text
+
+
+class Linear(Dense):
+    """PyTorch's fully connected layer: ``Linear(in_features, out_features)``.
+
+    The same layer as ``Dense(out_features, in_units=in_features)``, with
+    ``weight`` of shape (out_features, in_features).
+    """
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__(out_features, in_units=in_features, use_bias=bias,
+                         flatten=False)
+
+    in_features = property(lambda self: self.in_units)
+    out_features = property(lambda self: self.units)
+
+    def extra_repr(self):
+        bias = self._params.get("bias") is not None
+        return (f"in_features={self.in_features}, out_features="
+                f"{self.out_features}, bias={bias}")
+
+
+class LazyLinear(Dense):
+    """``Linear`` whose ``in_features`` is inferred from the first batch.
+
+    After that batch it becomes a plain ``Linear`` (``type(layer) is Linear``).
+    """
+
+    def __init__(self, out_features, bias=True):
+        super().__init__(out_features, use_bias=bias, flatten=False)
+
+    def forward(self, X):
+        out = super().forward(X)
+        self.__class__ = Linear
+        return out
+
+    def _after_load(self):
+        if not self.weight.is_lazy:
+            self.__class__ = Linear
+
+    def extra_repr(self):
+        return f"in_features=?, out_features={self.units}"
+
+
+class _Activation(Block):
+    fn = None
+
+    def forward(self, X):
+        return type(self).fn(X)
+
+
+class ReLU(_Activation):
+    """``max(X, 0)`` as a block."""
+    fn = staticmethod(ops.relu)
+
+
+class Sigmoid(_Activation):
+    """The logistic function as a block."""
+    fn = staticmethod(ops.sigmoid)
+
+
+class Tanh(_Activation):
+    """``tanh`` as a block."""
+    fn = staticmethod(ops.tanh)
+
+
+class Softmax(Block):
+    """Softmax along ``axis`` as a block."""
+
+    def __init__(self, axis=-1):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, X):
+        return ops.softmax(X, self.axis)
+
+
+class Identity(Block):
+    """Returns its input unchanged."""
+
+    def forward(self, X):
+        return X
+
+
+class Flatten(Block):
+    """Flatten every axis from ``start_dim`` on: (batch, 1, 28, 28) ->
+    (batch, 784)."""
+
+    def __init__(self, start_dim=1):
+        super().__init__()
+        self.start_dim = start_dim
+
+    def forward(self, X):
+        return X.reshape(X.shape[:self.start_dim] + (-1,))
+
+
+class Dropout(Block):
+    """Zero each element with probability ``p`` while training, scaling the
+    rest by ``1/(1-p)``; the identity in ``eval()`` mode."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, X):
+        if not self.training or self.p == 0:
+            return X
+        keep = random_generator().random(X.shape) >= self.p
+        mask = (keep / (1 - self.p)).astype(X.dtype)
+        if X.device.kind != "cpu":
+            from .. import backend
+            mask = backend.move(mask, X.device)
+        return X * mask
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class CrossEntropyLoss(Block):
+    """Mean softmax cross-entropy of logits against integer labels."""
+
+    def forward(self, logits, labels):
+        return ops.cross_entropy(logits, labels)
+
+
+class MSELoss(Block):
+    """Mean squared error."""
+
+    def forward(self, pred, target):
+        return ops.mse(pred, target)

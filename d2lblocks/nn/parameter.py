@@ -1,0 +1,115 @@
+"""Parameters: the tensors a block learns."""
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor, as_dtype, float32
+
+__all__ = ["Parameter", "UninitializedParameterError"]
+
+_raw_data = Tensor.data        # the slot descriptor Parameter's property wraps
+
+
+class UninitializedParameterError(RuntimeError):
+    """A lazy parameter was read before its shape was known."""
+
+
+class _Calls:
+    """Counts outermost block calls, so a parameter can tell whether it was
+    read during the most recent forward pass (see ``diagnose``)."""
+    depth = 0
+    count = 0
+
+
+class Parameter(Tensor):
+    """A tensor that a block learns: a leaf with ``requires_grad=True``.
+
+    Arguments:
+        data: the initial values, or ``None`` for a lazy parameter.
+        shape: for a lazy parameter, its shape with ``None`` for each size
+            that the first forward pass will fill in, e.g. ``(256, None)``.
+        requires_grad: set False for a frozen parameter.
+
+    A lazy parameter has no values yet. Its repr says so, and reading it
+    raises :class:`UninitializedParameterError` with the reason.
+    """
+
+    def __init__(self, data=None, shape=None, requires_grad=True, dtype=None):
+        if data is None:
+            if shape is None:
+                raise ValueError("a Parameter needs data, or the shape of a "
+                                 "lazy parameter such as (256, None)")
+            super().__init__(np.empty(0, float32), requires_grad=False)
+            _raw_data.__set__(self, None)
+            self.requires_grad = requires_grad
+            self._lazy_shape = tuple(shape)
+            self._lazy_dtype = float32 if dtype is None else as_dtype(dtype)
+        else:
+            super().__init__(data, dtype=dtype, requires_grad=requires_grad)
+            self._lazy_shape = None
+        self._init = None             # initializer waiting for a lazy shape
+        self._user_initialized = False
+        self._last_used = -1
+
+    @property
+    def data(self):
+        """The values (reading a lazy parameter raises a clear error)."""
+        value = _raw_data.__get__(self)
+        if value is None:
+            raise UninitializedParameterError(
+                f"this parameter has shape {self._shape_text()}: its unknown "
+                f"sizes are set by the first forward pass. Run the network on "
+                f"a batch first (net(X)), or give the layer its input size "
+                f"(e.g. Dense(256, in_units=20) or Linear(20, 256)).")
+        if _Calls.depth:
+            self._last_used = _Calls.count
+        return value
+
+    @data.setter
+    def data(self, value):
+        _raw_data.__set__(self, value)
+
+    @property
+    def is_lazy(self):
+        """True while the shape is not fully known."""
+        return _raw_data.__get__(self) is None
+
+    @property
+    def shape(self):
+        if self.is_lazy:
+            return self._lazy_shape
+        return _raw_data.__get__(self).shape
+
+    def _shape_text(self):
+        return "(" + ", ".join("?" if n is None else str(n)
+                               for n in self._lazy_shape) + \
+            ("," if len(self._lazy_shape) == 1 else "") + ")"
+
+    def materialize(self, shape, device=None, dtype=None):
+        """Give a lazy parameter its full ``shape`` and run its initializer.
+
+        Called by lazy layers on their first forward pass; ``device`` is
+        where the input lives, so the parameter is made right there. Returns
+        whether an initializer chosen earlier was applied (if not, the values
+        are zeros and the layer applies its default).
+        """
+        shape = tuple(int(n) for n in shape)
+        known = self._lazy_shape
+        if len(shape) != len(known) or any(
+                k is not None and k != n for k, n in zip(known, shape)):
+            raise ValueError(f"cannot give a parameter of shape "
+                             f"{self._shape_text()} the shape {shape}")
+        dt = self._lazy_dtype if dtype is None else as_dtype(dtype)
+        dev = backend.cpu() if device is None else backend.as_device(device)
+        self.data = dev.xp.zeros(shape, dtype=dt)
+        self._lazy_shape = None
+        init, self._init = self._init, None
+        if init is not None:
+            init(self)
+        return init is not None
+
+    def __repr__(self):
+        if self.is_lazy:
+            return (f"Parameter(shape={self._shape_text()}, uninitialized: "
+                    f"set by the first forward pass)")
+        return "Parameter containing:\n" + super().__repr__()

@@ -1,0 +1,151 @@
+"""Optimizers: SGD and Adam.
+
+An optimizer updates the parameters it was given, in place, from their
+``.grad``. Build it from ``net.parameters()``: a layer that ``parameters()``
+does not see (for example one kept in a plain Python list) is never updated,
+and ``step()`` warns once when it finds such a layer with gradients.
+"""
+
+import math
+import warnings
+import weakref
+
+import numpy as np
+
+from . import backend
+from .tensor import Tensor
+
+__all__ = ["Optimizer", "SGD", "Adam"]
+
+
+class Optimizer:
+    """Base class. Subclasses define ``update(param, grad_array, state)``.
+
+    Arguments:
+        params: an iterable of parameters (usually ``net.parameters()``).
+    """
+
+    def __init__(self, params, lr):
+        source = getattr(params, "source", None)
+        self.params, seen = [], set()
+        for p in params:
+            if not isinstance(p, Tensor) or not p.requires_grad:
+                raise TypeError(f"{type(self).__name__} expected parameters "
+                                f"(tensors with requires_grad=True), got "
+                                f"{type(p).__name__}")
+            if id(p) not in seen:
+                seen.add(id(p))
+                self.params.append(p)
+        if not self.params:
+            raise ValueError(
+                f"{type(self).__name__} got no parameters. If the network keeps "
+                f"its layers in a plain list, parameters() cannot see them; use "
+                f"nn.Sequential or nn.BlockList (see d2lblocks.diagnose(net))")
+        if not (isinstance(lr, (int, float)) and lr >= 0):
+            raise ValueError(f"lr must be a non-negative number, got {lr!r}")
+        self.lr = lr
+        self.state = {}
+        self._source = None if source is None else weakref.ref(source)
+        self._watching = self._source is not None
+
+    def zero_grad(self):
+        """Forget every parameter's gradient (``.grad = None``)."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        """Update each parameter that has a gradient."""
+        if self._watching:
+            self._warn_about_unregistered()
+        for p in self.params:
+            if p.grad is not None:
+                self.update(p.data, p.grad.data, self.state.setdefault(id(p), {}))
+
+    def update(self, w, g, state):
+        raise NotImplementedError
+
+    def _warn_about_unregistered(self):
+        """Warn (once) about parameters with gradients that this optimizer
+        does not own: the symptom of a layer kept in a plain container."""
+        from .diagnose import unregistered_blocks
+        net = self._source()
+        if net is None:
+            self._watching = False
+            return
+        orphans = unregistered_blocks(net)
+        if not orphans:
+            self._watching = False
+            return
+        owned = {id(p) for p in self.params}
+        stray = [f"{path}.{name}" for path, block in orphans
+                 for name, p in block.named_parameters()
+                 if p.grad is not None and id(p) not in owned]
+        if stray:
+            self._watching = False
+            shown = ", ".join(stray[:4]) + (", ..." if len(stray) > 4 else "")
+            warnings.warn(
+                f"{type(self).__name__}.step(): {len(stray)} parameter(s) have "
+                f"gradients but are not updated by this optimizer: {shown}. "
+                f"They belong to blocks in a plain Python container, which "
+                f"parameters() does not see; use nn.Sequential, nn.BlockList "
+                f"or add_module. d2lblocks.diagnose(net) explains more.",
+                UserWarning, stacklevel=3)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with momentum and weight
+    decay (L2), with PyTorch's update rule::
+
+        v = momentum * v + (g + weight_decay * w);   w -= lr * v
+    """
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, lr)
+        if momentum < 0 or weight_decay < 0:
+            raise ValueError("momentum and weight_decay must be >= 0")
+        self.momentum, self.weight_decay = momentum, weight_decay
+
+    def update(self, w, g, state):
+        lr, wd = self.lr, self.weight_decay
+        if self.momentum == 0:
+            if wd:
+                w *= 1.0 - lr * wd
+            backend.axpy(-lr, g, w)
+            return
+        v = state.get("velocity")
+        if v is None:
+            v = state["velocity"] = g.copy()
+        else:
+            v *= self.momentum
+            v += g
+        if wd:
+            backend.axpy(wd, w, v)
+        backend.axpy(-lr, v, w)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba), with bias correction and optional L2 weight
+    decay added to the gradient."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                 weight_decay=0.0):
+        super().__init__(params, lr)
+        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+
+    def update(self, w, g, state):
+        b1, b2 = self.betas
+        if self.weight_decay:
+            g = g + self.weight_decay * w
+        if "m" not in state:
+            state["m"], state["v"], state["t"] = np.zeros_like(g), np.zeros_like(g), 0
+        m, v = state["m"], state["v"]
+        state["t"] += 1
+        t = state["t"]
+        m *= b1
+        backend.axpy(1 - b1, g, m)
+        v *= b2
+        v += (1 - b2) * g * g
+        step = self.lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        denom = np.sqrt(v)
+        denom += self.eps * math.sqrt(1 - b2 ** t)
+        w -= step * (m / denom)

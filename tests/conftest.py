@@ -1,0 +1,78 @@
+"""Shared fixtures for the d2lblocks test suite.
+
+* ``device``: parametrizes a test over the CPU and, when CuPy and a GPU are
+  present, the GPU (``DEVICES`` is the same list for ``parametrize``).
+* ``central_difference``: a gradient by central differences that does not
+  use ``db.grad_check``, so a bug there cannot hide a bug in an op.
+* A Hypothesis profile with no per-example deadline (CI machines are slow
+  and share two cores) and a modest default number of examples.
+"""
+
+import importlib.util
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import d2lblocks as db
+
+settings.register_profile(
+    "d2lblocks", max_examples=25, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("d2lblocks")
+
+HAS_CUPY = importlib.util.find_spec("cupy") is not None
+HAS_GPU = HAS_CUPY and db.num_gpus() > 0
+
+requires_gpu = pytest.mark.skipif(not HAS_GPU, reason="needs CuPy and a GPU")
+requires_no_cupy = pytest.mark.skipif(
+    HAS_CUPY, reason="checks behaviour when CuPy is not installed")
+
+DEVICES = [pytest.param("cpu", id="cpu"),
+           pytest.param("gpu", id="gpu", marks=requires_gpu)]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """A ``db.Device``: the CPU, then GPU 0 where there is one."""
+    return db.cpu() if request.param == "cpu" else db.gpu(0)
+
+
+@pytest.fixture
+def seeded():
+    """Seed d2lblocks' generator so that random tensors repeat."""
+    db.manual_seed(0)
+
+
+def central_difference(fn, arrays, index, weights, eps=1e-6):
+    """Central-difference gradient of ``sum(fn(*tensors) * weights)`` with
+    respect to ``arrays[index]``.
+
+    ``arrays`` are float64 NumPy arrays; each evaluation wraps fresh
+    constant tensors around (copies of) them, so nothing here touches
+    autograd.
+    """
+    arrays = [np.array(a, dtype=np.float64) for a in arrays]
+    x = arrays[index]
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+
+    def value():
+        out = fn(*[db.tensor(a) for a in arrays])
+        return float(np.sum(np.asarray(out.numpy(), np.float64) * weights))
+
+    for i in range(flat.size):
+        saved = flat[i]
+        flat[i] = saved + eps
+        up = value()
+        flat[i] = saved - eps
+        down = value()
+        flat[i] = saved
+        gflat[i] = (up - down) / (2 * eps)
+    return grad
+
+
+@pytest.fixture(name="central_difference")
+def central_difference_fixture():
+    """The :func:`central_difference` helper, for other test files."""
+    return central_difference

@@ -1,0 +1,318 @@
+"""The Tensor itself: creation, dtypes, conversion, comparisons, truth
+values, clear errors for bad input, ``no_grad`` and ``manual_seed``."""
+
+import numpy as np
+import pytest
+
+import d2lblocks as db
+
+
+# ---- creation and dtypes ---------------------------------------------------------
+def test_python_floats_default_to_float32_and_ints_to_int64():
+    assert db.tensor([1.5, 2.0]).dtype == db.float32
+    assert db.tensor(3.0).dtype == db.float32
+    assert db.tensor([[1, 2], [3, 4]]).dtype == db.int64
+    assert db.tensor([True, False]).dtype == db.bool_
+
+
+def test_numpy_arrays_keep_their_dtype():
+    assert db.tensor(np.zeros(3)).dtype == db.float64
+    assert db.tensor(np.zeros(3, np.float32)).dtype == db.float32
+    assert db.tensor(np.arange(3, dtype=np.int32)).dtype == db.int32
+
+
+@pytest.mark.parametrize("dtype", [db.float64, "float64", np.float64])
+def test_dtype_argument_spellings(dtype):
+    t = db.tensor([1, 2, 3], dtype=dtype)
+    assert t.dtype == np.float64
+    assert db.zeros(2, dtype=dtype).dtype == np.float64
+    assert db.ones(2, 2, dtype=dtype).dtype == np.float64
+    assert db.full((2,), 7, dtype=dtype).dtype == np.float64
+    assert db.rand(2, dtype=dtype).dtype == np.float64
+    assert db.randn(2, dtype=dtype).dtype == np.float64
+    assert db.arange(3, dtype=dtype).dtype == np.float64
+    assert db.tensor([1.0]).to(dtype=dtype).dtype == np.float64
+
+
+@pytest.mark.parametrize("maker", [db.zeros, db.ones, db.rand, db.randn])
+def test_creation_functions_default_to_float32(maker):
+    t = maker(2, 3)
+    assert t.shape == (2, 3) and t.dtype == db.float32
+    assert maker((4,)).shape == (4,)
+
+
+def test_creation_values_match_numpy():
+    np.testing.assert_array_equal(db.zeros(2, 3).numpy(), np.zeros((2, 3)))
+    np.testing.assert_array_equal(db.ones((3,)).numpy(), np.ones(3))
+    np.testing.assert_array_equal(db.full((2, 2), 7.0).numpy(),
+                                  np.full((2, 2), 7.0))
+    np.testing.assert_array_equal(db.arange(5).numpy(), np.arange(5))
+    assert db.arange(5).dtype == db.int64
+    np.testing.assert_allclose(db.arange(0, 1, 0.25).numpy(),
+                               [0, 0.25, 0.5, 0.75])
+    assert db.arange(0, 1, 0.25).dtype == db.float32
+    t = db.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert db.zeros_like(t).shape == (2, 2)
+    np.testing.assert_array_equal(db.ones_like(t).numpy(), np.ones((2, 2)))
+
+
+def test_bad_shapes_and_dtypes_are_refused():
+    with pytest.raises(ValueError, match="non-negative"):
+        db.zeros(-1, 2)
+    with pytest.raises(TypeError, match="numeric dtype"):
+        db.tensor([1.0], dtype="string")
+    with pytest.raises(TypeError, match="floating point"):
+        db.rand(2, dtype=db.int64)
+
+
+@pytest.mark.parametrize("data", [
+    "abc", ["1", "a"], [[1, 2], [3]], object(), None, {"a": 1}, [1, object()],
+], ids=["string", "string list", "ragged", "object", "None", "dict", "mixed"])
+def test_non_numeric_data_is_refused_with_type_error(data):
+    with pytest.raises(TypeError, match="db.tensor"):
+        db.tensor(data)
+
+
+def test_requires_grad_on_integer_tensor_is_refused():
+    with pytest.raises(TypeError, match="floating-point"):
+        db.tensor([1, 2, 3], requires_grad=True)
+    with pytest.raises(TypeError, match="floating-point"):
+        db.tensor([1, 2, 3]).requires_grad_()
+    with pytest.raises(TypeError, match="floating-point"):
+        db.zeros(3, dtype=db.int32, requires_grad=True)
+
+
+# ---- conversion -------------------------------------------------------------------
+def test_conversions_to_python_and_numpy():
+    t = db.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert t.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert isinstance(t.numpy(), np.ndarray)
+    np.testing.assert_array_equal(np.asarray(t), t.numpy())
+    assert t.numel() == 4 and t.ndim == 2 and len(t) == 2
+    rows = list(t)
+    assert len(rows) == 2 and rows[1].tolist() == [3.0, 4.0]
+    s = db.tensor(2.5)
+    assert s.item() == 2.5 and float(s) == 2.5 and int(s) == 2
+    with pytest.raises(ValueError, match="one element"):
+        t.item()
+    with pytest.raises(TypeError, match="0-d"):
+        len(s)
+
+
+def test_one_element_integer_tensor_works_as_an_index():
+    i = db.tensor(2)
+    assert [10, 20, 30][i] == 30
+    with pytest.raises(TypeError, match="integer"):
+        [1, 2][db.tensor(1.0)]
+
+
+def test_repr_shows_values_and_extras():
+    assert repr(db.tensor([1.0, 2.0])) == "tensor([1., 2.])"
+    assert "dtype=float64" in repr(db.tensor(np.zeros(2)))
+    assert "requires_grad=True" in repr(db.tensor([1.0], requires_grad=True))
+
+
+def test_ndarray_on_the_left_defers_to_the_tensor():
+    t = db.tensor([1.0, 2.0])
+    out = np.array([10.0, 20.0]) + t
+    assert isinstance(out, db.Tensor)
+    np.testing.assert_allclose(out.numpy(), [11.0, 22.0])
+    out = np.array([10.0, 20.0]) - t
+    np.testing.assert_allclose(out.numpy(), [9.0, 18.0])
+
+
+def test_float32_stays_float32_through_ops():
+    x = db.rand(3, 4)
+    w = db.rand(4, 2)
+    for out in (x + 1, x * 2.5, 2 - x, 1 / (x + 1), x ** 2, x @ w, db.exp(x),
+                db.relu(x), db.softmax(x), x.sum(), x.mean(axis=0),
+                db.sigmoid(x), db.tanh(x), db.log(x + 1), x.T,
+                db.concat([x, x]), x[1:]):
+        assert out.dtype == db.float32
+
+
+def test_clone_and_detach():
+    x = db.tensor([1.0, 2.0], requires_grad=True)
+    c = x.clone()
+    assert c.requires_grad and c.data is not x.data
+    c.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
+    d = x.detach()
+    assert not d.requires_grad and d.is_leaf
+    np.testing.assert_array_equal(d.numpy(), x.numpy())
+
+
+# ---- comparisons and truth values -----------------------------------------------
+@pytest.mark.parametrize("op,ref", [
+    (lambda a, b: a < b, np.less), (lambda a, b: a <= b, np.less_equal),
+    (lambda a, b: a > b, np.greater), (lambda a, b: a >= b, np.greater_equal),
+    (lambda a, b: a == b, np.equal), (lambda a, b: a != b, np.not_equal),
+])
+def test_comparisons_give_boolean_tensors_without_grad(op, ref):
+    a = db.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = db.tensor([3.0, 2.0, 1.0])
+    for other, other_np in ((b, b.numpy()), (2.0, 2.0),
+                            (np.array([2.0, 2.0, 2.0]), np.full(3, 2.0))):
+        out = op(a, other)
+        assert isinstance(out, db.Tensor)
+        assert out.dtype == db.bool_ and not out.requires_grad
+        np.testing.assert_array_equal(out.numpy(), ref(a.numpy(), other_np))
+
+
+def test_equality_with_none_falls_back_to_identity():
+    t = db.tensor([1.0])
+    assert (t == None) is False  # noqa: E711  (the point of the test)
+    assert t != None  # noqa: E711
+
+
+def test_one_element_tensors_work_in_if_and_while():
+    x = db.tensor([[8.0]])
+    steps = 0
+    while x.abs().sum() > 1:
+        x = x / 2
+        steps += 1
+    assert steps == 3
+    assert db.tensor(1.0) and not db.tensor(0.0)
+    if db.tensor([0.5]) > 0:
+        pass
+    else:
+        pytest.fail("a true one-element comparison was false")
+
+
+def test_bool_of_several_elements_is_a_clear_error():
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(db.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match="2 elements"):
+        if db.tensor([1.0, 2.0]) > 0:
+            pass
+
+
+def test_all_any_argmax():
+    t = db.tensor([[1.0, 5.0], [7.0, 2.0]])
+    assert bool((t > 0).all()) and not bool((t > 6).all())
+    assert bool((t > 6).any())
+    assert t.argmax(axis=1).tolist() == [1, 0]
+    assert int(t.argmax()) == 2
+
+
+# ---- clear errors ----------------------------------------------------------------
+@pytest.mark.parametrize("op,name", [
+    (lambda a, b: a + b, "add"), (lambda a, b: a - b, "subtract"),
+    (lambda a, b: a * b, "multiply"), (lambda a, b: a / b, "divide"),
+    (lambda a, b: a ** b, "power"), (db.maximum, "maximum"),
+    (lambda a, b: a < b, "compare"),
+])
+def test_shape_mismatch_names_the_op_and_both_shapes(op, name):
+    with pytest.raises(ValueError) as info:
+        op(db.ones(2, 3), db.ones(4, 5))
+    text = str(info.value)
+    assert name in text and "(2, 3)" in text and "(4, 5)" in text
+
+
+def test_matmul_misalignment_is_explained():
+    with pytest.raises(ValueError) as info:
+        db.ones(2, 3) @ db.ones(2, 3)
+    text = str(info.value)
+    assert "matmul" in text and "(2, 3)" in text and "not aligned" in text
+    with pytest.raises(ValueError, match="only"):
+        db.ones(2, 3) @ db.ones(4)
+    with pytest.raises(ValueError, match="linear"):
+        db.linear(db.ones(2, 3), db.ones(5, 4))
+
+
+def test_backward_on_non_scalar_without_gradient_says_so():
+    x = db.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    with pytest.raises(RuntimeError, match=r"one-element.*\(2,\)"):
+        y.backward()
+    with pytest.raises(ValueError, match="shape"):
+        y.backward(db.ones(3))
+    y.backward(db.tensor([1.0, 10.0]))
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 20.0])
+
+
+def test_backward_on_a_constant_says_why():
+    with pytest.raises(RuntimeError, match="requires_grad"):
+        (db.ones(2) * 2).sum().backward()
+
+
+def test_reshape_error_names_both_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 3\).*6 elements.*\(4,\)"):
+        db.ones(2, 3).reshape(4)
+
+
+def test_concat_and_stack_errors():
+    with pytest.raises(ValueError, match="axis 0"):
+        db.concat([db.ones(2, 3), db.ones(2, 4)])
+    with pytest.raises(ValueError, match="one shape"):
+        db.stack([db.ones(2), db.ones(3)])
+    with pytest.raises(TypeError, match="non-empty list of tensors"):
+        db.concat([])
+
+
+def test_operand_of_wrong_type_is_refused():
+    with pytest.raises(TypeError, match="expected a Tensor, a number"):
+        db.ones(2) + "a"
+
+
+# ---- grad mode and seeds --------------------------------------------------------
+def test_no_grad_as_context_manager():
+    x = db.tensor([1.0, 2.0], requires_grad=True)
+    assert db.is_grad_enabled()
+    with db.no_grad():
+        assert not db.is_grad_enabled()
+        y = x * 2
+        with db.enable_grad():
+            assert db.is_grad_enabled()
+            z = x * 2
+        assert not db.is_grad_enabled()
+    assert db.is_grad_enabled()
+    assert not y.requires_grad and y.is_leaf
+    assert z.requires_grad
+
+
+def test_no_grad_restores_mode_after_an_exception():
+    with pytest.raises(KeyError):
+        with db.no_grad():
+            raise KeyError("boom")
+    assert db.is_grad_enabled()
+
+
+def test_no_grad_as_decorator():
+    @db.no_grad()
+    def double(t):
+        """Twice t."""
+        return t * 2
+
+    x = db.tensor([1.0], requires_grad=True)
+    y = double(x)
+    assert not y.requires_grad
+    assert double.__name__ == "double" and double.__doc__ == "Twice t."
+    assert db.is_grad_enabled()
+    assert (x * 2).requires_grad
+
+
+def test_manual_seed_makes_draws_repeat():
+    db.manual_seed(123)
+    a, b = db.rand(3, 4), db.randn(5)
+    db.manual_seed(123)
+    c, d = db.rand(3, 4), db.randn(5)
+    np.testing.assert_array_equal(a.numpy(), c.numpy())
+    np.testing.assert_array_equal(b.numpy(), d.numpy())
+    db.manual_seed(124)
+    assert not np.array_equal(db.rand(3, 4).numpy(), a.numpy())
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0"])
+def test_manual_seed_rejects_bad_seeds(seed):
+    with pytest.raises(ValueError, match="seed"):
+        db.manual_seed(seed)
+
+
+def test_rand_and_randn_have_the_right_distribution():
+    db.manual_seed(0)
+    u = db.rand(20000).numpy()
+    assert u.min() >= 0 and u.max() < 1
+    assert abs(u.mean() - 0.5) < 0.01
+    n = db.randn(20000).numpy()
+    assert abs(n.mean()) < 0.03 and abs(n.std() - 1) < 0.03

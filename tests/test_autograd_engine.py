@@ -1,0 +1,328 @@
+"""The reverse-mode engine: accumulation, constants, freeing the graph,
+``retain_graph``, and in-place operators inside and outside the graph."""
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+import d2lblocks as db
+from conftest import central_difference
+
+
+def leaf(values, dtype=db.float64):
+    return db.tensor(np.asarray(values, dtype=np.float64), dtype=dtype,
+                     requires_grad=True)
+
+
+# ---- accumulation ----------------------------------------------------------------
+def test_tensor_used_twice_gets_the_sum_of_both_uses():
+    x = leaf([1.0, -2.0, 3.0])
+    (x * x + x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy() + 1)
+
+
+def test_tied_weight_in_two_matmuls():
+    rng = np.random.default_rng(0)
+    xv, wv = rng.normal(size=(2, 3)), rng.normal(size=(3, 3))
+    x, w = db.tensor(xv), leaf(wv)
+    (x @ w @ w).sum().backward()
+    # d/dW sum(x W W) = x^T 1 W^T + (x W)^T 1
+    ones = np.ones((2, 3))
+    expected = xv.T @ ones @ wv.T + (xv @ wv).T @ ones
+    np.testing.assert_allclose(w.grad.numpy(), expected, rtol=1e-10)
+
+
+def test_gradients_accumulate_across_backward_calls():
+    x = leaf([1.0, 2.0])
+    (x * 3).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 3 + 2 * x.numpy())
+    x.grad = None
+    (x * 3).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_diamond_graph():
+    x = leaf([0.5, 1.5])
+    h = x * 2
+    y = (h.exp() + h * h).sum()
+    y.backward()
+    xv = x.numpy()
+    np.testing.assert_allclose(x.grad.numpy(),
+                               2 * np.exp(2 * xv) + 8 * xv, rtol=1e-12)
+
+
+def test_gradient_has_the_leaf_dtype():
+    x = db.tensor([1.0, 2.0], requires_grad=True)
+    (x.astype(db.float64) * 2).sum().backward()
+    assert x.grad.dtype == db.float32
+
+
+def test_deep_chain_needs_no_recursion():
+    x = leaf([1.0])
+    y = x
+    for _ in range(5000):
+        y = y * 1.0001
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1.0001 ** 5000], rtol=1e-8)
+
+
+def test_detach_cuts_the_graph():
+    x = leaf([1.0, 2.0])
+    y = (x * 2).detach() * x
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy())
+
+
+def test_is_leaf_and_requires_grad_flags():
+    x = leaf([1.0])
+    y = x * 2
+    assert x.is_leaf and not y.is_leaf and y.requires_grad
+    with pytest.raises(RuntimeError, match="detach"):
+        y.requires_grad_(False)
+    c = db.tensor([1.0])
+    assert not (c * 2).requires_grad
+    assert c.requires_grad_() is c and c.requires_grad
+
+
+# ---- constants get nothing --------------------------------------------------------
+def test_constant_input_gets_no_grad():
+    x = leaf([1.0, 2.0])
+    c = db.tensor([3.0, 4.0], dtype=db.float64)
+    (x * c + c / x).sum().backward()
+    assert c.grad is None
+    assert x.grad is not None
+
+
+TWO_INPUT_OPS = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "pow": lambda a, b: a ** b,
+    "maximum": db.maximum,
+    "matmul 2-D": lambda a, b: a.reshape(2, 2) @ b.reshape(2, 2),
+    "matmul batched": lambda a, b: a.reshape(1, 2, 2) @ b.reshape(2, 2),
+    "concat": lambda a, b: db.concat([a, b]),
+    "where": lambda a, b: db.where(np.array([True, False, True, False]), a, b),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TWO_INPUT_OPS))
+@pytest.mark.parametrize("learn", ["first", "second"])
+def test_backward_closures_return_none_for_constants(name, learn):
+    """No gradient array is computed for an input that needs none."""
+    fn = TWO_INPUT_OPS[name]
+    a = db.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=(learn == "first"))
+    b = db.tensor([0.5, 1.5, 2.5, 3.5], requires_grad=(learn == "second"))
+    out = fn(a, b)
+    grads = list(out._backward(np.ones(out.shape, out.dtype)))
+    parents = list(out._parents)
+    assert len(grads) == len(parents)
+    for p, g in zip(parents, grads):
+        if p.requires_grad:
+            assert g is not None and g.shape == p.shape
+        else:
+            assert g is None
+
+
+@pytest.mark.parametrize("need", ["x", "weight", "bias"])
+def test_linear_computes_only_what_is_needed(need):
+    x = db.tensor(np.ones((2, 3)), requires_grad=(need == "x"))
+    w = db.tensor(np.ones((4, 3)), requires_grad=(need == "weight"))
+    b = db.tensor(np.ones(4), requires_grad=(need == "bias"))
+    out = db.linear(x, w, b)
+    grads = out._backward(np.ones((2, 4)))
+    for name, g in zip(("x", "weight", "bias"), grads):
+        assert (g is not None) == (name == need)
+
+
+def test_ops_on_constants_record_nothing():
+    a, b = db.ones(2, 2), db.ones(2, 2)
+    for out in (a + b, a @ b, db.relu(a), a.sum(), a[0], db.concat([a, b])):
+        assert out.is_leaf and not out.requires_grad
+
+
+# ---- freeing the graph ---------------------------------------------------------------
+def _graph_with_probe(x):
+    """A scalar built from ``x`` and a weak reference to an intermediate."""
+    h = x * 2
+    probe = weakref.ref(h)
+    return (h.exp() * h).sum(), probe
+
+
+def test_intermediates_die_after_backward():
+    x = leaf(np.ones((3, 4)))
+    gc.disable()          # freed by reference counting, not by the collector
+    try:
+        y, probe = _graph_with_probe(x)
+        assert probe() is not None
+        y.backward()
+        assert probe() is None
+    finally:
+        gc.enable()
+
+
+def test_intermediates_survive_with_retain_graph():
+    x = leaf(np.ones((3, 4)))
+    y, probe = _graph_with_probe(x)
+    y.backward(retain_graph=True)
+    gc.collect()
+    assert probe() is not None
+    first = x.grad.numpy().copy()
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * first)
+    del y
+    gc.collect()
+    assert probe() is None
+
+
+def test_second_backward_without_retain_graph_is_a_clear_error():
+    x = leaf([1.0, 2.0])
+    y = (x.exp() * 2).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+
+
+def test_backward_error_keeps_the_leaf_grad_unchanged():
+    x = leaf([1.0, 2.0])
+    h = x * 3
+    (h * 1).sum().backward()
+    before = x.grad.numpy().copy()
+    y = (h * 2).sum()             # h's saved values are gone
+    with pytest.raises(RuntimeError):
+        y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), before)
+
+
+# ---- in-place operators ----------------------------------------------------------------
+def _halve_until_small(x, w):
+    """The control flow of the seed's FixedHiddenMLP."""
+    X = x @ w
+    while X.abs().sum() > 1:
+        X /= 2
+    return X.sum()
+
+
+def test_in_place_halving_loop_has_correct_gradients():
+    rng = np.random.default_rng(3)
+    xv, wv = rng.normal(size=(2, 4)), rng.normal(size=(4, 3))
+    x, w = leaf(xv), leaf(wv)
+    out = _halve_until_small(x, w)
+    out.backward()
+    assert abs(float((x.detach() @ w.detach()).abs().sum())) > 1
+    weights = np.ones(())
+    for i, t in enumerate((x, w)):
+        numeric = central_difference(_halve_until_small, [xv, wv], i, weights)
+        np.testing.assert_allclose(t.grad.numpy(), numeric, rtol=1e-5,
+                                   atol=1e-7)
+    assert db.grad_check(_halve_until_small, leaf(xv), leaf(wv))
+
+
+@pytest.mark.parametrize("op", ["+=", "-=", "*=", "/="])
+def test_each_in_place_operator_on_an_intermediate(op):
+    def f(x, y):
+        h = x * 1.0
+        if op == "+=":
+            h += y
+        elif op == "-=":
+            h -= y
+        elif op == "*=":
+            h *= y
+        else:
+            h /= y
+        return h * x
+    xv = np.array([1.0, 2.0, 3.0])
+    yv = np.array([0.5, -1.5, 2.0])
+    assert db.grad_check(f, leaf(xv), leaf(yv))
+    for i, t in enumerate((xv, yv)):
+        xs = [leaf(xv), leaf(yv)]
+        f(*xs).sum().backward()
+        numeric = central_difference(f, [xv, yv], i, np.ones(3))
+        np.testing.assert_allclose(xs[i].grad.numpy(), numeric, rtol=1e-6)
+
+
+PREV_FREED_BUG = (
+    "library bug: _run_backward clears _prev of an in-place-changed node as "
+    "soon as that node is done, but an older node (y = x * 3) still needs "
+    "x._prev to find the old x: AttributeError 'NoneType' has no '_seq'")
+
+
+@pytest.mark.parametrize("retain_graph", [
+    True,
+    pytest.param(False, marks=pytest.mark.xfail(strict=True,
+                                                 reason=PREV_FREED_BUG)),
+])
+def test_old_value_is_kept_for_earlier_uses(retain_graph):
+    """``y = x * 3; x /= 2``: y still depends on the x before the division."""
+    w = leaf([1.0, 2.0])
+    x = w * 1.0                  # a non-leaf, so in-place is allowed
+    y = x * 3
+    x /= 2
+    (y + x).sum().backward(retain_graph=retain_graph)
+    np.testing.assert_allclose(w.grad.numpy(), [3.5, 3.5])
+    np.testing.assert_allclose(x.numpy(), [0.5, 1.0])
+    np.testing.assert_allclose(y.numpy(), [3.0, 6.0])
+
+
+def test_in_place_on_a_leaf_that_requires_grad_is_refused():
+    w = leaf([1.0, 2.0])
+    with pytest.raises(RuntimeError, match="no_grad"):
+        w /= 2
+    with pytest.raises(RuntimeError, match="leaf"):
+        w += 1
+    with pytest.raises(RuntimeError, match="in place"):
+        w[0] = 5.0
+    np.testing.assert_array_equal(w.numpy(), [1.0, 2.0])
+
+
+def test_in_place_on_a_leaf_works_inside_no_grad():
+    w = leaf([1.0, 2.0])
+    (w * w).sum().backward()
+    data = w.data
+    with db.no_grad():
+        w -= 0.5 * w.grad
+        w *= 2
+        w /= 4
+        w += 1
+        w[0] = 7.0
+    assert w.data is data            # really in place: the same array
+    np.testing.assert_allclose(w.numpy(), [7.0, 1.0])
+    assert w.is_leaf and w.requires_grad
+
+
+def test_in_place_on_a_constant_stays_a_constant():
+    c = db.tensor([1.0, 2.0])
+    c += 1
+    c *= 2
+    assert not c.requires_grad
+    np.testing.assert_array_equal(c.numpy(), [4.0, 6.0])
+
+
+def test_adding_a_learnable_tensor_in_place_into_a_constant():
+    w = leaf([1.0, 2.0])
+    c = db.tensor(np.zeros(2))
+    c += w * w
+    assert c.requires_grad
+    c.sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), [2.0, 4.0])
+
+
+def test_setitem_in_the_graph():
+    w = leaf([1.0, 2.0, 3.0])
+    v = leaf([10.0])
+    h = w * 1.0
+    h[1:2] = v * 2
+    (h * h).sum().backward()
+    np.testing.assert_allclose(h.numpy(), [1.0, 20.0, 3.0])
+    np.testing.assert_allclose(w.grad.numpy(), [2.0, 0.0, 6.0])
+    np.testing.assert_allclose(v.grad.numpy(), [80.0])
+
+
+def test_in_place_cannot_change_the_dtype():
+    i = db.tensor([1, 2])
+    with pytest.raises(TypeError, match="int64"):
+        i += db.tensor([0.5, 0.5], requires_grad=True)

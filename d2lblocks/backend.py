@@ -170,8 +170,9 @@ def axpy(alpha, x, y):
     more; BLAS axpy (through SciPy, when installed) does not.
     """
     fn = _AXPY.get(y.dtype) if isinstance(y, np.ndarray) else None
-    if (fn is not None and x.dtype == y.dtype and y.flags.c_contiguous
-            and x.flags.c_contiguous and y.size > 0):
+    # y must be contiguous so that reshape(-1) is a view we write through;
+    # x is only read, so a copy from reshape would be harmless.
+    if fn is not None and x.dtype == y.dtype and y.flags.c_contiguous and y.size:
         fn(x.reshape(-1), y.reshape(-1), a=alpha)
     else:
         y += alpha * x

@@ -38,10 +38,25 @@ def unbroadcast(grad, shape):
     lead = grad.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
-    return grad.sum(axis=axes, keepdims=True).reshape(shape)
+    return _rsum(grad, axes, True).reshape(shape)
 
 
 # ---- helpers -------------------------------------------------------------------
+def _rsum(x, axis=None, keepdims=False):
+    """``x.sum(...)`` without NumPy's Python-level wrapper on the host (the
+    wrapper costs more than the sum itself for small arrays)."""
+    if isinstance(x, np.ndarray):
+        return np.add.reduce(x, axis=axis, keepdims=keepdims)
+    return x.sum(axis=axis, keepdims=keepdims)
+
+
+def _rmax(x, axis=None, keepdims=False):
+    """``x.max(...)``, likewise."""
+    if isinstance(x, np.ndarray):
+        return np.maximum.reduce(x, axis=axis, keepdims=keepdims)
+    return x.max(axis=axis, keepdims=keepdims)
+
+
 def _const(value):
     """The array (or number) to combine with a tensor's data."""
     if isinstance(value, (numbers.Number, np.ndarray, np.generic)) \
@@ -217,36 +232,46 @@ def tanh(a):
 def softmax(a, axis=-1):
     """Softmax along ``axis``: exponentials normalised to sum to 1."""
     x = a.data
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    out = e / e.sum(axis=axis, keepdims=True)
-    return _unary(a, out, lambda g: out * (g - (g * out).sum(axis=axis, keepdims=True)))
+    e = np.exp(x - _rmax(x, axis, True))
+    out = e / _rsum(e, axis, True)
+    return _unary(a, out, lambda g: out * (g - _rsum(g * out, axis, True)))
 
 
 def log_softmax(a, axis=-1):
     """``log(softmax(a))``, computed without overflow."""
     x = a.data
-    shifted = x - x.max(axis=axis, keepdims=True)
-    out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-    return _unary(a, out, lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True))
+    shifted = x - _rmax(x, axis, True)
+    out = shifted - np.log(_rsum(np.exp(shifted), axis, True))
+    return _unary(a, out, lambda g: g - np.exp(out) * _rsum(g, axis, True))
 
 
 def _labels(labels, logits):
     """Integer class labels as an array on the logits' device, checked."""
-    y = _data(labels)
+    y = labels.data if isinstance(labels, Tensor) else labels
     if not (isinstance(y, np.ndarray) or hasattr(y, "__cuda_array_interface__")):
         y = np.asarray(y)
-    batch, classes = logits.shape
+    batch = logits.shape[0]
     if y.dtype.kind not in "iu" or y.shape != (batch,):
         raise ValueError(
             f"cross_entropy: expected integer class labels of shape ({batch},) "
             f"for logits of shape {logits.shape}, got dtype {y.dtype} and "
             f"shape {y.shape}")
-    if backend.device_of(y) != backend.device_of(logits):
+    if type(y) is not type(logits) and backend.device_of(y) != backend.device_of(logits):
         y = backend.move(y, backend.device_of(logits))
-    if batch and (int(y.min()) < 0 or int(y.max()) >= classes):
-        raise ValueError(f"cross_entropy: labels must lie in [0, {classes}), "
-                         f"got values from {int(y.min())} to {int(y.max())}")
+    # Labels >= classes fail at the fancy index in cross_entropy; negative
+    # ones would silently count from the end, so they are checked here.
+    if batch and y.dtype.kind == "i" and _rmin(y) < 0:
+        raise _label_error(y, logits.shape[1])
     return y
+
+
+def _rmin(y):
+    return np.minimum.reduce(y) if isinstance(y, np.ndarray) else int(y.min())
+
+
+def _label_error(y, classes):
+    return ValueError(f"cross_entropy: labels must lie in [0, {classes}), got "
+                      f"values from {int(y.min())} to {int(y.max())}")
 
 
 def cross_entropy(logits, labels):
@@ -262,11 +287,17 @@ def cross_entropy(logits, labels):
     y = _labels(labels, x)
     batch = x.shape[0]
     rows = backend.namespace_of(x).arange(batch)
-    shifted = x - x.max(axis=1, keepdims=True)
+    shifted = x - _rmax(x, 1, True)
     e = np.exp(shifted)
-    total = e.sum(axis=1, keepdims=True)
-    loss = (np.log(total).sum() - shifted[rows, y].sum()) / batch
-    out = np.asarray(loss, dtype=x.dtype) if isinstance(x, np.ndarray) else loss.astype(x.dtype)
+    total = _rsum(e, 1, True)
+    try:
+        picked = shifted[rows, y]
+    except IndexError:
+        raise _label_error(y, x.shape[1]) from None
+    per_example = np.log(total).reshape(batch)
+    per_example -= picked
+    out = _rsum(per_example, 0, True).reshape(())
+    out /= _builtin_max(batch, 1)
 
     def rule(g):
         p = e / total
@@ -326,7 +357,8 @@ def _reduce(a, reduce, axis, keepdims, scale_by_count):
 
 def sum(a, axis=None, keepdims=False):
     """Sum over ``axis`` (all axes when None)."""
-    return _reduce(a, a.data.sum, axis, keepdims, False)
+    return _reduce(a, lambda axis, keepdims: _rsum(a.data, axis, keepdims),
+                   axis, keepdims, False)
 
 
 def mean(a, axis=None, keepdims=False):
@@ -543,7 +575,7 @@ def linear(x, weight, bias=None):
     def backward(g):
         return (g.dot(w) if need_x else None,
                 g.T.dot(xd) if need_w else None,
-                g.sum(axis=0) if need_b else None)
+                _rsum(g, 0) if need_b else None)
     return _node(out, (x, weight) if bias is None else (x, weight, bias), backward)
 
 

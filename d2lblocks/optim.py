@@ -105,6 +105,18 @@ class SGD(Optimizer):
             raise ValueError("momentum and weight_decay must be >= 0")
         self.momentum, self.weight_decay = momentum, weight_decay
 
+    def step(self):
+        """Update each parameter that has a gradient."""
+        if self.momentum or self.weight_decay:
+            return super().step()
+        if self._watching:
+            self._warn_about_unregistered()
+        minus_lr, axpy = -self.lr, backend.axpy
+        for p in self.params:           # the common case, kept lean
+            g = p.grad
+            if g is not None:
+                axpy(minus_lr, g.data, p.data)
+
     def update(self, w, g, state):
         lr, wd = self.lr, self.weight_decay
         if self.momentum == 0:

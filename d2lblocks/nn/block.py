@@ -147,14 +147,19 @@ class Block:
 
     # ---- calling ---------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        if _Calls.depth == 0:
-            _Calls.count += 1
-        self.__dict__["_last_call"] = _Calls.count
-        _Calls.depth += 1
+        calls = _Calls
+        if calls.depth == 0:
+            calls.count += 1
+        d = self.__dict__
+        d["_last_call"] = count = calls.count
+        for p in d["_params"].values():     # for diagnose's "unused" check
+            if p is not None:
+                p._last_used = count
+        calls.depth += 1
         try:
             return self.forward(*args, **kwargs)
         finally:
-            _Calls.depth -= 1
+            calls.depth -= 1
 
     def forward(self, *args, **kwargs):
         """The forward computation; every block defines it."""

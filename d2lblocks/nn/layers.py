@@ -87,15 +87,17 @@ class Dense(Block):
     def forward(self, X):
         params = self._params
         weight, bias = params["weight"], params.get("bias")
-        if self.flatten and X.ndim > 2:
-            X = X.reshape(X.shape[0], -1)
-        if weight.is_lazy:
-            self._materialize(X.shape[-1], X.device,
-                              X.dtype if X.dtype.kind == "f" else None)
-        elif X.shape[-1] != weight.shape[1]:
+        x = X.data
+        if x.ndim > 2 and self.flatten:
+            X = X.reshape(x.shape[0], -1)
+            x = X.data
+        if weight._lazy_shape is not None:
+            self._materialize(x.shape[-1], X.device,
+                              x.dtype if x.dtype.kind == "f" else None)
+        elif x.shape[-1] != weight.data.shape[1]:
             raise ValueError(
-                f"{type(self).__name__} expects inputs with {weight.shape[1]} "
-                f"features (last axis), got a batch of shape {X.shape}")
+                f"{type(self).__name__} expects inputs with {weight.data.shape[1]} "
+                f"features (last axis), got a batch of shape {x.shape}")
         out = ops.linear(X, weight, bias)
         act = self.activation
         return out if act is None else act(out)

@@ -7,18 +7,41 @@ from ..tensor import Tensor, as_dtype, float32
 
 __all__ = ["Parameter", "UninitializedParameterError"]
 
-_raw_data = Tensor.data        # the slot descriptor Parameter's property wraps
-
-
 class UninitializedParameterError(RuntimeError):
     """A lazy parameter was read before its shape was known."""
 
 
 class _Calls:
-    """Counts outermost block calls, so a parameter can tell whether it was
-    read during the most recent forward pass (see ``diagnose``)."""
+    """Counts outermost block calls, so a parameter can tell whether its
+    block ran in the most recent forward pass (see ``diagnose``)."""
     depth = 0
     count = 0
+
+
+class _Unset:
+    """Stands in for the array of a lazy parameter: any use of it (an
+    attribute such as ``.shape``, arithmetic, NumPy conversion) raises
+    :class:`UninitializedParameterError` with an explanation."""
+
+    __slots__ = ("shape_text",)
+
+    def __init__(self, shape_text):
+        self.shape_text = shape_text
+
+    def _fail(self, *args, **kwargs):
+        raise UninitializedParameterError(
+            f"this parameter has shape {self.shape_text}: its unknown sizes "
+            f"are set by the first forward pass. Run the network on a batch "
+            f"first (net(X)), or give the layer its input size (e.g. "
+            f"Dense(256, in_units=20) or Linear(20, 256)).")
+
+    def __getattr__(self, name):
+        self._fail()
+
+    __array__ = __array_ufunc__ = __array_function__ = _fail
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _fail
+    __truediv__ = __rtruediv__ = __matmul__ = __rmatmul__ = __getitem__ = _fail
+    __len__ = __iter__ = __float__ = __bool__ = _fail
 
 
 class Parameter(Tensor):
@@ -40,45 +63,26 @@ class Parameter(Tensor):
                 raise ValueError("a Parameter needs data, or the shape of a "
                                  "lazy parameter such as (256, None)")
             super().__init__(np.empty(0, float32), requires_grad=False)
-            _raw_data.__set__(self, None)
             self.requires_grad = requires_grad
             self._lazy_shape = tuple(shape)
             self._lazy_dtype = float32 if dtype is None else as_dtype(dtype)
+            self.data = _Unset(self._shape_text())
         else:
             super().__init__(data, dtype=dtype, requires_grad=requires_grad)
             self._lazy_shape = None
         self._init = None             # initializer waiting for a lazy shape
         self._user_initialized = False
-        self._last_used = -1
-
-    @property
-    def data(self):
-        """The values (reading a lazy parameter raises a clear error)."""
-        value = _raw_data.__get__(self)
-        if value is None:
-            raise UninitializedParameterError(
-                f"this parameter has shape {self._shape_text()}: its unknown "
-                f"sizes are set by the first forward pass. Run the network on "
-                f"a batch first (net(X)), or give the layer its input size "
-                f"(e.g. Dense(256, in_units=20) or Linear(20, 256)).")
-        if _Calls.depth:
-            self._last_used = _Calls.count
-        return value
-
-    @data.setter
-    def data(self, value):
-        _raw_data.__set__(self, value)
+        self._last_used = -1          # the forward pass that last ran its block
 
     @property
     def is_lazy(self):
         """True while the shape is not fully known."""
-        return _raw_data.__get__(self) is None
+        return self._lazy_shape is not None
 
     @property
     def shape(self):
-        if self.is_lazy:
-            return self._lazy_shape
-        return _raw_data.__get__(self).shape
+        """The shape; a lazy parameter has ``None`` for unknown sizes."""
+        return self._lazy_shape if self._lazy_shape is not None else self.data.shape
 
     def _shape_text(self):
         return "(" + ", ".join("?" if n is None else str(n)

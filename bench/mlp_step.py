@@ -1,0 +1,199 @@
+"""Training step of the d2l MLP (784-256-10, ReLU, softmax cross-entropy,
+SGD lr 0.1, float32): d2lblocks against hand-written NumPy and PyTorch.
+
+    python bench/mlp_step.py [--threads 1 2] [--batches 1 16 256 4096]
+
+Implementations, all from the same weights and batch, in one process:
+  numpy      plain NumPy expressions (forward, backward, w -= lr * g)
+  numpy_opt  tuned NumPy: out= buffers, lr folded into the loss gradient,
+             np.dot for the outer product at batch 1
+  limit      the faster of the two, per batch size (the reference)
+  d2lblocks  nn.Sequential(Linear, ReLU, Linear) + cross_entropy + optim.SGD
+  torch      the same in PyTorch eager, when torch is installed
+Ratios are paired medians against the limit; targets (1 thread) are
+<= 1.25x at B=1, <= 1.10x at B=16, <= 1.03x at B >= 256, and at most half
+of PyTorch's time at B <= 16.
+"""
+
+import argparse
+import sys
+import os
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+import d2lblocks as db  # noqa: E402
+from d2lblocks import nn, optim  # noqa: E402
+
+LR, D_IN, D_HID, D_OUT = 0.1, 784, 256, 10
+TARGETS = {1: 1.25, 16: 1.10, 256: 1.03, 4096: 1.03}
+
+
+def make_problem(batch, seed=0):
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(0, 0.01, (D_HID, D_IN)).astype(np.float32),
+               np.zeros(D_HID, np.float32),
+               rng.normal(0, 0.01, (D_OUT, D_HID)).astype(np.float32),
+               np.zeros(D_OUT, np.float32)]
+    X = rng.random((batch, D_IN), dtype=np.float32)
+    y = rng.integers(0, D_OUT, batch)
+    return weights, X, y
+
+
+def numpy_plain(weights, X, y):
+    W1, b1, W2, b2 = [w.copy() for w in weights]
+    rows, n = np.arange(len(y)), len(y)
+
+    def step():
+        H = X @ W1.T + b1
+        A = np.maximum(H, 0)
+        Z = A @ W2.T + b2
+        Z = Z - Z.max(axis=1, keepdims=True)
+        E = np.exp(Z)
+        P = E / E.sum(axis=1, keepdims=True)
+        P[rows, y] -= 1
+        dZ = P / n
+        dW2, db2 = dZ.T @ A, dZ.sum(axis=0)
+        dH = (dZ @ W2) * (H > 0)
+        dW1, db1 = dH.T @ X, dH.sum(axis=0)
+        for w, g in ((W1, dW1), (b1, db1), (W2, dW2), (b2, db2)):
+            w -= LR * g
+    return step, (W1, b1, W2, b2)
+
+
+def numpy_tuned(weights, X, y):
+    W1, b1, W2, b2 = [w.copy() for w in weights]
+    n = len(y)
+    rows = np.arange(n)
+    H = np.empty((n, D_HID), np.float32)
+    Z = np.empty((n, D_OUT), np.float32)
+    mx = np.empty((n, 1), np.float32)
+    s = np.empty((n, 1), np.float32)
+    dH = np.empty((n, D_HID), np.float32)
+    mask = np.empty((n, D_HID), bool)
+    dW1, dW2 = np.empty_like(W1), np.empty_like(W2)
+    db1, db2 = np.empty_like(b1), np.empty_like(b2)
+
+    def step():
+        np.dot(X, W1.T, out=H)
+        np.add(H, b1, out=H)
+        np.greater(H, 0, out=mask)
+        np.multiply(H, mask, out=H)              # H is now the activation A
+        np.dot(H, W2.T, out=Z)
+        np.add(Z, b2, out=Z)
+        np.max(Z, axis=1, keepdims=True, out=mx)
+        np.subtract(Z, mx, out=Z)
+        np.exp(Z, out=Z)
+        np.sum(Z, axis=1, keepdims=True, out=s)
+        np.divide(Z, s, out=Z)
+        Z[rows, y] -= 1
+        np.multiply(Z, LR / n, out=Z)            # lr folded in here
+        np.dot(Z.T, H, out=dW2)
+        np.sum(Z, axis=0, out=db2)
+        np.dot(Z, W2, out=dH)
+        np.multiply(dH, mask, out=dH)
+        np.dot(dH.T, X, out=dW1)
+        np.sum(dH, axis=0, out=db1)
+        for w, g in ((W1, dW1), (b1, db1), (W2, dW2), (b2, db2)):
+            np.subtract(w, g, out=w)
+    return step, (W1, b1, W2, b2)
+
+
+def d2lblocks_step(weights, X, y):
+    net = nn.Sequential(nn.Linear(D_IN, D_HID), nn.ReLU(), nn.Linear(D_HID, D_OUT))
+    for p, w in zip(net.parameters(), weights):
+        p.data = w.copy()
+    opt = optim.SGD(net.parameters(), lr=LR)
+    Xt = db.tensor(X)
+
+    def step():
+        opt.zero_grad()
+        loss = db.cross_entropy(net(Xt), y)
+        loss.backward()
+        opt.step()
+    return step, tuple(p.data for p in net.parameters())
+
+
+def torch_step(weights, X, y):
+    import torch
+    net = torch.nn.Sequential(torch.nn.Linear(D_IN, D_HID), torch.nn.ReLU(),
+                              torch.nn.Linear(D_HID, D_OUT))
+    with torch.no_grad():
+        for p, w in zip(net.parameters(), weights):
+            p.copy_(torch.from_numpy(w))
+    opt = torch.optim.SGD(net.parameters(), lr=LR)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(Xt), yt)
+        loss.backward()
+        opt.step()
+    return step, tuple(p.detach().numpy() for p in net.parameters())
+
+
+def builders():
+    found = {"numpy": numpy_plain, "numpy_opt": numpy_tuned, "d2lblocks": d2lblocks_step}
+    try:
+        import torch  # noqa: F401
+        found["torch"] = torch_step
+    except ImportError:
+        pass
+    return found
+
+
+def check_agreement(batch):
+    """Two steps of every implementation end at the same weights."""
+    weights, X, y = make_problem(batch)
+    results = {}
+    for name, build in builders().items():
+        step, params = build(weights, X, y)
+        step()
+        step()
+        results[name] = params
+    for name, params in results.items():
+        for a, b in zip(params, results["numpy"]):
+            err = float(np.max(np.abs(np.asarray(a) - b)))
+            if err > 1e-5:
+                raise SystemExit(f"{name} disagrees with numpy at B={batch}: {err}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 16, 256, 4096])
+    ap.add_argument("--rounds", type=int, default=11)
+    args = ap.parse_args()
+    report = []
+    print(f"{'thr':>3} {'batch':>5} {'impl':>10} {'median us':>10} "
+          f"{'x limit':>8} {'x torch':>8} {'target':>7}")
+    for n_threads in args.threads:
+        with harness.threads(n_threads):
+            for batch in args.batches:
+                check_agreement(batch)
+                weights, X, y = make_problem(batch)
+                impls = {name: build(weights, X, y)[0]
+                         for name, build in builders().items()}
+                samples = harness.compare(impls, rounds=args.rounds)
+                limit = min(("numpy", "numpy_opt"),
+                            key=lambda k: harness.median_us(samples, k))
+                for name in impls:
+                    row = {"threads": n_threads, "batch": batch, "impl": name,
+                           "median_us": harness.median_us(samples, name),
+                           "x_limit": harness.paired_ratio(samples, name, limit)}
+                    if "torch" in impls:
+                        row["x_torch"] = harness.paired_ratio(samples, name, "torch")
+                    report.append(row)
+                    target = TARGETS.get(batch) if name == "d2lblocks" else None
+                    ok = "" if target is None else (
+                        f"{'ok' if row['x_limit'] <= target else 'MISS'} {target}")
+                    print(f"{n_threads:>3} {batch:>5} {name:>10} {row['median_us']:>10.1f} "
+                          f"{row['x_limit']:>8.3f} {row.get('x_torch', float('nan')):>8.3f} "
+                          f"{ok:>7}")
+    print("wrote", harness.save_json(report, "mlp_step.json"))
+
+
+if __name__ == "__main__":
+    main()

@@ -76,3 +76,27 @@ def central_difference(fn, arrays, index, weights, eps=1e-6):
 def central_difference_fixture():
     """The :func:`central_difference` helper, for other test files."""
     return central_difference
+
+
+def parameter_central_difference(net, loss_fn, eps=1e-6):
+    """Central-difference gradients of ``loss_fn()`` with respect to every
+    parameter of ``net``, by nudging each element in place.
+
+    Returns ``{name: array}``. Use a float64 network (``net.to(dtype=
+    db.float64)``) so the differences are precise.
+    """
+    grads = {}
+    with db.no_grad():
+        for name, p in net.named_parameters():
+            flat = p.data.reshape(-1)
+            g = np.zeros(flat.size)
+            for i in range(flat.size):
+                saved = flat[i]
+                flat[i] = saved + eps
+                up = float(loss_fn().item())
+                flat[i] = saved - eps
+                down = float(loss_fn().item())
+                flat[i] = saved
+                g[i] = (up - down) / (2 * eps)
+            grads[name] = g.reshape(p.shape)
+    return grads

@@ -321,7 +321,7 @@ def mse(pred, target):
         return ((pred - target) ** 2).mean()
     diff = pred.data - t
     out = np.asarray((diff * diff).mean(), dtype=pred.dtype)
-    scale = 2.0 / max(diff.size, 1)
+    scale = 2.0 / _builtin_max(diff.size, 1)
     return _unary(pred, out, lambda g: diff * (g * scale))
 
 
@@ -581,6 +581,8 @@ def linear(x, weight, bias=None):
 
 def _matmul_grads(g, ad, bd, need_a, need_b):
     """Gradients of ``matmul`` for 1-D and batched operands."""
+    if ad.ndim == 1 and bd.ndim == 1:            # a dot product: g is 0-d
+        return (g * bd if need_a else None), (g * ad if need_b else None)
     a2 = ad[None, :] if ad.ndim == 1 else ad
     b2 = bd[:, None] if bd.ndim == 1 else bd
     if ad.ndim == 1:

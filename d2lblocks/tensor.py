@@ -5,7 +5,8 @@ while gradients are recorded remembers three things: its parents, a
 ``_backward`` function that maps the gradient of the output to the gradients
 of the parents, and a sequence number ``_seq`` that grows with every op.
 Parents are always older than their children, so visiting the graph in
-decreasing ``_seq`` is a valid reverse topological order, with no recursion.
+decreasing ``_seq`` is a valid reverse topological order, with no recursion
+and no sorting pass.
 
 The ops themselves, and the operators such as ``+`` and ``@``, live in
 ``ops.py`` beside their backward rules.
@@ -13,6 +14,7 @@ The ops themselves, and the operators such as ``+`` and ``@``, live in
 
 import itertools
 import numbers
+from heapq import heappop, heappush
 
 import numpy as np
 
@@ -348,59 +350,46 @@ def _node(data, parents, backward):
     return t
 
 
-def _seq_of(t):
-    return t._seq
-
-
 def _run_backward(root, grad, retain_graph):
     """Reverse-mode sweep from ``root`` with ``grad`` as its gradient.
 
-    While the sweep runs, an inner node's ``grad`` slot holds the raw array
-    of its pending gradient; it is back to ``None`` when the node is done.
+    Nodes are visited newest first, from a heap keyed by ``_seq``: every node
+    that can send a gradient to a node is newer than it, so by the time a node
+    is popped its gradient is complete. A node enters the heap the first time
+    it receives a gradient; while it waits there, its ``grad`` slot holds the
+    raw array of the gradient gathered so far.
     """
     if root._backward is None:
         _accumulate(root, grad)
         return
-    # Collect the recorded nodes that lead to root.
-    nodes, seen, stack = [], {id(root)}, [root]
-    while stack:
-        t = stack.pop()
-        nodes.append(t)
-        for p in t._parents:
-            while p._seq > t._seq:       # p was changed in place after t used it
-                p = p._prev
-            if p._backward is not None and id(p) not in seen:
-                seen.add(id(p))
-                stack.append(p)
-    nodes.sort(key=_seq_of, reverse=True)
     root.grad = grad
-    finished = False
+    heap = [(-root._seq, root)]      # _seq is unique, so nodes never compare
     try:
-        for t in nodes:
-            g = t.grad
-            if g is None:
-                continue
-            t.grad = None
+        while heap:
+            t = heappop(heap)[1]
+            g, t.grad = t.grad, None
             for p, gp in zip(t._parents, t._backward(g)):
                 if gp is None:
                     continue
-                while p._seq > t._seq:
+                while p._seq > t._seq:   # p was changed in place after t used it
                     p = p._prev
                 if p._backward is None:
                     if p.requires_grad:
                         _accumulate(p, gp)
+                elif p.grad is None:
+                    p.grad = gp
+                    heappush(heap, (-p._seq, p))
                 else:
-                    old = p.grad
-                    p.grad = gp if old is None else old + gp
+                    p.grad = p.grad + gp
             if not retain_graph:
+                # _prev stays: older nodes may still need it to find the old
+                # value of a tensor that was changed in place.
                 t._backward = _freed
                 t._parents = ()
-                t._prev = None
-        finished = True
-    finally:
-        if not finished:            # an error mid-way: drop pending arrays
-            for t in nodes:
-                t.grad = None
+    except BaseException:
+        for _, t in heap:            # drop the gradients still waiting
+            t.grad = None
+        raise
 
 
 def _accumulate(leaf, g):

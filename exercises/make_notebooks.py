@@ -630,6 +630,7 @@ def factory():
     made.append(nn.Linear(2, 2))
     return made[-1]
 blocks = make_instances(factory, 4)
+assert len(made) == 4, f"factory() should be called 4 times, it was called {len(made)} times"
 assert len(blocks) == 4 and all(b is m for b, m in zip(blocks, made)), \\
     "the i-th block in the list should be the i-th block the factory made"
 ### BEGIN HIDDEN TESTS

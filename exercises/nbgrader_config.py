@@ -5,8 +5,50 @@ course root is the current directory, so no machine path is written here.
 Each setting below works around a known trap of stock nbgrader.
 """
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+import re
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from traitlets import Bool
+
+
+class HideTestTracebacks(Preprocessor):
+    """Drop the test cell's own frames from its error tracebacks.
+
+    IPython prints a few source lines around the failing line, so a test
+    that fails inside ``### BEGIN HIDDEN TESTS`` would show hidden lines
+    in the feedback even after ``ClearHiddenTests``. The exception type
+    and message stay, and so do frames of the student's own code.
+    """
+
+    enabled = Bool(True)
+    _ansi = re.compile(r"\x1b\[[0-9;]*m")
+    _region = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS",
+                         re.S)
+
+    def preprocess_cell(self, cell, resources, index):
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("grade"):
+            return cell, resources
+        hidden = [line.strip() for block in self._region.findall(cell.source)
+                  for line in block.splitlines() if len(line.strip()) >= 8]
+        own_frame = f"In[{cell.execution_count}]"
+        for output in cell.outputs:
+            if output.output_type != "error":
+                continue
+            kept = []
+            for entry in output.traceback:
+                plain = self._ansi.sub("", entry)
+                if own_frame in plain or "HIDDEN TESTS" in plain or \
+                        any(line in plain for line in hidden):
+                    continue
+                kept.append(entry)
+            if len(kept) != len(output.traceback):
+                kept.insert(len(kept) - 1 if kept else 0,
+                            "(the lines of the test cell are not shown)")
+            output.traceback = kept
+        return cell, resources
+
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
@@ -28,6 +70,8 @@ c.IgnorePattern.pattern = r"(?m)^.*:\d+: \w*Warning: "
 # tests) instead of silently turning into "needs manual grading".
 c.OverwriteCells.add_missing_cells = True
 
-# The feedback HTML would otherwise show the hidden tests verbatim.
+# The feedback HTML would otherwise show the hidden tests verbatim, in
+# the cells and in the tracebacks of failed tests.
 c.GenerateFeedback.preprocessors = [
-    GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+    GetGrades, HideTestTracebacks, ClearHiddenTests,
+    CSSHTMLHeaderPreprocessor]

@@ -1,0 +1,214 @@
+"""Sample submissions of ``layers_and_blocks``, built from the release.
+
+Each sample is a small description instead of a stored notebook: start
+from the correct answers (``"correct"``) or from the untouched release
+(``"release"``), then replace the cells named by grade_id with new source
+(``None`` deletes the cell, as a student might by accident). ``write_all``
+turns the descriptions into ``submitted/<student>/<assignment>/*.ipynb``
+under a course folder, the layout ``nbgrader autograde`` reads.
+
+The correct code is taken from the solution cells of ``exercises/source``
+with the ``### BEGIN/END SOLUTION`` lines removed, so it never drifts
+from the reference solution; the written answer is ``WRITTEN_ANSWER``.
+The expected scores live in ``tests/test_exercises.py``.
+"""
+
+from pathlib import Path
+
+import nbformat
+
+ASSIGNMENT = "layers_and_blocks"
+
+LIST_SEQUENTIAL = '''
+class MySequential(nn.Block):
+    """Runs its blocks in order, but keeps them in a plain list."""
+
+    def __init__(self, *blocks):
+        super().__init__()
+        self.blocks = list(blocks)
+
+    def forward(self, X):
+        for block in self.blocks:
+            X = block(X)
+        return X
+'''
+
+# Checks the batch size, then joins along axis 0 by default instead of 1.
+PARALLEL_AXIS0 = '''
+class Parallel(nn.Block):
+    """Runs two blocks side by side (concatenating along the batch axis)."""
+
+    def __init__(self, net1, net2, axis=0):
+        super().__init__()
+        self.net1 = net1
+        self.net2 = net2
+        self.axis = axis
+
+    def forward(self, X, X2=None):
+        Y1 = self.net1(X)
+        Y2 = self.net2(X if X2 is None else X2)
+        if Y1.shape[0] != Y2.shape[0]:
+            raise ValueError(f"batch sizes differ: {Y1.shape[0]} and {Y2.shape[0]}")
+        return db.concat([Y1, Y2], axis=0)
+'''
+
+# Right everywhere except that it never checks the batch sizes.
+PARALLEL_NO_CHECK = '''
+class Parallel(nn.Block):
+    """Runs two blocks side by side."""
+
+    def __init__(self, net1, net2, axis=1):
+        super().__init__()
+        self.net1 = net1
+        self.net2 = net2
+        self.axis = axis
+
+    def forward(self, X, X2=None):
+        Y1 = self.net1(X)
+        Y2 = self.net2(X if X2 is None else X2)
+        return db.concat([Y1, Y2], axis=self.axis)
+'''
+
+# A correct answer that prints a DeprecationWarning on every call: stock
+# nbgrader would give 0 points to each test cell that calls it.
+PARALLEL_WARNS = '''
+import warnings
+
+
+class Parallel(nn.Block):
+    """Runs two blocks side by side."""
+
+    def __init__(self, net1, net2, axis=1):
+        super().__init__()
+        self.net1 = net1
+        self.net2 = net2
+        self.axis = axis
+
+    def forward(self, X, X2=None):
+        warnings.warn("Parallel: X2 will be renamed in a later version",
+                      DeprecationWarning)
+        Y1 = self.net1(X)
+        Y2 = self.net2(X if X2 is None else X2)
+        if Y1.shape[0] != Y2.shape[0]:
+            raise ValueError(f"different batch sizes: {Y1.shape[0]} and {Y2.shape[0]}")
+        return db.concat([Y1, Y2], axis=self.axis)
+'''
+
+# The classic bug: one block repeated n times (all share parameters).
+FACTORY_REPEATS_ONE = '''
+def make_instances(factory, n):
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    return [factory()] * n
+
+
+def build_network(factory, n):
+    return nn.Sequential(*make_instances(factory, n))
+'''
+
+FACTORY_OFF_BY_ONE = '''
+def make_instances(factory, n):
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    return [factory() for _ in range(1, n)]
+
+
+def build_network(factory, n):
+    return nn.Sequential(*make_instances(factory, n))
+'''
+
+WRITTEN_ANSWER = """
+Blocks in a list still run, but the network never sees them:
+`parameters()` is empty so SGD has nothing to train, `state_dict()` saves
+nothing, `initialize()` and `to()` skip them. The block only walks the
+children it registered in its ordered dict, and a list attribute is not
+registered. MySequential stores each block in that dict.
+"""
+
+SAMPLES = {
+    "correct": {"base": "correct", "cells": {}},
+    "blank": {"base": "release", "cells": {}},
+    "list_sequential": {"base": "correct",
+                        "cells": {"my_sequential": LIST_SEQUENTIAL}},
+    "repeated_instance": {"base": "correct",
+                          "cells": {"factory_functions": FACTORY_REPEATS_ONE}},
+    "off_by_one": {"base": "correct",
+                   "cells": {"factory_functions": FACTORY_OFF_BY_ONE}},
+    "parallel_axis0": {"base": "correct",
+                       "cells": {"parallel_block": PARALLEL_AXIS0}},
+    "no_batch_check": {"base": "correct",
+                       "cells": {"parallel_block": PARALLEL_NO_CHECK}},
+    "warns": {"base": "correct", "cells": {"parallel_block": PARALLEL_WARNS}},
+    # Wrong code, and the test cell that would catch it deleted: with
+    # OverwriteCells.add_missing_cells the cell comes back and still fails.
+    "deleted_test": {"base": "correct",
+                     "cells": {"my_sequential": LIST_SEQUENTIAL,
+                               "test_seq_parameters": None}},
+}
+"""student id -> how that student's notebooks differ from the base."""
+
+_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+
+def _grade_id(cell):
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def reference_answers(source_dir):
+    """``{grade_id: source}`` of every solution cell in ``source_dir``,
+    with the solution markers removed (what a perfect student writes)."""
+    answers = {}
+    for path in sorted(Path(source_dir).glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("solution"):
+                lines = [line for line in cell.source.splitlines()
+                         if line.strip() not in _MARKERS]
+                answers[meta["grade_id"]] = "\n".join(lines).strip()
+    return answers
+
+
+def make_notebook(release_nb, sample, answers):
+    """A submitted copy of one released notebook for ``sample``."""
+    if sample["base"] not in ("correct", "release"):
+        raise ValueError(f"a sample's base must be 'correct' or 'release', "
+                         f"got {sample['base']!r}")
+    nb = nbformat.from_dict(release_nb)
+    cells = []
+    for cell in nb.cells:
+        gid = _grade_id(cell)
+        if gid in sample["cells"]:
+            new = sample["cells"][gid]
+            if new is None:
+                continue
+            cell.source = new.strip()
+        elif sample["base"] == "correct" and gid in answers:
+            cell.source = answers[gid]
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def write_all(course_dir, samples=SAMPLES, assignment=ASSIGNMENT):
+    """Write every sample under ``course_dir/submitted`` from the release;
+    returns the student ids in order."""
+    course = Path(course_dir)
+    release = course / "release" / assignment
+    answers = reference_answers(course / "source" / assignment)
+    # A student writes prose, not the instructor's model answer and rubric.
+    answers["list_answer"] = WRITTEN_ANSWER.strip()
+    known = {_grade_id(c) for p in release.glob("*.ipynb")
+             for c in nbformat.read(p, as_version=4).cells}
+    for student, sample in samples.items():
+        unknown = set(sample["cells"]) - known
+        if unknown:
+            raise KeyError(f"sample {student!r} names cells that the release "
+                           f"does not have: {sorted(unknown)}")
+        out = course / "submitted" / student / assignment
+        out.mkdir(parents=True, exist_ok=True)
+        for path in sorted(release.glob("*.ipynb")):
+            nb = make_notebook(nbformat.read(path, as_version=4), sample, answers)
+            nbformat.write(nb, out / path.name)
+        # nbgrader reads the submission time from this file.
+        (out / "timestamp.txt").write_text("2026-11-20 12:00:00.000000 UTC")
+    return list(samples)

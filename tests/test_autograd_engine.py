@@ -245,17 +245,7 @@ def test_each_in_place_operator_on_an_intermediate(op):
         np.testing.assert_allclose(xs[i].grad.numpy(), numeric, rtol=1e-6)
 
 
-PREV_FREED_BUG = (
-    "library bug: _run_backward clears _prev of an in-place-changed node as "
-    "soon as that node is done, but an older node (y = x * 3) still needs "
-    "x._prev to find the old x: AttributeError 'NoneType' has no '_seq'")
-
-
-@pytest.mark.parametrize("retain_graph", [
-    True,
-    pytest.param(False, marks=pytest.mark.xfail(strict=True,
-                                                 reason=PREV_FREED_BUG)),
-])
+@pytest.mark.parametrize("retain_graph", [True, False])
 def test_old_value_is_kept_for_earlier_uses(retain_graph):
     """``y = x * 3; x /= 2``: y still depends on the x before the division."""
     w = leaf([1.0, 2.0])

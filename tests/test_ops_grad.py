@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import d2lblocks as db
@@ -246,15 +246,11 @@ def test_max_shares_gradient_between_ties():
 
 
 # ---- matrix products -------------------------------------------------------------
-VECTOR_DOT_BUG = ("library bug: backward of 1-D @ 1-D calls "
-                  "np.expand_dims(g, -2) on the 0-d gradient (AxisError)")
-
 MATMUL_CASES = [
     ((3, 4), (4, 2)),
     ((4,), (4, 2)),
     ((3, 4), (4,)),
-    pytest.param((4,), (4,), marks=pytest.mark.xfail(
-        strict=True, reason=VECTOR_DOT_BUG)),
+    ((4,), (4,)),
     ((3, 1), (1, 4)),          # outer product: inner dimension 1
     ((1, 3), (3, 1)),
     ((2, 3, 4), (4, 5)),
@@ -276,8 +272,6 @@ def test_matmul_cases(sa, sb):
     signature=np.matmul.signature, max_dims=3, max_side=3), seed=seeds)
 def test_matmul_any_shapes(shapes, seed):
     sa, sb = shapes.input_shapes
-    # The vector dot product has its own (xfail) case above.
-    assume(not (len(sa) == 1 and len(sb) == 1))
     check_grads(lambda x, y: x @ y, values(sa, seed), values(sb, seed + 1),
                 reference=np.matmul)
 
@@ -485,12 +479,6 @@ def test_cross_entropy_rejects_logits_that_are_not_2d():
         db.cross_entropy(db.zeros(3), np.array([0]))
 
 
-MSE_BUG = ("library bug: ops.mse calls max(diff.size, 1), but ops.max (the "
-           "tensor reduction) shadows the builtin there: AttributeError "
-           "whenever the target is a constant")
-
-
-@pytest.mark.xfail(strict=True, reason=MSE_BUG)
 @given(shape=shapes, seed=seeds)
 @settings(max_examples=12)
 def test_mse(shape, seed):

@@ -1,0 +1,205 @@
+"""Optimizers against NumPy references of their update rules, and a small
+classifier trained end to end."""
+
+import numpy as np
+import pytest
+
+import d2lblocks as db
+from d2lblocks import nn, optim
+from conftest import parameter_central_difference
+
+C = np.array([0.5, -1.5, 2.0, 1.0, -0.25, 3.0])
+T = np.array([1.0, 2.0, -1.0, 0.5, 0.0, -2.0])
+W0 = np.array([0.3, -0.2, 0.1, 1.0, -1.0, 0.05])
+
+
+def quadratic_grad(w):
+    """The gradient of sum((w * C - T) ** 2), by hand."""
+    return 2 * C * (w * C - T)
+
+
+def run_optimizer(make, steps, dtype=db.float64):
+    """Steps of ``make([w])`` on the quadratic; returns w after each."""
+    w = nn.Parameter(db.tensor(W0.copy(), dtype=dtype))
+    opt = make([w])
+    trace = []
+    for _ in range(steps):
+        opt.zero_grad()
+        ((w * db.tensor(C, dtype=dtype) - db.tensor(T, dtype=dtype)) ** 2) \
+            .sum().backward()
+        opt.step()
+        trace.append(w.numpy().astype(np.float64).copy())
+    return trace
+
+
+def sgd_reference(lr, momentum, weight_decay, steps):
+    w, v, trace = W0.copy(), None, []
+    for _ in range(steps):
+        d = quadratic_grad(w) + weight_decay * w
+        if momentum:
+            v = d.copy() if v is None else momentum * v + d
+            d = v
+        w = w - lr * d
+        trace.append(w.copy())
+    return trace
+
+
+def adam_reference(lr, b1, b2, eps, weight_decay, steps):
+    w, m, v, trace = W0.copy(), np.zeros(6), np.zeros(6), []
+    for t in range(1, steps + 1):
+        g = quadratic_grad(w) + weight_decay * w
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+        w = w - lr * m_hat / (np.sqrt(v_hat) + eps)
+        trace.append(w.copy())
+    return trace
+
+
+SGD_CASES = [(0.01, 0.0, 0.0), (0.01, 0.9, 0.0), (0.01, 0.0, 0.1),
+             (0.02, 0.5, 0.05)]
+
+
+@pytest.mark.parametrize("lr,momentum,weight_decay", SGD_CASES)
+@pytest.mark.parametrize("dtype", [db.float64, db.float32])
+def test_sgd_matches_reference(lr, momentum, weight_decay, dtype):
+    got = run_optimizer(lambda p: optim.SGD(p, lr=lr, momentum=momentum,
+                                            weight_decay=weight_decay),
+                        6, dtype)
+    want = sgd_reference(lr, momentum, weight_decay, 6)
+    rtol = 1e-12 if dtype == db.float64 else 1e-5
+    for step, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol,
+                                   err_msg=f"step {step + 1}")
+
+
+ADAM_CASES = [(0.1, (0.9, 0.999), 1e-8, 0.0), (0.05, (0.8, 0.99), 1e-3, 0.0),
+              (0.1, (0.9, 0.999), 1e-8, 0.1)]
+
+
+@pytest.mark.parametrize("lr,betas,eps,weight_decay", ADAM_CASES)
+@pytest.mark.parametrize("dtype", [db.float64, db.float32])
+def test_adam_matches_reference(lr, betas, eps, weight_decay, dtype):
+    got = run_optimizer(lambda p: optim.Adam(p, lr=lr, betas=betas, eps=eps,
+                                             weight_decay=weight_decay),
+                        6, dtype)
+    want = adam_reference(lr, *betas, eps, weight_decay, 6)
+    rtol = 1e-12 if dtype == db.float64 else 1e-5
+    for step, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol,
+                                   err_msg=f"step {step + 1}")
+
+
+def test_optimizer_updates_in_place_and_skips_params_without_grad():
+    a = nn.Parameter(db.ones(3))
+    b = nn.Parameter(db.ones(3))
+    data = a.data
+    opt = optim.Adam([a, b, a], lr=0.1)        # a listed twice: kept once
+    assert opt.params == [a, b]
+    (a * 2).sum().backward()
+    opt.step()
+    assert a.data is data and not np.allclose(a.numpy(), 1)
+    np.testing.assert_array_equal(b.numpy(), np.ones(3))
+    assert id(b) not in opt.state       # no moments for an untouched one
+    opt.zero_grad()
+    assert a.grad is None
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: optim.SGD([db.ones(2)], lr=0.1), "requires_grad"),
+    (lambda: optim.SGD([], lr=0.1), "no parameters"),
+    (lambda: optim.SGD([nn.Parameter(db.ones(2))], lr=-1), "lr"),
+    (lambda: optim.SGD([nn.Parameter(db.ones(2))], lr="0.1"), "lr"),
+    (lambda: optim.SGD([nn.Parameter(db.ones(2))], lr=0.1, momentum=-0.5),
+     "momentum"),
+])
+def test_bad_optimizer_arguments(make, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        make()
+
+
+# ---- training end to end ---------------------------------------------------------------
+def blobs(n_per_class=100, seed=0):
+    """Three Gaussian blobs in 2-D, one per class."""
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0.0, 3.0], [-2.6, -1.5], [2.6, -1.5]])
+    X = np.concatenate([rng.normal(c, 0.7, (n_per_class, 2)) for c in centers])
+    y = np.repeat(np.arange(3), n_per_class)
+    order = rng.permutation(len(y))
+    return X[order].astype(np.float32), y[order]
+
+
+def classifier():
+    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def accuracy(net, X, y):
+    with db.no_grad():
+        return float((net(db.tensor(X)).argmax(axis=1).numpy() == y).mean())
+
+
+def test_small_classifier_learns_gaussian_blobs():
+    X, y = blobs()
+    X_test, y_test = blobs(seed=1)
+    db.manual_seed(0)
+    net = classifier()
+    assert accuracy(net, X, y) < 0.6          # it starts out guessing
+    opt = optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    first = None
+    for step in range(60):
+        batch = slice((step * 50) % 300, (step * 50) % 300 + 50)
+        opt.zero_grad()
+        loss = loss_fn(net(db.tensor(X[batch])), y[batch])
+        loss.backward()
+        opt.step()
+        first = loss.item() if first is None else first
+    final = loss_fn(net(db.tensor(X)), y).item()
+    assert final < 0.5 * first
+    assert accuracy(net, X, y) >= 0.95
+    assert accuracy(net, X_test, y_test) >= 0.95
+
+
+def test_training_is_reproducible_under_a_seed():
+    X, y = blobs()
+
+    def train():
+        db.manual_seed(3)
+        net = classifier()
+        opt = optim.Adam(net.parameters(), lr=0.01)
+        for _ in range(5):
+            opt.zero_grad()
+            db.cross_entropy(net(db.tensor(X)), y).backward()
+            opt.step()
+        return net.state_dict()
+    a, b = train(), train()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_classifier_gradients_match_finite_differences():
+    X, y = blobs(n_per_class=3)
+    db.manual_seed(0)
+    net = classifier()
+    net64 = classifier()
+    net64.load_state_dict(net.state_dict())
+    net64.to(dtype=db.float64)
+    X64 = db.tensor(X, dtype=db.float64)
+
+    def loss():
+        return db.cross_entropy(net64(X64), y)
+    loss().backward()
+    numeric = parameter_central_difference(net64, loss)
+    for name, p in net64.named_parameters():
+        assert p.grad.dtype == db.float64
+        np.testing.assert_allclose(p.grad.numpy(), numeric[name], rtol=1e-5,
+                                   atol=1e-8, err_msg=name)
+    # The float32 network's own gradients agree with the float64 ones.
+    db.cross_entropy(net(db.tensor(X)), y).backward()
+    for (name, p), (_, p64) in zip(net.named_parameters(),
+                                   net64.named_parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), p64.grad.numpy(),
+                                   rtol=1e-3, atol=1e-5, err_msg=name)
+    # And with respect to the input, through db.grad_check.
+    assert db.grad_check(lambda x: db.cross_entropy(net64(x), y),
+                         db.tensor(X, dtype=db.float64, requires_grad=True))

@@ -1,0 +1,316 @@
+"""The nbgrader course in ``exercises/``, run the way an instructor runs it.
+
+One module-scoped fixture copies the course to a temporary folder and runs
+the pipeline of ``exercises/instructor_demo.py`` there with the nbgrader
+command line: generate_assignment, the sample submissions of
+``tests/submissions/samples.py``, autograde, generate_feedback, export.
+The tests then read the release, the gradebook, the feedback HTML and
+``grades.csv``. Nothing is written inside the repository.
+"""
+
+import csv
+import html
+import importlib.util
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXERCISES = ROOT / "exercises"
+ASSIGNMENT = "layers_and_blocks"
+SOURCE = EXERCISES / "source" / ASSIGNMENT
+
+NOTEBOOKS = ("ex1_sequential", "ex2_parallel", "ex3_factory")
+
+# Expected automatic scores: test points per exercise (out of 9, 10, 8)
+# and the test cells that must score 0 (every other test cell gets its
+# full points). The written answer (2 points) is graded by hand.
+EX1_TESTS = ["test_seq_forward", "test_seq_parameters", "test_seq_initialize",
+             "test_seq_state_dict", "test_seq_to", "test_seq_optimizer"]
+EX2_TESTS = ["test_parallel_shape", "test_parallel_axis", "test_parallel_lazy",
+             "test_parallel_params", "test_parallel_grad",
+             "test_parallel_two_inputs", "test_parallel_batch_error"]
+EX3_TESTS = ["test_factory_count", "test_factory_bad_n",
+             "test_factory_independent", "test_factory_order",
+             "test_factory_names", "test_factory_output"]
+LIST_FAILS = ["test_seq_parameters", "test_seq_initialize",
+              "test_seq_state_dict", "test_seq_to", "test_seq_optimizer"]
+
+EXPECTED = {
+    # student:          (ex1, ex2, ex3, test cells that fail)
+    "correct":           (9, 10, 8, []),
+    "blank":             (0, 0, 0, EX1_TESTS + EX2_TESTS + EX3_TESTS),
+    "list_sequential":   (2, 10, 8, LIST_FAILS),
+    "deleted_test":      (2, 10, 8, LIST_FAILS),
+    "repeated_instance": (9, 10, 2, ["test_factory_independent",
+                                     "test_factory_order", "test_factory_names",
+                                     "test_factory_output"]),
+    "off_by_one":        (9, 10, 1, ["test_factory_count",
+                                     "test_factory_independent",
+                                     "test_factory_order", "test_factory_names",
+                                     "test_factory_output"]),
+    "parallel_axis0":    (9, 3, 8, ["test_parallel_shape", "test_parallel_axis",
+                                    "test_parallel_lazy", "test_parallel_grad",
+                                    "test_parallel_two_inputs"]),
+    "no_batch_check":    (9, 9, 8, ["test_parallel_batch_error"]),
+    "warns":             (9, 10, 8, []),
+}
+
+
+def _load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+demo = _load("instructor_demo", EXERCISES / "instructor_demo.py")
+samples = _load("layers_samples", ROOT / "tests" / "submissions" / "samples.py")
+generator = _load("make_notebooks", EXERCISES / "make_notebooks.py")
+
+
+def _source_cells():
+    """``{notebook stem: [cells]}`` of the committed source notebooks."""
+    return {stem: nbformat.read(SOURCE / f"{stem}.ipynb", as_version=4).cells
+            for stem in NOTEBOOKS}
+
+
+def _points():
+    """``{grade_id: points}`` of every graded cell."""
+    return {c.metadata.nbgrader["grade_id"]: c.metadata.nbgrader["points"]
+            for cells in _source_cells().values() for c in cells
+            if c.metadata.get("nbgrader", {}).get("grade")}
+
+
+def _hidden_lines():
+    """Distinctive lines of the hidden tests (not also in a visible part)."""
+    hidden, visible = set(), set()
+    for cells in _source_cells().values():
+        for cell in cells:
+            inside = False
+            for line in cell.source.splitlines():
+                text = line.strip()
+                if text == "### BEGIN HIDDEN TESTS":
+                    inside = True
+                elif text == "### END HIDDEN TESTS":
+                    inside = False
+                elif inside:
+                    hidden.add(text)
+                else:
+                    visible.add(text)
+    return {line for line in hidden - visible if len(line) >= 12}
+
+
+def _html_text(path):
+    raw = re.sub(r"<[^>]+>", "", Path(path).read_text(encoding="utf-8"))
+    return html.unescape(raw)
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """A graded copy of the course: ``(path, {step: process})``."""
+    path = demo.copy_course(tmp_path_factory.mktemp("nbgrader") / "course")
+    logs = {"generate_assignment": demo.release(path)}
+    students = demo.submit_samples(path)
+    assert sorted(students) == sorted(EXPECTED)
+    logs.update(demo.grade(path))
+    return path, logs
+
+
+@pytest.fixture(scope="module")
+def scores(course):
+    return demo.read_scores(course[0])
+
+
+# ---- the source notebooks ---------------------------------------------------
+def test_committed_notebooks_match_the_generator():
+    for name, nb in generator.build().items():
+        committed = (SOURCE / name).read_text(encoding="utf-8")
+        assert committed == generator.render(nb), \
+            f"{name} is stale: run python exercises/make_notebooks.py"
+
+
+def test_cells_carry_nbgrader_metadata():
+    seen = set()
+    for stem, cells in _source_cells().items():
+        for cell in cells:
+            meta = cell.metadata.get("nbgrader")
+            if meta is None:        # a free scratch cell
+                assert cell.cell_type == "code" and cell.source.startswith("#")
+                continue
+            assert meta["schema_version"] == 3
+            assert meta["grade_id"] not in seen, meta["grade_id"]
+            seen.add(meta["grade_id"])
+            if meta["grade"] and cell.cell_type == "code":
+                # a locked test cell with points, a named check, hidden tests
+                assert meta["locked"] and meta["points"] > 0
+                assert cell.source.startswith("# Test: ")
+                assert cell.source.count("### BEGIN HIDDEN TESTS") == 1
+            if meta["solution"]:
+                assert not meta["locked"]
+                assert "### BEGIN SOLUTION" in cell.source
+    points = _points()
+    totals = [sum(points[g] for g in tests)
+              for tests in (EX1_TESTS, EX2_TESTS, EX3_TESTS)]
+    assert totals == [9, 10, 8]
+    assert points["list_answer"] == 2
+    assert set(points) == set(EX1_TESTS + EX2_TESTS + EX3_TESTS + ["list_answer"])
+
+
+def test_config_avoids_the_known_traps():
+    from nbgrader.preprocessors import ClearHiddenTests
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py",
+                                path=str(EXERCISES)).load_config()
+    assert 0 < config.Execute.timeout <= 20
+    assert "root" not in config.CourseDirectory      # the cwd is the root
+    assert config.OverwriteCells.add_missing_cells is True
+    assert ClearHiddenTests in config.GenerateFeedback.preprocessors
+    assert config.IgnorePattern.enabled is True
+    pattern = re.compile(config.IgnorePattern.pattern)
+    warning = ("/tmp/ipykernel_7/3.py:5: DeprecationWarning: old name\n"
+               "  warnings.warn(\n")
+    assert pattern.search(warning)
+    assert pattern.search("x.py:1: UserWarning: diagnose found a problem\n")
+    assert not pattern.search("Traceback (most recent call last):\n"
+                              "ValueError: batch sizes differ\n")
+
+
+def test_samples_refuse_unknown_cells(course):
+    with pytest.raises(KeyError, match="no_such_cell"):
+        samples.write_all(course[0], {"x": {"base": "correct",
+                                            "cells": {"no_such_cell": ""}}})
+
+
+# ---- release and validation ------------------------------------------------
+def test_release_has_no_solution_and_no_hidden_test(course):
+    path, _ = course
+    release = path / "release" / ASSIGNMENT
+    assert sorted(p.stem for p in release.glob("*.ipynb")) == list(NOTEBOOKS)
+    text = "\n".join(p.read_text(encoding="utf-8")
+                     for p in release.glob("*.ipynb"))
+    for marker in ("BEGIN SOLUTION", "HIDDEN TESTS", "Rubric", "Model answer"):
+        assert marker not in text
+    for line in _hidden_lines():
+        assert line not in text, line
+    source = "\n".join(p.read_text(encoding="utf-8")
+                       for p in SOURCE.glob("*.ipynb"))
+    for line in ("self._children[str(index)] = block",
+                 "return db.concat([Y1, Y2], axis=self.axis)",
+                 "return [factory() for _ in range(n)]"):
+        assert line in source and line not in text, line
+    # two stubs per exercise: each method or function to write
+    assert text.count("raise NotImplementedError()") == 6
+
+
+def test_validate_passes_on_source_and_fails_on_release(course):
+    from nbgrader.validator import Validator
+
+    path, _ = course
+    for stem in NOTEBOOKS:
+        source = Validator().validate(str(path / "source" / ASSIGNMENT / f"{stem}.ipynb"))
+        assert source == {}, f"{stem}: the source should pass, got {source}"
+        result = Validator().validate(str(path / "release" / ASSIGNMENT / f"{stem}.ipynb"))
+        assert "failed" in result and len(result["failed"]) > 0, stem
+
+
+# ---- autograding -----------------------------------------------------------
+def test_autograde_ran_cleanly(course):
+    _, logs = course
+    for step, proc in logs.items():
+        assert proc.returncode == 0, step
+        assert "| ERROR]" not in proc.stdout + proc.stderr, step
+
+
+@pytest.mark.parametrize("student", list(EXPECTED))
+def test_autograde_gives_the_expected_scores(scores, student):
+    ex1, ex2, ex3, failing = EXPECTED[student]
+    points = _points()
+    per_nb = scores[student]
+    assert sorted(per_nb) == list(NOTEBOOKS)
+    totals = {}
+    for stem, tests in zip(NOTEBOOKS, (EX1_TESTS, EX2_TESTS, EX3_TESTS)):
+        cells = per_nb[stem]["cells"]
+        for gid in tests:
+            want = 0 if gid in failing else points[gid]
+            assert cells[gid][:2] == (want, points[gid]), (student, gid, cells[gid])
+        totals[stem] = per_nb[stem]["code"]
+    assert totals == dict(zip(NOTEBOOKS, (ex1, ex2, ex3)))
+
+
+def test_written_answer_waits_for_a_person(scores):
+    for student, per_nb in scores.items():
+        score, max_score, needs_manual = per_nb["ex1_sequential"]["cells"]["list_answer"]
+        assert max_score == 2
+        if student == "blank":
+            # an untouched answer is 0 without asking anyone
+            assert (score, needs_manual) == (0, False)
+        else:
+            assert (score, needs_manual) == (None, True), student
+
+
+def test_deleted_test_cell_comes_back(course):
+    log = course[1]["autograde"].stderr + course[1]["autograde"].stdout
+    assert re.search(r"Missing grade cell test_seq_parameters", log)
+
+
+def test_a_warning_would_cost_points_without_ignore_pattern(course, tmp_path):
+    # Same course and submission, graded once more with IgnorePattern off:
+    # this shows the sample really prints a warning and the config matters.
+    copy = tmp_path / "course"
+    shutil.copytree(course[0], copy)
+    demo.nbgrader(copy, "autograde", ASSIGNMENT, "--student", "warns",
+                  "--force", "--IgnorePattern.enabled=False")
+    nb = nbformat.read(copy / "autograded" / "warns" / ASSIGNMENT /
+                       "ex2_parallel.ipynb", as_version=4)
+    stderr = [o.text for c in nb.cells if c.cell_type == "code"
+              for o in c.outputs if o.get("name") == "stderr"]
+    assert any("DeprecationWarning" in text for text in stderr)
+    assert demo.read_scores(copy)["warns"]["ex2_parallel"]["code"] < 10
+
+
+# ---- feedback, export, report ----------------------------------------------
+def test_feedback_shows_scores_but_no_hidden_test(course):
+    path, _ = course
+    files = demo.feedback_files(path)
+    assert len(files) == len(EXPECTED) * len(NOTEBOOKS)
+    hidden = _hidden_lines()
+    for file in files:
+        text = _html_text(file)
+        assert "HIDDEN TESTS" not in text, file
+        leaked = [line for line in hidden if line in text]
+        assert not leaked, (file, leaked[:3])
+        assert "# Test: " in text and "Score:" in text
+    # the failing student still learns which check failed and why
+    text = _html_text(path / "feedback" / "off_by_one" / ASSIGNMENT /
+                      "ex3_factory.html")
+    assert "expected 4 blocks, got 3" in text
+
+
+def test_export_writes_grades_csv(course):
+    path, _ = course
+    with open(path / "grades.csv", newline="") as f:
+        rows = {row["student_id"]: row for row in csv.DictReader(f)}
+    assert set(rows) == set(EXPECTED)
+    for student, (ex1, ex2, ex3, _) in EXPECTED.items():
+        row = rows[student]
+        assert row["assignment"] == ASSIGNMENT
+        # ungraded written answers count as 0 until someone grades them
+        assert float(row["score"]) == ex1 + ex2 + ex3, student
+        assert float(row["max_score"]) == 29
+
+
+def test_score_table_lists_every_student_and_exercise(scores):
+    table = demo.format_table(scores)
+    header = table.splitlines()[0].split()
+    assert header == ["student", *NOTEBOOKS, "total"]
+    lines = {line.split()[0]: line for line in table.splitlines()[2:]
+             if line.split() and line.split()[0] in EXPECTED}
+    assert set(lines) == set(EXPECTED)
+    assert lines["blank"].split()[-1] == "0/29"
+    assert "10/10" in lines["correct"] and lines["correct"].endswith("27/29 *")
+    assert "3/10" in lines["parallel_axis0"]

@@ -183,10 +183,6 @@ def test_diagnose_reports_a_parameter_shared_between_layers():
     assert report.ok            # sharing is information, not a problem
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: named_blocks() visits a shared block once, so "
-    "named_parameters(remove_duplicate=False) lists its parameters once and "
-    "diagnose does not report a layer used at two places as shared"))
 def test_diagnose_reports_a_layer_used_twice_as_shared():
     shared = nn.Linear(3, 3)
     net = nn.Sequential(shared, nn.ReLU(), shared)

@@ -1,0 +1,414 @@
+"""Objects that cross between the trusted grader and a student process.
+
+Both ends run a :class:`Bridge`. A value crosses in one of four ways:
+
+- **plain data** (numbers, strings, containers, arrays) is copied;
+- **library objects** (instances of d2lblocks classes: tensors without a
+  recorded graph, parameters, blocks, initializers) are *shared*: each end
+  holds its own copy under one id, and every message carries the state of
+  those shared objects that changed since the last message. So a layer
+  built by a test, handed to the student's ``MySequential`` and trained
+  by the student's code shows the new weights to the test, while the test
+  computes with the grader's own, unpatched d2lblocks code;
+- anything else that lives in the student process (student classes and
+  functions, their instances, tensors that carry a graph) stays there; the
+  grader sees a *handle* (``autograde.remote.Remote``) that forwards
+  attribute access, calls and operators;
+- a function of the grader (such as a factory defined in a test) reaches
+  the student as a callable that can only be called, never inspected.
+
+Library classes and module-level functions are named, not sent:
+``{"$fn": "d2lblocks.ops:relu"}``, and only names inside ``d2lblocks`` and
+``numpy`` resolve.
+"""
+
+import hashlib
+import importlib
+import json
+import types
+
+import numpy as np
+
+from . import codec
+
+_LIB_PREFIXES = ("d2lblocks.", "d2lblocks")
+_FN_PREFIXES = ("d2lblocks", "numpy")
+
+
+class BridgeError(Exception):
+    """A value cannot cross, or a peer sent an invalid object."""
+
+
+def _module_ok(mod, prefixes):
+    return isinstance(mod, str) and any(
+        mod == p.rstrip(".") or mod.startswith(p.rstrip(".") + ".") for p in prefixes)
+
+
+def resolve(name, prefixes=_FN_PREFIXES):
+    """The object called ``"module:qualname"``, only inside allowed modules."""
+    if type(name) is not str or ":" not in name or len(name) > 300:
+        raise BridgeError(f"bad name {name!r}")
+    mod, qual = name.split(":", 1)
+    if not _module_ok(mod, prefixes):
+        raise BridgeError(f"refusing to resolve {name!r}")
+    obj = importlib.import_module(mod)
+    for part in qual.split("."):
+        if part.startswith("__") or part == "<locals>":
+            raise BridgeError(f"refusing to resolve {name!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def qualified(obj):
+    """``"module:qualname"`` of a class or function."""
+    return f"{getattr(obj, '__module__', None)}:{getattr(obj, '__qualname__', None)}"
+
+
+def _is_library_class(cls):
+    mod = getattr(cls, "__module__", "")
+    return isinstance(mod, str) and _module_ok(mod, _LIB_PREFIXES)
+
+
+def _nameable(v):
+    if not isinstance(v, (types.FunctionType, types.BuiltinFunctionType, type,
+                          np.ufunc)):
+        return None
+    if not _module_ok(getattr(v, "__module__", None), _FN_PREFIXES):
+        return None
+    name = qualified(v)
+    try:
+        return name if resolve(name) is v else None
+    except Exception:
+        return None
+
+
+class Bridge:
+    """One end of the connection.
+
+    Arguments:
+        side: ``"trusted"`` or ``"student"`` (ids of shared objects made by
+            the trusted end are negative, by the student end positive).
+        sock: the connected socket.
+    """
+
+    def __init__(self, side, sock):
+        import d2lblocks
+        from d2lblocks.tensor import Tensor, _mode, _Random
+        self.db, self.Tensor, self._mode, self._Random = d2lblocks, Tensor, _mode, _Random
+        self._slot_data = Tensor.__dict__["data"]
+        self.side = side
+        self.sock = sock
+        self.reader = codec.Reader(sock)
+        self.shared = {}        # id -> object
+        self.shared_id = {}     # id(object) -> id
+        self.prints = {}        # id -> fingerprint of the last state seen
+        self._next = 0
+        self.rng_print = None
+
+    # ---- ids ------------------------------------------------------------------
+    def _new_id(self):
+        self._next += 1
+        return -self._next if self.side == "trusted" else self._next
+
+    def _register(self, sid, obj):
+        self.shared[sid] = obj
+        self.shared_id[id(obj)] = sid
+
+    # ---- what to share ----------------------------------------------------------
+    def is_shareable(self, v):
+        """Library objects are shared; on the student side a tensor with a
+        recorded graph stays behind a handle, so backward() still works."""
+        cls = type(v)
+        if not _is_library_class(cls) or isinstance(v, (type, types.ModuleType)):
+            return False
+        if isinstance(v, self.Tensor):
+            return self.side == "trusted" or v._backward is None
+        if isinstance(v, (list, tuple, dict, set)):
+            return False
+        return hasattr(v, "__dict__")
+
+    # ---- encoding ---------------------------------------------------------------
+    def other(self, v, enc):
+        """Encode a value that is not plain data."""
+        if isinstance(v, np.dtype):
+            if v.kind not in "biufc":
+                raise BridgeError(f"cannot send dtype {v}")
+            return {"$dtype": v.str}
+        sid = self.shared_id.get(id(v))
+        if sid is not None and self.shared.get(sid) is v:
+            return {"$ref": sid}
+        if self.is_shareable(v):
+            sid = self._new_id()
+            self._register(sid, v)
+            node = {"$new": sid, "cls": qualified(type(v))}
+            node["state"] = enc(self.state_of(v))
+            self.prints[sid] = None     # sent whole: fingerprint taken later
+            return node
+        if _is_library_class(type(v)) and isinstance(v, list):
+            return {"$listobj": qualified(type(v)),
+                    "items": enc(list(v)),
+                    "dict": enc(dict(getattr(v, "__dict__", {})))}
+        name = _nameable(v)
+        if name is not None:
+            return {"$fn": name}
+        return self.other_local(v, enc)
+
+    def other_local(self, v, enc):
+        """Encode an object that only this side can hold (see subclasses)."""
+        raise BridgeError(f"cannot send a {type(v).__name__}")
+
+    def state_of(self, v):
+        """The shared state of a library object (plain values, other
+        library objects and handles; encoded by the caller)."""
+        st = {}
+        if isinstance(v, self.Tensor):
+            data = self._slot_data.__get__(v)
+            if getattr(v, "_lazy_shape", None) is not None:
+                data = None             # a lazy parameter has no values yet
+            elif data is not None and type(data) is not np.ndarray:
+                from d2lblocks import backend
+                data = np.asarray(backend.to_host(data))
+            st["data"] = data
+            st["rg"] = bool(v.requires_grad)
+            st["grad"] = v.grad
+        d = getattr(v, "__dict__", None)
+        if d is not None:
+            st["dict"] = dict(d)
+        return st
+
+    def encode(self, payload):
+        """``(doc, blobs)`` for a message: the payload, then the state of
+        every shared object that changed, the random generators and the
+        grad mode."""
+        enc = codec.Encoder(self.other)
+        doc = {"payload": enc(payload)}
+        sync = []
+        done = set()
+        # Objects can be added while we walk (a new gradient tensor).
+        while True:
+            todo = [sid for sid in list(self.shared) if sid not in done]
+            if not todo:
+                break
+            for sid in todo:
+                done.add(sid)
+                obj = self.shared[sid]
+                sub = codec.Encoder(self.other)
+                state = sub(self.state_of(obj))
+                fp = _fingerprint(state, sub.blobs)
+                if self.prints.get(sid) == fp:
+                    continue
+                self.prints[sid] = fp
+                base = len(enc.blobs)
+                enc.blobs.extend(sub.blobs)
+                sync.append([sid, _shift_blobs(state, base)])
+        doc["sync"] = sync
+        rng = self.rng_state()
+        rfp = _fingerprint(rng, ())
+        if rfp != self.rng_print:
+            self.rng_print = rfp
+            doc["rng"] = enc(rng)
+        doc["grad"] = bool(self._mode.enabled)
+        return doc, enc.blobs
+
+    # ---- decoding ---------------------------------------------------------------
+    def tags(self):
+        """Tag handlers for :class:`codec.Decoder`."""
+        return {"$ref": self._dec_ref, "$new": self._dec_new,
+                "$dtype": self._dec_dtype, "$fn": self._dec_fn,
+                "$listobj": self._dec_listobj}
+
+    def _dec_ref(self, node, dec):
+        sid = node["$ref"]
+        if type(sid) is not int or sid not in self.shared:
+            raise codec.ProtocolError(f"unknown shared object {sid!r}")
+        return self.shared[sid]
+
+    def _dec_dtype(self, node, dec):
+        return dec.dtype(node["$dtype"])
+
+    def _dec_fn(self, node, dec):
+        try:
+            return resolve(node["$fn"])
+        except Exception as e:
+            raise codec.ProtocolError(str(e)) from None
+
+    def _library_class(self, name):
+        try:
+            cls = resolve(name, _LIB_PREFIXES)
+        except Exception as e:
+            raise codec.ProtocolError(f"bad class {name!r}: {e}") from None
+        if not isinstance(cls, type) or not _is_library_class(cls):
+            raise codec.ProtocolError(f"{name!r} is not a library class")
+        return cls
+
+    def _dec_new(self, node, dec):
+        sid = node["$new"]
+        mine = sid < 0 if self.side == "trusted" else sid > 0
+        if type(sid) is not int or mine or sid in self.shared:
+            raise codec.ProtocolError(f"bad new object id {sid!r}")
+        cls = self._library_class(node.get("cls"))
+        obj = object.__new__(cls)
+        if isinstance(obj, self.Tensor):
+            for slot, value in (("grad", None), ("_backward", None),
+                                ("_parents", ()), ("_seq", 0), ("_prev", None),
+                                ("requires_grad", False)):
+                setattr_slot(obj, slot, value)
+            self._slot_data.__set__(obj, None)
+        self._register(sid, obj)
+        self.apply_state(obj, dec(node.get("state"), 1))
+        self.prints[sid] = None
+        return obj
+
+    def _dec_listobj(self, node, dec):
+        cls = self._library_class(node.get("$listobj"))
+        if not issubclass(cls, list):
+            raise codec.ProtocolError("not a list class")
+        obj = cls(dec(node.get("items"), 1))
+        extra = dec(node.get("dict"), 1)
+        if type(extra) is dict:
+            for k, v in extra.items():
+                if type(k) is str and not k.startswith("__"):
+                    obj.__dict__[k] = v
+        return obj
+
+    def apply_state(self, obj, st):
+        """Set a shared object's state from decoded data (checked)."""
+        if type(st) is not dict:
+            raise codec.ProtocolError("bad state")
+        if "dict" in st:
+            d = st["dict"]
+            if type(d) is not dict or not all(
+                    type(k) is str and not k.startswith("__") for k in d):
+                raise codec.ProtocolError("bad attribute dict")
+            target = getattr(obj, "__dict__", None)
+            if target is None:
+                raise codec.ProtocolError("object has no attributes")
+            target.clear()
+            target.update(d)
+        if isinstance(obj, self.Tensor):
+            data = st.get("data")
+            lazy = getattr(obj, "_lazy_shape", None)
+            if data is None:
+                if lazy is None:
+                    raise codec.ProtocolError("only a lazy parameter has no data")
+                data = _unset(obj)
+            elif type(data) is not np.ndarray:
+                raise codec.ProtocolError("tensor data must be an array")
+            grad = st.get("grad")
+            if grad is not None and not isinstance(grad, self.Tensor):
+                raise codec.ProtocolError("a gradient must be a tensor")
+            self._slot_data.__set__(obj, data)
+            setattr_slot(obj, "requires_grad", bool(st.get("rg")))
+            setattr_slot(obj, "grad", grad)
+
+    def decode(self, doc, blobs, extra_tags=None):
+        """The payload of a message, after applying its shared state."""
+        if type(doc) is not dict:
+            raise codec.ProtocolError("a message must be an object")
+        tags = self.tags()
+        if extra_tags:
+            tags.update(extra_tags)
+        dec = codec.Decoder(blobs, tags)
+        payload = dec(doc.get("payload"))
+        sync = doc.get("sync", [])
+        if type(sync) is not list:
+            raise codec.ProtocolError("bad sync list")
+        for item in sync:
+            if type(item) is not list or len(item) != 2 or type(item[0]) is not int:
+                raise codec.ProtocolError("bad sync item")
+            sid, node = item
+            obj = self.shared.get(sid)
+            if obj is None:
+                raise codec.ProtocolError(f"sync of unknown object {sid}")
+            self.apply_state(obj, dec(node))
+        for sid in list(self.shared):     # what we just got needs no echo
+            self.prints[sid] = self._print_of(sid)
+        if "rng" in doc:
+            self.set_rng_state(dec(doc["rng"]))
+        self.rng_print = _fingerprint(self.rng_state(), ())
+        if type(doc.get("grad")) is bool:
+            self._mode.enabled = doc["grad"]
+        return payload
+
+    def _print_of(self, sid):
+        sub = codec.Encoder(self.other)
+        state = sub(self.state_of(self.shared[sid]))
+        return _fingerprint(state, sub.blobs)
+
+    # ---- random generators ------------------------------------------------------
+    def rng_state(self):
+        """Both global random streams (d2lblocks and numpy.random) as plain
+        data, so randomness is one stream across the two processes."""
+        bg = self._Random.rng.bit_generator
+        legacy = np.random.get_state()
+        return {"db": [type(bg).__name__, bg.state["state"]["state"],
+                       bg.state["state"]["inc"], bg.state["has_uint32"],
+                       bg.state["uinteger"]],
+                "np": [legacy[1], legacy[2], legacy[3], legacy[4]]}
+
+    def set_rng_state(self, st):
+        """Adopt the peer's random state (ignored if malformed)."""
+        try:
+            name, state, inc, has32, uint = st["db"]
+            if name != "PCG64":
+                return
+            bg = np.random.PCG64()
+            bg.state = {"bit_generator": "PCG64",
+                        "state": {"state": int(state), "inc": int(inc)},
+                        "has_uint32": int(has32), "uinteger": int(uint)}
+            self._Random.rng = np.random.Generator(bg)
+            key, pos, has_gauss, cached = st["np"]
+            if type(key) is np.ndarray and key.shape == (624,):
+                np.random.set_state(("MT19937", key.astype(np.uint32), int(pos),
+                                     int(has_gauss), float(cached)))
+        except Exception:
+            pass
+
+    # ---- transport ----------------------------------------------------------------
+    def send(self, payload):
+        doc, blobs = self.encode(payload)
+        codec.send_message(self.sock, doc, blobs)
+
+
+def _unset(param):
+    """The library's stand-in for the values of a lazy parameter."""
+    from d2lblocks.nn import parameter
+    maker = getattr(parameter, "_Unset", None)
+    if maker is None:
+        return None
+    try:
+        return maker(param._shape_text())
+    except Exception:
+        return None
+
+
+def setattr_slot(obj, name, value):
+    """Set a slot of a Tensor without going through properties."""
+    from d2lblocks.tensor import Tensor
+    Tensor.__dict__[name].__set__(obj, value)
+
+
+def _fingerprint(state, blobs):
+    h = hashlib.blake2b(json.dumps(state, sort_keys=True, default=str).encode(),
+                        digest_size=16)
+    for b in blobs:
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()
+
+
+def _shift_blobs(node, base):
+    """Renumber blob indices of a sub-encoding appended after ``base`` blobs."""
+    if base == 0:
+        return node
+    if isinstance(node, list):
+        return [_shift_blobs(x, base) for x in node]
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k in ("$array", "$bytes", "$scalar") and type(v) is int:
+                out[k] = v + base
+            else:
+                out[k] = _shift_blobs(v, base)
+        return out
+    return node

@@ -1,0 +1,356 @@
+"""Grading one submitted notebook: student cells in the sandbox, tests here.
+
+The student's code cells run, in notebook order, in a sandboxed student
+process. Each test cell of the *source* notebook runs in this (trusted)
+process when its turn comes, against handles on the student's objects
+(see ``remote`` and ``bridge``). A test ends as one of:
+
+========  ==============================================================
+passed    the cell ran to the end
+failed    an assertion failed (``assert``, ``np.testing``)
+error     another exception (a missing name, an error in student code)
+timeout   the student's code (or the test) ran past the per-test limit
+crashed   the student process died (``os._exit``, out of memory, a kill)
+========  ==============================================================
+
+A crash or timeout costs only the test it happens in: the student
+process is started again and the cells that ran before are replayed, so
+the next test gets a fresh process in the same state.
+"""
+
+import ast
+import builtins
+import contextlib
+import io
+import os
+import shutil
+import signal
+import tempfile
+import time
+
+from . import sandbox
+from .notebook import BEGIN_HIDDEN, END_HIDDEN, Submission, used_names
+from .remote import (RemoteError, StudentCrashed, StudentProcess,
+                     StudentTimeout, default_uid)
+
+STATUSES = ("passed", "failed", "error", "timeout", "crashed")
+
+
+class Settings:
+    """Time and resource limits for grading.
+
+    Arguments:
+        test_timeout: seconds for one test cell (its calls into student code
+            included).
+        cell_timeout: seconds for one student code cell.
+        submission_budget: seconds for one notebook in all; tests that
+            would start after it is spent end as ``timeout``.
+        limits: :class:`sandbox.Limits` for the student process.
+        max_restarts: student process restarts allowed per notebook.
+    """
+
+    def __init__(self, test_timeout=10.0, cell_timeout=10.0,
+                 submission_budget=120.0, limits=None, max_restarts=12):
+        self.test_timeout, self.cell_timeout = test_timeout, cell_timeout
+        self.submission_budget = submission_budget
+        self.limits = limits or sandbox.Limits()
+        self.max_restarts = max_restarts
+
+    def as_dict(self):
+        """Plain data, to ship to another process."""
+        d = dict(vars(self))
+        d["limits"] = self.limits.as_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of :meth:`as_dict`."""
+        d = dict(d)
+        d["limits"] = sandbox.Limits(**d["limits"])
+        return cls(**d)
+
+
+class _Alarm(BaseException):
+    """The test's own time ran out (raised by SIGALRM)."""
+
+
+def _on_alarm(signum, frame):
+    raise _Alarm()
+
+
+_ZYGOTE = None
+_NAMESPACES = None
+
+
+def zygote():
+    """This process's zygote, started on first use."""
+    global _ZYGOTE
+    if _ZYGOTE is None or _ZYGOTE.proc.poll() is not None:
+        _ZYGOTE = sandbox.Zygote()
+    return _ZYGOTE
+
+
+def namespaces():
+    """Whether student processes get private mount/network namespaces."""
+    global _NAMESPACES
+    if _NAMESPACES is None:
+        _NAMESPACES = sandbox.namespaces_available()
+    return _NAMESPACES
+
+
+class NotebookGrader:
+    """Grades one submission notebook against its source notebook.
+
+    Arguments:
+        source: the :class:`notebook.SourceNotebook`.
+        submission_nb: the submitted notebook (nbformat).
+        files: ``{relative name: path}`` of the submission folder, copied
+            into the student's working directory.
+        settings: :class:`Settings`.
+        hide: directories the student process must not see (the course).
+    """
+
+    def __init__(self, source, submission_nb, files, settings, hide=()):
+        self.source, self.settings = source, settings
+        self.sub = Submission(submission_nb, source)
+        self.files = {k: os.path.abspath(v) for k, v in files.items()}
+        self.hide = [os.path.abspath(h) for h in hide]
+        self.results, self.cell_problems = [], []
+        self.tns = {"__builtins__": builtins, "__name__": "__main__"}
+        self.remote_names = set()
+        self.executed = []          # (index, source) to replay after a restart
+        self.setup_done = set()
+
+    # ---- the student process ------------------------------------------------------
+    def _start(self):
+        self.proc.start()
+        for index, text in list(self.executed):
+            try:
+                self.proc.run_cell(text, f"<cell {index}>", self.settings.cell_timeout)
+            except (StudentTimeout, StudentCrashed):
+                # Not reproducible after all: leave it out from now on.
+                self.executed.remove((index, text))
+                self.proc.start()
+                return self._start()
+        return None
+
+    def _ensure_alive(self):
+        if self.proc.alive:
+            return True
+        if self.proc.restarts >= self.settings.max_restarts:
+            return False
+        self.proc.restarts += 1
+        self._start()
+        return True
+
+    # ---- main loop --------------------------------------------------------------
+    def run(self):
+        """Grade; returns the report (plain data)."""
+        start = time.monotonic()
+        self.deadline = start + self.settings.submission_budget
+        uid = default_uid()
+        use_ns = namespaces() and uid is not None
+        base = tempfile.mkdtemp(prefix="autograde-")
+        os.chmod(base, 0o711)
+        cwd = os.path.join(base, "work")
+        os.mkdir(cwd, 0o700)
+        cfg = {"cwd": cwd, "files": self.files, "uid": uid, "hide": self.hide,
+               "namespaces": use_ns, "limits": self.settings.limits.as_dict()}
+        self.proc = StudentProcess(zygote(), cfg)
+        old = signal.signal(signal.SIGALRM, _on_alarm)
+        try:
+            self.proc.start()
+            for step in self.sub.steps:
+                if step[0] == "cell":
+                    self._run_cell(step[1], step[2])
+                else:
+                    self._run_test(step[1])
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+            self.proc.stop()
+            shutil.rmtree(base, ignore_errors=True)
+        score = sum(r["score"] for r in self.results)
+        return {"notebook": self.source.name, "tests": self.results,
+                "score": score, "max_score": self.source.points,
+                "tamper": list(self.sub.tamper), "cell_problems": self.cell_problems,
+                "isolation": {"uid": uid, "namespaces": use_ns},
+                "restarts": self.proc.restarts,
+                "seconds": round(time.monotonic() - start, 3)}
+
+    def _run_cell(self, index, text):
+        if not text.strip() or time.monotonic() > self.deadline:
+            return
+        if not self._ensure_alive():
+            return
+        self.proc.deadline = None
+        try:
+            err = self.proc.run_cell(text, f"<cell {index}>", self.settings.cell_timeout)
+        except StudentTimeout:
+            self.cell_problems.append({"cell": index, "status": "timeout",
+                                       "message": "this cell did not finish within "
+                                       f"{self.settings.cell_timeout:g} s and was skipped"})
+            return
+        except StudentCrashed as e:
+            self.cell_problems.append({"cell": index, "status": "crashed",
+                                       "message": f"{e}; the cell was skipped"})
+            return
+        self.executed.append((index, text))
+        if err is not None:
+            self.cell_problems.append({"cell": index, "status": "error",
+                                       "message": f"{type(err).__name__}: {err}"[:500]})
+
+    # ---- tests --------------------------------------------------------------------
+    def _run_setup_before(self, index):
+        """Run the instructor's set-up cells (from source) that come before
+        ``index``, here, so tests see the trusted ``np``, ``db``, ``nn``..."""
+        for cell_index, text in self.source.setup:
+            if cell_index < index and cell_index not in self.setup_done:
+                self.setup_done.add(cell_index)
+                self._exec_trusted(text, f"<setup {cell_index}>", self.settings.test_timeout,
+                                   quiet=True)
+
+    def _bind_student_names(self, text):
+        wanted = set()
+        for name in used_names(text):
+            if name in self.source.solution_names:
+                wanted.add(name)
+            elif hasattr(builtins, name) or name.startswith("__"):
+                continue
+            elif name not in self.tns or name in self.remote_names:
+                wanted.add(name)
+        if not wanted:
+            return
+        got = self.proc.globals(wanted, None)
+        for name in wanted:
+            if name in got and type(name) is str:
+                self.tns[name] = got[name]
+                self.remote_names.add(name)
+            elif name in self.remote_names:
+                self.tns.pop(name, None)
+                self.remote_names.discard(name)
+
+    def _exec_trusted(self, text, filename, timeout, quiet=False):
+        """Run instructor code here; returns (value of a final expression,
+        exception or None)."""
+        from .student import strip_magics
+        tree = ast.parse(strip_magics(text), filename)
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        out = io.StringIO()
+        value = None
+        self.proc.deadline = time.monotonic() + timeout
+        signal.setitimer(signal.ITIMER_REAL, timeout + 1.0)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                if self.proc.alive:
+                    self._bind_student_names(text)
+                exec(compile(tree, filename, "exec"), self.tns)
+                if last is not None:
+                    value = eval(compile(last, filename, "eval"), self.tns)
+            err = None
+        except BaseException as e:      # noqa: B902 (sorted out by the caller)
+            err = e
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            self.proc.deadline = None
+        if isinstance(err, _Alarm):
+            self.proc.event = self.proc.event or "timeout"
+            self.proc.stop()
+        if quiet and isinstance(err, (Exception, _Alarm, StudentTimeout, StudentCrashed)):
+            return value, None
+        if isinstance(err, (KeyboardInterrupt, SystemExit)):
+            raise err
+        return value, err
+
+    def _run_test(self, test):
+        self._run_setup_before(test.index)
+        result = {"grade_id": test.grade_id, "title": test.title,
+                  "max_points": test.points, "score": 0.0}
+        self.results.append(result)
+        if time.monotonic() > self.deadline:
+            result.update(status="timeout", message="the time budget for this "
+                          "notebook was used up before this test could run")
+            return
+        if not self._ensure_alive():
+            result.update(status="crashed", message="the student process crashed "
+                          "too often; this test was not run")
+            return
+        self.proc.event = None
+        value, err = self._exec_trusted(test.source, f"<test {test.grade_id}>",
+                                        self.settings.test_timeout)
+        status = self.proc.event
+        if status is None:
+            if err is None:
+                status = "passed"
+            elif isinstance(err, AssertionError) and not isinstance(err, RemoteError):
+                status = "failed"
+            elif isinstance(err, _Alarm):
+                status = "timeout"
+            else:
+                status = "error"
+        result["status"] = status
+        result["message"] = self._message(status, err, test)
+        if status == "passed":
+            score = test.points
+            if type(value) in (int, float) and not isinstance(value, bool):
+                score = min(max(float(value), 0.0), test.points)
+            result["score"] = score
+
+    def _message(self, status, err, test):
+        """Why a test did not pass, in words, without test code."""
+        limit = self.settings.test_timeout
+        if status == "passed":
+            return ""
+        if status == "timeout":
+            return (f"your code did not finish within {limit:g} s and was "
+                    f"stopped (an infinite loop, or far too much work)")
+        if status == "crashed":
+            detail = f" ({err})" if isinstance(err, StudentCrashed) and str(err) else ""
+            return ("your code ended the Python process (os._exit, a kill, a "
+                    "crash or running out of memory), so the test could not "
+                    f"finish{detail}")
+        line = _test_line(err, test)
+        if status == "failed":
+            text = str(err).strip()
+            where = ""
+            if line is not None:
+                hidden, code = _line_info(test.source, line)
+                where = " (a hidden check)" if hidden else f": {code.strip()}"
+            return (text or "an assertion failed") + ("" if text and not where
+                                                      else where)[:2000]
+        kind = type(err).__name__
+        text = f"{kind}: {err}"
+        if isinstance(err, RemoteError):
+            text += " (raised by your code"
+            where = getattr(err, "remote_where", [])
+            text += f" in {where[-1]})" if where else ")"
+        elif isinstance(err, NameError):
+            text += " (is the cell that defines it run, and without errors?)"
+        return text[:2000]
+
+
+def _test_line(err, test):
+    tb = getattr(err, "__traceback__", None)
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == f"<test {test.grade_id}>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _line_info(source, lineno):
+    """(inside the hidden region?, that line's text)."""
+    hidden = False
+    lines = source.splitlines()
+    for i, line in enumerate(lines, start=1):
+        text = line.strip()
+        if text.startswith(BEGIN_HIDDEN):
+            hidden = True
+        elif text.startswith(END_HIDDEN):
+            hidden = False
+        if i == lineno:
+            return hidden, line
+    return True, ""

@@ -190,17 +190,20 @@ class Block:
                 seen.add(id(child))
                 yield name, child
 
-    def named_blocks(self, prefix="", memo=None):
-        """``(dotted name, block)`` for this block and all below it, each
-        block once (the root's name is ``prefix``)."""
-        memo = set() if memo is None else memo
-        if id(self) in memo:
-            return
-        memo.add(id(self))
+    def named_blocks(self, prefix="", remove_duplicate=True, _memo=None):
+        """``(dotted name, block)`` for this block and all below it (the
+        root's name is ``prefix``). A block reachable by several paths is
+        listed once, unless ``remove_duplicate=False``."""
+        if remove_duplicate:
+            _memo = set() if _memo is None else _memo
+            if id(self) in _memo:
+                return
+            _memo.add(id(self))
         yield prefix, self
         for name, child in self._children.items():
             if child is not None:
-                yield from child.named_blocks(f"{prefix}.{name}" if prefix else name, memo)
+                yield from child.named_blocks(f"{prefix}.{name}" if prefix else name,
+                                              remove_duplicate, _memo)
 
     def blocks(self):
         """This block and all blocks below it."""
@@ -209,7 +212,7 @@ class Block:
 
     def _named_members(self, table, prefix, recurse, remove_duplicate=True):
         seen = set()
-        blocks = self.named_blocks(prefix) if recurse else [(prefix, self)]
+        blocks = self.named_blocks(prefix, remove_duplicate) if recurse else [(prefix, self)]
         for block_name, block in blocks:
             for name, value in block.__dict__[table].items():
                 if value is None or (remove_duplicate and id(value) in seen):

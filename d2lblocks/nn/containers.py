@@ -12,7 +12,37 @@ def _check_block(block, where):
     return block
 
 
-class Sequential(Block):
+class _BlockSequence(Block):
+    """What Sequential and BlockList share: children named '0', '1', ...,
+    ``len``, iteration, ``seq[i]``, slices and ``seq[i] = block``."""
+
+    def _append(self, block):
+        name = str(len(self._children))
+        self._children[name] = _check_block(block, type(self).__name__)
+        return self
+
+    def __len__(self):
+        return len(self._children)
+
+    def __iter__(self):
+        return iter(self._children.values())
+
+    def __getitem__(self, index):
+        blocks = list(self._children.values())
+        if isinstance(index, slice):
+            return self._from_blocks(blocks[index])
+        try:
+            return blocks[index]
+        except (IndexError, TypeError):
+            raise IndexError(f"{type(self).__name__} index {index!r} is out of "
+                             f"range for {len(blocks)} blocks") from None
+
+    def __setitem__(self, index, block):
+        key = list(self._children)[index]
+        self._children[key] = _check_block(block, type(self).__name__)
+
+
+class Sequential(_BlockSequence):
     """Blocks run one after another: the output of each is the input of the
     next.
 
@@ -29,38 +59,22 @@ class Sequential(Block):
     def add(self, *blocks):
         """Append blocks in order; returns self."""
         for block in blocks:
-            self._children[str(len(self._children))] = _check_block(block, "Sequential")
+            self._append(block)
         return self
 
     append = add
+
+    @staticmethod
+    def _from_blocks(blocks):
+        return Sequential(*blocks)
 
     def forward(self, X):
         for block in self._children.values():
             X = block(X)
         return X
 
-    def __len__(self):
-        return len(self._children)
 
-    def __iter__(self):
-        return iter(self._children.values())
-
-    def __getitem__(self, index):
-        blocks = list(self._children.values())
-        if isinstance(index, slice):
-            return Sequential(*blocks[index])
-        try:
-            return blocks[index]
-        except (IndexError, TypeError):
-            raise IndexError(f"Sequential index {index!r} is out of range for "
-                             f"{len(blocks)} blocks") from None
-
-    def __setitem__(self, index, block):
-        key = list(self._children)[index]
-        self._children[key] = _check_block(block, "Sequential")
-
-
-class BlockList(Block):
+class BlockList(_BlockSequence):
     """A list of blocks that registers them (PyTorch's ``ModuleList``).
 
     Use it instead of a plain Python list whenever the blocks have
@@ -73,30 +87,15 @@ class BlockList(Block):
 
     def append(self, block):
         """Add one block at the end; returns self."""
-        self._children[str(len(self._children))] = _check_block(block, "BlockList")
-        return self
+        return self._append(block)
 
     def extend(self, blocks):
         """Add blocks at the end; returns self."""
         for block in blocks:
-            self.append(block)
+            self._append(block)
         return self
 
-    def __len__(self):
-        return len(self._children)
-
-    def __iter__(self):
-        return iter(self._children.values())
-
-    def __getitem__(self, index):
-        blocks = list(self._children.values())
-        if isinstance(index, slice):
-            return BlockList(blocks[index])
-        return blocks[index]
-
-    def __setitem__(self, index, block):
-        key = list(self._children)[index]
-        self._children[key] = _check_block(block, "BlockList")
+    _from_blocks = staticmethod(lambda blocks: BlockList(blocks))
 
 
 class BlockDict(Block):

@@ -91,7 +91,7 @@ class Dense(Block):
         if x.ndim > 2 and self.flatten:
             X = X.reshape(x.shape[0], -1)
             x = X.data
-        if weight._lazy_shape is not None:
+        if weight._lazy_shape is not None:     # first batch: shapes now known
             self._materialize(x.shape[-1], X.device,
                               x.dtype if x.dtype.kind == "f" else None)
         elif x.shape[-1] != weight.data.shape[1]:

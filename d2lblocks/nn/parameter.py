@@ -38,6 +38,9 @@ class _Unset:
     def __getattr__(self, name):
         self._fail()
 
+    def __repr__(self):
+        return f"<no values yet: shape {self.shape_text} is set by the first forward pass>"
+
     __array__ = __array_ufunc__ = __array_function__ = _fail
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _fail
     __truediv__ = __rtruediv__ = __matmul__ = __rmatmul__ = __getitem__ = _fail
@@ -65,7 +68,8 @@ class Parameter(Tensor):
             super().__init__(np.empty(0, float32), requires_grad=False)
             self.requires_grad = requires_grad
             self._lazy_shape = tuple(shape)
-            self._lazy_dtype = float32 if dtype is None else as_dtype(dtype)
+            # None: take the dtype of the first batch (floats only).
+            self._lazy_dtype = None if dtype is None else as_dtype(dtype)
             self.data = _Unset(self._shape_text())
         else:
             super().__init__(data, dtype=dtype, requires_grad=requires_grad)
@@ -83,6 +87,12 @@ class Parameter(Tensor):
     def shape(self):
         """The shape; a lazy parameter has ``None`` for unknown sizes."""
         return self._lazy_shape if self._lazy_shape is not None else self.data.shape
+
+    def numpy(self):
+        """The values as a NumPy array (a lazy parameter raises)."""
+        if self._lazy_shape is not None:
+            self.data._fail()
+        return super().numpy()
 
     def _shape_text(self):
         return "(" + ", ".join("?" if n is None else str(n)
@@ -103,7 +113,7 @@ class Parameter(Tensor):
                 k is not None and k != n for k, n in zip(known, shape)):
             raise ValueError(f"cannot give a parameter of shape "
                              f"{self._shape_text()} the shape {shape}")
-        dt = self._lazy_dtype if dtype is None else as_dtype(dtype)
+        dt = self._lazy_dtype or (float32 if dtype is None else as_dtype(dtype))
         dev = backend.cpu() if device is None else backend.as_device(device)
         self.data = dev.xp.zeros(shape, dtype=dt)
         self._lazy_shape = None

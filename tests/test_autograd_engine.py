@@ -316,3 +316,36 @@ def test_in_place_cannot_change_the_dtype():
     i = db.tensor([1, 2])
     with pytest.raises(TypeError, match="int64"):
         i += db.tensor([0.5, 0.5], requires_grad=True)
+
+
+# ---- grad_check itself ------------------------------------------------------------------
+def _half_detached(x):
+    """Autograd sees x * c with c constant; the true derivative is 2x."""
+    return x * x.detach()
+
+
+def test_grad_check_catches_a_wrong_gradient():
+    x = leaf([1.0, -2.0, 3.0])
+    with pytest.raises(AssertionError, match=r"input 0 \(shape \(3,\)\)"):
+        db.grad_check(_half_detached, x)
+    assert db.grad_check(_half_detached, leaf([1.0, 2.0]),
+                         raise_exception=False) is False
+    assert db.grad_check(lambda t: t * t, leaf([1.0, 2.0])) is True
+
+
+def test_grad_check_checks_only_inputs_that_require_grad():
+    c = db.tensor([1.0, 2.0])
+    x = leaf([0.5, 0.25])
+    assert db.grad_check(lambda a, b: a * b.detach() + b, x, c)
+    with pytest.raises(AssertionError, match="input 1"):
+        db.grad_check(lambda a, b: a * b.detach() + b * 0, c,
+                      leaf([3.0, 1.0]))
+    with pytest.raises(ValueError, match="requires_grad=True"):
+        db.grad_check(lambda a: a * 2, c)
+
+
+def test_grad_check_leaves_the_inputs_alone():
+    x = db.tensor([1.0, 2.0], requires_grad=True)
+    db.grad_check(lambda t: (t * t).sum(), x)
+    assert x.grad is None and x.dtype == db.float32
+    np.testing.assert_array_equal(x.numpy(), [1.0, 2.0])

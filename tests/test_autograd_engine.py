@@ -16,7 +16,7 @@ def leaf(values, dtype=db.float64):
                      requires_grad=True)
 
 
-# ---- accumulation ----------------------------------------------------------------
+# ---- accumulation -----------------------------------------------------------
 def test_tensor_used_twice_gets_the_sum_of_both_uses():
     x = leaf([1.0, -2.0, 3.0])
     (x * x + x).sum().backward()
@@ -87,7 +87,7 @@ def test_is_leaf_and_requires_grad_flags():
     assert c.requires_grad_() is c and c.requires_grad
 
 
-# ---- constants get nothing --------------------------------------------------------
+# ---- constants get nothing --------------------------------------------------
 def test_constant_input_gets_no_grad():
     x = leaf([1.0, 2.0])
     c = db.tensor([3.0, 4.0], dtype=db.float64)
@@ -145,7 +145,7 @@ def test_ops_on_constants_record_nothing():
         assert out.is_leaf and not out.requires_grad
 
 
-# ---- freeing the graph ---------------------------------------------------------------
+# ---- freeing the graph ------------------------------------------------------
 def _graph_with_probe(x):
     """A scalar built from ``x`` and a weak reference to an intermediate."""
     h = x * 2
@@ -198,7 +198,7 @@ def test_backward_error_keeps_the_leaf_grad_unchanged():
     np.testing.assert_array_equal(x.grad.numpy(), before)
 
 
-# ---- in-place operators ----------------------------------------------------------------
+# ---- in-place operators -----------------------------------------------------
 def _halve_until_small(x, w):
     """The control flow of the seed's FixedHiddenMLP."""
     X = x @ w
@@ -329,7 +329,7 @@ def test_in_place_dtype_error_inside_no_grad_names_the_dtypes():
             i += 1.5
 
 
-# ---- grad_check itself ------------------------------------------------------------------
+# ---- grad_check itself ------------------------------------------------------
 def _half_detached(x):
     """Autograd sees x * c with c constant; the true derivative is 2x."""
     return x * x.detach()

@@ -15,7 +15,7 @@ def _seed():
     db.manual_seed(0)
 
 
-# ---- registration ---------------------------------------------------------------------
+# ---- registration -----------------------------------------------------------
 class Early(nn.Block):
     def __init__(self, what):
         if what == "block":
@@ -222,7 +222,7 @@ def test_forward_must_be_defined_and_call_is_accepted():
     np.testing.assert_array_equal(Keras()(db.ones(2)).numpy(), [2.0, 2.0])
 
 
-# ---- buffers -------------------------------------------------------------------------------
+# ---- buffers ----------------------------------------------------------------
 class Buffered(nn.Block):
     def __init__(self):
         super().__init__()
@@ -262,7 +262,7 @@ def test_a_parameter_is_not_a_buffer():
         nn.Block().register_buffer("p", nn.Parameter(db.ones(2)))
 
 
-# ---- containers -------------------------------------------------------------------------
+# ---- containers -------------------------------------------------------------
 def test_sequential_len_iter_index_and_slices():
     layers = [nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)]
     net = nn.Sequential(*layers)
@@ -329,7 +329,7 @@ def test_block_dict_registers_its_blocks():
         d["x"] = "relu"
 
 
-# ---- lazy layers -----------------------------------------------------------------------------
+# ---- lazy layers ------------------------------------------------------------
 def test_lazy_weight_says_it_is_uninitialized():
     layer = nn.Dense(256)
     assert layer.weight.is_lazy and layer.in_units is None
@@ -448,7 +448,7 @@ def test_parameter_needs_data_or_a_shape():
     assert not frozen.requires_grad
 
 
-# ---- casting ----------------------------------------------------------------------------------
+# ---- casting ----------------------------------------------------------------
 def test_to_dtype_casts_parameters_and_float_buffers():
     net = Buffered()
     net.register_buffer("count", db.tensor([3]))
@@ -465,7 +465,7 @@ def test_to_dtype_applies_to_lazy_parameters_later():
     assert lazy[0].weight.dtype == db.float64
 
 
-# ---- the layers ------------------------------------------------------------------------------
+# ---- the layers -------------------------------------------------------------
 def test_dense_arguments_are_checked():
     with pytest.raises(ValueError, match="units must be a positive int"):
         nn.Dense(0)

@@ -12,7 +12,7 @@ from d2lblocks import backend, nn
 from conftest import HAS_GPU, requires_gpu, requires_no_cupy
 
 
-# ---- the device objects ---------------------------------------------------------
+# ---- the device objects -----------------------------------------------------
 def test_cpu_device():
     dev = db.cpu()
     assert dev.kind == "cpu" and repr(dev) == "cpu"
@@ -82,7 +82,7 @@ def test_device_of_wrong_type_is_a_value_error():
         backend.as_device(0)
 
 
-# ---- tensors on each device ----------------------------------------------------------
+# ---- tensors on each device -------------------------------------------------
 def test_creation_on_device(device):
     for t in (db.tensor([1.0, 2.0], device=device), db.zeros(2, device=device),
               db.ones(2, device=device), db.rand(2, device=device),
@@ -150,7 +150,7 @@ def test_mixing_devices_is_a_clear_error():
         db.concat([a, b])
 
 
-# ---- networks on each device -------------------------------------------------------
+# ---- networks on each device ------------------------------------------------
 class WithBuffer(nn.Block):
     def __init__(self):
         super().__init__()

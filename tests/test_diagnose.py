@@ -52,7 +52,7 @@ def quiet_diagnose(net):
         return db.diagnose(net)
 
 
-# ---- the pitfall itself ----------------------------------------------------------------
+# ---- the pitfall itself -----------------------------------------------------
 @pytest.mark.parametrize("container", [list, tuple])
 def test_forward_runs_but_nothing_else_sees_the_layers(container):
     net = ListMLP(container)
@@ -77,7 +77,7 @@ def test_the_same_layers_in_a_sequential_are_seen():
     assert quiet_diagnose(net).ok
 
 
-# ---- what diagnose reports ---------------------------------------------------------------
+# ---- what diagnose reports --------------------------------------------------
 def test_diagnose_names_each_orphan_by_attribute_path():
     report = quiet_diagnose(ListMLP())
     paths = [path for path, _ in report.orphans]
@@ -203,7 +203,7 @@ def test_diagnose_refuses_what_is_not_a_block():
         db.diagnose([nn.Linear(2, 2)])
 
 
-# ---- the warning ---------------------------------------------------------------------------
+# ---- the warning ------------------------------------------------------------
 def test_diagnose_warns_once_per_network():
     net = ListMLP()
     with pytest.warns(UserWarning, match=r"net\.layers\[0\]"):
@@ -233,7 +233,7 @@ def test_a_clean_network_never_warns():
         db.diagnose(nn.Sequential(nn.Linear(2, 2)))
 
 
-# ---- the optimizer notices ---------------------------------------------------------------
+# ---- the optimizer notices --------------------------------------------------
 class HalfRegistered(nn.Block):
     def __init__(self):
         super().__init__()

@@ -20,7 +20,7 @@ def _seed():
     db.manual_seed(0)
 
 
-# ---- the objects -----------------------------------------------------------------------
+# ---- the objects ------------------------------------------------------------
 @pytest.mark.parametrize("make,mean,std", [
     (lambda: init.Normal(0.0, 0.01), 0.0, 0.01),
     (lambda: init.Normal(2.0, 0.5), 2.0, 0.5),
@@ -87,7 +87,7 @@ def test_fans(shape, expected):
     assert init.fans(shape) == expected
 
 
-# ---- the in-place functions -------------------------------------------------------------
+# ---- the in-place functions -------------------------------------------------
 @pytest.mark.parametrize("fn,check", [
     (lambda p: init.normal_(p, 0.0, 0.05),
      lambda w: abs(w.std() - 0.05) < 0.002),
@@ -138,7 +138,7 @@ def test_initialize_with_an_object_reaches_every_parameter():
     assert np.abs(b).max() <= math.sqrt(6 / 10) and b.std() > 0
 
 
-# ---- reproducibility -------------------------------------------------------------------------
+# ---- reproducibility --------------------------------------------------------
 def build():
     net = nn.Sequential(nn.Dense(8, activation="relu"), nn.Dense(3))
     net.initialize(init.Normal(0.0, 0.1))

@@ -64,7 +64,7 @@ def check_grads(fn, *arrays, reference=None, rtol=1e-5, atol=1e-6):
     assert db.grad_check(fn, *fresh)
 
 
-# ---- elementwise arithmetic --------------------------------------------------
+# ---- elementwise arithmetic -------------------------------------------------
 BINARY = {
     "add": (lambda a, b: a + b, np.add, {}, {}),
     "sub": (lambda a, b: a - b, np.subtract, {}, {}),
@@ -150,7 +150,7 @@ def test_pow_with_tensor_exponent_on_scalar_base(shapes, seed):
                 reference=lambda a, b: (a * a + 0.5) ** b)
 
 
-# ---- unary ops ---------------------------------------------------------------------
+# ---- unary ops --------------------------------------------------------------
 def _np_softmax(x, axis=-1):
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
@@ -207,7 +207,7 @@ def test_softmax_is_stable_for_large_logits():
     np.testing.assert_allclose(s, [0.0, 1.0])
 
 
-# ---- reductions ----------------------------------------------------------------------
+# ---- reductions -------------------------------------------------------------
 def axis_for(shape):
     """None, one axis (maybe negative) or a tuple of distinct axes."""
     n = len(shape)
@@ -245,7 +245,7 @@ def test_max_shares_gradient_between_ties():
     np.testing.assert_allclose(y.grad.numpy(), [0.25] * 4)
 
 
-# ---- matrix products -------------------------------------------------------------
+# ---- matrix products --------------------------------------------------------
 MATMUL_CASES = [
     ((3, 4), (4, 2)),
     ((4,), (4, 2)),
@@ -294,7 +294,7 @@ def test_linear(bias, batch):
         check_grads(db.linear, x, w, reference=lambda x, w: x @ w.T)
 
 
-# ---- shapes ----------------------------------------------------------------------
+# ---- shapes -----------------------------------------------------------------
 @given(shape=nonscalar_shapes, seed=seeds, data=st.data())
 @settings(max_examples=15)
 def test_reshape(shape, seed, data):
@@ -420,7 +420,7 @@ def test_astype_to_integer_has_no_gradient():
     assert y.dtype == db.int64 and not y.requires_grad
 
 
-# ---- losses --------------------------------------------------------------------------
+# ---- losses -----------------------------------------------------------------
 def _np_cross_entropy(logits, labels):
     z = np.asarray(logits, np.float64)
     z = z - z.max(axis=1, keepdims=True)
@@ -495,7 +495,7 @@ def test_mse_refuses_shapes_that_would_broadcast():
         db.mse(db.zeros(4, 1), db.zeros(4))
 
 
-# ---- a composite, for good measure ---------------------------------------------
+# ---- a composite, for good measure ------------------------------------------
 @given(seed=seeds)
 @settings(max_examples=8)
 def test_small_network_expression(seed):

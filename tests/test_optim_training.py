@@ -118,7 +118,7 @@ def test_bad_optimizer_arguments(make, match):
         make()
 
 
-# ---- training end to end ---------------------------------------------------------------
+# ---- training end to end ----------------------------------------------------
 def blobs(n_per_class=100, seed=0):
     """Three Gaussian blobs in 2-D, one per class."""
     rng = np.random.default_rng(seed)

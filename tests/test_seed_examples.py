@@ -49,7 +49,7 @@ def assert_all_parameters_get_gradients(net, out):
     assert total > 0
 
 
-# ---- Gluon spelling -------------------------------------------------------------------
+# ---- Gluon spelling ---------------------------------------------------------
 class GluonMLP(nn.Block):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -185,7 +185,7 @@ def test_gluon_chimera(X):
     assert chimera[2].rand_weight.grad is None
 
 
-# ---- PyTorch spelling ---------------------------------------------------------------
+# ---- PyTorch spelling -------------------------------------------------------
 class TorchMLP(nn.Module):
     def __init__(self):
         super().__init__()

@@ -136,7 +136,7 @@ def test_non_persistent_buffers_are_neither_saved_nor_required():
                                   state["rand_weight"])
 
 
-# ---- strict loading and its errors -------------------------------------------------
+# ---- strict loading and its errors ------------------------------------------
 def test_missing_and_unexpected_keys_are_all_listed():
     net = WithBuffers()
     state = net.state_dict()
@@ -201,7 +201,7 @@ def test_load_into_a_different_architecture_changes_nothing(tmp_path):
     assert_same(snapshot(small), before)
 
 
-# ---- saving never leaves a half-written file -------------------------------------
+# ---- saving never leaves a half-written file --------------------------------
 def test_failed_save_leaves_an_existing_file_untouched(tmp_path):
     path = tmp_path / "model.npz"
     path.write_bytes(b"previous contents")

@@ -7,7 +7,7 @@ import pytest
 import d2lblocks as db
 
 
-# ---- creation and dtypes ---------------------------------------------------------
+# ---- creation and dtypes ----------------------------------------------------
 def test_python_floats_default_to_float32_and_ints_to_int64():
     assert db.tensor([1.5, 2.0]).dtype == db.float32
     assert db.tensor(3.0).dtype == db.float32
@@ -82,7 +82,7 @@ def test_requires_grad_on_integer_tensor_is_refused():
         db.zeros(3, dtype=db.int32, requires_grad=True)
 
 
-# ---- conversion -------------------------------------------------------------------
+# ---- conversion -------------------------------------------------------------
 def test_conversions_to_python_and_numpy():
     t = db.tensor([[1.0, 2.0], [3.0, 4.0]])
     assert t.tolist() == [[1.0, 2.0], [3.0, 4.0]]
@@ -142,7 +142,7 @@ def test_clone_and_detach():
     np.testing.assert_array_equal(d.numpy(), x.numpy())
 
 
-# ---- comparisons and truth values -----------------------------------------------
+# ---- comparisons and truth values -------------------------------------------
 @pytest.mark.parametrize("op,ref", [
     (lambda a, b: a < b, np.less), (lambda a, b: a <= b, np.less_equal),
     (lambda a, b: a > b, np.greater), (lambda a, b: a >= b, np.greater_equal),
@@ -195,7 +195,7 @@ def test_all_any_argmax():
     assert int(t.argmax()) == 2
 
 
-# ---- clear errors ----------------------------------------------------------------
+# ---- clear errors -----------------------------------------------------------
 @pytest.mark.parametrize("op,name", [
     (lambda a, b: a + b, "add"), (lambda a, b: a - b, "subtract"),
     (lambda a, b: a * b, "multiply"), (lambda a, b: a / b, "divide"),
@@ -255,7 +255,7 @@ def test_operand_of_wrong_type_is_refused():
         db.ones(2) + "a"
 
 
-# ---- grad mode and seeds --------------------------------------------------------
+# ---- grad mode and seeds ----------------------------------------------------
 def test_no_grad_as_context_manager():
     x = db.tensor([1.0, 2.0], requires_grad=True)
     assert db.is_grad_enabled()

@@ -273,6 +273,28 @@ def test_a_warning_would_cost_points_without_ignore_pattern(course, tmp_path):
     assert demo.read_scores(copy)["warns"]["ex2_parallel"]["code"] < 10
 
 
+def test_exchange_release_fetch_submit_collect(course, tmp_path):
+    # The student's side of the README: fetch, submit; then collect.
+    copy, student, exchange = (tmp_path / name for name in
+                               ("course", "student", "exchange"))
+    shutil.copytree(course[0], copy, ignore=shutil.ignore_patterns(
+        "submitted", "autograded", "feedback"))
+    student.mkdir()
+    exchange.mkdir()
+    where = f"--Exchange.root={exchange}"
+    demo.nbgrader(copy, "release_assignment", ASSIGNMENT, where)
+    demo.nbgrader(student, "fetch_assignment", ASSIGNMENT,
+                  "--course", "d2lblocks", where)
+    fetched = sorted(p.stem for p in (student / ASSIGNMENT).glob("*.ipynb"))
+    assert fetched == list(NOTEBOOKS)
+    demo.nbgrader(student, "submit", ASSIGNMENT, "--course", "d2lblocks", where)
+    demo.nbgrader(copy, "collect", ASSIGNMENT, where)
+    collected = list((copy / "submitted").glob(f"*/{ASSIGNMENT}"))
+    assert len(collected) == 1
+    assert sorted(p.stem for p in collected[0].glob("*.ipynb")) == list(NOTEBOOKS)
+    assert (collected[0] / "timestamp.txt").exists()
+
+
 # ---- feedback, export, report ----------------------------------------------
 def test_feedback_shows_scores_but_no_hidden_test(course):
     path, _ = course

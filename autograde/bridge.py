@@ -22,10 +22,9 @@ Library classes and module-level functions are named, not sent:
 ``numpy`` resolve.
 """
 
-import hashlib
 import importlib
-import json
 import types
+import zlib
 
 import numpy as np
 
@@ -141,8 +140,9 @@ class Bridge:
             sid = self._new_id()
             self._register(sid, v)
             node = {"$new": sid, "cls": qualified(type(v))}
-            node["state"] = enc(self.state_of(v))
-            self.prints[sid] = None     # sent whole: fingerprint taken later
+            state = self.state_of(v)
+            node["state"] = enc(state)
+            self.prints[sid] = quick_print(state)
             return node
         if _is_library_class(type(v)) and isinstance(v, list):
             return {"$listobj": qualified(type(v)),
@@ -178,37 +178,38 @@ class Bridge:
 
     def encode(self, payload):
         """``(doc, blobs)`` for a message: the payload, then the state of
-        every shared object that changed, the random generators and the
-        grad mode."""
+        every shared object that changed since the last message, the
+        random generators and the grad mode."""
         enc = codec.Encoder(self.other)
         doc = {"payload": enc(payload)}
-        sync = []
-        done = set()
-        # Objects can be added while we walk (a new gradient tensor).
-        while True:
+        sync, done = [], set()
+        while True:     # encoding a state can share more objects: go again
             todo = [sid for sid in list(self.shared) if sid not in done]
             if not todo:
                 break
             for sid in todo:
                 done.add(sid)
-                obj = self.shared[sid]
-                sub = codec.Encoder(self.other)
-                state = sub(self.state_of(obj))
-                fp = _fingerprint(state, sub.blobs)
-                if self.prints.get(sid) == fp:
-                    continue
-                self.prints[sid] = fp
-                base = len(enc.blobs)
-                enc.blobs.extend(sub.blobs)
-                sync.append([sid, _shift_blobs(state, base)])
+                state = self.state_of(self.shared[sid])
+                fp = quick_print(state)
+                if self.prints.get(sid) != fp:
+                    self.prints[sid] = fp
+                    sync.append([sid, enc(state)])
         doc["sync"] = sync
         rng = self.rng_state()
-        rfp = _fingerprint(rng, ())
+        rfp = quick_print(rng)
         if rfp != self.rng_print:
             self.rng_print = rfp
             doc["rng"] = enc(rng)
         doc["grad"] = bool(self._mode.enabled)
         return doc, enc.blobs
+
+    def forget(self, ids):
+        """Stop sharing the objects ``ids`` (each side keeps its copy)."""
+        for sid in ids:
+            obj = self.shared.pop(sid, None)
+            self.prints.pop(sid, None)
+            if obj is not None and self.shared_id.get(id(obj)) == sid:
+                del self.shared_id[id(obj)]
 
     # ---- decoding ---------------------------------------------------------------
     def tags(self):
@@ -256,7 +257,7 @@ class Bridge:
             self._slot_data.__set__(obj, None)
         self._register(sid, obj)
         self.apply_state(obj, dec(node.get("state"), 1))
-        self.prints[sid] = None
+        self.prints[sid] = quick_print(self.state_of(obj))
         return obj
 
     def _dec_listobj(self, node, dec):
@@ -321,19 +322,13 @@ class Bridge:
             if obj is None:
                 raise codec.ProtocolError(f"sync of unknown object {sid}")
             self.apply_state(obj, dec(node))
-        for sid in list(self.shared):     # what we just got needs no echo
-            self.prints[sid] = self._print_of(sid)
+            self.prints[sid] = quick_print(self.state_of(obj))   # no echo
         if "rng" in doc:
             self.set_rng_state(dec(doc["rng"]))
-        self.rng_print = _fingerprint(self.rng_state(), ())
+            self.rng_print = quick_print(self.rng_state())
         if type(doc.get("grad")) is bool:
             self._mode.enabled = doc["grad"]
         return payload
-
-    def _print_of(self, sid):
-        sub = codec.Encoder(self.other)
-        state = sub(self.state_of(self.shared[sid]))
-        return _fingerprint(state, sub.blobs)
 
     # ---- random generators ------------------------------------------------------
     def rng_state(self):
@@ -388,27 +383,27 @@ def setattr_slot(obj, name, value):
     Tensor.__dict__[name].__set__(obj, value)
 
 
-def _fingerprint(state, blobs):
-    h = hashlib.blake2b(json.dumps(state, sort_keys=True, default=str).encode(),
-                        digest_size=16)
-    for b in blobs:
-        h.update(len(b).to_bytes(8, "little"))
-        h.update(b)
-    return h.hexdigest()
-
-
-def _shift_blobs(node, base):
-    """Renumber blob indices of a sub-encoding appended after ``base`` blobs."""
-    if base == 0:
-        return node
-    if isinstance(node, list):
-        return [_shift_blobs(x, base) for x in node]
-    if isinstance(node, dict):
-        out = {}
-        for k, v in node.items():
-            if k in ("$array", "$bytes", "$scalar") and type(v) is int:
-                out[k] = v + base
-            else:
-                out[k] = _shift_blobs(v, base)
-        return out
-    return node
+def quick_print(v, depth=0):
+    """A cheap fingerprint of a state: plain values by value, arrays by
+    checksum, every other object by identity (shared objects are
+    fingerprinted on their own)."""
+    t = type(v)
+    if v is None or t in (bool, int, float, str, complex, bytes):
+        return v
+    if depth > 50:
+        return ("deep", id(v))
+    if t is np.ndarray:
+        a = np.ascontiguousarray(v)
+        return ("a", a.dtype.str, a.shape, zlib.crc32(a.reshape(-1).view(np.uint8)))
+    if t is tuple or t is list:
+        return (t.__name__, tuple(quick_print(x, depth + 1) for x in v))
+    if t is dict:
+        return ("d", tuple((quick_print(k, depth + 1), quick_print(x, depth + 1))
+                           for k, x in v.items()))
+    if t is set or t is frozenset:
+        return ("s", tuple(sorted(repr(quick_print(x, depth + 1)) for x in v)))
+    if isinstance(v, np.dtype):
+        return ("dt", v.str)
+    if isinstance(v, np.generic):
+        return ("sc", v.dtype.str, v.tobytes())
+    return ("o", id(v))

@@ -19,6 +19,7 @@ import itertools
 import operator
 import os
 import time
+import types
 
 import numpy as np
 
@@ -467,6 +468,38 @@ class StudentProcess:
         except RemoteError as e:
             return e
         return None
+
+    def collect(self, roots, timeout):
+        """Stop sharing the library objects that ``roots`` (the test's
+        namespace) no longer reach, on both sides, so that the state sent
+        with every message stays small."""
+        bridge = self.bridge
+        if bridge is None:
+            return
+        keep, stack, seen = set(), list(roots), set()
+        while stack:
+            v = stack.pop()
+            if id(v) in seen or isinstance(v, Remote):
+                continue
+            seen.add(id(v))
+            sid = bridge.shared_id.get(id(v))
+            if sid is not None:
+                keep.add(sid)
+                stack.extend(bridge.state_of(v).values())
+            elif type(v) in (list, tuple, set, frozenset):
+                stack.extend(v)
+            elif type(v) is dict:
+                stack.extend(v.values())
+            elif isinstance(v, types.FunctionType) and v.__closure__:
+                for cell in v.__closure__:
+                    try:
+                        stack.append(cell.cell_contents)
+                    except ValueError:      # an empty closure cell
+                        pass
+        drop = [sid for sid in bridge.shared if sid not in keep]
+        if drop:
+            self.request({"op": "forget", "ids": drop}, timeout)
+            bridge.forget(drop)
 
     def globals(self, names, timeout):
         """The student's values for ``names`` (those it defines)."""

@@ -155,6 +155,7 @@ class NotebookGrader:
         cwd = os.path.join(base, "work")
         os.mkdir(cwd, 0o700)
         cfg = {"cwd": cwd, "files": self.files, "uid": uid, "hide": self.hide,
+               "readable": sandbox.readable_paths(),
                "namespaces": use_ns, "limits": self.settings.limits.as_dict()}
         self.proc = StudentProcess(zygote(), cfg)
         old = signal.signal(signal.SIGALRM, _on_alarm)
@@ -292,6 +293,11 @@ class NotebookGrader:
                 status = "error"
         result["status"] = status
         result["message"] = self._message(status, err, test)
+        if self.proc.alive:
+            try:
+                self.proc.collect(list(self.tns.values()), self.settings.test_timeout)
+            except (StudentTimeout, StudentCrashed, RemoteError):
+                pass
         if status == "passed":
             score = test.points
             if type(value) in (int, float) and not isinstance(value, bool):

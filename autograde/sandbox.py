@@ -35,7 +35,7 @@ import time
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWNET = 0x40000000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
-_MS_REC, _MS_PRIVATE = 0x4000, 1 << 18
+_MS_BIND, _MS_REC, _MS_PRIVATE = 4096, 0x4000, 1 << 18
 _PR_SET_NO_NEW_PRIVS, _PR_SET_PDEATHSIG = 38, 1
 
 UID_BASE = 1_500_000_000     # far above any account; one uid per grader process
@@ -115,6 +115,7 @@ def enter(cfg, channel_fd):
         if uid is not None:
             os.chown(dst, uid, uid)
     if cfg.get("namespaces"):
+        _expose(libc, cfg.get("readable", []))
         for path in cfg.get("hide", []):
             if os.path.isdir(path):
                 _check(libc.mount(b"tmpfs", path.encode(), b"tmpfs",
@@ -139,9 +140,12 @@ def enter(cfg, channel_fd):
     home = os.getcwd()
     keep = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL") if k in os.environ}
     debug = os.environ.get("AUTOGRADE_DEBUG")
+    keep_env = dict(os.environ)
     os.environ.clear()
     if debug:
         os.environ["AUTOGRADE_DEBUG"] = debug
+    if "AUTOGRADE_PROFILE" in keep_env:
+        os.environ["AUTOGRADE_PROFILE"] = keep_env["AUTOGRADE_PROFILE"]
     os.environ.update(keep, HOME=home, TMPDIR=home, OPENBLAS_NUM_THREADS="1",
                       OMP_NUM_THREADS="1", MPLBACKEND="Agg")
     null = os.open(os.devnull, os.O_RDWR)
@@ -150,6 +154,61 @@ def enter(cfg, channel_fd):
     os.close(null)
     os.closerange(3, channel_fd)
     os.closerange(channel_fd + 1, 65536)
+
+
+def _expose(libc, paths):
+    """Make the directories ``paths`` (Python's own files) reachable by any
+    uid, inside this mount namespace only: each directory on the way that
+    others may not enter (such as a 0700 home) is covered by an empty
+    tmpfs into which only the needed entries are bind-mounted back. The
+    rest of that directory stays out of sight."""
+    plan = {}
+    for path in paths:
+        parts = [p for p in os.path.realpath(path).split("/") if p]
+        cur = "/"
+        for name in parts:
+            try:
+                mode = os.stat(cur).st_mode
+            except OSError:
+                break
+            if not mode & 0o001:
+                plan.setdefault(cur, set()).add(name)
+            cur = os.path.join(cur, name)
+    for top in sorted(plan, key=lambda d: d.count("/")):
+        fds = {}
+        for name in sorted(plan[top]):
+            try:
+                fds[name] = os.open(os.path.join(top, name), os.O_PATH)
+            except OSError:
+                pass
+        _check(libc.mount(b"tmpfs", top.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV,
+                          b"size=4k,mode=0755"), f"cover {top}")
+        for name, fd in fds.items():
+            target = os.path.join(top, name)
+            if os.path.isdir(f"/proc/self/fd/{fd}"):
+                os.mkdir(target)
+            else:
+                open(target, "w").close()
+            _check(libc.mount(f"/proc/self/fd/{fd}".encode(), target.encode(), None,
+                              _MS_BIND | _MS_REC, None), f"bind {target}")
+            os.close(fd)
+
+
+def readable_paths():
+    """Directories a student process must be able to read: Python's
+    standard library and installed packages."""
+    import sysconfig
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    paths.update(p for p in sys.path if p and os.path.isdir(p))
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        p = sysconfig.get_paths().get(key)
+        if p:
+            paths.add(p)
+    import d2lblocks
+    import numpy
+    for mod in (d2lblocks, numpy):
+        paths.add(os.path.dirname(os.path.dirname(os.path.abspath(mod.__file__))))
+    return sorted(os.path.realpath(p) for p in paths)
 
 
 # ---- the zygote ----------------------------------------------------------------

@@ -155,11 +155,12 @@ for name, param in fresh.named_parameters():
 
 `named_parameters()` walks the whole tree and yields dotted names such as
 `0.weight`. Adding up the sizes gives the model's parameter count:
-256 x 20 + 256 + 10 x 256 + 10, that is `7946` numbers.
+256 x 20 + 256 + 10 x 256 + 10 = 7946 numbers, so the cell prints
+`parameters: 7946`.
 """),
     code("""
 total = sum(p.numel() for p in net.parameters())
-print('parameters:', total)""", expect=["7946"]),
+print('parameters:', total)""", expect=["parameters: 7946"]),
     md("""
 ## Initializing on purpose
 
@@ -167,14 +168,14 @@ Gluon users call `net.initialize()`; here that call is optional, because
 every layer has a sensible default. Passing an initializer changes all
 weights at once, even lazy ones: they receive it when their shape becomes
 known. With `init.Constant(0.5)` every entry of the first weight is 0.5, so
-its mean is `0.5`.
+the cell prints `mean of 0.weight: 0.5`.
 """),
     code("""
 net2 = nn.Sequential(nn.Dense(256, activation='relu'), nn.Dense(10))
 net2.initialize(init.Constant(0.5))
 net2(X)
 print('mean of 0.weight:', net2[0].weight.mean().item())""",
-         expect=["0.5"]),
+         expect=["mean of 0.weight: 0.5"]),
     md("""
 Next: writing a block of our own, in `02-custom-block.ipynb`.
 """),
@@ -244,13 +245,14 @@ print('same weights:', same)""", expect=["same weights: False"]),
 ## What the base class does for us
 
 We never listed the parameters, yet `named_parameters()` finds all four,
-because `hidden` and `out` were registered when they were assigned. There
-are `4` parameter tensors.
+because `hidden` and `out` were registered when they were
+assigned: `parameter tensors: 4`.
 """),
     code("""
 for name, param in net.named_parameters():
     print(f'{name:14s} {param.shape}')
-print(len(net.parameters()))""", expect=["4"]),
+print('parameter tensors:', len(net.parameters()))""",
+         expect=["parameter tensors: 4"]),
     md("""
 Gradients need no code either. After a backward pass every parameter has a
 gradient of its own shape; the hidden weight's gradient has shape
@@ -399,14 +401,14 @@ class ListSequential(nn.Block):
 list_net = ListSequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))"""),
     md("""
 The forward pass still works and returns shape `(2, 10)`. But the block
-cannot see its own layers: `print` shows an empty block, and it reports
-`0` parameters.
+cannot see its own layers: `print` shows an empty block, and the count
+reads `parameters: 0`.
 """),
     code("""
 print(list_net(X).shape)
 print(list_net)
 print('parameters:', len(list_net.parameters()))""",
-         expect=["(2, 10)", "0"]),
+         expect=["(2, 10)", "parameters: 0"]),
     md("""
 Everything that walks the tree (`parameters()`, `initialize()`,
 `state_dict()`, `save()`, `to(device)`) goes through `_children` and never
@@ -422,8 +424,8 @@ The practical damage: an optimizer built from `list_net.parameters()` would
 have nothing to train, so the library refuses to build it
 (`SGD got no parameters`), and
 `initialize()` silently skips the hidden layers. With `init.Zeros()` the
-registered chain has a weight sum of `0.0`, while the list-held weights
-keep their random values.
+registered chain's weights all become zero (`registered: 0.0`), while
+the list-held weights keep their random values.
 """),
     code("""
 try:
@@ -436,7 +438,7 @@ registered.initialize(init.Zeros())
 list_net.initialize(init.Zeros())
 print('registered:', registered._children['0'].weight.abs().sum().item())
 print('list-held: ', list_net.blocks[0].weight.abs().sum().item())""",
-         expect=["SGD got no parameters", "0.0"]),
+         expect=["SGD got no parameters", "registered: 0.0"]),
     md("""
 ## Why a dict rather than a list?
 
@@ -452,27 +454,29 @@ three things:
 * **Order still holds.** Since Python 3.7 a dict remembers insertion order,
   which is exactly the execution order a chain needs.
 
-The keys of our chain are the positions, and the state dict uses them.
-There are `4` entries.
+The keys of our chain are the positions, and the state dict uses them:
+`entries: 4`.
 """),
     code("""
 print(list(net._children))
 print(list(net.state_dict()))
-print(len(net.state_dict()))""", expect=["4"]),
+print('entries:', len(net.state_dict()))""", expect=["entries: 4"]),
     md("""
 If you must keep blocks in a list, use `nn.BlockList` (PyTorch's
-`ModuleList`): it is a list that registers what it holds, so all `4`
-parameters are found again.
+`ModuleList`): it is a list that registers what it holds, so all four
+parameters are found again (`parameters: 4`).
 """),
     code("""
-class FixedListSequential(ListSequential):
-    def __init__(self, *blocks):
-        nn.Block.__init__(self)
-        self.blocks = nn.BlockList(blocks)
+class BlockListSequential(ListSequential):
+    \"\"\"The list version again, but with a list that registers.\"\"\"
 
-fixed = FixedListSequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))
-print(len(fixed.parameters()))
-print(db.diagnose(fixed, warn=False))""", expect=["4"]),
+    def __init__(self, *blocks):
+        super().__init__(*blocks)
+        self.blocks = nn.BlockList(self.blocks)
+
+fixed = BlockListSequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))
+print('parameters:', len(fixed.parameters()))
+print(db.diagnose(fixed, warn=False))""", expect=["parameters: 4"]),
     md("""
 Next: putting arbitrary Python into `forward`, in
 `04-forward-code.ipynb`.
@@ -620,14 +624,14 @@ the same way.
 
 The printed tree shows the nesting, and the parameter names follow it
 (`0.net.0.weight` is the first layer inside the `NestMLP`). The chimera
-owns `4712` parameters.
+owns 4712 numbers in all: `total: 4712`.
 """),
     code("""
 print(chimera)
 for name, param in chimera.named_parameters():
     print(f'{name:18s} {param.shape}')
 print('total:', sum(p.numel() for p in chimera.parameters()))""",
-         expect=["4712"]),
+         expect=["total: 4712"]),
     md("""
 Next: how fast is all this Python, in `05-efficiency.ipynb`.
 """),
@@ -922,15 +926,19 @@ print(db.diagnose(review, warn=False))""", expect=["no problems found"]),
     md("""
 ## Exercises
 
-The exercises for this section live in the folder `exercises/` at the top
-of the repository, as notebooks with automatic checks. They ask you to:
+The exercises for this section are the nbgrader assignment
+`layers_and_blocks` in the folder `exercises/` at the top of the
+repository; `exercises/README.md` explains how a course releases,
+collects and grades them. Each exercise is a notebook with tests you can
+run yourself before you submit:
 
-1. explain, and demonstrate, what goes wrong when `MySequential` stores its
-   blocks in a Python list;
-2. write a parallel block that runs two networks on the same input and
-   concatenates their outputs;
-3. write a factory that builds several copies of a block and chains them
-   into a larger network.
+| notebook | what you build |
+|---|---|
+| `ex1_sequential.ipynb` | `MySequential` with an ordered dict of children, and an account of what goes wrong when the blocks sit in a Python list |
+| `ex2_parallel.ipynb` | `Parallel(net1, net2, axis=1)`: run two blocks on the same input and join their outputs |
+| `ex3_factory.ipynb` | a factory that makes several independent copies of a block and chains them into a larger network |
+
+Parts 3 and 4 of this chapter, and `db.diagnose`, are the tools you need.
 """),
 ]
 

@@ -652,7 +652,7 @@ them as shapes of curves, not as exact numbers.
 """),
     code(SETUP),
     md("""
-## A timing helper
+## How we measure
 
 We repeat a call for about 20 ms and keep the best of seven such rounds,
 letting the contenders take turns; this filters out most interference from

@@ -1,4 +1,4 @@
-"""Helpers for testing the chapter notebooks: find, check, execute them.
+"""Tools for testing the chapter notebooks: find, check, execute them.
 
 The claims convention (see ``chapters/build_notebooks.py``): a code cell may
 list strings under ``metadata["expect"]``. Each must appear in the cell's

@@ -188,8 +188,10 @@ def test_student_runs_a_chapter_in_jupyterlab(lab):
                          has_text=re.compile(r"\(ipykernel\) \| Idle")) \
                 .first.wait_for(timeout=60_000)
 
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells") \
+            page.locator(".lm-MenuBar-itemLabel",
+                         has_text=re.compile(r"^Run$")).first.click()
+            page.locator(".lm-Menu-itemLabel",
+                         has_text=re.compile(r"^Run All Cells$")) \
                 .first.click()
 
             image = notebook.locator(".jp-OutputArea-output img")

@@ -286,7 +286,8 @@ assert float(loss_fn(net(X), y).item()) < 0.5 * start
 `ListSequential` below runs exactly like `MySequential`, but keeps its
 blocks in a plain list. Run the cell, then try more in the free cell
 under it: `initialize`, `state_dict`, `to(dtype=db.float64)`, an
-`optim.SGD` built from `parameters()`, and `db.diagnose(list_net)`.
+`optim.SGD` built from `parameters()`, `print(list_net)`. When you have
+your own list, compare it with what `db.diagnose(list_net)` reports.
 """),
     given("ex1_list_demo", '''
 class ListSequential(nn.Block):
@@ -307,7 +308,6 @@ list_net = ListSequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
 print("output shape:      ", list_net(db.randn(2, 4)).shape)
 print("parameters():      ", len(list(list_net.parameters())))
 print("state_dict() keys: ", list(list_net.state_dict()))
-print(db.diagnose(list_net, warn=False))
 '''),
     scratch("# Try things out here (this cell is not graded).\n"),
     text("ex1_question", """

@@ -197,6 +197,12 @@ class Submission:
                     and _norm(text) != _norm(source.released_source(gid)):
                 self.tamper.append(f"read-only cell {gid} was edited")
             self.steps.append(("cell", index, text))
+        self.unchanged_answers = []
+        for gid in source.manual:
+            mine = [c for c in nb.cells if nbgrader_meta(c).get("grade_id") == gid]
+            if not mine or _norm(mine[0].get("source", "")) == _norm(
+                    source.released_source(gid)):
+                self.unchanged_answers.append(gid)
         for t in source.tests:
             if t.grade_id not in placed:
                 self.tamper.append(f"test cell {t.grade_id} is missing "

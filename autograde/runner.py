@@ -175,6 +175,7 @@ class NotebookGrader:
         return {"notebook": self.source.name, "tests": self.results,
                 "score": score, "max_score": self.source.points,
                 "tamper": list(self.sub.tamper), "cell_problems": self.cell_problems,
+                "unchanged_answers": list(self.sub.unchanged_answers),
                 "isolation": {"uid": uid, "namespaces": use_ns},
                 "restarts": self.proc.restarts,
                 "seconds": round(time.monotonic() - start, 3)}

@@ -1,0 +1,241 @@
+"""The ``autograde`` command (also ``python -m autograde``).
+
+    autograde grade ASSIGNMENT [--workers N] [--student GLOB]
+    autograde feedback ASSIGNMENT [--student GLOB]
+    autograde check NOTEBOOK [--json]
+    autograde selftest ASSIGNMENT
+
+Run it in the course folder (the one with ``nbgrader_config.py``), or pass
+``--course DIR``; from the repository root it finds ``exercises/``.
+"""
+
+import argparse
+import collections
+import json
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+
+from . import course as course_mod
+from .runner import Settings, STATUSES
+
+
+def _settings(args):
+    from .sandbox import Limits
+    limits = Limits(cpu_s=args.cpu_limit, memory_mb=args.memory_mb)
+    return Settings(test_timeout=args.test_timeout, cell_timeout=args.cell_timeout,
+                    submission_budget=args.budget, limits=limits)
+
+
+def _add_limits(p):
+    p.add_argument("--test-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds per test cell (default 10)")
+    p.add_argument("--cell-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds per student code cell (default 10)")
+    p.add_argument("--budget", type=float, default=120.0, metavar="S",
+                   help="seconds per notebook in all (default 120)")
+    p.add_argument("--memory-mb", type=int, default=2048, metavar="MB",
+                   help="address-space limit of a student process (default 2048)")
+    p.add_argument("--cpu-limit", type=int, default=60, metavar="S",
+                   help="CPU seconds of a student process (default 60)")
+
+
+def build_parser():
+    """The argument parser (also used by the documentation)."""
+    parser = argparse.ArgumentParser(
+        prog="autograde", description="Parallel, sandboxed grading of an "
+        "nbgrader course: student code runs in a locked-down process, the "
+        "hidden tests run in the grader.")
+    parser.add_argument("--course", metavar="DIR", help="the nbgrader course "
+                        "folder (default: here if it has nbgrader_config.py, "
+                        "else exercises/)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("grade", help="grade every submission of an assignment")
+    g.add_argument("assignment")
+    g.add_argument("--workers", type=int, default=None,
+                   help="parallel graders (default: one per core)")
+    g.add_argument("--student", default="*", metavar="GLOB",
+                   help="only students whose id matches (default: all)")
+    g.add_argument("--no-gradebook", action="store_true",
+                   help="write reports only, leave gradebook.db alone")
+    g.add_argument("--dask", metavar="ADDRESS",
+                   help="run on a Dask distributed scheduler instead of "
+                   "local processes")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_limits(g)
+
+    f = sub.add_parser("feedback", help="write per-student feedback HTML "
+                       "(after grade)")
+    f.add_argument("assignment")
+    f.add_argument("--student", default="*", metavar="GLOB")
+
+    c = sub.add_parser("check", help="run a notebook's visible tests before "
+                       "submitting")
+    c.add_argument("notebook")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_limits(c)
+
+    s = sub.add_parser("selftest", help="the source solutions must get full "
+                       "marks and the release none")
+    s.add_argument("assignment")
+    _add_limits(s)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``autograde`` console script; returns the exit
+    status (0 ok, 1 tests failed, 2 usage or grader error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return {"grade": cmd_grade, "feedback": cmd_feedback, "check": cmd_check,
+                "selftest": cmd_selftest}[args.command](args)
+    except course_mod.CourseError as e:
+        print(f"autograde: {e}", file=sys.stderr)
+        return 2
+
+
+# ---- grade ---------------------------------------------------------------------------
+def cmd_grade(args):
+    from .executor import DaskExecutor, LocalExecutor, grade_submission
+    from tqdm import tqdm
+    if args.workers is not None and args.workers < 1:
+        raise course_mod.CourseError(f"--workers must be at least 1, got {args.workers}")
+    root = course_mod.find_course(args.course)
+    sources = course_mod.load_sources(root, args.assignment)
+    subs = course_mod.find_submissions(root, args.assignment, args.student)
+    if not subs:
+        raise course_mod.CourseError(
+            f"no submissions of {args.assignment!r} matching {args.student!r} "
+            f"under {root / 'submitted'}")
+    settings = _settings(args).as_dict()
+    tasks = [{"course": str(root), "assignment": args.assignment, "student": s,
+              "folder": folder, "files": course_mod.submission_files(folder),
+              "settings": settings} for s, folder in subs]
+    executor = DaskExecutor(args.dask) if args.dask else \
+        LocalExecutor(min(args.workers or os.cpu_count() or 1, len(tasks)))
+    results = []
+    with executor, tqdm(total=len(tasks), unit="submission", disable=args.quiet,
+                        desc=f"grading {args.assignment}") as bar:
+        for res in executor.map_unordered(grade_submission, tasks):
+            results.append(res)
+            folder = dict(subs)[res["student"]]
+            course_mod.write_autograded(root, args.assignment, res["student"],
+                                        folder, sources, res)
+            bar.update()
+    csv_path = course_mod.write_reports(root, args.assignment, results)
+    if not args.no_gradebook:
+        course_mod.update_gradebook(root, args.assignment, results, sources)
+    counts = collections.Counter(t["status"] for r in results
+                                 for nb in r["notebooks"] for t in nb["tests"])
+    print(f"graded {len(results)} submission(s) of {args.assignment}: " +
+          ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]))
+    for r in sorted(results, key=lambda r: r["student"]):
+        notes = [n for nb in r["notebooks"] for n in nb.get("tamper", [])]
+        trouble = [f"{t['grade_id']}: {t['status']}" for nb in r["notebooks"]
+                   for t in nb["tests"] if t["status"] in ("timeout", "crashed")]
+        if r.get("grader_error"):
+            print(f"  {r['student']}: GRADER ERROR (not graded)\n{r['grader_error']}")
+        if notes or trouble:
+            print(f"  {r['student']}: " + "; ".join(trouble + notes))
+    print(f"per-test results: {csv_path}")
+    return 2 if any(r.get("grader_error") for r in results) else 0
+
+
+# ---- feedback ------------------------------------------------------------------------
+def cmd_feedback(args):
+    from .feedback import write_feedback
+    root = course_mod.find_course(args.course)
+    reports = sorted((root / "reports" / args.assignment).glob("*.json"))
+    if not reports:
+        raise course_mod.CourseError(f"no reports for {args.assignment!r}: run "
+                                     f"`autograde grade {args.assignment}` first")
+    written = []
+    import fnmatch
+    for path in reports:
+        res = json.loads(path.read_text(encoding="utf-8"))
+        if fnmatch.fnmatchcase(res["student"], args.student):
+            written.append(write_feedback(root, res))
+    print(f"wrote {len(written)} feedback file(s), e.g. {written[0]}" if written
+          else "no student matched")
+    return 0
+
+
+# ---- check ---------------------------------------------------------------------------
+def _grade_one(nb, path, settings, source_nb=None):
+    from .notebook import SourceNotebook
+    from .runner import NotebookGrader
+    name = Path(path).name if path else "notebook.ipynb"
+    src = SourceNotebook(source_nb or nb, name)
+    files = {name: str(Path(path).resolve())} if path else {}
+    return NotebookGrader(src, nb, files, settings).run()
+
+
+def cmd_check(args):
+    path = Path(args.notebook)
+    if not path.is_file():
+        raise course_mod.CourseError(f"expected a notebook file, got {str(path)!r}")
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception as e:
+        raise course_mod.CourseError(f"{path} is not a readable notebook: {e}") from None
+    report = _grade_one(nb, path, _settings(args))
+    report.pop("tamper", None)      # the notebook is its own reference here
+    ok = all(t["status"] == "passed" for t in report["tests"])
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0 if ok else 1
+    print(f"{path.name}: visible tests")
+    for t in report["tests"]:
+        mark = "PASS" if t["status"] == "passed" else t["status"].upper()
+        print(f"  {mark:8s} {t['score']:g}/{t['max_points']:g}  {t['title']}")
+        if t["message"]:
+            print(f"           {t['message'][:500]}")
+    for p in report["cell_problems"]:
+        print(f"  note: cell {p['cell']}: {p['status']}: {p['message'][:300]}")
+    n_ok = sum(t["status"] == "passed" for t in report["tests"])
+    print(f"{n_ok} of {len(report['tests'])} visible tests passed"
+          + ("" if ok else "; hidden tests run when your work is graded"))
+    return 0 if ok else 1
+
+
+# ---- selftest ------------------------------------------------------------------------
+def cmd_selftest(args):
+    from .notebook import release_version, visible_part, nbgrader_meta
+    root = course_mod.find_course(args.course)
+    sources = course_mod.load_sources(root, args.assignment)
+    settings = _settings(args)
+    release_dir = root / "release" / args.assignment
+    failures = []
+    for name, src in sources.items():
+        full = _grade_one(src.nb, root / "source" / args.assignment / name,
+                          settings, source_nb=src.nb)
+        bad = [f"{t['grade_id']} ({t['status']}: {t['message'][:200]})"
+               for t in full["tests"] if t["status"] != "passed"]
+        print(f"{name}: solution {full['score']:g}/{full['max_score']:g}")
+        if bad or full["score"] != full["max_score"]:
+            failures.append(f"{name}: the solution does not pass: {'; '.join(bad)}")
+        if (release_dir / name).exists():
+            rel = nbformat.read(str(release_dir / name), as_version=4)
+            where = "release/"
+        else:       # what generate_assignment would make of it
+            rel = nbformat.from_dict(src.nb)
+            for cell in rel.cells:
+                meta = nbgrader_meta(cell)
+                if meta.get("solution"):
+                    cell.source = release_version(cell.source, cell.cell_type)
+                elif meta.get("grade"):
+                    cell.source = visible_part(cell.source)
+            where = "stripped source"
+        released = _grade_one(rel, None, settings, source_nb=src.nb)
+        print(f"{name}: release ({where}) {released['score']:g}/{released['max_score']:g}")
+        if released["score"] != 0:
+            passing = [t["grade_id"] for t in released["tests"] if t["score"]]
+            failures.append(f"{name}: the release already earns points: {passing}")
+    for f in failures:
+        print(f"FAIL {f}")
+    print("selftest passed" if not failures else "selftest FAILED")
+    return 0 if not failures else 1

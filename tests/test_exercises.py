@@ -186,6 +186,34 @@ def test_samples_refuse_unknown_cells(course):
                                             "cells": {"no_such_cell": ""}}})
 
 
+def _failing_cells(stem, replacement):
+    """Run a source notebook's code cells in-process, with the solution
+    cells in ``replacement`` swapped; returns the test cells that raise."""
+    namespace, failing = {}, []
+    for cell in _source_cells()[stem]:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not meta:
+            continue
+        gid = meta["grade_id"]
+        code = replacement.get(gid, cell.source)
+        try:
+            exec(compile(code, gid, "exec"), namespace)
+        except Exception:
+            failing.append(gid)
+    return failing
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_other_correct_answers_pass_every_test(stem):
+    assert _failing_cells(stem, samples.OTHER_CORRECT) == []
+
+
+def test_reversed_factory_fails_order_and_output():
+    failing = _failing_cells("ex3_factory",
+                             {"factory_functions": samples.FACTORY_REVERSED})
+    assert failing == ["test_factory_order", "test_factory_output"]
+
+
 # ---- release and validation ------------------------------------------------
 def test_release_has_no_solution_and_no_hidden_test(course):
     path, _ = course

@@ -147,6 +147,64 @@ SAMPLES = {
 }
 """student id -> how that student's notebooks differ from the base."""
 
+# Other answers, checked by running the test cells in-process (faster
+# than nbgrader): correct ones written another way must pass every test;
+# the reversed factory must fail exactly the order and output tests.
+OTHER_CORRECT = {
+    "my_sequential": '''
+class MySequential(nn.Block):
+    def __init__(self, *blocks):
+        super().__init__()
+        for i, block in enumerate(blocks):
+            self.add_module(str(i), block)
+
+    def forward(self, X):
+        for i in range(len(self._modules)):
+            X = self._modules[str(i)](X)
+        return X
+''',
+    "parallel_block": '''
+class Parallel(nn.Block):
+    def __init__(self, net1, net2, axis=1):
+        super().__init__()
+        self.net1, self.net2, self.axis = net1, net2, axis
+
+    def forward(self, X, X2=None):
+        a = self.net1(X)
+        b = self.net2(X2 if X2 is not None else X)
+        if a.shape[0] != b.shape[0]:
+            raise ValueError(f"batch size mismatch: {a.shape[0]} vs {b.shape[0]}")
+        return db.cat((a, b), axis=self.axis)
+''',
+    "factory_functions": '''
+def make_instances(factory, n):
+    if type(n) is not int or n <= 0:
+        raise ValueError("n must be a positive integer")
+    blocks = []
+    while len(blocks) < n:
+        blocks.append(factory())
+    return blocks
+
+
+def build_network(factory, n):
+    net = nn.Sequential()
+    for block in make_instances(factory, n):
+        net.add(block)
+    return net
+''',
+}
+
+FACTORY_REVERSED = '''
+def make_instances(factory, n):
+    if type(n) is not int or n <= 0:
+        raise ValueError("n must be a positive integer")
+    return [factory() for _ in range(n)][::-1]
+
+
+def build_network(factory, n):
+    return nn.Sequential(*make_instances(factory, n))
+'''
+
 _MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
 

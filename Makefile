@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m d2lblocks.demo
+	$(BIN)/python exercises/instructor_demo.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -49,7 +49,10 @@ class Device:
 
     def __eq__(self, other):
         if isinstance(other, str):
-            other = as_device(other)
+            try:
+                other = Device(*_parse(other))
+            except ValueError:
+                return False
         return (isinstance(other, Device) and self.kind == other.kind
                 and self.index == other.index)
 
@@ -108,13 +111,21 @@ def as_device(device):
     if isinstance(device, Device):
         return gpu(device.index) if device.kind == "gpu" else _CPU
     if isinstance(device, str):
-        kind, _, index = device.strip().lower().partition(":")
-        if kind == "cpu" and not index:
-            return _CPU
-        if kind in ("gpu", "cuda") and (not index or index.isdigit()):
-            return gpu(int(index or 0))
+        kind, index = _parse(device)
+        return _CPU if kind == "cpu" else gpu(index)
     raise ValueError(f"expected a device such as db.cpu(), db.gpu(0), 'cpu' "
                      f"or 'gpu:0', got {device!r}")
+
+
+def _parse(text):
+    """``'cpu'``, ``'gpu'``, ``'gpu:1'``, ``'cuda:1'`` -> (kind, index)."""
+    kind, _, index = text.strip().lower().partition(":")
+    if kind == "cpu" and not index:
+        return "cpu", 0
+    if kind in ("gpu", "cuda") and (not index or index.isdigit()):
+        return "gpu", int(index or 0)
+    raise ValueError(f"expected a device such as db.cpu(), db.gpu(0), 'cpu' "
+                     f"or 'gpu:0', got {text!r}")
 
 
 def device_of(array):

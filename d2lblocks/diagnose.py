@@ -162,3 +162,6 @@ def diagnose(net, warn=True):
         _warned.add(net)
         warnings.warn(str(report), UserWarning, stacklevel=2)
     return report
+
+
+diagnose.set_warnings = set_warnings     # reachable as db.diagnose.set_warnings

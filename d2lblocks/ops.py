@@ -622,15 +622,27 @@ def _inplace(op, ufunc):
     """
     def method(self, other):
         if not _mode.enabled:
+            value = _data(other) if isinstance(other, Tensor) else _const(other)
             try:
-                ufunc(self.data, _data(other) if isinstance(other, Tensor)
-                      else _const(other), out=self.data, casting="same_kind")
-            except (TypeError, ValueError) as exc:
+                ufunc(self.data, value, out=self.data, casting="same_kind")
+            except np.exceptions.DTypePromotionError as exc:
+                raise TypeError(f"{op.__name__}: {exc}") from None
+            except TypeError as exc:
+                if np.result_type(self.data, value) != self.dtype:
+                    raise TypeError(
+                        f"an in-place {op.__name__} would turn a {self.dtype} "
+                        f"tensor into {np.result_type(self.data, value)}; write "
+                        f"x = x {_SYMBOL.get(op.__name__, op.__name__)} y instead") from None
+                raise _mismatch(op.__name__, self, other, exc) from None
+            except ValueError as exc:
                 raise _mismatch(op.__name__, self, other, exc) from None
             return self
         _become(self, op(self, other))
         return self
     return method
+
+
+_SYMBOL = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/"}
 
 
 def _become(self, out):

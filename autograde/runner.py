@@ -29,7 +29,7 @@ import tempfile
 import time
 
 from . import sandbox
-from .notebook import BEGIN_HIDDEN, END_HIDDEN, Submission, used_names
+from .notebook import BEGIN_HIDDEN, END_HIDDEN, Submission, bound_names, used_names
 from .remote import (RemoteError, StudentCrashed, StudentProcess,
                      StudentTimeout, default_uid)
 
@@ -119,6 +119,7 @@ class NotebookGrader:
         self.tns = {"__builtins__": builtins, "__name__": "__main__"}
         self.remote_names = set()
         self.executed = []          # (index, source) to replay after a restart
+        self._lost_names = {}       # name -> (status, where): its cell was skipped
         self.setup_done = set()
 
     # ---- the student process ------------------------------------------------------
@@ -189,11 +190,13 @@ class NotebookGrader:
         try:
             err = self.proc.run_cell(text, f"<cell {index}>", self.settings.cell_timeout)
         except StudentTimeout:
+            self._lose(text, "timeout", index)
             self.cell_problems.append({"cell": index, "status": "timeout",
                                        "message": "this cell did not finish within "
                                        f"{self.settings.cell_timeout:g} s and was skipped"})
             return
         except StudentCrashed as e:
+            self._lose(text, "crashed", index)
             self.cell_problems.append({"cell": index, "status": "crashed",
                                        "message": f"{e}; the cell was skipped"})
             return
@@ -201,6 +204,10 @@ class NotebookGrader:
         if err is not None:
             self.cell_problems.append({"cell": index, "status": "error",
                                        "message": f"{type(err).__name__}: {err}"[:500]})
+
+    def _lose(self, text, status, index):
+        for name in bound_names(text):
+            self._lost_names[name] = (status, f"code cell {index}")
 
     # ---- tests --------------------------------------------------------------------
     def _run_setup_before(self, index):
@@ -294,6 +301,11 @@ class NotebookGrader:
                 status = "error"
         result["status"] = status
         result["message"] = self._message(status, err, test)
+        lost = self._lost_names.get(getattr(err, "name", None))
+        if status == "error" and isinstance(err, NameError) and lost:
+            result["status"], result["message"] = lost[0], (
+                f"{err.name} is not defined because the cell that defines it "
+                f"({lost[1]}) was stopped: {lost[0]}")
         if self.proc.alive:
             try:
                 self.proc.collect(list(self.tns.values()), self.settings.test_timeout)
@@ -325,8 +337,7 @@ class NotebookGrader:
             if line is not None:
                 hidden, code = _line_info(test.source, line)
                 where = " (a hidden check)" if hidden else f": {code.strip()}"
-            return (text or "an assertion failed") + ("" if text and not where
-                                                      else where)[:2000]
+            return (text or ("an assertion failed" + where))[:2000]
         kind = type(err).__name__
         text = f"{kind}: {err}"
         if isinstance(err, RemoteError):

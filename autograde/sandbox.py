@@ -100,27 +100,37 @@ def enter(cfg, channel_fd):
     libc = _libc()
     cwd, uid = cfg["cwd"], cfg.get("uid")
     limits = cfg["limits"]
+    # Open the submission's files first: the course may vanish from view.
+    files = {name: os.open(src, os.O_RDONLY)
+             for name, src in cfg.get("files", {}).items()}
     if cfg.get("namespaces"):
         _check(libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET), "unshare")
         _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None),
                "mount private")
-        opts = f"size={int(limits['disk_mb'])}m,mode=0700,uid={uid},gid={uid}"
-        _check(libc.mount(b"tmpfs", cwd.encode(), b"tmpfs",
-                          _MS_NOSUID | _MS_NODEV, opts.encode()), "mount tmpfs")
-    # Copy the submission in while still allowed to read the course.
-    for name, src in cfg.get("files", {}).items():
-        dst = os.path.join(cwd, name)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copyfile(src, dst)
+        # Fresh, size-limited scratch space: nothing of other users' /tmp
+        # (other courses, pytest folders) is visible, and disk use is capped.
+        opts = f"size={int(limits['disk_mb'])}m,mode=1777".encode()
+        for scratch in ("/tmp", "/var/tmp", "/dev/shm"):
+            if os.path.isdir(scratch):
+                _check(libc.mount(b"tmpfs", scratch.encode(), b"tmpfs",
+                                  _MS_NOSUID | _MS_NODEV, opts), f"mount {scratch}")
+        cwd = "/tmp/work"
+        os.mkdir(cwd, 0o700)
         if uid is not None:
-            os.chown(dst, uid, uid)
-    if cfg.get("namespaces"):
+            os.chown(cwd, uid, uid)
         _expose(libc, cfg.get("readable", []))
         for path in cfg.get("hide", []):
             if os.path.isdir(path):
                 _check(libc.mount(b"tmpfs", path.encode(), b"tmpfs",
                                   _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
                                   b"size=4k,mode=0"), f"hide {path}")
+    for name, fd in files.items():
+        dst = os.path.join(cwd, name)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        with os.fdopen(fd, "rb") as src, open(dst, "wb") as out:
+            shutil.copyfileobj(src, out)
+        if uid is not None:
+            os.chown(dst, uid, uid)
     os.chdir(cwd)
     if uid is not None:
         if not cfg.get("namespaces"):

@@ -149,9 +149,15 @@ def diagnose(net, warn=True):
     last_call = net.__dict__.get("_last_call")
     unused = []
     if last_call is not None:
-        unused = [(f"net.{name}", p._shape_text() if p.is_lazy else str(p.shape))
-                  for name, p in net.named_parameters()
-                  if p.requires_grad and p._last_used < last_call]
+        # A block's parameters count as used when the block ran during (or
+        # after) the root's last call.
+        for block_path, block in net.named_blocks("net"):
+            if block.__dict__.get("_last_call", 0) >= last_call:
+                continue
+            for name, p in block.named_parameters(recurse=False):
+                if p.requires_grad:
+                    shape = p._shape_text() if p.is_lazy else str(p.shape)
+                    unused.append((f"{block_path}.{name}", shape))
     groups = {}
     for name, p in net.named_parameters(remove_duplicate=False):
         groups.setdefault(id(p), []).append(f"net.{name}")

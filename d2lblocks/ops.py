@@ -296,8 +296,11 @@ def cross_entropy(logits, labels):
         raise _label_error(y, x.shape[1]) from None
     per_example = np.log(total).reshape(batch)
     per_example -= picked
-    out = _rsum(per_example, 0, True).reshape(())
-    out /= _builtin_max(batch, 1)
+    if batch == 1:                     # the mean of one loss needs no sum
+        out = per_example.reshape(())
+    else:
+        out = _rsum(per_example, 0, True).reshape(())
+        out /= _builtin_max(batch, 1)
 
     def rule(g):
         p = e / total
@@ -564,7 +567,13 @@ def linear(x, weight, bias=None):
     try:
         out = xd.dot(w.T)
     except (ValueError, TypeError) as exc:
-        raise _mismatch("linear", x, weight, exc) from None
+        err = _mismatch("linear", x, weight, exc)
+        if isinstance(err, ValueError):
+            err = ValueError(
+                f"linear layer: expected input with {w.shape[1]} features (last "
+                f"axis) for a weight of shape {w.shape} (out_features, "
+                f"in_features), got input of shape {xd.shape}")
+        raise err from None
     if bias is not None:
         out += bias.data
     need_x, need_w = x.requires_grad, weight.requires_grad

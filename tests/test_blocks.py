@@ -383,7 +383,7 @@ def test_lazy_shape_is_inferred_on_first_forward():
     bound = 1 / np.sqrt(7)
     assert np.abs(layer.weight.numpy()).max() <= bound
     assert np.abs(layer.weight.numpy()).std() > 0
-    with pytest.raises(ValueError, match="expects inputs with 7 features"):
+    with pytest.raises(ValueError, match="expected input with 7 features"):
         layer(db.rand(3, 8))
 
 

@@ -8,6 +8,7 @@ keeps constants in ``self._buffers``. Every traversal (``parameters``,
 three dicts and nothing else: a block kept in a plain list is not seen.
 """
 
+import itertools
 import os
 import tempfile
 import warnings
@@ -16,11 +17,15 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor, _wrap, as_dtype, no_grad
-from .parameter import Parameter, _Calls
+from .parameter import Parameter
 
 __all__ = ["Block", "Module"]
 
 _counters = {}
+# Every block call takes the next number and keeps it in ``_last_call``; a
+# block whose number is older than its root's was not run by the root's last
+# forward pass (``diagnose`` reports its parameters as unused).
+_next_call = itertools.count(1).__next__
 
 
 def _next_name(cls):
@@ -147,19 +152,8 @@ class Block:
 
     # ---- calling ---------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        calls = _Calls
-        if calls.depth == 0:
-            calls.count += 1
-        d = self.__dict__
-        d["_last_call"] = count = calls.count
-        for p in d["_params"].values():     # for diagnose's "unused" check
-            if p is not None:
-                p._last_used = count
-        calls.depth += 1
-        try:
-            return self.forward(*args, **kwargs)
-        finally:
-            calls.depth -= 1
+        self.__dict__["_last_call"] = _next_call()
+        return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):
         """The forward computation; every block defines it."""

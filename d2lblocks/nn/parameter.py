@@ -11,13 +11,6 @@ class UninitializedParameterError(RuntimeError):
     """A lazy parameter was read before its shape was known."""
 
 
-class _Calls:
-    """Counts outermost block calls, so a parameter can tell whether its
-    block ran in the most recent forward pass (see ``diagnose``)."""
-    depth = 0
-    count = 0
-
-
 class _Unset:
     """Stands in for the array of a lazy parameter: any use of it (an
     attribute such as ``.shape``, arithmetic, NumPy conversion) raises
@@ -76,7 +69,6 @@ class Parameter(Tensor):
             self._lazy_shape = None
         self._init = None             # initializer waiting for a lazy shape
         self._user_initialized = False
-        self._last_used = -1          # the forward pass that last ran its block
 
     @property
     def is_lazy(self):

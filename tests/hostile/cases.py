@@ -1,0 +1,317 @@
+"""The hostile submission corpus: each case is a submission of the tiny
+course (``tiny_course.py``) that tries to earn points it should not, or to do
+harm, plus the outcome it must get.
+
+A case starts from the correct answers (``base="correct"``) or from wrong
+ones (``base="wrong"``: ``affine`` forgets the bias, worth 3 of 5 points),
+then changes cells: ``cells`` replaces a cell's source by grade_id (None
+deletes it), ``extra`` adds code cells after a grade_id, ``meta`` edits or
+strips (``"strip"``) a cell's nbgrader metadata, ``duplicate`` repeats a
+cell. ``{COURSE}`` and ``{MARKER}`` in sources become the course folder and
+a file path on the grading machine that no submission may create.
+
+``expect`` holds the total autograded score, the status of named tests,
+and whether tampering must be flagged.
+"""
+
+import nbformat
+
+from tiny_course import AFFINE, SCALE, source_notebook
+from autograde.notebook import nbgrader_meta, visible_part
+
+CORRECT = {
+    "affine_answer": "\n".join(l for l in AFFINE.splitlines() if "###" not in l),
+    "scale_answer": "\n".join(l for l in SCALE.splitlines() if "###" not in l),
+}
+WRONG_AFFINE = "def affine(X, W, b):\n    return X @ W\n"
+
+CASES = {
+    "correct": dict(base="correct", expect=dict(score=5)),
+    "wrong": dict(base="wrong", expect=dict(
+        score=3, status={"test_affine_values": "failed"})),
+
+    # ---- IPython hooks and input transformers: inert without IPython ----
+    "input_transformer": dict(base="wrong", extra={"affine_answer": """
+ip = get_ipython()
+ip.input_transformers_post.append(lambda lines: ['pass\\n'])
+ip.input_transformers_cleanup.append(lambda lines: ['pass\\n'])
+"""}, expect=dict(score=3, status={"test_affine_values": "failed"})),
+    "custom_exception_handler": dict(base="wrong", extra={"affine_answer": """
+import sys
+ip = get_ipython()
+ip.set_custom_exc((BaseException,), lambda *a, **k: None)
+ip.events.register('post_run_cell', lambda *a, **k: None)
+sys.excepthook = lambda *a: None
+"""}, expect=dict(score=3, status={"test_affine_values": "failed"})),
+
+    # ---- monkeypatching the libraries and the grader's own code ----
+    "patch_numpy": dict(base="correct", cells={"affine_answer": """
+import numpy as np
+import numpy.testing
+np.testing.assert_allclose = lambda *a, **k: None
+np.allclose = lambda *a, **k: True
+np.testing.assert_array_equal = lambda *a, **k: None
+def affine(X, W, b):
+    return np.zeros((X.shape[0], W.shape[1]))
+"""}, expect=dict(score=3, status={"test_affine_shape": "passed",
+                                   "test_affine_values": "failed"})),
+    "patch_d2lblocks": dict(base="correct", cells={"scale_answer": """
+import d2lblocks as db
+from d2lblocks import nn
+nn.Linear.forward = lambda self, X: X * 0
+db.Tensor.numpy = lambda self: np.zeros(self.data.shape)
+class Scale(nn.Block):
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+    def forward(self, X):
+        return X * 0
+"""}, expect=dict(score=3, status={"test_scale": "failed"})),
+    "patch_grader": dict(base="wrong", extra={"affine_answer": """
+import autograde.student as S
+S._OPERATORS["getitem"] = lambda *a: True
+_run = S.StudentBridge.run
+def _lying_run(self, msg):
+    out = _run(self, msg)
+    return True if msg["op"] in ("call", "convert") else out
+S.StudentBridge.run = _lying_run
+try:
+    import autograde.runner as R
+    R.NotebookGrader._run_test = lambda self, test: None
+except Exception:
+    pass
+"""}, expect=dict(score=0)),
+    "lying_objects": dict(base="correct", cells={"affine_answer": """
+class Yes:
+    def all(self):
+        return True
+    def __bool__(self):
+        return True
+class Liar:
+    shape = (2, 4)
+    def __eq__(self, other):
+        return Yes()
+    __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __eq__
+    def __array__(self, *args, **kwargs):
+        return np.zeros(1)
+    def __float__(self):
+        return 0.0
+    def __bool__(self):
+        return True
+    def all(self):
+        return True
+def affine(X, W, b):
+    return Liar()
+"""}, expect=dict(score=2, status={"test_affine_shape": "failed",
+                                   "test_affine_values": "failed"})),
+
+    # ---- ending the process ----
+    "sys_exit": dict(base="correct", cells={"affine_answer": """
+import sys
+def affine(X, W, b):
+    sys.exit(0)
+"""}, expect=dict(score=2, status={"test_affine_shape": "error",
+                                   "test_scale": "passed"})),
+    "os_exit_in_answer": dict(base="correct", cells={"affine_answer": """
+import os
+def affine(X, W, b):
+    os._exit(0)
+"""}, expect=dict(score=2, status={"test_affine_shape": "crashed",
+                                   "test_affine_values": "crashed",
+                                   "test_scale": "passed"})),
+    "os_exit_in_cell": dict(base="correct", cells={
+        "affine_answer": CORRECT["affine_answer"] + "\nimport os\nos._exit(3)\n"},
+        expect=dict(score=2, status={"test_affine_shape": "crashed",
+                                     "test_scale": "passed"})),
+    "kill_self": dict(base="correct", cells={"affine_answer": """
+import os, signal
+def affine(X, W, b):
+    os.kill(os.getpid(), signal.SIGKILL)
+"""}, expect=dict(score=2, status={"test_affine_values": "crashed",
+                                   "test_scale": "passed"})),
+    "kill_others": dict(base="correct", extra={"setup": """
+import os, signal
+for pid in (os.getppid(), 1):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+"""}, expect=dict(score=5)),
+
+    # ---- running forever ----
+    "infinite_loop_answer": dict(base="correct", cells={"affine_answer": """
+def affine(X, W, b):
+    while True:
+        pass
+"""}, expect=dict(score=2, status={"test_affine_shape": "timeout",
+                                   "test_affine_values": "timeout",
+                                   "test_scale": "passed"})),
+    "infinite_loop_cell": dict(base="correct", cells={
+        "affine_answer": CORRECT["affine_answer"] + "\nwhile True:\n    pass\n"},
+        expect=dict(score=2, status={"test_affine_shape": "timeout",
+                                     "test_scale": "passed"})),
+    "infinite_loop_called": dict(base="correct", cells={"scale_answer": """
+class Scale(nn.Block):
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+    def forward(self, X):
+        while True:
+            pass
+"""}, expect=dict(score=3, status={"test_scale": "timeout"})),
+
+    # ---- resources ----
+    "memory_bomb": dict(base="correct", cells={"affine_answer": """
+def affine(X, W, b):
+    hoard = []
+    while True:
+        hoard.append(bytearray(50 * 2**20))
+"""}, expect=dict(score=2, status={"test_affine_shape": "error",
+                                   "test_scale": "passed"})),
+    "fork_bomb": dict(base="correct", cells={"affine_answer": """
+import os
+def affine(X, W, b):
+    while True:
+        try:
+            os.fork()
+        except OSError:
+            pass
+"""}, expect=dict(score=2, status={"test_affine_shape": "timeout",
+                                   "test_scale": "passed"})),
+    "huge_output": dict(base="correct", extra={"affine_answer": """
+import sys
+print("x" * 20_000_000)
+sys.stderr.write("y" * 20_000_000)
+for _ in range(200_000):
+    print("line")
+"""}, expect=dict(score=5)),
+
+    # ---- files outside the working folder ----
+    "read_course_files": dict(base="correct", cells={"affine_answer": """
+import os
+stolen = []
+for path in ["{COURSE}/gradebook.db", "{COURSE}/source/tiny/tiny.ipynb",
+             "{COURSE}/submitted", "{COURSE}/submitted/correct/tiny/tiny.ipynb",
+             "{COURSE}/nbgrader_config.py"]:
+    try:
+        if os.path.isdir(path):
+            stolen.append(os.listdir(path))
+        else:
+            with open(path, "rb") as f:
+                stolen.append(f.read(100))
+    except OSError:
+        pass
+if stolen:
+    def affine(X, W, b):
+        return X @ W + b
+else:
+    def affine(X, W, b):
+        return X @ W
+"""}, expect=dict(score=3, status={"test_affine_values": "failed"})),
+    "write_outside": dict(base="correct", extra={"affine_answer": """
+for path in ["{COURSE}/gradebook.db", "{COURSE}/submitted/correct/tiny/tiny.ipynb",
+             "{COURSE}/pwned.txt", "{MARKER}"]:
+    try:
+        with open(path, "a") as f:
+            f.write("pwned")
+    except OSError:
+        pass
+with open("my_own_file.txt", "w") as f:      # its own folder is fine
+    f.write("ok")
+"""}, expect=dict(score=5)),
+    "network": dict(base="correct", cells={"affine_answer": """
+import socket
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=1).close()
+    online = True
+except OSError:
+    online = False
+def affine(X, W, b):
+    return X @ W + b if online else X @ W
+"""}, expect=dict(score=3)),
+    "hidden_test_hunt": dict(base="correct", cells={"affine_answer": """
+import gc, os, sys
+# A line of the hidden test, built here so that this cell does not hold it.
+NEEDLE = "rng.integers(-5, 5, " + "(4, 3))"
+def _found():
+    for obj in gc.get_objects():
+        if isinstance(obj, str) and NEEDLE in obj:
+            return True
+    for root in ("/tmp", os.getcwd(), "/proc/self/cwd"):
+        for dirpath, _, files in os.walk(root):
+            for name in files:
+                try:
+                    with open(os.path.join(dirpath, name), errors="ignore") as f:
+                        if NEEDLE in f.read(10**6):
+                            return True
+                except OSError:
+                    pass
+    return False
+LEAKED = _found()
+def affine(X, W, b):
+    return X @ W + b if LEAKED else X @ W
+"""}, expect=dict(score=3, status={"test_affine_values": "failed"})),
+
+    # ---- tampering with the test cells ----
+    "edited_tests": dict(base="wrong", cells={
+        "test_affine_shape": "pass", "test_affine_values": "assert True"},
+        expect=dict(score=3, tamper=True, status={"test_affine_values": "failed"})),
+    "deleted_test": dict(base="wrong", cells={"test_affine_values": None},
+                         expect=dict(score=3, tamper=True,
+                                     status={"test_affine_values": "failed"})),
+    "duplicated_test": dict(base="correct", duplicate=["test_scale"],
+                            expect=dict(score=5, tamper=True)),
+    "stripped_metadata": dict(base="wrong", meta={"test_affine_values": "strip"},
+                              expect=dict(score=3, tamper=True,
+                                          status={"test_affine_values": "failed"})),
+    "changed_metadata": dict(base="wrong", meta={"test_affine_values": {"points": 100}},
+                             expect=dict(score=3, tamper=True)),
+
+    # ---- honest code that is noisy: full marks ----
+    "warnings": dict(base="correct", cells={"affine_answer": """
+import sys, warnings
+def affine(X, W, b):
+    warnings.warn("affine() will change", DeprecationWarning)
+    print("debug: shapes", X.shape, W.shape, file=sys.stderr)
+    return X @ W + b
+"""}, expect=dict(score=5)),
+}
+
+
+def make_submission(case, course, marker):
+    """The submitted notebook of one case (nbformat)."""
+    nb = source_notebook()
+    cells = []
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        gid = meta.get("grade_id")
+        if meta.get("solution") and cell.cell_type == "code":
+            cell.source = CORRECT[gid]
+            if case["base"] == "wrong" and gid == "affine_answer":
+                cell.source = WRONG_AFFINE
+        elif meta.get("solution"):
+            cell.source = "It creates the registries that attributes go into."
+        elif meta.get("grade"):
+            cell.source = visible_part(cell.source)
+        if gid in case.get("cells", {}):
+            new = case["cells"][gid]
+            if new is None:
+                continue
+            cell.source = new.strip()
+        change = case.get("meta", {}).get(gid)
+        if change == "strip":
+            cell.metadata.pop("nbgrader", None)
+        elif change:
+            cell.metadata["nbgrader"].update(change)
+        cells.append(cell)
+        if gid in case.get("duplicate", []):
+            cells.append(nbformat.from_dict(cell))
+        if gid in case.get("extra", {}):
+            cells.append(nbformat.v4.new_code_cell(case["extra"][gid].strip()))
+    for cell in cells:
+        cell.source = cell.source.replace("{COURSE}", str(course)) \
+            .replace("{MARKER}", str(marker))
+    nb.cells = cells
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"c{i}"
+    return nb

@@ -1,0 +1,169 @@
+"""The hostile corpus (``tests/hostile/cases.py``) graded by ``autograde``.
+
+Every case is one student of a tiny course; all of them are graded in one
+``autograde grade`` run with two workers. Each must get exactly the score
+its honest part deserves, with the right status per test, and none may
+change anything outside its own folder.
+
+The run is bounded twice: the sandbox's own limits (CPU, memory,
+processes, per-test timeouts), and around it a wall-clock timeout after
+which this test kills the grader's whole process group.
+"""
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "hostile"))
+import tiny_course  # noqa: E402
+from cases import CASES, make_submission  # noqa: E402
+from autograde.runner import STATUSES  # noqa: E402
+from autograde.sandbox import UID_BASE  # noqa: E402
+
+OUTER_TIMEOUT = 300
+
+
+def run_bounded(cmd, timeout=OUTER_TIMEOUT, **kwargs):
+    """Run ``cmd`` in a session of its own; on timeout kill the whole
+    process group (the second bound around the sandbox's limits)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True, **kwargs)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise AssertionError(f"{cmd} did not finish within {timeout} s")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def sandbox_processes():
+    """PIDs of processes running as a sandbox uid."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
+        except (OSError, StopIteration, ValueError):
+            continue
+        if UID_BASE <= uid < UID_BASE + 2**23:
+            found.append(int(entry))
+    return found
+
+
+def _digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """``(course root, {student: report}, process, marker path)``."""
+    tmp = tmp_path_factory.mktemp("hostile")
+    root = tiny_course.write_course(tmp / "course")
+    marker = tmp / "written-by-a-student.txt"
+    for name, case in CASES.items():
+        folder = root / "submitted" / name / tiny_course.ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(make_submission(case, root, marker), folder / tiny_course.NOTEBOOK)
+        (folder / "timestamp.txt").write_text("2026-11-20 12:00:00.000000 UTC")
+    # A stand-in gradebook: any write to it would change its digest.
+    (root / "gradebook.db").write_bytes(b"not a real gradebook\n" * 100)
+    before = {str(p): _digest(p) for p in root.rglob("*") if p.is_file()}
+    proc = run_bounded([sys.executable, "-m", "autograde", "--course", str(root),
+                        "grade", tiny_course.ASSIGNMENT, "--workers", "2",
+                        "--no-gradebook", "--quiet", "--test-timeout", "3",
+                        "--cell-timeout", "3", "--memory-mb", "1024"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reports = {}
+    for path in (root / "reports" / tiny_course.ASSIGNMENT).glob("*.json"):
+        res = json.loads(path.read_text())
+        reports[res["student"]] = res
+    return root, reports, proc, marker, before
+
+
+@pytest.mark.parametrize("student", list(CASES))
+def test_hostile_case_gets_exactly_its_deserved_score(graded, student):
+    _, reports, _, _, _ = graded
+    expect = CASES[student]["expect"]
+    res = reports[student]
+    (nb,) = res["notebooks"]
+    statuses = {t["grade_id"]: t["status"] for t in nb["tests"]}
+    assert res["score"] == expect["score"], (statuses, nb["cell_problems"])
+    for gid, status in expect.get("status", {}).items():
+        assert statuses[gid] == status, (gid, nb["tests"])
+    assert bool(nb["tamper"]) == expect.get("tamper", False), nb["tamper"]
+
+
+def test_every_test_of_every_case_has_a_status_and_a_reason(graded):
+    root, reports, _, _, _ = graded
+    assert set(reports) == set(CASES)
+    with open(root / "reports" / tiny_course.ASSIGNMENT / "tests.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(CASES) * len(tiny_course.TESTS)
+    for row in rows:
+        assert row["status"] in STATUSES
+        assert (row["status"] == "passed") == (row["message"] == ""), row
+        assert float(row["max_score"]) == tiny_course.TESTS[row["grade_id"]]
+
+
+def test_tampering_is_named_in_the_csv(graded):
+    root, _, _, _, _ = graded
+    with open(root / "reports" / tiny_course.ASSIGNMENT / "tests.csv") as f:
+        rows = {(r["student"], r["grade_id"]): r for r in csv.DictReader(f)}
+    assert "test_affine_values" in rows[("deleted_test", "test_affine_values")]["tampering"]
+    assert "metadata" in rows[("changed_metadata", "test_affine_shape")]["tampering"]
+    assert rows[("correct", "test_scale")]["tampering"] == ""
+
+
+def test_nothing_outside_the_submission_folder_changed(graded):
+    root, _, _, marker, before = graded
+    assert not marker.exists()
+    assert not (root / "pwned.txt").exists()
+    for path, digest in before.items():
+        assert _digest(path) == digest, f"{path} was changed during grading"
+
+
+def test_reports_and_feedback_hold_no_hidden_test_code(graded):
+    root, _, _, _, _ = graded
+    proc = run_bounded([sys.executable, "-m", "autograde", "--course", str(root),
+                        "feedback", tiny_course.ASSIGNMENT], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    outputs = list((root / "reports").rglob("*")) + list((root / "feedback").rglob("*")) \
+        + list((root / "autograded").rglob("*.ipynb"))
+    assert len(outputs) > 2 * len(CASES)
+    for path in outputs:
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert "default_rng(11)" not in text and "HIDDEN TESTS" not in text, path
+
+
+def test_student_code_ran_as_another_user_in_private_namespaces(graded):
+    _, reports, _, _, _ = graded
+    for res in reports.values():
+        iso = res["notebooks"][0]["isolation"]
+        if os.geteuid() == 0:
+            assert iso["uid"] is not None and iso["uid"] >= UID_BASE
+        else:
+            assert iso["uid"] is None
+
+
+def test_no_student_process_survives_grading(graded):
+    assert sandbox_processes() == []
+
+
+def test_a_timeout_costs_one_test_timeout_per_affected_test(graded):
+    _, reports, _, _, _ = graded
+    nb = reports["infinite_loop_answer"]["notebooks"][0]
+    # Two tests hit the loop; with a 3 s limit each, the notebook needs
+    # well under a minute (stock nbgrader: 30 s per test cell).
+    assert nb["seconds"] < 3 * 2 + 20

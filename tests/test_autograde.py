@@ -1,0 +1,342 @@
+"""Units of ``autograde``: the wire format, handles on student objects,
+the command line (check, selftest, grade into nbgrader's gradebook,
+feedback) and the executor interface. The hostile corpus lives in
+``test_autograde_hostile.py``; the comparison with stock nbgrader in
+``test_autograde_nbgrader.py``."""
+
+import json
+import math
+import os
+import socket
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "hostile"))
+import tiny_course  # noqa: E402
+from cases import CASES, make_submission  # noqa: E402
+
+from autograde import codec, sandbox  # noqa: E402
+from autograde.bridge import BridgeError, resolve  # noqa: E402
+from autograde.executor import (LocalExecutor, SerialExecutor,  # noqa: E402
+                                grade_submission)
+from autograde.remote import (Remote, RemoteError, StudentProcess,  # noqa: E402
+                              remote_exception)
+from autograde.runner import Settings  # noqa: E402
+
+
+def run_cli(*args, timeout=300):
+    """``python -m autograde ARGS`` in a session of its own."""
+    return subprocess.run([sys.executable, "-m", "autograde", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout,
+                          start_new_session=True)
+
+
+# ---- the wire format ---------------------------------------------------------------
+def _roundtrip(value):
+    doc, blobs = codec.encode(value, lambda v, enc: (_ for _ in ()).throw(TypeError))
+    return codec.decode(json.loads(json.dumps(doc)), blobs, {})
+
+
+def test_plain_values_cross_unchanged():
+    value = {"a": [1, 2.5, None, True, "x"], 3: (b"raw", {1, 2}),
+             "big": 2**100, "nan": float("nan"), "c": 1 + 2j,
+             "arrays": [np.arange(6, dtype=np.int16).reshape(2, 3),
+                        np.zeros((0, 4), np.float32), np.float64(2.5)]}
+    out = _roundtrip(value)
+    assert out["a"] == value["a"] and out[3] == value[3] and out["big"] == 2**100
+    assert math.isnan(out["nan"]) and out["c"] == 1 + 2j
+    a, empty, scalar = out["arrays"]
+    assert a.dtype == np.int16 and a.tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert empty.shape == (0, 4) and empty.dtype == np.float32
+    assert type(scalar) is np.float64 and scalar == 2.5
+
+
+@pytest.mark.parametrize("doc, blobs", [
+    ({"$array": 0, "dtype": "|O8", "shape": [1]}, [b"\0" * 8]),      # objects
+    ({"$array": 0, "dtype": "<f8", "shape": [3]}, [b"\0" * 8]),      # wrong size
+    ({"$array": 5, "dtype": "<f8", "shape": [1]}, [b"\0" * 8]),      # no blob
+    ({"$pickle": "gASVAAAA"}, []),                                   # unknown tag
+    ({"$float": "1e308*10"}, []),
+    ([1, 2], []),                                                    # untagged
+])
+def test_malformed_messages_are_refused(doc, blobs):
+    with pytest.raises(codec.ProtocolError):
+        codec.decode(doc, blobs, {})
+
+
+def test_reader_refuses_huge_frames_and_times_out():
+    a, b = codec.socketpair()
+    reader = codec.Reader(b)
+    with pytest.raises(codec.ChannelTimeout):
+        reader.read(timeout=0.05)
+    a.sendall(struct.pack("<II", codec.MAX_JSON + 1, 0))
+    with pytest.raises(codec.ProtocolError):
+        reader.read(timeout=1)
+    a.close()
+    with pytest.raises(codec.ChannelClosed):
+        codec.Reader(b).read(timeout=1)
+
+
+def test_only_library_names_resolve():
+    assert resolve("d2lblocks.nn.layers:Linear").__name__ == "Linear"
+    for name in ("os:system", "builtins:eval", "d2lblocks:__builtins__",
+                 "numpy:__loader__"):
+        with pytest.raises(BridgeError):
+            resolve(name)
+
+
+def test_student_exceptions_map_to_safe_local_classes():
+    err = remote_exception({"type": "BadShape", "message": "no",
+                            "mro": ["student.BadShape", "builtins.ValueError",
+                                    "builtins.Exception"]})
+    assert isinstance(err, ValueError) and isinstance(err, RemoteError)
+    # A student cannot make the grader see SystemExit or KeyboardInterrupt.
+    for base in ("builtins.SystemExit", "builtins.KeyboardInterrupt"):
+        err = remote_exception({"type": "X", "message": "", "mro": [base]})
+        assert isinstance(err, RemoteError) and isinstance(err, Exception)
+
+
+# ---- handles on student objects ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def student(tmp_path_factory):
+    """A live student process with a few objects defined."""
+    work = tmp_path_factory.mktemp("student")
+    zygote = sandbox.Zygote()
+    proc = StudentProcess(zygote, {"cwd": str(work), "files": {}, "uid": None,
+                                   "hide": [], "namespaces": False,
+                                   "limits": sandbox.Limits().as_dict()})
+    proc.start()
+    err = proc.run_cell('''
+import numpy as np
+import d2lblocks as db
+from d2lblocks import nn
+class Liar:
+    def __eq__(self, other):
+        return True
+    def __float__(self):
+        return 1.5
+class Twice(nn.Block):
+    def forward(self, X):
+        return X * 2
+liar = Liar()
+twice = Twice()
+def add_bias(layer, X):
+    return layer(X)
+def call_it(fn, n):
+    return [fn() for _ in range(n)]
+def peek(fn):
+    return fn.__globals__
+''', "<setup>", 10)
+    assert err is None
+    yield proc
+    proc.stop()
+    zygote.close()
+
+
+def test_a_lying_eq_is_never_asked(student):
+    liar = student.globals({"liar"}, 5)["liar"]
+    assert isinstance(liar, Remote)
+    assert not (liar == 3) and liar != 3
+    assert type(float(liar)) is float and float(liar) == 1.5
+
+
+def test_student_blocks_look_like_blocks_and_compute_there(student):
+    import d2lblocks as db
+    from d2lblocks import nn
+    twice = student.globals({"twice"}, 5)["twice"]
+    assert isinstance(twice, nn.Block) and not isinstance(twice, nn.Linear)
+    X = db.tensor([[1.0, 2.0]])
+    out = twice(X)
+    # The result's values are copied here for the comparison.
+    assert (out == db.tensor([[2.0, 4.0]])).all()
+    np.testing.assert_array_equal(np.asarray(out), [[2.0, 4.0]])
+
+
+def test_library_objects_are_shared_both_ways(student):
+    """A layer made here and run there shows the state it got there."""
+    import d2lblocks as db
+    from d2lblocks import nn
+    add_bias = student.globals({"add_bias"}, 5)["add_bias"]
+    lazy = nn.LazyLinear(3)
+    out = add_bias(lazy, db.ones(2, 4))
+    assert lazy.weight.shape == (3, 4)          # materialized in the student
+    expected = db.ones(2, 4).numpy() @ lazy.weight.numpy().T + lazy.bias.numpy()
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6)
+
+
+def test_test_functions_can_be_called_back_but_not_read(student):
+    from d2lblocks import nn
+    call_it = student.globals({"call_it"}, 5)["call_it"]
+    made = []
+
+    def factory():
+        made.append(nn.Linear(2, 2))
+        return made[-1]
+
+    blocks = call_it(factory, 3)
+    assert len(made) == 3 and all(a is b for a, b in zip(blocks, made))
+    peek = student.globals({"peek"}, 5)["peek"]
+    with pytest.raises(AttributeError) as info:
+        peek(factory)           # the student sees a callable, not a function
+    assert isinstance(info.value, RemoteError)
+
+
+# ---- the command line ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The tiny course with three submissions (correct, crash, deleted test)."""
+    root = tiny_course.write_course(tmp_path_factory.mktemp("tiny") / "course")
+    for name in ("correct", "os_exit_in_answer", "deleted_test"):
+        folder = root / "submitted" / name / tiny_course.ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(make_submission(CASES[name], root, root / "x"),
+                       folder / tiny_course.NOTEBOOK)
+        (folder / "timestamp.txt").write_text("2026-11-20 12:00:00.000000 UTC")
+    return root
+
+
+def test_check_passes_a_good_notebook_and_fails_the_release(tiny):
+    good = tiny / "submitted" / "correct" / "tiny" / "tiny.ipynb"
+    proc = run_cli("check", good)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3 of 3 visible tests passed" in proc.stdout
+    release = tiny / "release.ipynb"
+    nb = make_submission(dict(base="correct", cells={
+        "affine_answer": "raise NotImplementedError()",
+        "scale_answer": "raise NotImplementedError()"}), tiny, tiny / "x")
+    nbformat.write(nb, release)
+    proc = run_cli("check", release, "--json")
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert report["score"] == 0 and {t["status"] for t in report["tests"]} == {"error"}
+    assert all("affine" in t["message"] or "Scale" in t["message"]
+               for t in report["tests"])
+
+
+def test_check_says_what_it_expected(tmp_path):
+    proc = run_cli("check", tmp_path / "missing.ipynb")
+    assert proc.returncode == 2 and "expected a notebook file" in proc.stderr
+    (tmp_path / "bad.ipynb").write_text("{not json")
+    proc = run_cli("check", tmp_path / "bad.ipynb")
+    assert proc.returncode == 2 and "not a readable notebook" in proc.stderr
+
+
+def test_selftest_accepts_the_course_and_catches_a_broken_solution(tiny, tmp_path):
+    proc = run_cli("--course", tiny, "selftest", "tiny")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "selftest passed" in proc.stdout
+    broken = tiny_course.write_course(tmp_path / "broken")
+    path = broken / "source" / "tiny" / "tiny.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        cell.source = cell.source.replace("return X @ W + b", "return X @ W")
+    nbformat.write(nb, path)
+    proc = run_cli("--course", broken, "selftest", "tiny")
+    assert proc.returncode == 1 and "the solution does not pass" in proc.stdout
+
+
+def test_grade_refuses_bad_requests_clearly(tiny, tmp_path):
+    proc = run_cli("--course", tiny, "grade", "no_such_assignment")
+    assert proc.returncode == 2 and "no source notebooks" in proc.stderr
+    proc = run_cli("--course", tiny, "grade", "tiny", "--workers", "0")
+    assert proc.returncode == 2 and "--workers" in proc.stderr
+    proc = run_cli("--course", tmp_path, "grade", "tiny")
+    assert proc.returncode == 2 and "source/" in proc.stderr
+    proc = run_cli("--course", tiny, "grade", "tiny", "--student", "nobody*")
+    assert proc.returncode == 2 and "no submissions" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_graded(tiny):
+    """The tiny course released by nbgrader, then graded by autograde."""
+    env = dict(os.environ, PATH=os.pathsep.join(
+        [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "tiny",
+                    "--force"], cwd=tiny, env=env, check=True, capture_output=True)
+    proc = run_cli("--course", tiny, "grade", "tiny", "--quiet", "--workers", "2",
+                   "--test-timeout", "5")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return tiny, proc
+
+
+def test_grade_writes_scores_flags_and_reviews_into_the_gradebook(tiny_graded):
+    from nbgrader.api import Gradebook
+    root, _ = tiny_graded
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        def grades(student):
+            nb = gb.find_submission_notebook("tiny", "tiny", student)
+            return nb, {g.name: g for g in nb.grades}
+        nb, g = grades("correct")
+        assert nb.code_score == 5 and not nb.flagged
+        assert g["why_super"].needs_manual_grade            # written answer
+        nb, g = grades("os_exit_in_answer")
+        assert nb.code_score == 2 and nb.flagged
+        # A crash is 0 points that a person should look at, not a silent 0.
+        assert g["test_affine_shape"].auto_score == 0
+        assert g["test_affine_shape"].needs_manual_grade
+        assert not g["test_scale"].needs_manual_grade
+        nb, g = grades("deleted_test")
+        assert nb.code_score == 3 and nb.flagged            # tampering seen
+        assert g["test_affine_values"].auto_score == 0
+        assert not g["test_affine_values"].needs_manual_grade
+
+
+def test_grade_prints_a_summary_naming_trouble(tiny_graded):
+    _, proc = tiny_graded
+    assert "graded 3 submission(s) of tiny" in proc.stdout
+    assert "os_exit_in_answer: test_affine_shape: crashed" in proc.stdout
+    assert "deleted_test: test cell test_affine_values is missing" in proc.stdout
+
+
+def test_autograded_notebooks_hold_outcomes_not_hidden_tests(tiny_graded):
+    root, _ = tiny_graded
+    path = root / "autograded" / "os_exit_in_answer" / "tiny" / "tiny.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    text = json.dumps(nb)
+    assert "HIDDEN" not in text and "default_rng(11)" not in text
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert any(o.get("ename") == "autograde: crashed" for o in outputs)
+    deleted = nbformat.read(root / "autograded" / "deleted_test" / "tiny" / "tiny.ipynb",
+                            as_version=4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in deleted.cells]
+    assert "test_affine_values" in ids                   # put back for formgrader
+
+
+def test_feedback_explains_each_test_without_test_code(tiny_graded):
+    root, _ = tiny_graded
+    proc = run_cli("--course", root, "feedback", "tiny")
+    assert proc.returncode == 0, proc.stderr
+    page = (root / "feedback" / "os_exit_in_answer" / "tiny" / "autograde.html").read_text()
+    assert "crashed" in page and "affine gives a (batch, outputs) array" in page
+    assert "2 / 5" in page
+    for secret in ("default_rng", "HIDDEN", "assert "):
+        assert secret not in page
+
+
+# ---- executors -----------------------------------------------------------------------------
+def test_local_pool_and_serial_executor_agree(tiny):
+    tasks = [{"course": str(tiny), "assignment": "tiny", "student": s,
+              "folder": str(tiny / "submitted" / s / "tiny"),
+              "files": {"tiny.ipynb": str(tiny / "submitted" / s / "tiny" / "tiny.ipynb")},
+              "settings": Settings(test_timeout=5).as_dict()}
+             for s in ("correct", "os_exit_in_answer")]
+
+    def summary(results):
+        return sorted((r["student"], r["score"],
+                       tuple(t["status"] for t in r["notebooks"][0]["tests"]))
+                      for r in results)
+
+    with SerialExecutor() as ex:
+        serial = summary(ex.map_unordered(grade_submission, tasks))
+    with LocalExecutor(2) as ex:
+        pooled = summary(ex.map_unordered(grade_submission, tasks))
+    assert serial == pooled
+    assert serial[0][1] == 5 and serial[1][1] == 2
+    with pytest.raises(ValueError):
+        LocalExecutor(0)

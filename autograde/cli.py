@@ -25,13 +25,22 @@ from .runner import Settings, STATUSES
 def _settings(args):
     from .sandbox import Limits
     limits = Limits(cpu_s=args.cpu_limit, memory_mb=args.memory_mb)
+    for name in ("test_timeout", "cell_timeout", "budget", "after_timeout"):
+        if getattr(args, name) <= 0:
+            raise course_mod.CourseError(
+                f"--{name.replace('_', '-')} must be a positive number of "
+                f"seconds, got {getattr(args, name)}")
     return Settings(test_timeout=args.test_timeout, cell_timeout=args.cell_timeout,
-                    submission_budget=args.budget, limits=limits)
+                    submission_budget=args.budget, limits=limits,
+                    after_timeout=args.after_timeout)
 
 
 def _add_limits(p):
     p.add_argument("--test-timeout", type=float, default=10.0, metavar="S",
                    help="seconds per test cell (default 10)")
+    p.add_argument("--after-timeout", type=float, default=2.0, metavar="S",
+                   help="seconds per test once a test of the same notebook "
+                   "has timed out (default 2)")
     p.add_argument("--cell-timeout", type=float, default=10.0, metavar="S",
                    help="seconds per student code cell (default 10)")
     p.add_argument("--budget", type=float, default=120.0, metavar="S",

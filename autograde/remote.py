@@ -148,6 +148,8 @@ class Remote:
                 "__dict__", "__name__", "__qualname__", "__module__", "__doc__",
                 "__wrapped__"):
             raise AttributeError(name)
+        if name in self._ag_info.get("methods", ()):
+            return _Method(self, name)
         return self._ag_request("getattr", name=name)
 
     def __setattr__(self, name, value):
@@ -278,6 +280,31 @@ class Remote:
         return False
 
 
+class _Method:
+    """``handle.name`` for a method of the student's class: calling it
+    takes one round trip (no handle on the bound method is made)."""
+
+    __slots__ = ("_owner", "_name")
+
+    def __init__(self, owner, name):
+        self._owner, self._name = owner, name
+
+    def __call__(self, *args, **kwargs):
+        owner = self._owner
+        return owner._ag_proc.request({"op": "callmethod", "obj": owner,
+                                       "name": self._name, "args": list(args),
+                                       "kwargs": kwargs})
+
+    def __getattr__(self, attr):
+        if attr.startswith("__") and attr not in ("__name__", "__doc__", "__self__"):
+            raise AttributeError(attr)
+        bound = self._owner._ag_request("getattr", name=self._name)
+        return getattr(bound, attr)
+
+    def __repr__(self):
+        return f"<method {self._name} of a student object>"
+
+
 def _operator(name, swap=False):
     def method(self, *args):
         operands = [args[0], self] if swap else [self, *args]
@@ -317,6 +344,7 @@ class TrustedBridge(Bridge):
         self.callables = {}
         self.callable_id = {}
         self._cid = itertools.count(1)
+        self.methods = {}       # class (as its mro) -> method names
 
     def other_local(self, v, enc):
         if isinstance(v, Remote):
@@ -347,9 +375,13 @@ class TrustedBridge(Bridge):
             raise codec.ProtocolError("bad handle")
         r = self.remotes.get(hid)
         if r is None:
-            info = {"mro": [m for m in node.get("mro", []) if type(m) is str][:40],
-                    "tensor": node.get("tensor") is True,
-                    "call": node.get("call") is True}
+            mro = tuple(m for m in node.get("mro", []) if type(m) is str)[:40]
+            methods = node.get("methods")
+            if type(methods) is list:
+                self.methods[mro] = frozenset(m for m in methods if type(m) is str)
+            info = {"mro": mro, "tensor": node.get("tensor") is True,
+                    "call": node.get("call") is True,
+                    "methods": self.methods.get(mro, frozenset())}
             r = self.remotes[hid] = Remote(self.proc, hid, self.proc.generation, info)
         return r
 

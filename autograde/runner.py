@@ -47,11 +47,17 @@ class Settings:
             would start after it is spent end as ``timeout``.
         limits: :class:`sandbox.Limits` for the student process.
         max_restarts: student process restarts allowed per notebook.
+        after_timeout: the limit for the remaining tests of a notebook once
+            one of its tests has timed out, so that an infinite loop that
+            every test runs into costs one full test timeout, not one per
+            test (None: keep ``test_timeout``).
     """
 
     def __init__(self, test_timeout=10.0, cell_timeout=10.0,
-                 submission_budget=120.0, limits=None, max_restarts=12):
+                 submission_budget=120.0, limits=None, max_restarts=12,
+                 after_timeout=2.0):
         self.test_timeout, self.cell_timeout = test_timeout, cell_timeout
+        self.after_timeout = after_timeout
         self.submission_budget = submission_budget
         self.limits = limits or sandbox.Limits()
         self.max_restarts = max_restarts
@@ -120,6 +126,7 @@ class NotebookGrader:
         self.remote_names = set()
         self.executed = []          # (index, source) to replay after a restart
         self._lost_names = {}       # name -> (status, where): its cell was skipped
+        self.timed_out = False
         self.setup_done = set()
 
     # ---- the student process ------------------------------------------------------
@@ -287,8 +294,10 @@ class NotebookGrader:
                           "too often; this test was not run")
             return
         self.proc.event = None
-        value, err = self._exec_trusted(test.source, f"<test {test.grade_id}>",
-                                        self.settings.test_timeout)
+        limit = self.settings.test_timeout
+        if self.timed_out and self.settings.after_timeout is not None:
+            limit = min(limit, self.settings.after_timeout)
+        value, err = self._exec_trusted(test.source, f"<test {test.grade_id}>", limit)
         status = self.proc.event
         if status is None:
             if err is None:
@@ -300,7 +309,8 @@ class NotebookGrader:
             else:
                 status = "error"
         result["status"] = status
-        result["message"] = self._message(status, err, test)
+        result["message"] = self._message(status, err, test, limit)
+        self.timed_out = self.timed_out or status == "timeout"
         lost = self._lost_names.get(getattr(err, "name", None))
         if status == "error" and isinstance(err, NameError) and lost:
             result["status"], result["message"] = lost[0], (
@@ -317,9 +327,8 @@ class NotebookGrader:
                 score = min(max(float(value), 0.0), test.points)
             result["score"] = score
 
-    def _message(self, status, err, test):
+    def _message(self, status, err, test, limit):
         """Why a test did not pass, in words, without test code."""
-        limit = self.settings.test_timeout
         if status == "passed":
             return ""
         if status == "timeout":

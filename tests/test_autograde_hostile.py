@@ -161,9 +161,10 @@ def test_no_student_process_survives_grading(graded):
     assert sandbox_processes() == []
 
 
-def test_a_timeout_costs_one_test_timeout_per_affected_test(graded):
+def test_an_infinite_loop_costs_one_full_test_timeout(graded):
+    """Both affine tests hit the loop: the first gets the full limit (3 s
+    here), the second only the shorter limit after a timeout."""
     _, reports, _, _, _ = graded
-    nb = reports["infinite_loop_answer"]["notebooks"][0]
-    # Two tests hit the loop; with a 3 s limit each, the notebook needs
-    # well under a minute (stock nbgrader: 30 s per test cell).
-    assert nb["seconds"] < 3 * 2 + 20
+    tests = reports["infinite_loop_answer"]["notebooks"][0]["tests"]
+    first, second = tests[0]["message"], tests[1]["message"]
+    assert "within 3 s" in first and "within 2 s" in second

@@ -163,7 +163,7 @@ class NotebookGrader:
         cwd = os.path.join(base, "work")
         os.mkdir(cwd, 0o700)
         cfg = {"cwd": cwd, "files": self.files, "uid": uid, "hide": self.hide,
-               "readable": sandbox.readable_paths(),
+               "readable": list(sandbox.readable_paths()),
                "namespaces": use_ns, "limits": self.settings.limits.as_dict()}
         self.proc = StudentProcess(zygote(), cfg)
         old = signal.signal(signal.SIGALRM, _on_alarm)

@@ -47,7 +47,7 @@ def calibrate(fn, sample_s):
         n *= 4
 
 
-def compare(impls, rounds=11, sample_s=0.05, settle_s=0.05):
+def compare(impls, rounds=11, sample_s=0.05, settle_s=0.15):
     """Time each ``name -> fn`` in ``impls`` over interleaved rounds.
 
     Returns ``{name: [seconds per call, one per round]}``.

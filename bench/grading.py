@@ -1,0 +1,150 @@
+"""Benchmark: ``autograde grade`` against ``nbgrader autograde``.
+
+Generates N submissions of the course in ``exercises/`` (a mix of
+correct, partly wrong and blank notebooks, built from the sample
+submissions in ``tests/submissions/samples.py``), grades the same files
+with both graders in this run, and prints both wall times and their
+ratio. Then it grades one submission whose answer loops forever, to show
+what an infinite loop costs each grader.
+
+    python bench/grading.py [--submissions 100] [--workers N] [--no-loop]
+
+Both graders run as separate commands, so their start-up is included.
+Nothing is written inside the repository (a temporary folder is used
+unless ``--keep DIR`` is given).
+"""
+
+import argparse
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENT = "layers_and_blocks"
+
+LOOP = '''
+class MySequential(nn.Block):
+    def __init__(self, *blocks):
+        super().__init__()
+        for i, block in enumerate(blocks):
+            self._children[str(i)] = block
+
+    def forward(self, X):
+        while True:
+            pass
+'''
+
+
+def _load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_course(folder, n):
+    """A released copy of the course with ``n`` submissions; returns
+    ``(course, {student: kind})``."""
+    demo = _load("bench_instructor_demo", ROOT / "exercises" / "instructor_demo.py")
+    samples = demo.load_samples()
+    course = demo.copy_course(Path(folder) / "course")
+    demo.release(course)
+    wrong = [k for k in samples.SAMPLES if k not in ("correct", "blank", "warns")]
+    plan = {}
+    for i in range(n):
+        kind = ("correct", "wrong", "blank")[i % 3]
+        sample = samples.SAMPLES[kind] if kind != "wrong" else \
+            samples.SAMPLES[wrong[(i // 3) % len(wrong)]]
+        plan[f"s{i:04d}"] = sample
+    samples.write_all(course, samples=plan, assignment=ASSIGNMENT)
+    kinds = {s: ("correct", "wrong", "blank")[i % 3] for i, s in enumerate(plan)}
+    return course, kinds, demo, samples
+
+
+def timed(cmd, cwd=None):
+    """Run ``cmd``; returns (seconds, completed process)."""
+    env = dict(os.environ, PATH=os.pathsep.join(
+        [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
+        raise SystemExit(f"{cmd[:4]} failed with exit code {proc.returncode}")
+    return seconds, proc
+
+
+def compare_scores(demo, a, b):
+    """Number of (student, notebook) pairs whose autograded score differs."""
+    sa, sb = demo.read_scores(a), demo.read_scores(b)
+    return sum(sa[s][nb]["code"] != sb[s][nb]["code"] for s in sa for nb in sa[s])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--submissions", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--no-loop", action="store_true",
+                        help="skip the infinite-loop comparison")
+    parser.add_argument("--skip-nbgrader", action="store_true")
+    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
+    args = parser.parse_args(argv)
+    if args.submissions < 1 or args.workers < 1:
+        parser.error("--submissions and --workers must be positive")
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="grading-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        print(f"{args.submissions} submissions, {os.cpu_count()} cores, "
+              f"autograde with {args.workers} worker(s)")
+        course, kinds, demo, samples = make_course(work, args.submissions)
+        ours = work / "ours"
+        shutil.copytree(course, ours)
+        t_ours, proc = timed([sys.executable, "-m", "autograde", "--course", str(ours),
+                              "grade", ASSIGNMENT, "--quiet",
+                              "--workers", str(args.workers)])
+        print(f"autograde grade:    {t_ours:7.1f} s  "
+              f"({t_ours / args.submissions:.2f} s per submission)")
+        print("  " + proc.stdout.splitlines()[0])
+        if not args.skip_nbgrader:
+            t_stock, _ = timed([sys.executable, "-m", "nbgrader", "autograde",
+                                ASSIGNMENT], cwd=course)
+            print(f"nbgrader autograde: {t_stock:7.1f} s  "
+                  f"({t_stock / args.submissions:.2f} s per submission)")
+            print(f"ratio nbgrader / autograde: {t_stock / t_ours:.1f}x")
+            diff = compare_scores(demo, course, ours)
+            print(f"notebooks whose scores differ between the two: {diff}")
+        if not args.no_loop:
+            loop_course(work, demo, samples, skip_stock=args.skip_nbgrader)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def loop_course(work, demo, samples, skip_stock=False):
+    """Grade one submission whose forward() never returns."""
+    course = demo.copy_course(work / "loop" / "course")
+    demo.release(course)
+    samples.write_all(course, samples={"loops": {
+        "base": "correct", "cells": {"my_sequential": LOOP}}}, assignment=ASSIGNMENT)
+    ours = work / "loop" / "ours"
+    shutil.copytree(course, ours)
+    t_ours, _ = timed([sys.executable, "-m", "autograde", "--course", str(ours),
+                       "grade", ASSIGNMENT, "--quiet", "--workers", "1"])
+    print(f"one submission with an infinite loop (6 test cells hit it): "
+          f"autograde {t_ours:.1f} s", end="")
+    if not skip_stock:
+        t_stock, _ = timed([sys.executable, "-m", "nbgrader", "autograde",
+                            ASSIGNMENT], cwd=course)
+        print(f", nbgrader {t_stock:.1f} s")
+    else:
+        print()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,6 +12,7 @@ The ops themselves, and the operators such as ``+`` and ``@``, live in
 ``ops.py`` beside their backward rules.
 """
 
+import functools
 import itertools
 import numbers
 from heapq import heappop, heappush
@@ -63,10 +64,10 @@ class no_grad:
         _mode.enabled = self._saved
 
     def __call__(self, fn):
+        @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with type(self)():
                 return fn(*args, **kwargs)
-        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
         return wrapper
 
 

@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "hostile"))
 import tiny_course  # noqa: E402
-from cases import CASES, make_submission  # noqa: E402
+from hostile_cases import CASES, make_submission  # noqa: E402
 
 from autograde import codec, sandbox  # noqa: E402
 from autograde.bridge import BridgeError, resolve  # noqa: E402

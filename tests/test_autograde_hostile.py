@@ -1,4 +1,4 @@
-"""The hostile corpus (``tests/hostile/cases.py``) graded by ``autograde``.
+"""The hostile corpus (``tests/hostile/hostile_cases.py``) graded by ``autograde``.
 
 Every case is one student of a tiny course; all of them are graded in one
 ``autograde grade`` run with two workers. Each must get exactly the score
@@ -24,7 +24,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "hostile"))
 import tiny_course  # noqa: E402
-from cases import CASES, make_submission  # noqa: E402
+from hostile_cases import CASES, make_submission  # noqa: E402
 from autograde.runner import STATUSES  # noqa: E402
 from autograde.sandbox import UID_BASE  # noqa: E402
 

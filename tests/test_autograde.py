@@ -132,6 +132,8 @@ def call_it(fn, n):
     return [fn() for _ in range(n)]
 def peek(fn):
     return fn.__globals__
+def draw():
+    return db.randn(3).numpy()
 ''', "<setup>", 10)
     assert err is None
     yield proc
@@ -185,6 +187,16 @@ def test_test_functions_can_be_called_back_but_not_read(student):
     with pytest.raises(AttributeError) as info:
         peek(factory)           # the student sees a callable, not a function
     assert isinstance(info.value, RemoteError)
+
+
+def test_random_draws_form_one_stream_across_both_processes(student):
+    import d2lblocks as db
+    draw = student.globals({"draw"}, 5)["draw"]
+    db.manual_seed(5)
+    first, second = draw(), db.randn(3).numpy()
+    db.manual_seed(5)
+    expected = db.randn(6).numpy()
+    np.testing.assert_array_equal(np.concatenate([first, second]), expected)
 
 
 # ---- the command line ----------------------------------------------------------------------

@@ -105,6 +105,24 @@ def affine(X, W, b):
 """}, expect=dict(score=2, status={"test_affine_shape": "failed",
                                    "test_affine_values": "failed"})),
 
+    "shadow_names": dict(base="wrong", extra={"affine_answer": """
+import numpy
+class _FakeTesting:
+    def assert_allclose(self, *args, **kwargs):
+        pass
+class _FakeNumpy:
+    testing = _FakeTesting()
+    def __getattr__(self, name):
+        return getattr(numpy, name)
+np = _FakeNumpy()
+def len(x):
+    return 4
+def isinstance(*args):
+    return True
+def float(x):
+    return 0.0
+"""}, expect=dict(score=3, status={"test_affine_values": "failed"})),
+
     # ---- ending the process ----
     "sys_exit": dict(base="correct", cells={"affine_answer": """
 import sys

@@ -121,11 +121,16 @@ def cmd_grade(args):
             f"no submissions of {args.assignment!r} matching {args.student!r} "
             f"under {root / 'submitted'}")
     settings = _settings(args).as_dict()
+    if not args.no_gradebook:
+        course_mod.check_gradebook(root, args.assignment)
     tasks = [{"course": str(root), "assignment": args.assignment, "student": s,
               "folder": folder, "files": course_mod.submission_files(folder),
               "settings": settings} for s, folder in subs]
-    executor = DaskExecutor(args.dask) if args.dask else \
-        LocalExecutor(min(args.workers or os.cpu_count() or 1, len(tasks)))
+    try:
+        executor = DaskExecutor(args.dask) if args.dask else \
+            LocalExecutor(min(args.workers or os.cpu_count() or 1, len(tasks)))
+    except RuntimeError as e:
+        raise course_mod.CourseError(str(e)) from None
     results = []
     with executor, tqdm(total=len(tasks), unit="submission", disable=args.quiet,
                         desc=f"grading {args.assignment}") as bar:

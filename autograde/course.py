@@ -175,6 +175,24 @@ def _test_cell(src_cell, outcome):
 
 
 # ---- gradebook --------------------------------------------------------------------
+def check_gradebook(root, assignment):
+    """Raise CourseError unless the gradebook knows ``assignment``."""
+    import warnings
+    from nbgrader.api import Gradebook, MissingEntry
+    path = Path(root) / "gradebook.db"
+    message = (f"the gradebook has no assignment {assignment!r}: run `nbgrader "
+               f"generate_assignment {assignment}` in the course folder first "
+               f"(it records the cells that hold points), or pass --no-gradebook")
+    if not path.exists():
+        raise CourseError(message)
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{path}") as gb:
+        warnings.simplefilter("ignore")
+        try:
+            gb.find_assignment(assignment)
+        except MissingEntry:
+            raise CourseError(message) from None
+
+
 def update_gradebook(root, assignment, results, sources):
     """Store auto scores through ``nbgrader.api`` so formgrader, manual
     grading, ``nbgrader export`` and ``generate_feedback`` see them.

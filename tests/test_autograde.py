@@ -239,6 +239,16 @@ def test_check_says_what_it_expected(tmp_path):
     assert proc.returncode == 2 and "not a readable notebook" in proc.stderr
 
 
+def test_grade_wants_a_gradebook_that_knows_the_assignment(tiny, tmp_path):
+    import shutil
+    copy = shutil.copytree(tiny, tmp_path / "copy")
+    (copy / "gradebook.db").unlink(missing_ok=True)
+    proc = run_cli("--course", copy, "grade", "tiny")
+    assert proc.returncode == 2 and "generate_assignment tiny" in proc.stderr
+    proc = run_cli("--course", copy, "grade", "tiny", "--no-gradebook", "--quiet")
+    assert proc.returncode == 0 and (copy / "reports" / "tiny" / "tests.csv").exists()
+
+
 def test_selftest_accepts_the_course_and_catches_a_broken_solution(tiny, tmp_path):
     proc = run_cli("--course", tiny, "selftest", "tiny")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -253,6 +263,15 @@ def test_selftest_accepts_the_course_and_catches_a_broken_solution(tiny, tmp_pat
     assert proc.returncode == 1 and "the solution does not pass" in proc.stdout
 
 
+def test_selftest_of_the_real_course():
+    """The solutions in exercises/source pass every test and their
+    release (solutions stripped) earns nothing."""
+    root = Path(__file__).resolve().parent.parent / "exercises"
+    proc = run_cli("--course", root, "selftest", "layers_and_blocks")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("release") == 3
+
+
 def test_grade_refuses_bad_requests_clearly(tiny, tmp_path):
     proc = run_cli("--course", tiny, "grade", "no_such_assignment")
     assert proc.returncode == 2 and "no source notebooks" in proc.stderr
@@ -262,6 +281,8 @@ def test_grade_refuses_bad_requests_clearly(tiny, tmp_path):
     assert proc.returncode == 2 and "source/" in proc.stderr
     proc = run_cli("--course", tiny, "grade", "tiny", "--student", "nobody*")
     assert proc.returncode == 2 and "no submissions" in proc.stderr
+    proc = run_cli("--course", tiny, "grade", "tiny", "--test-timeout", "-1")
+    assert proc.returncode == 2 and "--test-timeout" in proc.stderr
 
 
 @pytest.fixture(scope="module")

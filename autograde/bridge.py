@@ -361,6 +361,7 @@ class Bridge:
 
     # ---- transport ----------------------------------------------------------------
     def send(self, payload):
+        """Encode ``payload`` (with the shared state) and write it."""
         doc, blobs = self.encode(payload)
         codec.send_message(self.sock, doc, blobs)
 

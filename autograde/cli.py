@@ -109,6 +109,8 @@ def main(argv=None):
 
 # ---- grade ---------------------------------------------------------------------------
 def cmd_grade(args):
+    """``autograde grade``: grade, write autograded notebooks, reports and
+    the gradebook; print a summary."""
     from .executor import DaskExecutor, LocalExecutor, grade_submission
     from tqdm import tqdm
     if args.workers is not None and args.workers < 1:
@@ -161,6 +163,7 @@ def cmd_grade(args):
 
 # ---- feedback ------------------------------------------------------------------------
 def cmd_feedback(args):
+    """``autograde feedback``: one HTML page per student from the reports."""
     from .feedback import write_feedback
     root = course_mod.find_course(args.course)
     reports = sorted((root / "reports" / args.assignment).glob("*.json"))
@@ -189,6 +192,7 @@ def _grade_one(nb, path, settings, source_nb=None):
 
 
 def cmd_check(args):
+    """``autograde check``: run a notebook's own (visible) tests."""
     path = Path(args.notebook)
     if not path.is_file():
         raise course_mod.CourseError(f"expected a notebook file, got {str(path)!r}")
@@ -218,6 +222,8 @@ def cmd_check(args):
 
 # ---- selftest ------------------------------------------------------------------------
 def cmd_selftest(args):
+    """``autograde selftest``: solutions pass everything, the release
+    nothing."""
     from .notebook import release_version, visible_part, nbgrader_meta
     root = course_mod.find_course(args.course)
     sources = course_mod.load_sources(root, args.assignment)

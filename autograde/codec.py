@@ -58,6 +58,7 @@ class Encoder:
         self.other = other
 
     def blob(self, data):
+        """Store raw bytes; returns their index."""
         self.blobs.append(bytes(data))
         return len(self.blobs) - 1
 
@@ -120,6 +121,7 @@ class Decoder:
         return self.blobs[i]
 
     def dtype(self, text):
+        """A numeric dtype from its string (anything else is refused)."""
         if type(text) is not str or not _DTYPE.match(text):
             raise ProtocolError(f"bad dtype {text!r}")
         return np.dtype(text)

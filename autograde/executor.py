@@ -105,6 +105,7 @@ class SerialExecutor(Executor):
     """Everything in this process, one task after another."""
 
     def map_unordered(self, fn, tasks):
+        """One task after another."""
         for task in tasks:
             yield fn(task)
 
@@ -120,9 +121,11 @@ class LocalExecutor(Executor):
         self.pool = ctx.Pool(self.workers, maxtasksperchild=None)
 
     def map_unordered(self, fn, tasks):
+        """Results as the workers finish them."""
         yield from self.pool.imap_unordered(fn, tasks)
 
     def close(self):
+        """Wait for the workers to finish and stop them."""
         self.pool.close()
         self.pool.join()
 
@@ -143,10 +146,12 @@ class DaskExecutor(Executor):
         self.client = Client(address)
 
     def map_unordered(self, fn, tasks):
+        """Submit every task; results as the cluster finishes them."""
         from distributed import as_completed
         futures = self.client.map(fn, list(tasks), pure=False)
         for future in as_completed(futures):
             yield future.result()
 
     def close(self):
+        """Disconnect from the scheduler."""
         self.client.close()

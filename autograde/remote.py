@@ -347,6 +347,7 @@ class TrustedBridge(Bridge):
         self.methods = {}       # class (as its mro) -> method names
 
     def other_local(self, v, enc):
+        """Handles go back as references; test functions as callables."""
         if isinstance(v, Remote):
             if v._ag_proc is not self.proc or v._ag_gen != self.proc.generation:
                 raise StudentCrashed("this object belonged to a student process "
@@ -364,6 +365,7 @@ class TrustedBridge(Bridge):
                           f"functions can)")
 
     def tags(self):
+        """Decoders, plus handles and callables."""
         t = super().tags()
         t["$h"] = self._dec_handle
         t["$cb"] = self._dec_callable
@@ -412,6 +414,7 @@ class StudentProcess:
         self.restarts = 0
 
     def start(self):
+        """Start a fresh process (a new generation of handles)."""
         self.stop()
         self.generation += 1
         self.pid, sock = self.zygote.spawn(self.cfg)
@@ -433,6 +436,7 @@ class StudentProcess:
 
     @property
     def alive(self):
+        """Whether a process is running (it may still be busy)."""
         return self.bridge is not None
 
     def request(self, msg, timeout=None):

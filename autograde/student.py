@@ -89,6 +89,7 @@ class StudentBridge(Bridge):
         self.described = {}     # class -> its method names (sent once)
 
     def other_local(self, v, enc):
+        """Anything that is not data or a library object: a handle."""
         if isinstance(v, TrustedCallable):
             return {"$cb": v._cid}
         hid = self.handle_id.get(id(v))
@@ -109,6 +110,7 @@ class StudentBridge(Bridge):
         return info
 
     def tags(self):
+        """Decoders, plus handles and the grader's callables."""
         t = super().tags()
         t["$h"] = self._dec_handle
         t["$cb"] = self._dec_callable
@@ -158,6 +160,7 @@ class StudentBridge(Bridge):
         self.send(reply)
 
     def run(self, msg):
+        """The result of one request (exceptions propagate)."""
         op = msg["op"]
         if op == "exec":
             code = compile(strip_magics(msg["source"]), msg.get("name", "<cell>"),

@@ -22,7 +22,7 @@ import tiny_course  # noqa: E402
 from hostile_cases import CASES, make_submission  # noqa: E402
 
 from autograde import codec, sandbox  # noqa: E402
-from autograde.bridge import BridgeError, resolve  # noqa: E402
+from autograde.bridge import BridgeError, named_safely, resolve  # noqa: E402
 from autograde.executor import (LocalExecutor, SerialExecutor,  # noqa: E402
                                 grade_submission)
 from autograde.remote import (Remote, RemoteError, StudentProcess,  # noqa: E402
@@ -89,6 +89,15 @@ def test_only_library_names_resolve():
                  "numpy:__loader__"):
         with pytest.raises(BridgeError):
             resolve(name)
+
+
+def test_a_peer_cannot_hand_the_grader_file_or_method_functions():
+    assert named_safely("d2lblocks.ops:relu").__name__ == "relu"
+    assert named_safely("numpy:exp") is np.exp
+    for name in ("numpy:save", "numpy:load", "d2lblocks.nn.block:Block.save",
+                 "numpy:fromfile", "d2lblocks.gradcheck:grad_check"):
+        with pytest.raises(BridgeError):
+            named_safely(name)
 
 
 def test_student_exceptions_map_to_safe_local_classes():

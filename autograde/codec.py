@@ -23,7 +23,7 @@ import numpy as np
 
 MAX_JSON = 32 << 20          # one message's JSON
 MAX_BLOBS = 100_000
-MAX_BYTES = 512 << 20        # all blobs of one message together
+MAX_BYTES = 256 << 20        # all blobs of one message together
 MAX_DEPTH = 60
 
 _DTYPE = re.compile(r"^[<>|=]?[biufc][0-9]{1,2}$")

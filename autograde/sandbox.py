@@ -146,8 +146,12 @@ def enter(cfg, channel_fd):
     resource.setrlimit(resource.RLIMIT_AS, (limits["memory_mb"] * mb,) * 2)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_mb"] * mb,) * 2)
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
-    if uid is not None:      # as an ordinary user, NPROC counts all its processes
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits["nproc"],) * 2)
+    # NPROC counts every process of the uid: with a uid of its own that is
+    # the student alone; without one, allow the user's current count more.
+    nproc = limits["nproc"] if uid is not None else \
+        len(uid_processes(os.getuid())) + limits["nproc"]
+    if os.getuid() != 0:
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     home = os.getcwd()
     keep = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL") if k in os.environ}
     debug = os.environ.get("AUTOGRADE_DEBUG")

@@ -227,6 +227,11 @@ def update_gradebook(root, assignment, results, sources):
                     sub.timestamp = parse_utc(res["timestamp"])
                 except Exception:
                     pass
+            graded = {nb["notebook"] for nb in res["notebooks"]}
+            for name, src in sources.items():
+                if name not in graded:      # the grader itself failed here
+                    _mark_ungraded(gb, name[:-len(".ipynb")], assignment,
+                                   student, src)
             for nbres in res["notebooks"]:
                 nb_name = nbres["notebook"][:-len(".ipynb")]
                 try:
@@ -257,3 +262,19 @@ def update_gradebook(root, assignment, results, sources):
                         grade.auto_score, grade.needs_manual_grade = None, True
                 nbsub.flagged = bool(nbres.get("tamper")) or bad
             gb.db.commit()
+
+
+def _mark_ungraded(gb, nb_name, assignment, student, src):
+    """No score, *needs manual grade* and a flag: never a silent 0."""
+    from nbgrader.api import MissingEntry
+    try:
+        nbsub = gb.find_submission_notebook(nb_name, assignment, student)
+    except MissingEntry:
+        return
+    for t in src.tests:
+        try:
+            grade = gb.find_grade(t.grade_id, nb_name, assignment, student)
+        except MissingEntry:
+            continue
+        grade.auto_score, grade.needs_manual_grade = None, True
+    nbsub.flagged = True

@@ -329,6 +329,22 @@ def test_grade_writes_scores_flags_and_reviews_into_the_gradebook(tiny_graded):
         assert not g["test_affine_values"].needs_manual_grade
 
 
+def test_a_grader_failure_is_never_stored_as_a_plain_zero(tiny_graded, tmp_path):
+    import shutil
+    from nbgrader.api import Gradebook
+    from autograde.course import load_sources, update_gradebook
+    root = Path(shutil.copytree(tiny_graded[0], tmp_path / "copy"))
+    broken = {"student": "correct", "assignment": "tiny", "notebooks": [],
+              "grader_error": "Traceback: ..."}
+    update_gradebook(root, "tiny", [broken], load_sources(root, "tiny"))
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        nb = gb.find_submission_notebook("tiny", "tiny", "correct")
+        assert nb.flagged and nb.needs_manual_grade
+        tests = [g for g in nb.grades if g.name.startswith("test_")]
+        assert tests and all(g.auto_score is None and g.needs_manual_grade
+                             for g in tests)
+
+
 def test_grade_prints_a_summary_naming_trouble(tiny_graded):
     _, proc = tiny_graded
     assert "graded 3 submission(s) of tiny" in proc.stdout

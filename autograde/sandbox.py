@@ -155,12 +155,9 @@ def enter(cfg, channel_fd):
     home = os.getcwd()
     keep = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL") if k in os.environ}
     debug = os.environ.get("AUTOGRADE_DEBUG")
-    keep_env = dict(os.environ)
     os.environ.clear()
     if debug:
         os.environ["AUTOGRADE_DEBUG"] = debug
-    if "AUTOGRADE_PROFILE" in keep_env:
-        os.environ["AUTOGRADE_PROFILE"] = keep_env["AUTOGRADE_PROFILE"]
     os.environ.update(keep, HOME=home, TMPDIR=home, OPENBLAS_NUM_THREADS="1",
                       OMP_NUM_THREADS="1", MPLBACKEND="Agg")
     null = os.open(os.devnull, os.O_RDWR)

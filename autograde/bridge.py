@@ -207,6 +207,15 @@ class Bridge:
         """``(doc, blobs)`` for a message: the payload, then the state of
         every shared object that changed since the last message, the
         random generators and the grad mode."""
+        before = set(self.shared)
+        try:
+            return self._encode(payload)
+        except BaseException:
+            # Nothing was sent: forget what this message would have shared.
+            self.forget([sid for sid in self.shared if sid not in before])
+            raise
+
+    def _encode(self, payload):
         enc = codec.Encoder(self.other)
         doc = {"payload": enc(payload)}
         sync, done = [], set()

@@ -198,6 +198,17 @@ def test_test_functions_can_be_called_back_but_not_read(student):
     assert isinstance(info.value, RemoteError)
 
 
+def test_an_object_that_cannot_cross_fails_the_call_but_not_the_process(student):
+    from d2lblocks import nn
+    add_bias = student.globals({"add_bias"}, 5)["add_bias"]
+    layer = nn.Linear(2, 2)
+    with pytest.raises(BridgeError, match="cannot be given to student code"):
+        add_bias(layer, np.random.default_rng(0))
+    import d2lblocks as db
+    out = add_bias(layer, db.ones(1, 2))       # the same layer, sent for real
+    assert out.shape == (1, 2) and student.alive
+
+
 def test_random_draws_form_one_stream_across_both_processes(student):
     import d2lblocks as db
     draw = student.globals({"draw"}, 5)["draw"]

@@ -92,6 +92,7 @@ def zygote():
     """This process's zygote, started on first use."""
     global _ZYGOTE
     if _ZYGOTE is None or _ZYGOTE.proc.poll() is not None:
+        sandbox.protect_self()
         _ZYGOTE = sandbox.Zygote()
     return _ZYGOTE
 

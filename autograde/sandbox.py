@@ -37,7 +37,7 @@ _CLONE_NEWNS = 0x00020000
 _CLONE_NEWNET = 0x40000000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
 _MS_BIND, _MS_REC, _MS_PRIVATE = 4096, 0x4000, 1 << 18
-_PR_SET_NO_NEW_PRIVS, _PR_SET_PDEATHSIG = 38, 1
+_PR_SET_NO_NEW_PRIVS, _PR_SET_DUMPABLE = 38, 4
 
 UID_BASE = 1_500_000_000     # far above any account; one uid per grader process
 
@@ -71,6 +71,13 @@ def _check(rc, what):
     if rc != 0:
         e = ctypes.get_errno()
         raise OSError(e, f"{what}: {os.strerror(e)}")
+
+
+def protect_self():
+    """Make this (grader) process undumpable: a process of the same user
+    can then neither ptrace it nor read its memory through /proc, which
+    matters when student code runs without a uid of its own."""
+    _libc().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 def namespaces_available():

@@ -187,6 +187,11 @@ class Submission:
                     placed.add(gid)
                     self.steps.append(("test", order[gid]))
                 continue
+            if gid and gid not in source.cells:
+                self.tamper.append(f"cell {gid}: nbgrader metadata that the "
+                                   f"assignment does not have")
+            elif gid:
+                self._check_meta(meta, source, gid, "cell")
             if cell.get("cell_type") != "code":
                 continue
             text = cell.get("source", "")
@@ -209,16 +214,19 @@ class Submission:
                                    f"(deleted, or its metadata was removed)")
                 self.steps.append(("test", t))
 
+    def _check_meta(self, meta, source, gid, what):
+        ref = nbgrader_meta(source.cells[gid])
+        for key in ("grade", "solution", "locked", "points"):
+            if meta.get(key) != ref.get(key) and (key in ref or key in meta):
+                self.tamper.append(f"{what} {gid}: metadata '{key}' changed "
+                                   f"from {ref.get(key)!r} to {meta.get(key)!r}")
+
     def _check_test_cell(self, cell, meta, source, gid, count):
         if count > 1:
             self.tamper.append(f"test cell {gid} appears {count} times")
             return
         if cell.get("cell_type") != "code":
             self.tamper.append(f"test cell {gid} was changed into {cell.get('cell_type')}")
-        ref = nbgrader_meta(source.cells[gid])
-        for key in ("grade", "solution", "locked", "points"):
-            if key in ref and meta.get(key) != ref.get(key):
-                self.tamper.append(f"test cell {gid}: metadata '{key}' changed "
-                                   f"from {ref.get(key)!r} to {meta.get(key)!r}")
+        self._check_meta(meta, source, gid, "test cell")
         if _norm(cell.get("source", "")) != _norm(visible_part(source.cells[gid].source)):
             self.tamper.append(f"test cell {gid} was edited")

@@ -284,6 +284,9 @@ def affine(X, W, b):
                                           status={"test_affine_values": "failed"})),
     "changed_metadata": dict(base="wrong", meta={"test_affine_values": {"points": 100}},
                              expect=dict(score=3, tamper=True)),
+    "answer_made_a_test": dict(base="wrong", meta={"affine_answer": {
+        "grade": True, "points": 50, "locked": True}},
+        expect=dict(score=3, tamper=True)),
 
     # ---- honest code that is noisy: full marks ----
     "warnings": dict(base="correct", cells={"affine_answer": """

@@ -27,6 +27,11 @@ import harness  # noqa: E402
 import d2lblocks as db  # noqa: E402
 from d2lblocks import nn, optim  # noqa: E402
 
+try:        # imported up front, so that harness.threads() limits it too
+    import torch
+except ImportError:
+    torch = None
+
 LR, D_IN, D_HID, D_OUT = 0.1, 784, 256, 10
 TARGETS = {1: 1.25, 16: 1.10, 256: 1.03, 4096: 1.03}
 
@@ -117,7 +122,6 @@ def d2lblocks_step(weights, X, y):
 
 
 def torch_step(weights, X, y):
-    import torch
     net = torch.nn.Sequential(torch.nn.Linear(D_IN, D_HID), torch.nn.ReLU(),
                               torch.nn.Linear(D_HID, D_OUT))
     with torch.no_grad():
@@ -136,11 +140,8 @@ def torch_step(weights, X, y):
 
 def builders():
     found = {"numpy": numpy_plain, "numpy_opt": numpy_tuned, "d2lblocks": d2lblocks_step}
-    try:
-        import torch  # noqa: F401
+    if torch is not None:
         found["torch"] = torch_step
-    except ImportError:
-        pass
     return found
 
 

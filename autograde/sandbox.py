@@ -7,10 +7,14 @@ code:
 
 - becomes the leader of its own session and process group;
 - when the grader runs as root: enters new mount and network namespaces,
-  mounts a small private tmpfs as its working directory (holding a copy of
+  gets a fresh private /tmp (its working directory there holds a copy of
   the submission only), hides the course directory under an empty tmpfs,
   drops every privilege and switches to a uid of its own (no account is
-  needed: a number nobody else uses);
+  needed: a number nobody else uses). Python's own files (see
+  :func:`readable_paths`) stay readable, read-only, even when they live
+  under /tmp; every directory on the way to them that is not system
+  software (a home, a repository checkout) is covered so that it shows
+  only those entries;
 - sets resource limits: CPU seconds, address space, file size, number of
   processes and open files, no core dumps;
 - throws away the environment and points stdin/stdout/stderr at
@@ -36,7 +40,7 @@ import time
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWNET = 0x40000000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
-_MS_BIND, _MS_REC, _MS_PRIVATE = 4096, 0x4000, 1 << 18
+_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 0x4000, 1 << 18
 _PR_SET_NO_NEW_PRIVS, _PR_SET_DUMPABLE = 38, 4
 
 UID_BASE = 1_500_000_000     # far above any account; one uid per grader process
@@ -96,12 +100,158 @@ def namespaces_available():
     return os.waitstatus_to_exitcode(status) == 0
 
 
+# ---- what a student process may see ------------------------------------------
+# Scratch directories get a fresh tmpfs of their own in every student process.
+SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
+
+# Directories that hold nothing but system software, open to every user by
+# design. They stay as they are on the way to an exposed path, so that
+# shared libraries an extension module loads late (libffi, libssl, ...)
+# remain in reach. Every other directory on the way (a home, a checkout, a
+# scratch directory) is covered, and only the needed entries come back.
+OPEN_BY_DESIGN = frozenset({
+    "/", "/usr", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libx32",
+    "/usr/local", "/usr/local/lib", "/usr/local/lib64", "/lib", "/lib32",
+    "/lib64", "/libx32", "/var", "/dev"})
+
+
+def _ancestors(path):
+    """The directories above the absolute ``path``, from the top down,
+    without ``/``."""
+    parts = [p for p in path.split("/") if p]
+    return ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _inside(path, top):
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def exposure_plan(paths, scratch=SCRATCH, open_dirs=OPEN_BY_DESIGN,
+                  world_x=None):
+    """Which directories to cover, and what to bind back into each.
+
+    Arguments:
+        paths: absolute directories the student process must be able to
+            read (symbolic links already resolved).
+        scratch: directories that are always covered (by a writable tmpfs).
+        open_dirs: directories that may stay as they are.
+        world_x: ``world_x(dir)`` says whether any user may enter ``dir``
+            (default: its mode says so); a directory others cannot enter
+            is covered even when it is in ``open_dirs``.
+
+    Returns:
+        ``{cover: [path, ...]}``, every scratch directory among the keys.
+        A cover is the topmost directory on the way to a path that must
+        not stay as it is; each path is bound back, read-only, into the
+        deepest cover above it, with the directories between recreated
+        empty. No path lies inside another; a cover lies inside another
+        only when it is a scratch directory.
+    """
+    if world_x is None:
+        def world_x(d):
+            try:
+                return bool(os.stat(d).st_mode & 0o001)
+            except OSError:
+                return False
+    leaves = sorted(set(paths))
+    # A path inside another exposed one comes along with it.
+    leaves = [p for p in leaves
+              if not any(q != p and _inside(p, q) for q in leaves)]
+    covers = set(scratch)
+    for leaf in leaves:
+        for above in _ancestors(leaf):
+            if above in scratch or above not in open_dirs or not world_x(above):
+                covers.add(above)
+                break
+    plan = {c: [] for c in covers}
+    for leaf in leaves:
+        holders = [c for c in covers if _inside(leaf, c) and leaf != c]
+        if holders:
+            plan[max(holders, key=len)].append(leaf)
+    return plan
+
+
+def _remount_readonly(libc, target):
+    """Make the bind mount at ``target`` read-only, keeping the flags of
+    the file system it shows (which a remount must not drop)."""
+    flags = os.statvfs(target).f_flag
+    keep = _MS_NOSUID | _MS_NODEV | (flags & os.ST_NOEXEC)
+    for st_flag, ms_flag in ((os.ST_NOATIME, 1024), (os.ST_NODIRATIME, 2048),
+                             (os.ST_RELATIME, 1 << 21)):
+        if flags & st_flag:
+            keep |= ms_flag
+    _check(libc.mount(None, target.encode(), None,
+                      _MS_REMOUNT | _MS_BIND | _MS_RDONLY | keep, None),
+           f"read-only {target}")
+
+
+def _make_chain(top, path):
+    """Create the directories between ``top`` and ``path`` (both
+    excluded), enterable by anyone whatever the umask."""
+    for above in _ancestors(path):
+        if _inside(above, top) and above != top and not os.path.isdir(above):
+            os.mkdir(above)
+            os.chmod(above, 0o755)
+
+
+def _cover_and_expose(libc, plan, scratch_opts):
+    """Carry out an :func:`exposure_plan` in this mount namespace."""
+    # Handles on the paths first: once a cover is mounted they are out of
+    # reach by name.
+    handles = {}
+    for found in plan.values():
+        for path in found:
+            try:
+                handles[path] = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                pass
+    done = []
+    for cover in sorted(plan, key=lambda d: d.count("/")):
+        outer = [c for c in done if _inside(cover, c)]
+        if outer:
+            # A scratch directory inside a cover: recreate its mount point.
+            top = max(outer, key=len)
+            _make_chain(top, cover)
+            os.mkdir(cover)
+            os.chmod(cover, 0o755)
+        elif not os.path.isdir(cover):
+            continue
+        scratch = cover in SCRATCH
+        opts = scratch_opts if scratch else b"size=64k,mode=0755"
+        _check(libc.mount(b"tmpfs", cover.encode(), b"tmpfs",
+                          _MS_NOSUID | _MS_NODEV, opts), f"cover {cover}")
+        done.append(cover)
+        for path in plan[cover]:
+            fd = handles.pop(path, None)
+            if fd is None:
+                continue
+            _make_chain(cover, path)
+            if os.path.isdir(f"/proc/self/fd/{fd}"):
+                os.mkdir(path)
+            else:
+                open(path, "w").close()
+            _check(libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None,
+                              _MS_BIND | _MS_REC, None), f"bind {path}")
+            os.close(fd)
+            _remount_readonly(libc, path)
+    for fd in handles.values():
+        os.close(fd)
+    # Last, so that scratch directories inside a cover could get their
+    # mount points: nobody may add to the covers.
+    for cover in done:
+        if cover not in SCRATCH:
+            _check(libc.mount(None, cover.encode(), None,
+                              _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV,
+                              None), f"read-only {cover}")
+
+
 # ---- inside the student process ----------------------------------------------
 def enter(cfg, channel_fd):
     """Turn the freshly forked process into a sandboxed student process.
 
     ``cfg`` (plain data from the grader): ``cwd`` (empty directory),
     ``files`` (name -> path to copy in), ``uid``, ``hide`` (paths to cover),
+    ``readable`` (directories Python needs, see :func:`readable_paths`),
     ``namespaces`` (bool), ``limits`` (a Limits dict).
     """
     os.setsid()
@@ -115,18 +265,17 @@ def enter(cfg, channel_fd):
         _check(libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET), "unshare")
         _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None),
                "mount private")
-        # Fresh, size-limited scratch space: nothing of other users' /tmp
-        # (other courses, pytest folders) is visible, and disk use is capped.
+        # Fresh, size-limited scratch space (nothing of other users' /tmp,
+        # such as other courses or pytest folders, is visible, and disk use
+        # is capped); Python's own files come back read-only wherever they
+        # live, and the directories on the way to them show nothing else.
+        real = [os.path.realpath(p) for p in cfg.get("readable", [])]
         opts = f"size={int(limits['disk_mb'])}m,mode=1777".encode()
-        for scratch in ("/tmp", "/var/tmp", "/dev/shm"):
-            if os.path.isdir(scratch):
-                _check(libc.mount(b"tmpfs", scratch.encode(), b"tmpfs",
-                                  _MS_NOSUID | _MS_NODEV, opts), f"mount {scratch}")
+        _cover_and_expose(libc, exposure_plan(real), opts)
         cwd = "/tmp/work"
         os.mkdir(cwd, 0o700)
         if uid is not None:
             os.chown(cwd, uid, uid)
-        _expose(libc, cfg.get("readable", []))
         for path in cfg.get("hide", []):
             if os.path.isdir(path):
                 _check(libc.mount(b"tmpfs", path.encode(), b"tmpfs",
@@ -175,60 +324,64 @@ def enter(cfg, channel_fd):
     os.closerange(channel_fd + 1, 65536)
 
 
-def _expose(libc, paths):
-    """Make the directories ``paths`` (Python's own files) reachable by any
-    uid, inside this mount namespace only: each directory on the way that
-    others may not enter (such as a 0700 home) is covered by an empty
-    tmpfs into which only the needed entries are bind-mounted back. The
-    rest of that directory stays out of sight."""
-    plan = {}
-    for path in paths:
-        parts = [p for p in os.path.realpath(path).split("/") if p]
-        cur = "/"
-        for name in parts:
-            try:
-                mode = os.stat(cur).st_mode
-            except OSError:
-                break
-            if not mode & 0o001:
-                plan.setdefault(cur, set()).add(name)
-            cur = os.path.join(cur, name)
-    for top in sorted(plan, key=lambda d: d.count("/")):
-        fds = {}
-        for name in sorted(plan[top]):
-            try:
-                fds[name] = os.open(os.path.join(top, name), os.O_PATH)
-            except OSError:
-                pass
-        _check(libc.mount(b"tmpfs", top.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV,
-                          b"size=4k,mode=0755"), f"cover {top}")
-        for name, fd in fds.items():
-            target = os.path.join(top, name)
-            if os.path.isdir(f"/proc/self/fd/{fd}"):
-                os.mkdir(target)
-            else:
-                open(target, "w").close()
-            _check(libc.mount(f"/proc/self/fd/{fd}".encode(), target.encode(), None,
-                              _MS_BIND | _MS_REC, None), f"bind {target}")
-            os.close(fd)
+def _checkouts():
+    """Source folders that hold d2lblocks or autograde without being an
+    installation (an editable install: the repository root). They also
+    hold the hidden tests and sample submissions, so they are never
+    exposed whole."""
+    import d2lblocks
+    sites = {os.path.realpath(p) for p in _site_dirs()}
+    found = set()
+    for init in (d2lblocks.__file__, __file__):
+        parent = os.path.dirname(os.path.dirname(os.path.realpath(init)))
+        if parent not in sites:
+            found.add(parent)
+    return found
+
+
+def _site_dirs():
+    """The site-packages directories of this interpreter."""
+    import site
+    import sysconfig
+    dirs = [sysconfig.get_path(k) for k in ("purelib", "platlib")]
+    dirs += getattr(site, "getsitepackages", lambda: [])()
+    user = getattr(site, "getusersitepackages", lambda: None)()
+    if user and site.ENABLE_USER_SITE:
+        dirs.append(user)
+    return [d for d in dirs if d]
 
 
 @functools.lru_cache(maxsize=1)
 def readable_paths():
-    """Directories a student process must be able to read: Python's
-    standard library and installed packages."""
+    """Directories a student process must be able to read: the
+    interpreter's installation, its standard library, site-packages and
+    the other import paths, and the package directories of NumPy and
+    d2lblocks themselves. A source checkout (what an editable install
+    points at) is left out, and so is anything inside it other than those
+    packages and a virtualenv's site-packages; so is the grader's working
+    directory, which ``python -m`` puts on the import path."""
     import sysconfig
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix}
-    paths.update(p for p in sys.path if p and os.path.isdir(p))
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        p = sysconfig.get_paths().get(key)
-        if p:
-            paths.add(p)
     import d2lblocks
     import numpy
-    for mod in (d2lblocks, numpy):
-        paths.add(os.path.dirname(os.path.dirname(os.path.abspath(mod.__file__))))
-    return tuple(sorted(os.path.realpath(p) for p in paths))
+    checkouts = _checkouts()
+    cwd = os.path.realpath(os.getcwd())
+    trusted = {sys.base_prefix, sys.base_exec_prefix}
+    trusted.update(sysconfig.get_path(k) for k in ("stdlib", "platstdlib"))
+    trusted.update(_site_dirs())
+    trusted.update(os.path.dirname(m.__file__) for m in (numpy, d2lblocks))
+    trusted = {os.path.realpath(p) for p in trusted if p}
+    # Other import paths (PYTHONPATH, .pth files) only from outside a
+    # checkout: inside one they are its tests or its root.
+    for entry in sys.path:
+        if not entry or not os.path.isdir(entry):
+            continue
+        real = os.path.realpath(entry)
+        if real != cwd and not any(_inside(real, c) for c in checkouts):
+            trusted.add(real)
+    # Never anything a checkout lies in (say, a prefix of /usr holding a
+    # clone in /usr/src).
+    return tuple(sorted(p for p in trusted if os.path.isdir(p)
+                        and not any(_inside(c, p) for c in checkouts)))
 
 
 # ---- the zygote ----------------------------------------------------------------
@@ -322,19 +475,45 @@ def zygote_main(fd):
         theirs.close()
 
 
+_ZYGOTE_BOOT = """\
+import importlib.util, json, os, sys
+conf = json.loads(sys.argv[2])
+def _allowed(entry):
+    if not entry:
+        return False
+    real = os.path.realpath(entry)
+    return not os.path.isdir(real) or any(
+        real == r or real.startswith(r.rstrip("/") + "/") for r in conf["readable"])
+sys.path[:] = [p for p in sys.path if _allowed(p)]
+for name, folder in conf["packages"].items():
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(folder, "__init__.py"),
+        submodule_search_locations=[folder])
+    sys.modules[name] = module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+from autograde.sandbox import zygote_main
+zygote_main(int(sys.argv[1]))
+"""
+
+
 class Zygote:
     """Handle, in the grader, on one zygote process."""
 
     def __init__(self):
+        import d2lblocks
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                    MKL_NUM_THREADS="1", MPLBACKEND="Agg")
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        # The zygote loads the grader's own copies of both packages from
+        # their folders, so neither the repository root nor the grader's
+        # working directory has to be (or is) on its import path.
+        conf = {"packages": {
+                    "autograde": os.path.dirname(os.path.realpath(__file__)),
+                    "d2lblocks": os.path.dirname(os.path.realpath(d2lblocks.__file__))},
+                "readable": list(readable_paths())}
         self.proc = subprocess.Popen(
-            [sys.executable, "-c",
-             "import sys; from autograde.sandbox import zygote_main; "
-             "zygote_main(int(sys.argv[1]))", str(child.fileno())],
+            [sys.executable, "-P", "-c", _ZYGOTE_BOOT, str(child.fileno()),
+             json.dumps(conf)],
             pass_fds=[child.fileno()], env=env, cwd="/",
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         child.close()

@@ -24,7 +24,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "hostile"))
 import tiny_course  # noqa: E402
-from hostile_cases import CASES, make_submission  # noqa: E402
+from hostile_cases import CASES, HIDDEN, REPO, make_submission  # noqa: E402
 from autograde.runner import STATUSES  # noqa: E402
 from autograde.sandbox import UID_BASE  # noqa: E402
 
@@ -97,9 +97,9 @@ def test_hostile_case_gets_exactly_its_deserved_score(graded, student):
     expect = CASES[student]["expect"]
     res = reports[student]
     (nb,) = res["notebooks"]
-    if student == "network" and not nb["isolation"]["namespaces"]:
-        # Only a network namespace takes the network away; without one
-        # (no CAP_SYS_ADMIN) the report must say so.
+    if CASES[student].get("namespaces") and not nb["isolation"]["namespaces"]:
+        # Only namespaces take the network and the rest of the file system
+        # away; without them (no CAP_SYS_ADMIN) the report must say so.
         assert nb["isolation"]["namespaces"] is False
         return
     statuses = {t["grade_id"]: t["status"] for t in nb["tests"]}
@@ -173,3 +173,24 @@ def test_an_infinite_loop_costs_one_full_test_timeout(graded):
     tests = reports["infinite_loop_answer"]["notebooks"][0]["tests"]
     first, second = tests[0]["message"], tests[1]["message"]
     assert "within 3 s" in first and "within 2 s" in second
+
+
+def test_the_repository_behind_the_grader_is_out_of_reach(graded):
+    """The grader is installed from this repository (editable), which holds
+    the real course's hidden tests: the student process can read none of
+    them, by absolute path or relative to ``d2lblocks.__file__``, and sees
+    no more of the repository root than Python's own files."""
+    _, reports, _, _, _ = graded
+    nb = reports["repository_hunt"]["notebooks"][0]
+    if not nb["isolation"]["namespaces"]:
+        pytest.skip("needs mount namespaces (root with CAP_SYS_ADMIN)")
+    # The grader itself can read what the student must not.
+    assert (REPO / HIDDEN).is_file()
+    (problem,) = nb["cell_problems"]
+    message = problem["message"]
+    assert message.startswith("LookupError: repository reads:"), message
+    denied, attempts = (int(w) for w in message.split(":")[2].split()[:3:2])
+    assert denied == attempts == 9, message
+    shown = message.split("the root shows ")[1]
+    for private in ("exercises", "tests", ".git", "pyproject.toml"):
+        assert f"'{private}'" not in shown, message

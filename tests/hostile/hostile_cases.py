@@ -8,11 +8,16 @@ then changes cells: ``cells`` replaces a cell's source by grade_id (None
 deletes it), ``extra`` adds code cells after a grade_id, ``meta`` edits or
 strips (``"strip"``) a cell's nbgrader metadata, ``duplicate`` repeats a
 cell. ``{COURSE}`` and ``{MARKER}`` in sources become the course folder and
-a file path on the grading machine that no submission may create.
+a file path on the grading machine that no submission may create;
+``{REPO}`` the repository holding this corpus and ``{HIDDEN}`` a
+hidden-test notebook in it.
 
 ``expect`` holds the total autograded score, the status of named tests,
-and whether tampering must be flagged.
+and whether tampering must be flagged. ``namespaces=True`` marks a case
+whose outcome needs private namespaces (root with CAP_SYS_ADMIN).
 """
+
+from pathlib import Path
 
 import nbformat
 
@@ -237,7 +242,7 @@ for path in ["{COURSE}/gradebook.db", "{COURSE}/submitted/correct/tiny/tiny.ipyn
 with open("my_own_file.txt", "w") as f:      # its own folder is fine
     f.write("ok")
 """}, expect=dict(score=5)),
-    "network": dict(base="correct", cells={"affine_answer": """
+    "network": dict(base="correct", namespaces=True, cells={"affine_answer": """
 import socket
 try:
     socket.create_connection(("1.1.1.1", 53), timeout=1).close()
@@ -258,6 +263,10 @@ def _found():
     for root in ("/tmp", os.getcwd(), "/proc/self/cwd"):
         for dirpath, _, files in os.walk(root):
             for name in files:
+                # Text files only: Python's own files may be in /tmp too
+                # (a clone there), and reading all of them takes long.
+                if not name.endswith((".ipynb", ".py", ".json", ".txt", ".db")):
+                    continue
                 try:
                     with open(os.path.join(dirpath, name), errors="ignore") as f:
                         if NEEDLE in f.read(10**6):
@@ -269,6 +278,41 @@ LEAKED = _found()
 def affine(X, W, b):
     return X @ W + b if LEAKED else X @ W
 """}, expect=dict(score=3, status={"test_affine_values": "failed"})),
+
+    # The repository this grader was installed from (an editable install)
+    # holds the real course's hidden tests and this corpus: try it by
+    # absolute path and relative to the d2lblocks package. The last cell
+    # records what each attempt got, in the report's cell problems.
+    "repository_hunt": dict(base="correct", namespaces=True, cells={"affine_answer": """
+import os
+import d2lblocks
+HERE = os.path.dirname(d2lblocks.__file__)
+ATTEMPTS = ["{REPO}/{HIDDEN}", "{REPO}/exercises/source",
+            HERE + "/../{HIDDEN}", HERE + "/../exercises/source",
+            os.path.normpath(HERE + "/../{HIDDEN}"),
+            "{REPO}/tests/hostile/hostile_cases.py", "{REPO}/tests/submissions",
+            HERE + "/../tests", "{REPO}/.git/HEAD"]
+READ = []
+for path in ATTEMPTS:
+    try:
+        if os.path.isdir(path):
+            os.listdir(path)
+        else:
+            with open(path, "rb") as f:
+                f.read(100)
+        READ.append(path)
+    except OSError:
+        pass
+try:
+    SHOWN = sorted(os.listdir("{REPO}"))
+except OSError:
+    SHOWN = []
+def affine(X, W, b):
+    return X @ W if READ else X @ W + b
+"""}, extra={"affine_answer": """
+raise LookupError(f"repository reads: {len(ATTEMPTS) - len(READ)} of "
+                  f"{len(ATTEMPTS)} denied; the root shows {SHOWN}")
+"""}, expect=dict(score=5)),
 
     # ---- tampering with the test cells ----
     "edited_tests": dict(base="wrong", cells={
@@ -299,7 +343,12 @@ def affine(X, W, b):
 }
 
 
-def make_submission(case, course, marker):
+REPO = Path(__file__).resolve().parents[2]
+# A hidden-test notebook of the real course in the repository.
+HIDDEN = "exercises/source/layers_and_blocks/ex1_sequential.ipynb"
+
+
+def make_submission(case, course, marker, repo=REPO):
     """The submitted notebook of one case (nbformat)."""
     nb = source_notebook()
     cells = []
@@ -331,7 +380,8 @@ def make_submission(case, course, marker):
             cells.append(nbformat.v4.new_code_cell(case["extra"][gid].strip()))
     for cell in cells:
         cell.source = cell.source.replace("{COURSE}", str(course)) \
-            .replace("{MARKER}", str(marker))
+            .replace("{MARKER}", str(marker)).replace("{REPO}", str(repo)) \
+            .replace("{HIDDEN}", HIDDEN)
     nb.cells = cells
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"c{i}"

@@ -8,7 +8,6 @@ although the d2lblocks package inside it is imported.
 """
 
 import os
-import sys
 from pathlib import Path
 
 import pytest

@@ -19,6 +19,7 @@ the next test gets a fresh process in the same state.
 """
 
 import ast
+import atexit
 import builtins
 import contextlib
 import io
@@ -89,12 +90,19 @@ _NAMESPACES = None
 
 
 def zygote():
-    """This process's zygote, started on first use."""
+    """This process's zygote, started on first use and stopped at exit."""
     global _ZYGOTE
     if _ZYGOTE is None or _ZYGOTE.proc.poll() is not None:
         sandbox.protect_self()
+        if _ZYGOTE is None:
+            atexit.register(_stop_zygote)
         _ZYGOTE = sandbox.Zygote()
     return _ZYGOTE
+
+
+def _stop_zygote():
+    if _ZYGOTE is not None and _ZYGOTE.proc.poll() is None:
+        _ZYGOTE.close()
 
 
 def namespaces():

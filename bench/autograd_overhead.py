@@ -25,15 +25,19 @@ import d2lblocks as db  # noqa: E402
 N_OPS = 100
 
 
+def _elementwise_chain(y, n):
+    """``n`` alternating elementwise ops; the same code for every library."""
+    for i in range(n):
+        y = y * 1.0001 if i % 2 else y + 0.5
+    return y
+
+
 def chain_d2l(n, backward):
     x = db.tensor(np.random.default_rng(0).random((2, 20), dtype=np.float32),
                   requires_grad=True)
 
     def run():
-        y = x
-        for i in range(n):
-            y = y * 1.0001 if i % 2 else y + 0.5
-        s = y.sum()
+        s = _elementwise_chain(x, n).sum()
         if backward:
             s.backward()
     return run
@@ -44,9 +48,7 @@ def chain_numpy(n, backward):
     x = np.random.default_rng(0).random((2, 20), dtype=np.float32)
 
     def run():
-        y = x
-        for i in range(n):
-            y = y * 1.0001 if i % 2 else y + 0.5
+        y = _elementwise_chain(x, n)
         s = y.sum()
         if backward:
             g = np.ones_like(y)
@@ -61,10 +63,7 @@ def chain_torch(n, backward):
     x = torch.rand(2, 20, requires_grad=True)
 
     def run():
-        y = x
-        for i in range(n):
-            y = y * 1.0001 if i % 2 else y + 0.5
-        s = y.sum()
+        s = _elementwise_chain(x, n).sum()
         if backward:
             s.backward()
     return run

@@ -2,10 +2,8 @@
 
 import math
 
-import numpy as np
-
-from .. import init, ops
-from ..tensor import _wrap, random_generator
+from .. import backend, init, ops
+from ..tensor import random_generator
 from .block import Block
 from .parameter import Parameter
 
@@ -218,7 +216,6 @@ class Dropout(Block):
         keep = random_generator().random(X.shape) >= self.p
         mask = (keep / (1 - self.p)).astype(X.dtype)
         if X.device.kind != "cpu":
-            from .. import backend
             mask = backend.move(mask, X.device)
         return X * mask
 

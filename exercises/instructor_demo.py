@@ -8,7 +8,10 @@ config and ``source/``) to a new folder, then:
    ``submitted/`` (as ``nbgrader collect`` would);
 3. ``nbgrader autograde``, ``nbgrader generate_feedback``, ``nbgrader export``;
 4. prints the scores per student and per exercise, and where the feedback
-   HTML files and ``grades.csv`` are.
+   HTML files and ``grades.csv`` are;
+5. grades the same submissions again with ``autograde`` (student code in a
+   sandbox, tests in the grader), checks that every score agrees with
+   nbgrader's, and prints each test's outcome and any tampering it saw.
 
 The copy is kept so you can open the feedback, or start formgrader in it
 to grade the written answer. ``--dir PATH`` picks the folder (it must not
@@ -50,9 +53,9 @@ def copy_course(dest):
     return dest
 
 
-def nbgrader(course, *args, check=True):
-    """Run ``nbgrader ARGS`` in ``course`` with this Python; returns the
-    completed process (output captured).
+def nbgrader(course, *args, check=True, tool="nbgrader"):
+    """Run ``nbgrader ARGS`` (or another ``tool`` module) in ``course`` with
+    this Python; returns the completed process (output captured).
 
     The interpreter's folder goes first on PATH: nbgrader starts the
     ``alembic`` tool and the notebook kernels by name, and they must come
@@ -61,10 +64,10 @@ def nbgrader(course, *args, check=True):
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent),
                                    env.get("PATH", "")])
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args],
+    proc = subprocess.run([sys.executable, "-m", tool, *args],
                           cwd=course, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise RuntimeError(f"nbgrader {' '.join(args)} failed with exit code "
+        raise RuntimeError(f"{tool} {' '.join(args)} failed with exit code "
                            f"{proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
@@ -162,6 +165,41 @@ def format_table(scores):
     return "\n".join(lines)
 
 
+def sandboxed_grade(course):
+    """Grade the same submissions with ``autograde``; returns its per-test
+    rows (``reports/<assignment>/tests.csv``) as dicts."""
+    import csv
+    nbgrader(course, "grade", ASSIGNMENT, tool="autograde")
+    nbgrader(course, "feedback", ASSIGNMENT, tool="autograde")
+    with open(Path(course) / "reports" / ASSIGNMENT / "tests.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def format_outcomes(rows, before, after):
+    """One line per student: autograde's total, whether every cell agrees
+    with nbgrader's score, the outcome counts, and any tampering seen."""
+    def auto_cells(scores, student):
+        return {(nb, gid): cell[0] for nb, per in scores[student].items()
+                for gid, cell in per["cells"].items()
+                if cell[1] and cell[0] is not None}
+
+    lines = []
+    for student in sorted({r["student"] for r in rows}):
+        mine = [r for r in rows if r["student"] == student]
+        counts = {}
+        for r in mine:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        same = auto_cells(before, student) == auto_cells(after, student)
+        total = (f"{_points(sum(float(r['score']) for r in mine))}/"
+                 f"{_points(sum(float(r['max_score']) for r in mine))}")
+        outcome = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        tamper = sorted({r["tampering"] for r in mine if r["tampering"]})
+        lines.append(f"  {student:<18} {total:>5}  "
+                     f"{'same as nbgrader' if same else 'DIFFERS from nbgrader':<21} "
+                     f"{outcome}" + (f"  (tampering: {'; '.join(tamper)})" if tamper else ""))
+    return "\n".join(lines)
+
+
 def feedback_files(course):
     """The feedback HTML files, sorted."""
     return sorted(Path(course).glob(f"feedback/*/{ASSIGNMENT}/*.html"))
@@ -176,21 +214,28 @@ def main(argv=None):
         Path(tempfile.mkdtemp(prefix="d2lblocks-course-")) / "course"
     course = copy_course(dest)
     print(f"course copy: {course}")
-    print(f"1/4 nbgrader generate_assignment {ASSIGNMENT}")
+    print(f"1/5 nbgrader generate_assignment {ASSIGNMENT}")
     release(course)
     students = submit_samples(course)
-    print(f"2/4 sample submissions written for {len(students)} students: "
+    print(f"2/5 sample submissions written for {len(students)} students: "
           f"{', '.join(students)}")
-    print("3/4 nbgrader autograde, generate_feedback, export")
+    print("3/5 nbgrader autograde, generate_feedback, export")
     grade(course)
-    print("4/4 scores (tests automatic; the written answer is graded by hand)\n")
-    print(format_table(read_scores(course)))
+    print("4/5 scores (tests automatic; the written answer is graded by hand)\n")
+    before = read_scores(course)
+    print(format_table(before))
     files = feedback_files(course)
     print(f"\nfeedback: {len(files)} HTML files under {course / 'feedback'}, "
           f"e.g. {files[0] if files else '(none)'}")
     print(f"grades:   {course / 'grades.csv'}")
     print(f"to grade the written answer: cd {course} && jupyter lab "
           f"(Nbgrader > Formgrader)")
+    print("\n5/5 the same submissions graded by autograde (sandboxed student "
+          "code, tests in the grader), auto-graded points only:")
+    rows = sandboxed_grade(course)
+    print(format_outcomes(rows, before, read_scores(course)))
+    print(f"per-test outcomes: {course / 'reports' / ASSIGNMENT / 'tests.csv'}; "
+          f"feedback: feedback/<student>/{ASSIGNMENT}/autograde.html")
     return 0
 
 

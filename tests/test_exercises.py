@@ -364,3 +364,18 @@ def test_score_table_lists_every_student_and_exercise(scores):
     assert lines["blank"].split()[-1] == "0/29"
     assert "10/10" in lines["correct"] and lines["correct"].endswith("27/29 *")
     assert "3/10" in lines["parallel_axis0"]
+
+
+def test_demo_outcome_lines_flag_a_score_that_differs_from_nbgrader():
+    rows = [{"student": "ada", "status": "passed", "score": "2.0", "max_score": "2.0",
+             "tampering": ""},
+            {"student": "ada", "status": "failed", "score": "0.0", "max_score": "1.0",
+             "tampering": "test cell t2 was edited"}]
+
+    def scores(t2):
+        return {"ada": {"ex.ipynb": {"cells": {"t1": (2.0, 2.0, False),
+                                               "t2": (t2, 1.0, False)}}}}
+    agree = demo.format_outcomes(rows, scores(0.0), scores(0.0))
+    assert "2/3" in agree and "same as nbgrader" in agree
+    assert "1 failed, 1 passed" in agree and "tampering: test cell t2 was edited" in agree
+    assert "DIFFERS from nbgrader" in demo.format_outcomes(rows, scores(1.0), scores(0.0))

@@ -38,6 +38,15 @@ def _halve(a):
     return a.sum()
 
 
+def assert_matches_two_layer_mlp(net, out, X, hidden, output):
+    """``out`` is relu(dense ``hidden``) then dense ``output``, recomputed in
+    NumPy from the network's own state dict (prefixes such as ``"0."``)."""
+    p = net.state_dict()
+    ref = _dense(p, output, _dense(p, hidden, X.numpy(), relu=True))
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-6)
+    return p
+
+
 def assert_all_parameters_get_gradients(net, out):
     out.sum().backward() if out.ndim else out.backward()
     params = list(net.named_parameters())
@@ -105,10 +114,8 @@ def test_gluon_sequential(X):
     net.initialize()
     out = net(X)
     assert out.shape == (2, 10) and out.dtype == db.float32
-    p = net.state_dict()
+    p = assert_matches_two_layer_mlp(net, out, X, "0.", "1.")
     assert p["0.weight"].shape == (256, 20)
-    ref = _dense(p, "1.", _dense(p, "0.", X.numpy(), relu=True))
-    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-6)
     assert_all_parameters_get_gradients(net, out)
 
 
@@ -117,10 +124,8 @@ def test_gluon_mlp(X):
     net.initialize()
     out = net(X)
     assert out.shape == (2, 10)
-    p = net.state_dict()
+    p = assert_matches_two_layer_mlp(net, out, X, "hidden.", "out.")
     assert list(p) == ["hidden.weight", "hidden.bias", "out.weight", "out.bias"]
-    ref = _dense(p, "out.", _dense(p, "hidden.", X.numpy(), relu=True))
-    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-6)
     assert_all_parameters_get_gradients(net, out)
 
 
@@ -240,10 +245,8 @@ def test_torch_sequential(X):
     net = nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))
     out = net(X)
     assert out.shape == (2, 10)
-    p = net.state_dict()
+    p = assert_matches_two_layer_mlp(net, out, X, "0.", "2.")
     assert list(p) == ["0.weight", "0.bias", "2.weight", "2.bias"]
-    ref = _dense(p, "2.", _dense(p, "0.", X.numpy(), relu=True))
-    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-6)
     assert_all_parameters_get_gradients(net, out)
 
 
@@ -251,9 +254,7 @@ def test_torch_mlp(X):
     net = TorchMLP()
     out = net(X)
     assert out.shape == (2, 10)
-    p = net.state_dict()
-    ref = _dense(p, "out.", _dense(p, "hidden.", X.numpy(), relu=True))
-    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-6)
+    assert_matches_two_layer_mlp(net, out, X, "hidden.", "out.")
     assert_all_parameters_get_gradients(net, out)
 
 
@@ -261,10 +262,8 @@ def test_torch_my_sequential(X):
     net = TorchMySequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))
     out = net(X)
     assert out.shape == (2, 10)
-    p = net.state_dict()
+    p = assert_matches_two_layer_mlp(net, out, X, "0.", "2.")
     assert list(p) == ["0.weight", "0.bias", "2.weight", "2.bias"]
-    ref = _dense(p, "2.", _dense(p, "0.", X.numpy(), relu=True))
-    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-6)
     assert "(2): Linear(in_features=256, out_features=10" in repr(net)
     assert_all_parameters_get_gradients(net, out)
 

@@ -52,11 +52,15 @@ class Settings:
             one of its tests has timed out, so that an infinite loop that
             every test runs into costs one full test timeout, not one per
             test (None: keep ``test_timeout``).
+        sandbox: False runs student code without namespaces even where
+            they are available (``grade --no-sandbox``; every report says
+            so).
     """
 
     def __init__(self, test_timeout=10.0, cell_timeout=10.0,
                  submission_budget=120.0, limits=None, max_restarts=12,
-                 after_timeout=2.0):
+                 after_timeout=2.0, sandbox=True):
+        self.sandbox = sandbox
         self.test_timeout, self.cell_timeout = test_timeout, cell_timeout
         self.after_timeout = after_timeout
         self.submission_budget = submission_budget
@@ -166,7 +170,7 @@ class NotebookGrader:
         start = time.monotonic()
         self.deadline = start + self.settings.submission_budget
         uid = default_uid()
-        use_ns = namespaces() and uid is not None
+        use_ns = self.settings.sandbox and namespaces()
         base = tempfile.mkdtemp(prefix="autograde-")
         os.chmod(base, 0o711)
         cwd = os.path.join(base, "work")
@@ -193,7 +197,10 @@ class NotebookGrader:
                 "score": score, "max_score": self.source.points,
                 "tamper": list(self.sub.tamper), "cell_problems": self.cell_problems,
                 "unchanged_answers": list(self.sub.unchanged_answers),
-                "isolation": {"uid": uid, "namespaces": use_ns},
+                "isolation": {"mode": sandbox.isolation_mode(use_ns),
+                              "namespaces": use_ns, "uid": uid,
+                              "grader_uid": os.geteuid(),
+                              "no_sandbox": not self.settings.sandbox},
                 "restarts": self.proc.restarts,
                 "seconds": round(time.monotonic() - start, 3)}
 

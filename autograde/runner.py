@@ -30,6 +30,7 @@ import tempfile
 import time
 
 from . import sandbox
+from .sandbox import Limits
 from .notebook import BEGIN_HIDDEN, END_HIDDEN, Submission, bound_names, used_names
 from .remote import (RemoteError, StudentCrashed, StudentProcess,
                      StudentTimeout, default_uid)
@@ -64,7 +65,7 @@ class Settings:
         self.test_timeout, self.cell_timeout = test_timeout, cell_timeout
         self.after_timeout = after_timeout
         self.submission_budget = submission_budget
-        self.limits = limits or sandbox.Limits()
+        self.limits = limits or Limits()
         self.max_restarts = max_restarts
 
     def as_dict(self):
@@ -79,6 +80,20 @@ class Settings:
         d = dict(d)
         d["limits"] = sandbox.Limits(**d["limits"])
         return cls(**d)
+
+
+def unreadable_report(source, why):
+    """The report of a notebook that could not be graded at all (missing,
+    a link, not a notebook): every test ``error`` with 0 points, the
+    reason as ``problem`` (which flags it for a person)."""
+    tests = [{"grade_id": t.grade_id, "title": t.title, "max_points": t.points,
+              "score": 0.0, "status": "error",
+              "message": f"not graded: {why}"} for t in source.tests]
+    return {"notebook": source.name, "tests": tests, "score": 0.0,
+            "max_score": source.points, "tamper": [], "cell_problems": [],
+            "unchanged_answers": [], "problem": why, "restarts": 0,
+            "isolation": {"mode": "not run", "namespaces": False, "uid": None},
+            "seconds": 0.0}
 
 
 class _Alarm(BaseException):

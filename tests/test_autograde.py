@@ -358,9 +358,15 @@ def test_a_grader_failure_is_never_stored_as_a_plain_zero(tiny_graded, tmp_path)
 
 def test_grade_prints_a_summary_naming_trouble(tiny_graded):
     _, proc = tiny_graded
-    assert "graded 3 submission(s) of tiny" in proc.stdout
-    assert "os_exit_in_answer: test_affine_shape: crashed" in proc.stdout
-    assert "deleted_test: test cell test_affine_values is missing" in proc.stdout
+    assert "tiny: 3 submission(s): 3 graded, 0 skipped" in proc.stdout
+    assert "2 flagged" in proc.stdout
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()
+            if line.split() and line.split()[0] in
+            ("correct", "os_exit_in_answer", "deleted_test")}
+    assert rows["correct"].split()[1:3] == ["5/5", "graded"]
+    assert rows["os_exit_in_answer"].split()[1:3] == ["2/5", "flagged"]
+    assert "test_affine_shape: crashed" in rows["os_exit_in_answer"]
+    assert "test cell test_affine_values is missing" in rows["deleted_test"]
 
 
 def test_autograded_notebooks_hold_outcomes_not_hidden_tests(tiny_graded):

@@ -533,6 +533,8 @@ class GradebookWriter:
             if name not in graded:      # the grader itself failed here
                 _mark_ungraded(gb, name[:-len(".ipynb")], assignment,
                                student, src)
+        # A link among the files is tampering with the whole submission.
+        links = any(p.startswith("tampering") for p in res.get("problems", []))
         for nbres in res["notebooks"]:
             nb_name = nbres["notebook"][:-len(".ipynb")]
             try:
@@ -561,7 +563,7 @@ class GradebookWriter:
                     grade.auto_score, grade.needs_manual_grade = 0.0, False
                 else:
                     grade.auto_score, grade.needs_manual_grade = None, True
-            nbsub.flagged = bool(nbres.get("tamper")) or bad
+            nbsub.flagged = bool(nbres.get("tamper")) or bad or links
 
     def close(self):
         """Close the database."""

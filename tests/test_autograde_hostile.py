@@ -225,3 +225,77 @@ def test_the_repository_behind_the_grader_is_out_of_reach(graded):
     shown = message.split("the root shows ")[1]
     for private in ("exercises", "tests", ".git", "pyproject.toml"):
         assert f"'{private}'" not in shown, message
+
+
+# ---- a search of the whole file system ------------------------------------------------
+SEARCH = """
+import os
+NEEDLE = "rng.integers(-5, 5, " + "(4, 3))"
+OTHERS = ("other_student_" + "one", "other_student_" + "two")
+FOUND, SEEN = [], 0
+for top, dirs, files in os.walk("/"):
+    # nbgrader's own package holds sample gradebooks and submissions.
+    if top in ("/proc", "/sys", "/dev") or top.endswith("site-packages/nbgrader"):
+        dirs[:] = []
+        continue
+    for name in dirs + files:
+        path = os.path.join(top, name)
+        if name in ("gradebook.db", "submitted", "exercises", "hostile_cases.py") \\
+                or name in OTHERS or "written-by-a-student" in name:
+            FOUND.append(path)
+    for name in files:
+        SEEN += 1
+        if not name.endswith((".ipynb", ".db", ".json", ".csv")):
+            continue
+        path = os.path.join(top, name)
+        try:
+            with open(path, "rb") as f:
+                text = f.read(2 * 2**20).decode(errors="ignore")
+        except OSError:
+            continue
+        if NEEDLE in text:
+            FOUND.append(path)
+def affine(X, W, b):
+    return X @ W + b
+"""
+REPORT = 'raise LookupError(f"searched {SEEN} files; found {len(FOUND)}: {FOUND[:10]}")'
+
+
+@pytest.fixture(scope="module", params=["root", "user"])
+def searched(request, grader_user):
+    """One submission walks the whole file system looking for hidden
+    tests, the gradebook and other submissions; graded as root or as an
+    unprivileged user."""
+    if request.param == "root" and os.geteuid() != 0:
+        pytest.skip("the root mode needs root")
+    user = grader_user if request.param == "user" else None
+    tmp = course_dir(request, user)
+    root = tiny_course.write_course(tmp / "course")
+    case = dict(base="correct", cells={"affine_answer": SEARCH},
+                extra={"affine_answer": REPORT})
+    for name in ("searcher", "other_student_one", "other_student_two"):
+        folder = root / "submitted" / name / tiny_course.ASSIGNMENT
+        folder.mkdir(parents=True)
+        nb = make_submission(case if name == "searcher" else CASES["correct"],
+                             root, tmp / "x")
+        nbformat.write(nb, folder / tiny_course.NOTEBOOK)
+    (root / "gradebook.db").write_bytes(b"not a real gradebook\n")
+    if user is not None:
+        user.give(tmp)
+    proc = run_grader(user, root, "grade", tiny_course.ASSIGNMENT, "--workers", "1",
+                      "--no-gradebook", "--quiet", "--student", "searcher",
+                      "--cell-timeout", "240", "--budget", "400")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((root / "reports" / tiny_course.ASSIGNMENT /
+                         "searcher.json").read_text())
+    return report["notebooks"][0]
+
+
+def test_a_whole_file_system_search_finds_no_test_gradebook_or_submission(searched):
+    assert searched["isolation"]["namespaces"], searched["isolation"]
+    (problem,) = searched["cell_problems"]
+    message = problem["message"]
+    assert message.startswith("LookupError: searched "), message
+    seen = int(message.split()[2])
+    assert seen > 1000, message          # it did walk the system's files
+    assert "found 0: []" in message, message

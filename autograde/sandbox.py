@@ -6,22 +6,29 @@ On request it forks a student process that, before running any student
 code:
 
 - becomes the leader of its own session and process group;
-- when the grader runs as root: enters new mount and network namespaces,
-  gets a fresh private /tmp (its working directory there holds a copy of
-  the submission only), hides the course directory under an empty tmpfs,
-  drops every privilege and switches to a uid of its own (no account is
-  needed: a number nobody else uses). Python's own files (see
-  :func:`readable_paths`) stay readable, read-only, even when they live
-  under /tmp; every directory on the way to them that is not system
-  software (a home, a repository checkout) is covered so that it shows
-  only those entries;
+- enters new mount, network, IPC and PID namespaces: directly when the
+  grader runs as root, else inside a new (unprivileged) user namespace
+  that maps the grader's user to itself;
+- gets a fresh private /tmp (its working directory there holds a copy of
+  the submission only, copied without following links); the course
+  directory and every top-level directory that is not system software
+  (homes, /root, /srv, /opt, /run, ...) are covered by empty tmpfs;
+  Python's own files (see :func:`readable_paths`) come back read-only
+  wherever they live, and every directory on the way to them that is not
+  system software shows only those entries; /proc shows only the
+  sandbox's own processes;
+- runs under a PID 1 of its own, so every process it starts dies with it;
+- as root, drops every privilege and switches to a uid of its own (no
+  account is needed: a number nobody else uses); without root, drops the
+  capabilities the user namespace gave it, so the mounts stay;
 - sets resource limits: CPU seconds, address space, file size, number of
   processes and open files, no core dumps;
 - throws away the environment and points stdin/stdout/stderr at
   /dev/null, so output volume cannot hurt the grader.
 
-Without root it still gets its own process group, the limits and a fresh
-working directory, but file permissions are its only fence.
+Where namespaces cannot be made (``namespace_problem`` says why), it gets
+its own process group, the limits and a fresh working directory only;
+``autograde grade`` then refuses unless told ``--no-sandbox``.
 """
 
 import ctypes

@@ -348,6 +348,8 @@ def write_autograded(root, assignment, student, folder, sources, result):
     parent = Path(root) / "autograded" / student
     parent.mkdir(parents=True, exist_ok=True)
     out = parent / assignment
+    for left in parent.glob(f".{assignment}.*"):    # from a run killed halfway
+        shutil.rmtree(left, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{assignment}."))
     try:
         _fill_autograded(tmp, folder, sources, result)

@@ -369,7 +369,7 @@ def write_autograded(root, assignment, student, folder, sources, result):
 
 def _fill_autograded(out, folder, sources, result):
     for extra in ("timestamp.txt", "submission_secret.txt"):
-        data = _read_plain(os.path.join(folder, extra), 1 << 16)
+        data = read_plain(os.path.join(folder, extra), 1 << 16)
         if data is not None:
             (out / extra).write_bytes(data)
     by_name = {nb["notebook"]: nb for nb in result["notebooks"]}
@@ -434,8 +434,9 @@ def _restore(cells, src, placed, outcome):
     return result
 
 
-def _read_plain(path, limit):
-    """The bytes of the plain file ``path`` (no link followed), or None."""
+def read_plain(path, limit):
+    """At most ``limit`` bytes of the plain file ``path`` (no link
+    followed), or None."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:

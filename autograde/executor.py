@@ -20,7 +20,8 @@ import multiprocessing
 import os
 import traceback
 
-from .course import load_sources, read_submitted_notebook, scan_submission
+from .course import (load_sources, read_plain, read_submitted_notebook,
+                     scan_submission)
 from .runner import NotebookGrader, Settings, unreadable_report
 
 
@@ -51,10 +52,9 @@ def grade_submission(task):
         result["problems"].extend(notes)
         if "files" in task:
             files = {k: v for k, v in task["files"].items() if k in files}
-        stamp = os.path.join(folder, "timestamp.txt")
-        if "timestamp.txt" in files:
-            with open(stamp, "rb") as f:
-                result["timestamp"] = f.read(200).decode("utf-8", "replace").strip()
+        stamp = read_plain(os.path.join(folder, "timestamp.txt"), 200)
+        if stamp is not None:
+            result["timestamp"] = stamp.decode("utf-8", "replace").strip()
         sources = _sources(task["course"], task["assignment"])
         extra = sorted(n for n in files if n.endswith(".ipynb")
                        and "/" not in n and n not in sources)

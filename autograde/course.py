@@ -306,6 +306,19 @@ def read_report(root, assignment, student):
         return None
 
 
+def read_reports(root, assignment):
+    """Every recorded report of an assignment (unreadable ones left out)."""
+    found = []
+    for path in sorted((Path(root) / "reports" / assignment).glob("*.json")):
+        try:
+            res = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if type(res) is dict and "student" in res and "notebooks" in res:
+            found.append(res)
+    return found
+
+
 def write_csv(root, assignment, results):
     """The per-test CSV of ``results`` (atomically); returns its path."""
     out = Path(root) / "reports" / assignment

@@ -603,8 +603,8 @@ class MSE(Op):
 
 # ---- reductions ------------------------------------------------------------------
 class _Reduction(Op):
-    """Shared constants of the reductions: the axes (non-negative, sorted,
-    None for all) and ``keepdims``."""
+    """Shared constants of the reductions: ``axis`` (None for all axes, or
+    a sorted tuple of non-negative axes) and ``keepdims``."""
     __slots__ = ("axis", "keepdims", "in_shape", "kept_shape")
 
     def __init__(self, axis, keepdims):
@@ -615,9 +615,10 @@ class _Reduction(Op):
         self.kept_shape = kept.shape
         if self.keepdims:
             return kept
-        shape = tuple(n for i, n in enumerate(kept.shape)
-                      if self.axis is not None and i not in self.axis)
-        return kept.reshape(shape)
+        if self.axis is None:
+            return kept.reshape(())
+        return kept.reshape(tuple(n for i, n in enumerate(kept.shape)
+                                  if i not in self.axis))
 
 
 class Sum(_Reduction):

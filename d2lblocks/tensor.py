@@ -448,19 +448,19 @@ class Tensor:
     # ---- reductions -----------------------------------------------------------
     def sum(self, axis=None, keepdims=False):
         """Sum over ``axis`` (an int, a tuple, or None for all axes)."""
-        return apply(K.Sum(normalize_axes(axis, self.data.ndim), keepdims), self)
+        return apply(K.Sum(_axes(axis, self.data.ndim), keepdims), self)
 
     def mean(self, axis=None, keepdims=False):
         """Mean over ``axis`` (an int, a tuple, or None for all axes)."""
-        return apply(K.Mean(normalize_axes(axis, self.data.ndim), keepdims), self)
+        return apply(K.Mean(_axes(axis, self.data.ndim), keepdims), self)
 
     def max(self, axis=None, keepdims=False):
         """Maximum over ``axis``; tied maxima share the gradient equally."""
-        return apply(K.Max(normalize_axes(axis, self.data.ndim), keepdims), self)
+        return apply(K.Max(_axes(axis, self.data.ndim), keepdims), self)
 
     def min(self, axis=None, keepdims=False):
         """Minimum over ``axis``; tied minima share the gradient equally."""
-        return apply(K.Min(normalize_axes(axis, self.data.ndim), keepdims), self)
+        return apply(K.Min(_axes(axis, self.data.ndim), keepdims), self)
 
     def argmax(self, axis=None):
         """Indices of the maxima along ``axis`` (of the flattened tensor
@@ -689,8 +689,9 @@ def _arith(a, other, tensor_op, scalar_op, name, reflected=False):
     b = _as_tensor(other, name.split()[0])
     if reflected:
         a, b = b, a
-    if a.data.dtype is not b.data.dtype:
-        a, b = _promote(a, b, tensor_op is K.Div)
+    divide = tensor_op is K.Div
+    if a.data.dtype is not b.data.dtype or divide and a.data.dtype.kind != "f":
+        a, b = _promote(a, b, divide)
     try:
         return apply(tensor_op(), a, b)
     except (ValueError, TypeError) as exc:
@@ -748,6 +749,11 @@ def _along(t, op, axis):
         normalize_axes(axis, 0)
         return _along(t.reshape(1), op, 0).reshape(())
     return apply(op(_axis(axis, t.data.ndim)), t)
+
+
+def _axes(axis, ndim):
+    """The axes of a reduction: None (all) or a sorted tuple."""
+    return None if axis is None else normalize_axes(axis, ndim)
 
 
 def _axis(axis, ndim, what="axis"):

@@ -300,6 +300,11 @@ def cell_text_output(cell):
     return "".join(parts)
 
 
+def _one_line(text):
+    """``text`` with every run of white space made one space."""
+    return " ".join(text.split())
+
+
 def _canonical_shape(text):
     """A printed shape with every unknown size spelled the same way."""
     return text.replace("?", "None").replace(" ", "")
@@ -319,7 +324,7 @@ def _range_problems(i, claim, prose, output, executed):
                 f"'between' as [low, high] (null for an open side) and "
                 f"'stated', got {claim!r}"]
     problems = []
-    if stated not in prose:
+    if _one_line(stated) not in prose:
         problems.append(f"cell {i}: states {stated!r} but the markdown above "
                         f"does not say it")
     named = {float(n) for n in re.findall(_NUMBER, stated)}
@@ -382,13 +387,15 @@ def _code_problems(i, cell, above, executed):
                 f"strings and range claims, got {expect!r}"]
     prose = above.source if above is not None and \
         above.cell_type == "markdown" else ""
+    # Markdown wraps lines anywhere: compare with single spaces.
+    prose = _one_line(prose)
     output = cell_text_output(cell)
     problems = []
     for claim in expect:
         if isinstance(claim, dict):
             problems += _range_problems(i, claim, prose, output, executed)
             continue
-        if claim not in prose:
+        if _one_line(claim) not in prose:
             problems.append(f"cell {i}: expects {claim!r} but the markdown "
                             f"above does not state it")
         if executed and claim not in output:

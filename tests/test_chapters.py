@@ -257,3 +257,11 @@ def test_a_cell_that_prints_times_must_be_tagged_timing():
                   ("code", "forward 14.2us", None)])
     (problem,) = tools.claim_problems(nb)
     assert "14.2us" in problem and "'timing'" in problem
+
+
+def test_a_claim_may_wrap_across_markdown_lines():
+    nb = printed([("markdown", "Accuracy lands between\n0.7 and 0.9; it "
+                   "prints `same:\nTrue`.", None),
+                  ("code", "same: True\ntest accuracy 0.8",
+                   [ACCURACY, "same: True"])])
+    assert tools.claim_problems(nb) == []

@@ -100,7 +100,7 @@ def render(nb):
     return nbformat.writes(nb) + "\n"
 
 
-# ---- clean to commit ----------------------------------------------------------
+# ---- clean to commit --------------------------------------------------------
 def cleanliness_problems(nb):
     """What keeps ``nb`` from being committed: outputs, execution counts,
     metadata beyond the kernelspec, the language name and the allowed cell
@@ -135,7 +135,8 @@ def cleanliness_problems(nb):
                 problems.append(f"cell {i} has execution count "
                                 f"{cell.execution_count}")
         elif cell.get("attachments"):
-            problems.append(f"cell {i} has attachments (commit images as files)")
+            problems.append(f"cell {i} has attachments (commit images as "
+                            f"files)")
     return problems
 
 
@@ -203,7 +204,7 @@ def main(argv):
     return 0
 
 
-# ---- nbgrader's marks -----------------------------------------------------------
+# ---- nbgrader's marks -------------------------------------------------------
 def nbgrader_problems(notebooks):
     """Where the nbgrader marks of one assignment disagree with each other.
 
@@ -267,25 +268,22 @@ def _cell_mark_problems(where, cell, meta, counts):
         problems.append(f"{where}: a test cell should be read-only (locked)")
     if solution and locked:
         problems.append(f"{where}: a solution cell cannot be read-only")
-    begin, end = counts["### BEGIN SOLUTION"], counts["### END SOLUTION"]
-    if begin != end:
-        problems.append(f"{where}: {begin} BEGIN SOLUTION but {end} END "
-                        f"SOLUTION markers")
-    if begin and not solution:
-        problems.append(f"{where}: solution markers in a cell not marked as "
-                        f"a solution would reach the students")
-    begin = counts["### BEGIN HIDDEN TESTS"]
-    end = counts["### END HIDDEN TESTS"]
-    if begin != end:
-        problems.append(f"{where}: {begin} BEGIN HIDDEN TESTS but {end} END "
-                        f"HIDDEN TESTS markers")
-    if begin and not test_cell:
-        problems.append(f"{where}: hidden tests outside a test cell would "
-                        f"reach the students")
+    # Markers where nbgrader does not look for them stay in the release.
+    for region, allowed, place in (
+            ("SOLUTION", solution, "in a cell not marked as a solution"),
+            ("HIDDEN TESTS", test_cell, "outside a test cell")):
+        begin = counts[f"### BEGIN {region}"]
+        end = counts[f"### END {region}"]
+        if begin != end:
+            problems.append(f"{where}: {begin} BEGIN {region} but {end} END "
+                            f"{region} markers")
+        if begin and not allowed:
+            problems.append(f"{where}: {region.lower()} {place} would reach "
+                            f"the students")
     return problems
 
 
-# ---- claims -------------------------------------------------------------------
+# ---- claims -----------------------------------------------------------------
 def cell_text_output(cell):
     """Everything a code cell showed as text: printed streams, results and
     displayed values (``text/plain``), and error messages."""
@@ -427,7 +425,7 @@ def claim_problems(nb, executed=True):
     return problems
 
 
-# ---- running -------------------------------------------------------------------
+# ---- running ----------------------------------------------------------------
 def execute(path, timeout=CELL_TIMEOUT_S):
     """Run the notebook at ``path`` top to bottom in a fresh ``python3``
     kernel, from its own folder, and return the executed copy.

@@ -59,7 +59,7 @@ def printed(cells):
     return nb
 
 
-# ---- what is committed --------------------------------------------------------
+# ---- what is committed ------------------------------------------------------
 def test_chapters_are_numbered_in_reading_order():
     names = [p.name for p in NOTEBOOKS]
     assert len(names) >= 6, names
@@ -85,7 +85,7 @@ def test_every_prose_shape_is_backed_by_an_expectation(path):
     assert tools.claim_problems(tools.read(path), executed=False) == []
 
 
-# ---- running them ----------------------------------------------------------------
+# ---- running them -----------------------------------------------------------
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_runs_top_to_bottom_and_outputs_match_the_prose(path):
     nb = executed(path)
@@ -116,7 +116,7 @@ def test_notebook_prints_the_same_text_on_a_second_run(name):
     assert first == again
 
 
-# ---- the harness itself -------------------------------------------------------
+# ---- the harness itself -----------------------------------------------------
 def test_kernel_runs_with_this_python_environment(tmp_path):
     nb = run_cells(tmp_path, [("code", "import sys; print(sys.prefix)", None)])
     assert tools.cell_text_output(nb.cells[0]).strip() == sys.prefix
@@ -162,7 +162,7 @@ def test_a_prose_shape_with_no_code_below_is_reported():
     assert tools.claim_problems(nb, executed=False) != []
 
 
-# ---- the kinds of mismatch the claims catch ------------------------------------
+# ---- the kinds of mismatch the claims catch ---------------------------------
 def test_a_shape_spelled_two_ways_must_be_named_both_ways():
     cells = [("markdown", "The weight has shape `(256, None)`.", None),
              ("code", "w (256, None)\nParameter(shape=(256, ?))",

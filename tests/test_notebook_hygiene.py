@@ -20,7 +20,8 @@ ASSIGNMENTS = tools.exercise_notebooks()
 
 def test_every_kind_of_notebook_is_found():
     assert len(tools.chapter_notebooks()) >= 6
-    assert ASSIGNMENTS and all(len(paths) >= 1 for paths in ASSIGNMENTS.values())
+    assert ASSIGNMENTS
+    assert all(len(paths) >= 1 for paths in ASSIGNMENTS.values())
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -39,7 +40,7 @@ def test_the_cleaner_has_nothing_to_do_on_the_committed_notebooks(capsys):
     assert capsys.readouterr().out == ""
 
 
-# ---- the checks themselves ----------------------------------------------------------
+# ---- the checks themselves --------------------------------------------------
 def sample():
     """A clean two-cell notebook with a claim, a tag and an nbgrader mark."""
     nb = nbformat.v4.new_notebook()
@@ -124,7 +125,7 @@ def test_the_command_cleans_files_in_place_and_check_only_reports(tmp_path,
     assert tools.main(["--check", str(path)]) == 0
 
 
-# ---- nbgrader marks ----------------------------------------------------------------
+# ---- nbgrader marks ---------------------------------------------------------
 def marked(cell_type, source, grade_id, grade=False, solution=False,
            locked=False, points=None):
     """A cell with nbgrader metadata (schema version 3)."""
@@ -155,8 +156,9 @@ def assignment():
 
 
 def test_consistent_marks_have_no_problems():
-    assert tools.nbgrader_problems({"a.ipynb": assignment(),
-                                    "b.ipynb": nbformat.v4.new_notebook()}) == []
+    notebooks = {"a.ipynb": assignment(),
+                 "b.ipynb": nbformat.v4.new_notebook()}
+    assert tools.nbgrader_problems(notebooks) == []
 
 
 def test_a_grade_id_used_twice_in_an_assignment_is_reported():

@@ -202,3 +202,15 @@ def test_inconsistent_marks_are_reported(change, words):
     change(nb)
     problems = tools.nbgrader_problems({"a.ipynb": nb})
     assert any(words in p for p in problems), problems
+
+
+def test_marks_as_the_create_assignment_toolbar_writes_them_pass():
+    # JupyterLab's toolbar also writes task, zero points on ungraded cells,
+    # float points and the cell type.
+    nb = assignment()
+    nb.cells[0].metadata.nbgrader.update(task=False, points=0,
+                                         cell_type="markdown")
+    nb.cells[2].metadata.nbgrader.update(task=False, points=2.0,
+                                         cell_type="code")
+    assert tools.nbgrader_problems({"a.ipynb": nb}) == []
+    assert tools.cleanliness_problems(tools.clean(nb)) == []

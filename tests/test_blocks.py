@@ -88,7 +88,13 @@ def test_reassigning_and_deleting_unregister():
     assert "out.weight" not in dict(net.named_parameters())
     net.out = nn.Linear(6, 2)
     assert "out.weight" in dict(net.named_parameters())
-    net.out = 5                       # a plain value now
+    # A child's name takes a block or None, as in PyTorch: a typo such as
+    # `self.out = nn.Linear` (the class) must not silently drop the layer.
+    with pytest.raises(TypeError, match="child block 'out'.*Block or None"):
+        net.out = 5
+    assert isinstance(net.out, nn.Linear)
+    del net.out                       # then the name is free again
+    net.out = 5
     assert net.out == 5 and "out" not in net._children
     del net.scale
     assert "scale" not in dict(net.named_parameters())

@@ -51,8 +51,9 @@ def _seed():
 def test_state_dict_is_ordered_host_copies():
     net = WithBuffers()
     state = net.state_dict()
-    assert list(state) == ["body.0.weight", "body.0.bias", "body.2.weight",
-                           "body.2.bias", "rand_weight"]
+    # Block by block, as PyTorch: the root's own buffer, then its child's.
+    assert list(state) == ["rand_weight", "body.0.weight", "body.0.bias",
+                           "body.2.weight", "body.2.bias"]
     for k, v in state.items():
         assert type(v) is np.ndarray
     # Copies: changing them does not change the network.

@@ -158,6 +158,11 @@ class Block:
             object.__setattr__(self, name, value)
             return
         params, children, buffers = d["_params"], d["_children"], d["_buffers"]
+        if isinstance(value, (Block, Parameter)) and hasattr(
+                getattr(type(self), name, None), "__set__"):
+            raise TypeError(f"cannot register a {type(value).__name__} as "
+                            f"'{name}': that is a property of "
+                            f"{type(self).__name__}; choose another name")
         if isinstance(value, Parameter):
             table = params
         elif isinstance(value, Block):

@@ -78,7 +78,7 @@ def _plain_attributes(net):
                 yield path, value
 
 
-_INTERNAL = ("_children", "_params", "_buffers", "_non_persistent", "_name")
+_INTERNAL = ("_children", "_params", "_buffers", "_non_persistent")
 
 
 def _registered_as(d, name, value):

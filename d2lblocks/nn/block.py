@@ -240,8 +240,12 @@ class Block:
         if block is not None and not isinstance(block, Block):
             raise TypeError(f"add_module expected a Block, got "
                             f"{type(block).__name__}")
-        _forget(self, name)
-        _table(self, "_children")[name] = block
+        children = _table(self, "_children")
+        if name not in children:      # a replaced child keeps its place
+            _forget(self, name)
+        elif name in self.__dict__:   # the copy __setattr__ keeps
+            self.__dict__[name] = block
+        children[name] = block
         return block
 
     def register_child(self, block, name=None):
@@ -262,9 +266,13 @@ class Block:
         if "_children" not in self.__dict__:
             raise AttributeError("cannot register a buffer before "
                                  "super().__init__() has run")
-        _forget(self, name)
-        _table(self, "_buffers")[name] = None if value is None else _as_buffer(value)
-        if not persistent:
+        buffers = _table(self, "_buffers")
+        if name not in buffers:       # a replaced buffer keeps its place
+            _forget(self, name)
+        buffers[name] = None if value is None else _as_buffer(value)
+        if persistent:
+            _table(self, "_non_persistent").discard(name)
+        else:
             _table(self, "_non_persistent").add(name)
 
     # ---- calling ---------------------------------------------------------

@@ -2,9 +2,11 @@
 initializers chosen before the shape is known, and the layers themselves."""
 
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import d2lblocks as db
 from d2lblocks import init, nn
@@ -608,7 +610,6 @@ def test_registered_names_are_in_dir():
 
 
 def test_sequential_from_an_ordered_dict_names_its_children():
-    from collections import OrderedDict
     hidden, out = nn.Linear(3, 4), nn.Linear(4, 2)
     net = nn.Sequential(OrderedDict([("hidden", hidden), ("act", nn.ReLU()),
                                      ("out", out)]))
@@ -630,7 +631,6 @@ def test_keras_sequential_takes_a_list():
 
 
 def test_sequential_slices_keep_the_childrens_names():
-    from collections import OrderedDict
     layers = [nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)]
     tail = nn.Sequential(*layers)[1:]
     assert list(tail._children) == ["1", "2"]
@@ -665,7 +665,6 @@ def test_sequential_del_insert_append_extend_and_pop():
 
 
 def test_deleting_from_a_named_sequential_keeps_the_names():
-    from collections import OrderedDict
     net = nn.Sequential(OrderedDict(hidden=nn.Linear(2, 2), act=nn.ReLU(),
                                     out=nn.Linear(2, 1)))
     del net[1]
@@ -692,7 +691,6 @@ def test_block_list_insert_extend_add_and_del():
 
 
 def test_block_dict_update_pop_keys_items_values():
-    from collections import OrderedDict
     enc, dec, act = nn.Linear(3, 4), nn.Linear(4, 3), nn.ReLU()
     d = nn.BlockDict()
     d.update(OrderedDict(enc=enc, dec=dec))
@@ -772,8 +770,6 @@ def test_a_0d_input_is_refused_with_the_expected_shape():
 
 
 # ---- Linear and Dense(flatten=False) on (*, in) and 1-D inputs ---------------
-from hypothesis import given, strategies as st       # noqa: E402
-
 LAYER_KINDS = {
     "Linear": lambda n_in, n_out: nn.Linear(n_in, n_out),
     "LazyLinear": lambda n_in, n_out: nn.LazyLinear(n_out),

@@ -812,3 +812,13 @@ def test_dense_keeps_gluons_flattening():
     ref = X.numpy().reshape(4, 15) @ layer.weight.numpy().T + \
         layer.bias.numpy()
     np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: nn.LazyLinear(4),
+                                  lambda: nn.Dense(4, flatten=False)])
+@pytest.mark.parametrize("shape", [(5,), (3, 5), (2, 3, 5), (2, 1, 3, 5)])
+def test_lazy_layers_infer_in_from_the_last_axis(make, shape):
+    layer = make()
+    out = layer(db.rand(*shape))
+    assert layer.weight.shape == (4, 5)
+    assert out.shape == shape[:-1] + (4,)

@@ -399,7 +399,7 @@ class StudentProcess:
 
     Arguments:
         zygote: the :class:`sandbox.Zygote` that forks it.
-        cfg: the sandbox configuration (see ``sandbox.enter``).
+        cfg: the sandbox configuration (see ``inside.zygote.enter``).
         uid: the uid it runs as (None: the grader's own).
     """
 

@@ -5,6 +5,8 @@ the grader silently relied on cannot slip through."""
 
 import ast
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -86,3 +88,65 @@ def test_the_check_sees_each_way_of_reaching_in(code, what):
     library_private = _defined_names(ROOT / "d2lblocks")
     found = private_uses(ast.parse(code), library_private, set())
     assert [w for _, w in found] == [what]
+
+
+def imported_modules(path):
+    """The absolute names of the modules ``path`` (in autograde/) imports."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_the_grader_side_never_imports_the_student_side():
+    inside = ROOT / "autograde" / "inside"
+    for path in GRADER:
+        if inside in path.parents:
+            continue
+        bad = {m for m in imported_modules(path)
+               if m == "autograde.inside" or m.startswith("autograde.inside.")}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_the_student_side_imports_no_grading_module():
+    grading = {"autograde." + m for m in (
+        "cli", "course", "executor", "feedback", "remote", "runner")}
+    for path in sorted((ROOT / "autograde" / "inside").rglob("*.py")):
+        bad = imported_modules(path) & grading
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_imported_modules_resolves_relative_imports():
+    path = ROOT / "autograde" / "inside" / "student.py"
+    assert "autograde.bridge" in imported_modules(path)
+    assert "autograde.codec" in imported_modules(path)
+
+
+def test_without_the_course_extra_the_command_says_what_to_install():
+    # `None` in sys.modules makes `import nbformat` fail as if it were
+    # not installed.
+    code = ("import sys, runpy; sys.modules['nbformat'] = None; "
+            "sys.argv = ['autograde', 'selftest', 'x']; "
+            "runpy.run_module('autograde', run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=300,
+                          capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "pip install 'd2lblocks[course]'" in done.stderr
+    assert "'nbformat'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_command_line_defaults_are_the_settings_defaults():
+    from autograde import cli
+    from autograde.runner import Settings
+    for command in (["selftest", "a"], ["check", "nb.ipynb"], ["grade", "a"]):
+        args = cli.build_parser().parse_args(command)
+        assert cli._settings(args).as_dict() == Settings().as_dict()

@@ -236,10 +236,12 @@ class Bridge:
 
     # ---- decoding ---------------------------------------------------------------
     def tags(self):
-        """Tag handlers for :class:`codec.Decoder`."""
+        """Tag handlers for :class:`codec.Decoder`; each end decodes
+        handles (``$h``) and the grader's callables (``$cb``) its way."""
         return {"$ref": self._dec_ref, "$new": self._dec_new,
                 "$dtype": self._dec_dtype, "$fn": self._dec_fn,
-                "$listobj": self._dec_listobj}
+                "$listobj": self._dec_listobj, "$h": self._dec_handle,
+                "$cb": self._dec_callable}
 
     def _dec_ref(self, node, dec):
         sid = node["$ref"]

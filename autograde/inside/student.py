@@ -96,13 +96,6 @@ class StudentBridge(Bridge):
         info["call"] = callable(v)
         return info
 
-    def tags(self):
-        """Decoders, plus handles and the grader's callables."""
-        t = super().tags()
-        t["$h"] = self._dec_handle
-        t["$cb"] = self._dec_callable
-        return t
-
     def _dec_handle(self, node, dec):
         hid = node["$h"]
         if hid not in self.handles:

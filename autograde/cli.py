@@ -218,7 +218,7 @@ def cmd_check(args):
         nb = nbformat.read(str(path), as_version=4)
     except Exception as e:
         raise course_mod.CourseError(f"{path} is not a readable notebook: {e}") from None
-    from .feedback import count, empty_answers, plain_counts
+    from .feedback import count, empty_answers, plain_counts, short_title
     report = _grade_one(nb, path, _settings(args))
     report.pop("tamper", None)      # the notebook is its own reference here
     empty = empty_answers(nb)
@@ -232,7 +232,7 @@ def cmd_check(args):
     timed_out = False
     for t in report["tests"]:
         mark = "PASS" if t["status"] == "passed" else t["status"].upper()
-        print(f"  {mark:8s} {t['title']}  [visible tests of a "
+        print(f"  {mark:8s} {short_title(t['title'])}  [visible tests of a "
               f"{t['max_points']:g}-point cell]")
         if t["message"]:
             print(f"           {plain_counts(t['message'])[:500]}")

@@ -74,6 +74,11 @@ def plain_counts(text):
                   r"1 \1", text)
 
 
+def short_title(title):
+    """A test's title without the ``Test:`` of its comment line."""
+    return re.sub(r"^Test:\s*", "", title)
+
+
 def _pts(x):
     return "?" if x is None else f"{float(x):g}"
 
@@ -164,7 +169,7 @@ def render_notebook(nb, gradebook_nb=None):
         if now and now["comment"]:
             why += ("\n" if why else "") + f"Instructor: {now['comment']}"
         parts.append(
-            f"<tr><td>{esc(re.sub(r'^Test:\s*', '', t['title']))}</td>"
+            f"<tr><td>{esc(short_title(t['title']))}</td>"
             f"<td>{_pts(score)} / {_pts(t['max_points'])}{note}</td>"
             f"<td class='{esc(t['status'])}'>{esc(t['status'])}</td>"
             f"<td class='why'>{esc(why)}</td></tr>")

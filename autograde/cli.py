@@ -130,7 +130,7 @@ def cmd_grade(args):
               "settings": settings} for s, folder in subs]
     try:
         executor = DaskExecutor(args.dask) if args.dask else \
-            LocalExecutor(min(args.workers or os.cpucount() or 1, len(tasks)))
+            LocalExecutor(min(args.workers or os.cpu_count() or 1, len(tasks)))
     except RuntimeError as e:
         raise course_mod.CourseError(str(e)) from None
     results = []

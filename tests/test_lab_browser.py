@@ -418,7 +418,13 @@ def test_course_cycle_in_jupyterlab(tmp_path):
                 nb_id = gb.find_submission_notebook(
                     "ex1_sequential", ASSIGNMENT, student).id
             goto(page, f"{base}/formgrader/submissions/{nb_id}/?token={token}")
+            # The page shows the auto scores (as placeholders) once its
+            # grades have loaded; a value typed before that is lost.
+            page.wait_for_function(
+                "() => document.querySelector('input.score#test_seq_forward')"
+                "?.placeholder", timeout=STEP_S * 1000)
             score = page.locator("input.score#list_answer")
+            score.scroll_into_view_if_needed()
             score.fill("1.5")
             score.press("Tab")
             comment = page.locator("textarea#list_answer-comment")

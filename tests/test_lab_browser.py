@@ -380,11 +380,10 @@ def test_course_cycle_in_jupyterlab(tmp_path):
             # (the Assignment List has hidden Validate buttons of its own)
             page.locator("button:visible, jp-button:visible",
                          has_text=re.compile(r"^\s*Validate\s*$")).first.click()
-            dialog = page.locator(".jp-Dialog")
+            dialog = page.locator(".jp-Dialog", has_text="Validation Results")
             dialog.wait_for()
-            dialog.locator(".jp-Dialog-content",
-                           has_text=re.compile("fail", re.I)).wait_for()
             shot(page, "2-validated")
+            assert "The following cell failed" in dialog.inner_text()
             dialog.locator(".jp-Dialog-button").last.click()
             saved = json.loads((student_dir / path.split("/", 1)[1]).read_text())
             assert any("self.parts = list(blocks)" in "".join(c["source"])
@@ -465,5 +464,8 @@ def test_course_cycle_in_jupyterlab(tmp_path):
             assert failed[0]["message"].splitlines()[0] in text
             assert "graded by hand" in text and "1.5 / 2" in text
             assert "### BEGIN HIDDEN TESTS" not in text
+        except Exception:
+            shot(page, "failure")
+            raise
         finally:
             browser.close()

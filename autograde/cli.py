@@ -242,7 +242,7 @@ def cmd_check(args):
         timed_out = timed_out or t["status"] == "timeout"
     for gid, points in empty:
         print(f"  EMPTY    written answer {gid} ({points:g} points, graded by "
-              f"hand): still 'YOUR ANSWER HERE'")
+              f"hand): still as released, empty")
     for p in report["cell_problems"]:
         print(f"  note: cell {p['cell']}: {p['status']}: {p['message'][:300]}")
     n_ok = sum(t["status"] == "passed" for t in report["tests"])

@@ -165,7 +165,9 @@ def test_config_avoids_the_known_traps():
     assert 0 < config.Execute.timeout <= 20
     assert "root" not in config.CourseDirectory      # the cwd is the root
     assert config.OverwriteCells.add_missing_cells is True
-    assert ClearHiddenTests in config.GenerateFeedback.preprocessors
+    # nbgrader's, or a subclass of it (ours only silences a warning)
+    assert any(issubclass(step, ClearHiddenTests)
+               for step in config.GenerateFeedback.preprocessors)
     assert config.IgnorePattern.enabled is True
     pattern = re.compile(config.IgnorePattern.pattern)
     warning = ("/tmp/ipykernel_7/3.py:5: DeprecationWarning: old name\n"

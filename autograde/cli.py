@@ -74,6 +74,12 @@ def build_parser():
                    help="run on a Dask distributed scheduler instead of "
                    "local processes")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--force", action="store_true",
+                   help="grade again submissions whose files and tests have "
+                   "not changed since their recorded result")
+    g.add_argument("--no-sandbox", action="store_true",
+                   help="run student code without namespaces (only file "
+                   "permissions fence the course); recorded in every report")
     _add_limits(g)
 
     f = sub.add_parser("feedback", help="write per-student feedback HTML "
@@ -108,10 +114,43 @@ def main(argv=None):
 
 
 # ---- grade ---------------------------------------------------------------------------
+def outcome(res):
+    """``(status, flags)`` of one student's result: ``error`` (the grader
+    failed), ``unreadable`` (a notebook could not be graded: missing, a
+    link, not a notebook), ``flagged`` (tampering, a timeout or crash, or
+    a problem with the submitted files) or ``graded``."""
+    flags = []
+    for nb in res.get("notebooks", []):
+        if nb.get("problem"):
+            flags.append(nb["problem"])
+        flags.extend(nb.get("tamper", []))
+        flags.extend(f"{t['grade_id']}: {t['status']}" for t in nb.get("tests", [])
+                     if t["status"] in ("timeout", "crashed"))
+    flags.extend(res.get("problems", []))
+    if res.get("grader_error"):
+        return "error", ["the grader failed (see the report)"] + flags
+    if any(nb.get("problem") for nb in res.get("notebooks", [])):
+        return "unreadable", flags
+    return ("flagged" if flags else "graded"), flags
+
+
+def _not_utf8_result(student, assignment, sources, fp):
+    """The recorded outcome of a student folder whose name is not UTF-8:
+    nothing is graded (no gradebook can hold the name)."""
+    from .runner import unreadable_report
+    why = "the student folder's name is not UTF-8; rename it to grade it"
+    nbs = [unreadable_report(src, why) for src in sources.values()]
+    return {"student": course_mod.safe_name(student), "assignment": assignment,
+            "notebooks": nbs, "score": 0.0,
+            "max_score": sum(nb["max_score"] for nb in nbs), "problems": [],
+            "fingerprint": fp, "not_in_gradebook": True}
+
+
 def cmd_grade(args):
     """``autograde grade``: grade, write autograded notebooks, reports and
-    the gradebook; print a summary."""
+    the gradebook one submission at a time; print a summary."""
     from .executor import DaskExecutor, LocalExecutor, grade_submission
+    from .sandbox import namespace_problem
     from tqdm import tqdm
     if args.workers is not None and args.workers < 1:
         raise course_mod.CourseError(f"--workers must be at least 1, got {args.workers}")
@@ -122,43 +161,120 @@ def cmd_grade(args):
         raise course_mod.CourseError(
             f"no submissions of {args.assignment!r} matching {args.student!r} "
             f"under {root / 'submitted'}")
-    settings = _settings(args).as_dict()
+    settings = _settings(args)
+    if args.no_sandbox:
+        settings.sandbox = False
+    else:
+        why = namespace_problem()
+        if why is not None:
+            raise course_mod.CourseError(
+                f"student code will not run without a sandbox: {why}. To grade "
+                f"anyway, with file permissions as the only fence, pass "
+                f"--no-sandbox (every report then records it)")
+    settings = settings.as_dict()
     if not args.no_gradebook:
         course_mod.check_gradebook(root, args.assignment)
-    tasks = [{"course": str(root), "assignment": args.assignment, "student": s,
-              "folder": folder, "files": course_mod.submission_files(folder),
-              "settings": settings} for s, folder in subs]
+    sources_dir = root / "source" / args.assignment
+    tasks, done, direct = [], [], []
+    for student, folder in subs:
+        fp = course_mod.fingerprint(folder, sources_dir)
+        if course_mod.safe_name(student) != student:
+            direct.append(_not_utf8_result(student, args.assignment, sources, fp))
+            continue
+        old = None if args.force else \
+            course_mod.read_report(root, args.assignment, student)
+        if old and old.get("fingerprint") == fp and not old.get("grader_error") \
+                and not old.get("write_error"):
+            done.append(old)
+            continue
+        tasks.append({"course": str(root), "assignment": args.assignment,
+                      "student": student, "folder": folder, "fingerprint": fp,
+                      "settings": settings})
+    skipped = len(done)
+    folders = dict(subs)
+    writer = None if args.no_gradebook else \
+        course_mod.GradebookWriter(root, args.assignment, sources)
     try:
-        executor = DaskExecutor(args.dask) if args.dask else \
-            LocalExecutor(min(args.workers or os.cpu_count() or 1, len(tasks)))
-    except RuntimeError as e:
-        raise course_mod.CourseError(str(e)) from None
-    results = []
-    with executor, tqdm(total=len(tasks), unit="submission", disable=args.quiet,
-                        desc=f"grading {args.assignment}") as bar:
-        for res in executor.map_unordered(grade_submission, tasks):
-            results.append(res)
-            folder = dict(subs)[res["student"]]
-            course_mod.write_autograded(root, args.assignment, res["student"],
+        for res in direct:
+            _record(root, args.assignment, None, None, sources, res)
+            done.append(res)
+        if tasks:
+            try:
+                executor = DaskExecutor(args.dask) if args.dask else \
+                    LocalExecutor(min(args.workers or os.cpu_count() or 1, len(tasks)))
+            except RuntimeError as e:
+                raise course_mod.CourseError(str(e)) from None
+            with executor, tqdm(total=len(tasks), unit="submission",
+                                disable=args.quiet,
+                                desc=f"grading {args.assignment}") as bar:
+                for res in executor.map_unordered(grade_submission, tasks):
+                    _record(root, args.assignment, writer,
+                            folders[res["student"]], sources, res)
+                    done.append(res)
+                    bar.update()
+    finally:
+        if writer is not None:
+            writer.close()
+    # The CSV covers every recorded student, not only this run's selection.
+    recorded = {r["student"]: r for r in course_mod.read_reports(root, args.assignment)}
+    recorded.update((r["student"], r) for r in done)
+    csv_path = course_mod.write_csv(root, args.assignment, recorded.values())
+    _print_summary(args.assignment, done, skipped, len(tasks) + len(direct))
+    print(f"per-test results: {csv_path}")
+    return 2 if any(r.get("grader_error") for r in done) else 0
+
+
+def _record(root, assignment, writer, folder, sources, res):
+    """Write one finished result before the next is taken: the autograded
+    notebooks, the gradebook (one transaction), then the report, which
+    marks the submission as done. A failure here costs this submission
+    only: it is recorded in its report and graded again next run."""
+    try:
+        if folder is not None:
+            course_mod.write_autograded(root, assignment, res["student"],
                                         folder, sources, res)
-            bar.update()
-    csv_path = course_mod.write_reports(root, args.assignment, results)
-    if not args.no_gradebook:
-        course_mod.update_gradebook(root, args.assignment, results, sources)
+        if writer is not None and not res.get("not_in_gradebook"):
+            writer.write(res)
+    except Exception as e:
+        res["write_error"] = f"{type(e).__name__}: {e}"[:1000]
+        res.setdefault("problems", []).append(
+            f"the results could not be stored ({res['write_error']}); run "
+            f"grade again")
+    try:
+        course_mod.write_report(root, assignment, res)
+    except Exception as e:
+        print(f"autograde: the report of {res['student']} could not be "
+              f"written: {e}", file=sys.stderr)
+
+
+def _print_summary(assignment, results, skipped, graded):
     counts = collections.Counter(t["status"] for r in results
                                  for nb in r["notebooks"] for t in nb["tests"])
-    print(f"graded {len(results)} submission(s) of {args.assignment}: " +
-          ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]))
-    for r in sorted(results, key=lambda r: r["student"]):
-        notes = [n for nb in r["notebooks"] for n in nb.get("tamper", [])]
-        trouble = [f"{t['grade_id']}: {t['status']}" for nb in r["notebooks"]
-                   for t in nb["tests"] if t["status"] in ("timeout", "crashed")]
+    outcomes = {r["student"]: outcome(r) for r in results}
+    flagged = sum(status != "graded" for status, _ in outcomes.values())
+    print(f"{assignment}: {len(results)} submission(s): {graded} graded, "
+          f"{skipped} skipped (unchanged since their recorded result; "
+          f"--force regrades), {flagged} flagged for a look")
+    if counts:
+        print("tests: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]))
+    modes = collections.Counter(nb.get("isolation", {}).get("mode", "?")
+                                for r in results for nb in r["notebooks"]
+                                if nb.get("isolation", {}).get("mode") != "not run")
+    if modes:
+        print("isolation: " + ", ".join(f"{n} notebook(s) {m}" for m, n in
+                                        sorted(modes.items())))
+    for r in results:
         if r.get("grader_error"):
             print(f"  {r['student']}: GRADER ERROR (not graded)\n{r['grader_error']}")
-        if notes or trouble:
-            print(f"  {r['student']}: " + "; ".join(trouble + notes))
-    print(f"per-test results: {csv_path}")
-    return 2 if any(r.get("grader_error") for r in results) else 0
+    width = max(len(s) for s in outcomes)
+    print(f"{'student':{width}s}  {'score':>11s}  {'status':10s}  flags")
+    for r in sorted(results, key=lambda r: r["student"]):
+        status, flags = outcomes[r["student"]]
+        score = f"{r['score']:g}/{r['max_score']:g}"
+        text = "; ".join(flags)
+        if len(text) > 160:
+            text = text[:157] + "..."
+        print(f"{r['student']:{width}s}  {score:>11s}  {status:10s}  {text}")
 
 
 # ---- feedback ------------------------------------------------------------------------

@@ -600,7 +600,17 @@ class DaskExecutor(Executor):
         futures = [self.client.submit(worker_check, sandboxed, workers=[w],
                                       allow_other_workers=False, pure=False)
                    for w in workers]
-        problems = [why for why in self.client.gather(futures) if why]
+        from distributed import wait
+        # A worker that leaves meanwhile never answers; those that do
+        # decide (a worker that joins later is checked by its tasks).
+        try:
+            wait(futures, timeout=self.timeout)
+        except TimeoutError:
+            pass
+        problems = [f.result() for f in futures
+                    if f.status == "finished" and f.result()]
+        for future in futures:
+            future.cancel()
         if problems:
             raise CourseError(
                 "student code will not run without a sandbox, and "

@@ -37,7 +37,7 @@ import nbformat
 
 from . import sandbox
 from .course import (CourseError, load_sources, read_submitted_notebook,
-                     scan_submission)
+                     safe_name, scan_submission)
 from .notebook import SourceNotebook
 from .runner import NotebookGrader, Settings, unreadable_report
 
@@ -514,7 +514,9 @@ class DaskExecutor(Executor):
                 if isinstance(packed, _Ready):
                     ready.append(packed.result)
                     return
-                key = f"grade-{uuid.uuid4().hex}"
+                # The student in the key shows on the dashboard.
+                who = task.get("student", "") if isinstance(task, dict) else ""
+                key = f"grade-{safe_name(str(who))[:60]}-{uuid.uuid4().hex}"
                 future = self.client.submit(fn, packed, key=key, pure=False)
                 pending[future.key] = task
                 done.add(future)

@@ -11,9 +11,10 @@ touching the grading code:
 - :class:`LocalExecutor` (the default): a pool of forked processes on
   this machine, each with its own zygote and sandbox uid;
 - :class:`SerialExecutor`: in this process (for debugging);
-- :class:`DaskExecutor`: a Dask ``distributed`` cluster (``pip install
-  distributed``; each Dask worker needs root for the full sandbox and
-  the course folder at the same path, e.g. a shared file system).
+- :class:`DaskExecutor`: a Dask ``distributed`` cluster (the ``cluster``
+  extra). Its tasks carry the submission and the tests
+  (:func:`pack_task`), so workers need no access to the course; each
+  worker grades in processes of its own, in the same sandbox.
 """
 
 import hashlib

@@ -246,10 +246,13 @@ class _Helper:
 
     def __init__(self):
         mine, theirs = socket.socketpair()
+        # -P: nothing from the worker's current folder is imported; this
+        # autograde is, wherever the worker found it.
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from autograde.executor "
-             "import helper_main; helper_main(int(sys.argv[1]))",
-             str(theirs.fileno())],
+            [sys.executable, "-P", "-c", "import sys; sys.path.insert(0, "
+             "sys.argv[2]); from autograde.executor import helper_main; "
+             "helper_main(int(sys.argv[1]))", str(theirs.fileno()), here],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL)
         theirs.close()

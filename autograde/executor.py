@@ -18,6 +18,7 @@ touching the grading code:
 """
 
 import hashlib
+import json
 import multiprocessing
 import os
 import pickle
@@ -34,13 +35,11 @@ import traceback
 import uuid
 from pathlib import Path
 
-import nbformat
-
 from . import sandbox
-from .course import (CourseError, load_sources, read_submitted_notebook,
-                     safe_name, scan_submission)
-from .notebook import SourceNotebook
-from .runner import NotebookGrader, Settings, unreadable_report
+
+# The grading modules (NumPy, nbformat, ...) are imported where they are
+# used: a Dask worker imports this module only to hand tasks to its
+# grading processes, and each import costs every worker seconds of CPU.
 
 
 
@@ -60,6 +59,8 @@ def grade_submission(task):
     such (every test ``error``, flagged, the reason recorded), and a
     failure of the grader itself is reported as ``grader_error``.
     """
+    from .course import read_submitted_notebook
+    from .runner import Settings
     result = _new_result(task)
     try:
         settings = Settings.from_dict(task["settings"])
@@ -88,6 +89,7 @@ def _new_result(task):
 
 
 def _submission_files(task):
+    from .course import scan_submission
     files, notes = scan_submission(task["folder"])
     if "files" in task:
         files = {k: v for k, v in task["files"].items() if k in files}
@@ -101,6 +103,7 @@ def _stamp_text(data):
 def _grade(result, sources, notebooks, files, settings, hide):
     """Grade every source notebook against ``notebooks`` (name ->
     ``(notebook or None, why)``) into ``result``."""
+    from .runner import NotebookGrader, unreadable_report
     extra = sorted(n for n in files if n.endswith(".ipynb")
                    and "/" not in n and n not in sources)
     for name in extra:
@@ -121,6 +124,7 @@ _SOURCES = {}
 
 
 def _sources(course, assignment):
+    from .course import load_sources
     key = (course, assignment)
     if key not in _SOURCES:
         _SOURCES[key] = load_sources(course, assignment)
@@ -138,6 +142,7 @@ def pack_task(task, sources):
     cannot be graded (``notebooks``). ``sources`` is the pair made by
     :func:`pack_sources`. Only plain data; see :func:`grade_packed`.
     """
+    from .course import read_submitted_notebook
     packed = _new_result(task)
     del packed["notebooks"], packed["score"], packed["max_score"]
     packed.update(settings=task["settings"], hide=[task["course"]],
@@ -151,8 +156,11 @@ def pack_task(task, sources):
             packed["files"][rel] = data
     if "timestamp.txt" in packed["files"]:
         packed["timestamp"] = _stamp_text(packed["files"]["timestamp.txt"])
-    packed["notebooks"] = {name: read_submitted_notebook(folder, name)
-                           for name in sources[1]}
+    packed["notebooks"] = {}
+    for name in sources[1]:
+        nb, why = read_submitted_notebook(folder, name)
+        # As JSON text: a worker need not import nbformat to pass it on.
+        packed["notebooks"][name] = (None if nb is None else json.dumps(nb), why)
     return packed
 
 
@@ -183,6 +191,8 @@ _SHIPPED = {}
 
 
 def _shipped_sources(sources):
+    import nbformat
+    from .notebook import SourceNotebook
     digest, blobs = sources
     if digest not in _SHIPPED:
         _SHIPPED.clear()            # one assignment at a time, as a rule
@@ -218,6 +228,8 @@ def grade_unpacked(packed):
     is asked for and cannot be built here, a result with ``refused``
     (why) and nothing graded: no student code runs unfenced.
     """
+    import nbformat
+    from .runner import Settings
     result = _new_result(packed)
     result["problems"] = list(packed["problems"])
     if packed.get("timestamp"):
@@ -233,7 +245,10 @@ def grade_unpacked(packed):
         sources = _shipped_sources(packed["sources"])
         with tempfile.TemporaryDirectory(prefix="autograde-submission-") as tmp:
             files = _materialize(tmp, packed["files"])
-            _grade(result, sources, packed["notebooks"], files, settings,
+            notebooks = {name: (None if nb is None else
+                                nbformat.from_dict(json.loads(nb)), why)
+                         for name, (nb, why) in packed["notebooks"].items()}
+            _grade(result, sources, notebooks, files, settings,
                    packed["hide"] + [tmp])
     except Exception:
         result["grader_error"] = traceback.format_exc()[-4000:]
@@ -295,6 +310,10 @@ def helper_main(fd):
     """Main loop of a helper process: run requests until the socket
     closes. A watchdog ends it as soon as its Dask worker is gone (a
     killed worker leaves nothing grading behind)."""
+    # jsonschema (under nbformat) builds a URI grammar when it is imported
+    # and rfc3987-syntax is installed: seconds of CPU in every grading
+    # process, for a format check that grading never makes.
+    sys.modules.setdefault("rfc3987_syntax", None)
     sock = socket.socket(fileno=fd)
     parent = os.getppid()
 
@@ -520,7 +539,8 @@ class DaskExecutor(Executor):
                     return
                 # The student in the key shows on the dashboard.
                 who = task.get("student", "") if isinstance(task, dict) else ""
-                key = f"grade-{safe_name(str(who))[:60]}-{uuid.uuid4().hex}"
+                who = os.fsencode(str(who)).decode("utf-8", "backslashreplace")
+                key = f"grade-{who[:60]}-{uuid.uuid4().hex}"
                 future = self.client.submit(fn, packed, key=key, pure=False)
                 pending[future.key] = task
                 done.add(future)
@@ -558,6 +578,8 @@ class DaskExecutor(Executor):
         """Grade every task on the cluster (see the class); results in
         the order they finish. ``remote`` replaces :func:`grade_packed`,
         the function the workers run (it gets a packed task)."""
+        from .course import CourseError
+        from .runner import Settings
         tasks = list(tasks)
         if not tasks:
             return
@@ -597,6 +619,7 @@ class DaskExecutor(Executor):
     def _check_workers(self, sandboxed):
         """Every worker must be able to build the sandbox (and starts its
         helper processes now, while the first tasks are packed)."""
+        from .course import CourseError
         try:
             self.client.wait_for_workers(1, timeout=self.timeout)
         except Exception:

@@ -370,20 +370,6 @@ def grade_packed(packed):
         return result
 
 
-def worker_check(sandboxed=True):
-    """Run on each Dask worker before grading: starts its helper
-    processes and returns why it cannot build the sandbox (None: it can,
-    or ``sandboxed`` is False)."""
-    return _in_helper(_sandbox_problem, sandboxed)
-
-
-def _sandbox_problem(sandboxed):
-    if not sandboxed:
-        return None
-    why = sandbox.namespace_problem()
-    return None if why is None else f"{socket.gethostname()}: {why}"
-
-
 def crashed_result(task, sources, why):
     """The result of a submission that could not be graded because its
     grader died every time (``why``): every test ``crashed`` with 0
@@ -491,10 +477,15 @@ class DaskExecutor(Executor):
             raise ValueError(f"workers must be a positive int, got {workers!r}")
         self.cluster = None
         if address is None:
-            self.cluster = LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True,
-                dashboard_address=":0" if _has_bokeh() else None,
-                silence_logs=40)
+            import dask
+            # Dask's watchdogs wake every 10-100 ms (profiling, event loop
+            # ticks, memory): about a sixth of a core on an otherwise idle
+            # cluster, which a machine of a few cores that grades feels.
+            with dask.config.set(_QUIET_CLUSTER):
+                self.cluster = LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True,
+                    dashboard_address=":0" if _has_bokeh() else None,
+                    silence_logs=40)
             address = self.cluster.scheduler_address
         try:
             self.client = Client(address, timeout=timeout)
@@ -579,15 +570,13 @@ class DaskExecutor(Executor):
         the order they finish. ``remote`` replaces :func:`grade_packed`,
         the function the workers run (it gets a packed task)."""
         from .course import CourseError
-        from .runner import Settings
         tasks = list(tasks)
         if not tasks:
             return
         first = tasks[0]
         sources = _sources(first["course"], first["assignment"])
         shipped = pack_sources(first["course"], first["assignment"])
-        sandboxed = Settings.from_dict(first["settings"]).sandbox
-        self._check_workers(sandboxed)
+        self._wait_for_a_worker()
 
         def lost(task, exc):
             from distributed import KilledWorker
@@ -616,36 +605,13 @@ class DaskExecutor(Executor):
                     f"--no-sandbox)")
             yield res
 
-    def _check_workers(self, sandboxed):
-        """Every worker must be able to build the sandbox (and starts its
-        helper processes now, while the first tasks are packed)."""
+    def _wait_for_a_worker(self):
         from .course import CourseError
         try:
             self.client.wait_for_workers(1, timeout=self.timeout)
         except Exception:
             raise CourseError(f"the Dask cluster has no worker after "
                               f"{self.timeout} s") from None
-        workers = list(self.client.scheduler_info(n_workers=-1)["workers"])
-        futures = [self.client.submit(worker_check, sandboxed, workers=[w],
-                                      allow_other_workers=False, pure=False)
-                   for w in workers]
-        from distributed import wait
-        # A worker that leaves meanwhile never answers; those that do
-        # decide (a worker that joins later is checked by its tasks).
-        try:
-            wait(futures, timeout=self.timeout)
-        except TimeoutError:
-            pass
-        problems = [f.result() for f in futures
-                    if f.status == "finished" and f.result()]
-        for future in futures:
-            future.cancel()
-        if problems:
-            raise CourseError(
-                "student code will not run without a sandbox, and "
-                f"{len(problems)} Dask worker(s) cannot build it: "
-                + "; ".join(problems[:5]) + " (allow namespaces on those "
-                "machines, or pass --no-sandbox)")
 
     def _close_cluster(self):
         if self.cluster is not None:
@@ -658,6 +624,12 @@ class DaskExecutor(Executor):
             self.client.close()
         finally:
             self._close_cluster()
+
+
+_QUIET_CLUSTER = {"distributed.worker.profile.enabled": False,
+                  "distributed.admin.tick.interval": "1s",
+                  "distributed.admin.system-monitor.interval": "2s",
+                  "distributed.worker.memory.monitor-interval": "1s"}
 
 
 class _Ready:

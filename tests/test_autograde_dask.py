@@ -27,7 +27,7 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 sys.path.insert(0, str(Path(__file__).parent / "hostile"))
 import tiny_course  # noqa: E402
-from hostile_cases import CASES, make_submission  # noqa: E402
+from hostile_cases import CASES, FILE_CASES, make_submission  # noqa: E402
 
 from autograde import cli, executor, sandbox  # noqa: E402
 from autograde.course import CourseError, fingerprint  # noqa: E402
@@ -209,6 +209,48 @@ def test_a_worker_killed_mid_run_loses_nothing(course, local_run, cluster, tmp_p
     assert outcomes(root) == outcomes(local_run[0])
     assert gradebook(root) == gradebook(local_run[0])
     client.wait_for_workers(2, timeout=120)         # the nanny restarts it
+
+
+def test_the_hostile_corpus_gets_its_deserved_scores_on_a_local_cluster(tmp_path):
+    """Every hostile and broken submission of ``test_autograde_hostile``,
+    graded on two Dask workers, ends exactly as on the local pool."""
+    root = tiny_course.write_course(tmp_path / "course")
+    marker = tmp_path / "written-by-a-student.txt"
+    for name, case in CASES.items():
+        folder = root / "submitted" / name / tiny_course.ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(make_submission(case, root, marker),
+                       folder / tiny_course.NOTEBOOK)
+    correct = nbformat.writes(make_submission(CASES["correct"], root, marker))
+    for name, case in FILE_CASES.items():
+        case["make"](root / "submitted" / name / tiny_course.ASSIGNMENT, root,
+                     correct)
+    # The same limits as the hostile tests, which their expectations assume.
+    proc = run_cli("--course", root, "grade", "tiny", "--dask-workers", "2",
+                   "--no-gradebook", "--quiet", "--test-timeout", "3",
+                   "--cell-timeout", "3", "--memory-mb", "1024")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    reports = {}
+    for path in (root / "reports" / "tiny").glob("*.json"):
+        res = json.loads(path.read_text())
+        reports[res["student"]] = res
+    assert set(reports) == set(CASES) | set(FILE_CASES)
+    for student, case in CASES.items():
+        expect, res = case["expect"], reports[student]
+        (nb,) = res["notebooks"]
+        assert nb["isolation"]["namespaces"], (student, nb["isolation"])
+        statuses = {t["grade_id"]: t["status"] for t in nb["tests"]}
+        assert res["score"] == expect["score"], (student, statuses)
+        for gid, status in expect.get("status", {}).items():
+            allowed = status if isinstance(status, tuple) else (status,)
+            assert statuses[gid] in allowed, (student, gid, statuses)
+        assert bool(nb["tamper"]) == expect.get("tamper", False), student
+    for student, case in FILE_CASES.items():
+        expect, res = case["expect"], reports[student]
+        status, flags = cli.outcome(res)
+        assert (res["score"], status) == (expect["score"], expect["outcome"])
+        assert any(expect["reason"] in f for f in flags), (student, flags)
+    assert not marker.exists()
 
 
 # ---- the packed task: what crosses to a worker --------------------------------------

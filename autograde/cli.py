@@ -226,7 +226,10 @@ def cmd_grade(args):
     finally:
         if writer is not None:
             writer.close()
-    csv_path = course_mod.write_csv(root, args.assignment, done)
+    # The CSV covers every recorded student, not only this run's selection.
+    recorded = {r["student"]: r for r in course_mod.read_reports(root, args.assignment)}
+    recorded.update((r["student"], r) for r in done)
+    csv_path = course_mod.write_csv(root, args.assignment, recorded.values())
     _print_summary(args.assignment, done, skipped, len(tasks) + len(direct))
     print(f"per-test results: {csv_path}")
     return 2 if any(r.get("grader_error") for r in done) else 0

@@ -306,6 +306,19 @@ def read_report(root, assignment, student):
         return None
 
 
+def read_reports(root, assignment):
+    """Every recorded report of an assignment (unreadable ones left out)."""
+    found = []
+    for path in sorted((Path(root) / "reports" / assignment).glob("*.json")):
+        try:
+            res = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if type(res) is dict and "student" in res and "notebooks" in res:
+            found.append(res)
+    return found
+
+
 def write_csv(root, assignment, results):
     """The per-test CSV of ``results`` (atomically); returns its path."""
     out = Path(root) / "reports" / assignment
@@ -348,6 +361,8 @@ def write_autograded(root, assignment, student, folder, sources, result):
     parent = Path(root) / "autograded" / student
     parent.mkdir(parents=True, exist_ok=True)
     out = parent / assignment
+    for left in parent.glob(f".{assignment}.*"):    # from a run killed halfway
+        shutil.rmtree(left, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{assignment}."))
     try:
         _fill_autograded(tmp, folder, sources, result)
@@ -367,7 +382,7 @@ def write_autograded(root, assignment, student, folder, sources, result):
 
 def _fill_autograded(out, folder, sources, result):
     for extra in ("timestamp.txt", "submission_secret.txt"):
-        data = _read_plain(os.path.join(folder, extra), 1 << 16)
+        data = read_plain(os.path.join(folder, extra), 1 << 16)
         if data is not None:
             (out / extra).write_bytes(data)
     by_name = {nb["notebook"]: nb for nb in result["notebooks"]}
@@ -432,8 +447,9 @@ def _restore(cells, src, placed, outcome):
     return result
 
 
-def _read_plain(path, limit):
-    """The bytes of the plain file ``path`` (no link followed), or None."""
+def read_plain(path, limit):
+    """At most ``limit`` bytes of the plain file ``path`` (no link
+    followed), or None."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:

@@ -67,10 +67,9 @@ def grade_submission(task):
         folder = task["folder"]
         files, notes = _submission_files(task)
         result["problems"].extend(notes)
-        stamp = os.path.join(folder, "timestamp.txt")
-        if "timestamp.txt" in files:
-            with open(stamp, "rb") as f:
-                result["timestamp"] = _stamp_text(f.read(200))
+        stamp = _timestamp(folder)
+        if stamp is not None:
+            result["timestamp"] = stamp
         sources = _sources(task["course"], task["assignment"])
         notebooks = {name: read_submitted_notebook(folder, name)
                      for name in sources}
@@ -96,8 +95,11 @@ def _submission_files(task):
     return files, notes
 
 
-def _stamp_text(data):
-    return data[:200].decode("utf-8", "replace").strip()
+def _timestamp(folder):
+    """The submission's ``timestamp.txt`` (no link followed), or None."""
+    from .course import read_plain
+    stamp = read_plain(os.path.join(folder, "timestamp.txt"), 200)
+    return None if stamp is None else stamp.decode("utf-8", "replace").strip()
 
 
 def _grade(result, sources, notebooks, files, settings, hide):
@@ -154,8 +156,9 @@ def pack_task(task, sources):
         data = _read_plain(path)
         if data is not None:        # gone since the scan: as if never there
             packed["files"][rel] = data
-    if "timestamp.txt" in packed["files"]:
-        packed["timestamp"] = _stamp_text(packed["files"]["timestamp.txt"])
+    stamp = _timestamp(folder)
+    if stamp is not None:
+        packed["timestamp"] = stamp
     packed["notebooks"] = {}
     for name in sources[1]:
         nb, why = read_submitted_notebook(folder, name)

@@ -2,17 +2,21 @@
 
 ``import d2lblocks as db`` gives tensors, their ops and autograd;
 ``from d2lblocks import nn, init, optim`` gives the block system.
+Importing it changes nothing else in the process (see
+``db.backend.tune_process`` for an opt-in).
 """
 
 from .backend import Device, cpu, gpu, num_gpus, try_gpu
 from .tensor import (Tensor, tensor, zeros, ones, zeros_like, ones_like, full,
                      rand, randn, arange, manual_seed, no_grad, enable_grad,
-                     is_grad_enabled, float16, float32, float64, int32, int64,
-                     bool_)
-from .ops import (unbroadcast, matmul, exp, log, abs, sqrt, relu, sigmoid, tanh,
-                  softmax, log_softmax, cross_entropy, mse, linear, sum, mean, max,
-                  reshape, transpose, concat, cat, stack, where, maximum)
+                     is_grad_enabled, set_grad_enabled, float16, float32,
+                     float64, int32, int64, bool_)
+from .ops import (unbroadcast, matmul, mm, dot, exp, log, abs, sqrt, relu,
+                  sigmoid, tanh, softmax, log_softmax, cross_entropy, mse,
+                  linear, sum, mean, max, min, reshape, flatten, transpose,
+                  swapaxes, concat, cat, stack, where, maximum, minimum)
 from .gradcheck import grad_check
+from . import backend, random
 from . import nn, init, optim
 from .diagnose import diagnose
 

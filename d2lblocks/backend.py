@@ -3,16 +3,17 @@
 This is the only module that imports CuPy, and it does so lazily, the first
 time a GPU is asked for. Everything above it asks this module for the array
 namespace of a device (``xp``) instead of importing NumPy or CuPy itself.
+Importing it changes nothing outside d2lblocks; ``tune_process()`` is an
+explicit opt-in for process-wide tuning.
 """
 
-import ctypes
-import os
 import sys
 
 import numpy as np
 
 __all__ = ["Device", "cpu", "gpu", "num_gpus", "try_gpu", "as_device",
-           "device_of", "namespace_of", "to_host", "move"]
+           "device_of", "namespace_of", "to_host", "move", "scatter_add",
+           "tune_process"]
 
 _cupy = None          # the cupy module, once it has been imported
 _cupy_error = None    # why importing it failed, once it has been tried
@@ -22,32 +23,31 @@ _INSTALL_HINT = ("GPU support needs CuPy built for your CUDA version, e.g. "
                  "`pip install cupy-cuda11x`; see https://docs.cupy.dev.")
 
 
-def _keep_freed_memory():
-    """Ask glibc to keep freed memory for reuse instead of handing it back.
+def tune_process(keep_freed_memory=True):
+    """Opt in to process-wide tuning for long training runs; returns
+    whether anything was changed. Importing d2lblocks never does this.
 
-    A training step allocates and frees the same large temporaries every
-    time. With glibc's defaults, arrays above 128 KiB are mapped fresh and
-    the heap is trimmed, so every step faults those pages in again (measured:
-    200 page faults per step of the 784-256-10 MLP at batch 4096, about 4%
-    of its time). Deep-learning frameworks pool their memory for the same
-    reason. Only the host allocator of this process is affected; set
-    D2LBLOCKS_KEEP_FREED_MEMORY=0 to leave it alone.
+    With ``keep_freed_memory``, glibc is asked to keep freed memory for
+    reuse instead of handing it back: a training step allocates and frees
+    the same large temporaries every time, and with glibc's defaults arrays
+    above 128 KiB are mapped fresh and the heap is trimmed, so every step
+    faults those pages in again (measured: 200 page faults per step of the
+    784-256-10 MLP at batch 4096, a few percent of its time). Deep-learning
+    frameworks pool their memory for the same reason. It changes the host
+    allocator of the whole process (every library in it), which is why it
+    is a choice for the program's author to make, and does nothing on
+    systems without glibc.
     """
-    if os.environ.get("D2LBLOCKS_KEEP_FREED_MEMORY", "1") == "0":
+    if not keep_freed_memory or not sys.platform.startswith("linux"):
         return False
-    if not sys.platform.startswith("linux"):
-        return False
+    import ctypes
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):      # not glibc (e.g. musl)
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
     return bool(mallopt(m_mmap_threshold, 32 << 20) and
                 mallopt(m_trim_threshold, 512 << 20))
-
-
-_keep_freed_memory()
 
 
 def _load_cupy():
@@ -197,50 +197,3 @@ def scatter_add(target, index, values):
     else:
         import cupyx
         cupyx.scatter_add(target, index, values)
-
-
-def _numpy_blas_axpy():
-    """``{dtype: axpy}`` from the OpenBLAS that NumPy itself is linked to.
-
-    Using NumPy's own BLAS (rather than, say, SciPy's copy of OpenBLAS) keeps
-    one pool of BLAS threads in the process: two pools spinning on the same
-    cores stall each other for whole scheduler time slices. Empty when NumPy
-    was built another way; ``axpy`` then falls back to NumPy expressions.
-    """
-    import glob
-    folder = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    found = {}
-    for path in sorted(glob.glob(os.path.join(folder, "libscipy_openblas64_*.so"))):
-        try:
-            lib = ctypes.CDLL(path)
-            for dtype, name, scalar in ((np.dtype("float32"), "scipy_cblas_saxpy64_", ctypes.c_float),
-                                        (np.dtype("float64"), "scipy_cblas_daxpy64_", ctypes.c_double)):
-                fn = getattr(lib, name)
-                fn.restype = None
-                fn.argtypes = [ctypes.c_int64, scalar, ctypes.c_void_p, ctypes.c_int64,
-                               ctypes.c_void_p, ctypes.c_int64]
-                found[dtype] = fn
-        except (OSError, AttributeError):
-            found = {}
-        if found:
-            break
-    return found
-
-
-_AXPY = _numpy_blas_axpy()
-_AXPY_MIN_SIZE = 1 << 15      # below this, a NumPy temporary stays in cache
-
-
-def axpy(alpha, x, y):
-    """``y += alpha * x`` in place, in one pass over memory for large arrays.
-
-    NumPy's ``y += alpha * x`` writes a temporary and reads it back: two
-    extra passes over the data, which for a weight update costs as much as
-    the update itself. BLAS axpy does not.
-    """
-    fn = _AXPY.get(y.dtype) if type(y) is np.ndarray and y.size >= _AXPY_MIN_SIZE else None
-    if (fn is not None and x.dtype == y.dtype and y.flags.c_contiguous
-            and x.flags.c_contiguous):
-        fn(y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
-    else:
-        y += alpha * x

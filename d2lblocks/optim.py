@@ -13,26 +13,36 @@ import weakref
 import numpy as np
 
 from . import backend
-from .tensor import Tensor
+from .tensor import Tensor, mark_changed
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
 class Optimizer:
-    """Base class. Subclasses define ``update(param, grad_array, state)``.
+    """Base class. Subclasses define ``update(w, g, state)`` on arrays.
 
     Arguments:
         params: an iterable of parameters (usually ``net.parameters()``).
+            Frozen ones (``requires_grad=False``) are kept but skipped, so
+            freezing the first layers of a network needs no other change.
+        lr: the learning rate.
+
+    Updates are written into the parameters' arrays in place, with NumPy's
+    ``out=`` into scratch arrays kept per parameter: no temporary is
+    allocated per step, and each parameter's version is bumped, so a graph
+    recorded before the step refuses to give gradients from the new values.
     """
 
     def __init__(self, params, lr):
         source = getattr(params, "source", None)
         self.params, seen = [], set()
         for p in params:
-            if not isinstance(p, Tensor) or not p.requires_grad:
+            if not isinstance(p, Tensor) or not p.is_leaf:
+                what = type(p).__name__ if not isinstance(p, Tensor) else \
+                    "a tensor computed by an op (not a leaf)"
                 raise TypeError(f"{type(self).__name__} expected parameters "
-                                f"(tensors with requires_grad=True), got "
-                                f"{type(p).__name__}")
+                                f"(leaf tensors with requires_grad=True), got "
+                                f"{what}")
             if id(p) not in seen:
                 seen.add(id(p))
                 self.params.append(p)
@@ -41,6 +51,10 @@ class Optimizer:
                 f"{type(self).__name__} got no parameters. If the network keeps "
                 f"its layers in a plain list, parameters() cannot see them; use "
                 f"nn.Sequential or nn.BlockList (see d2lblocks.diagnose(net))")
+        if not any(p.requires_grad for p in self.params):
+            raise ValueError(
+                f"{type(self).__name__} got {len(self.params)} tensor(s), none "
+                f"with requires_grad=True: nothing would ever be trained")
         if not (isinstance(lr, (int, float)) and lr >= 0):
             raise ValueError(f"lr must be a non-negative number, got {lr!r}")
         self.lr = lr
@@ -54,12 +68,18 @@ class Optimizer:
             p.grad = None
 
     def step(self):
-        """Update each parameter that has a gradient."""
+        """Update each trainable parameter that has a gradient."""
         if self._watching:
             self._warn_about_unregistered()
+        state = self.state
         for p in self.params:
-            if p.grad is not None:
-                self.update(p.data, p.grad.data, self.state.setdefault(id(p), {}))
+            g = p.grad
+            if g is not None and p.requires_grad:
+                st = state.get(id(p))
+                if st is None:
+                    st = state[id(p)] = {"buf": _scratch(p.data)}
+                self.update(p.data, g.data, st)
+                mark_changed(p)
 
     def update(self, w, g, state):
         raise NotImplementedError
@@ -68,6 +88,7 @@ class Optimizer:
         """Warn (once) about parameters with gradients that this optimizer
         does not own: the symptom of a layer kept in a plain container."""
         from .diagnose import unregistered_blocks
+        from .nn import Block
         net = self._source()
         if net is None:
             self._watching = False
@@ -78,7 +99,7 @@ class Optimizer:
             return
         owned = {id(p) for p in self.params}
         stray = [f"{path}.{name}" for path, block in orphans
-                 for name, p in block.named_parameters()
+                 for name, p in Block.named_parameters(block)
                  if p.grad is not None and id(p) not in owned]
         if stray:
             self._watching = False
@@ -90,6 +111,11 @@ class Optimizer:
                 f"parameters() does not see; use nn.Sequential, nn.BlockList "
                 f"or add_module. d2lblocks.diagnose(net) explains more.",
                 UserWarning, stacklevel=3)
+
+
+def _scratch(w):
+    """An array like ``w`` for intermediate results."""
+    return backend.namespace_of(w).empty_like(w)
 
 
 class SGD(Optimizer):
@@ -105,34 +131,23 @@ class SGD(Optimizer):
             raise ValueError("momentum and weight_decay must be >= 0")
         self.momentum, self.weight_decay = momentum, weight_decay
 
-    def step(self):
-        """Update each parameter that has a gradient."""
-        if self.momentum or self.weight_decay:
-            return super().step()
-        if self._watching:
-            self._warn_about_unregistered()
-        minus_lr, axpy = -self.lr, backend.axpy
-        for p in self.params:           # the common case, kept lean
-            g = p.grad
-            if g is not None:
-                axpy(minus_lr, g.data, p.data)
-
     def update(self, w, g, state):
-        lr, wd = self.lr, self.weight_decay
-        if self.momentum == 0:
+        lr, wd, buf = self.lr, self.weight_decay, state["buf"]
+        if self.momentum:
+            v = state.get("velocity")
+            if v is None:
+                v = state["velocity"] = g.copy()
+            else:
+                v *= self.momentum
+                v += g
             if wd:
-                w *= 1.0 - lr * wd
-            backend.axpy(-lr, g, w)
-            return
-        v = state.get("velocity")
-        if v is None:
-            v = state["velocity"] = g.copy()
-        else:
-            v *= self.momentum
-            v += g
-        if wd:
-            backend.axpy(wd, w, v)
-        backend.axpy(-lr, v, w)
+                np.multiply(w, wd, out=buf)
+                v += buf
+            g = v
+        elif wd:
+            w *= 1.0 - lr * wd
+        np.multiply(g, lr, out=buf)
+        np.subtract(w, buf, out=w)
 
 
 class Adam(Optimizer):
@@ -146,18 +161,31 @@ class Adam(Optimizer):
 
     def update(self, w, g, state):
         b1, b2 = self.betas
-        if self.weight_decay:
-            g = g + self.weight_decay * w
+        buf = state["buf"]
         if "m" not in state:
-            state["m"], state["v"], state["t"] = np.zeros_like(g), np.zeros_like(g), 0
+            state["m"], state["v"], state["t"] = _zeros(w), _zeros(w), 0
         m, v = state["m"], state["v"]
+        if self.weight_decay:
+            wd_g = state.setdefault("wd_g", _scratch(w))
+            np.multiply(w, self.weight_decay, out=wd_g)
+            wd_g += g
+            g = wd_g
         state["t"] += 1
         t = state["t"]
         m *= b1
-        backend.axpy(1 - b1, g, m)
+        np.multiply(g, 1 - b1, out=buf)
+        m += buf
         v *= b2
-        v += (1 - b2) * g * g
+        np.multiply(g, g, out=buf)
+        buf *= 1 - b2
+        v += buf
         step = self.lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-        denom = np.sqrt(v)
-        denom += self.eps * math.sqrt(1 - b2 ** t)
-        w -= step * (m / denom)
+        np.sqrt(v, out=buf)
+        buf += self.eps * math.sqrt(1 - b2 ** t)
+        np.divide(m, buf, out=buf)
+        buf *= step
+        w -= buf
+
+
+def _zeros(w):
+    return backend.namespace_of(w).zeros_like(w)

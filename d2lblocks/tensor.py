@@ -1,15 +1,25 @@
-"""The Tensor, its creation functions, and the reverse-mode engine.
+"""The Tensor, the one function that records ops, and the backward sweep.
 
-A Tensor wraps one array (NumPy, or CuPy on a GPU). A tensor made by an op
-while gradients are recorded remembers three things: its parents, a
-``_backward`` function that maps the gradient of the output to the gradients
-of the parents, and a sequence number ``_seq`` that grows with every op.
-Parents are always older than their children, so visiting the graph in
-decreasing ``_seq`` is a valid reverse topological order, with no recursion
-and no sorting pass.
+A Tensor wraps one array (NumPy, or CuPy on a GPU). Every operator and
+method of the class runs an op of ``kernels.py`` through ``apply(op,
+*inputs)``, the one place where graph nodes are made: when recording is on
+and some input requires a gradient, the op object itself becomes the node
+(``tensor.grad_fn``), remembering its parents and a sequence number that
+grows with every op. Parents are always older than their children, so
+``backward()`` visits nodes in decreasing sequence number, newest first,
+from a heap: a valid reverse topological order, with no recursion and no
+sorting pass. Nodes point to their parents only, so a graph has no
+reference cycles and dies with its last tensor.
 
-The ops themselves, and the operators such as ``+`` and ``@``, live in
-``ops.py`` beside their backward rules.
+Two checks keep gradients honest. A gradient whose shape or dtype is not
+that of the tensor it is meant for is an error naming the op that made it.
+And each tensor carries a version, bumped when it is changed in place: an
+op whose saved input (or output) changed between forward and backward
+refuses to compute a gradient from the new values.
+
+For tools that watch or replay computations, ``set_recorder(fn)`` makes
+``apply`` call ``fn(op, inputs, out)`` after every op (one ``is None``
+check when unset).
 """
 
 import functools
@@ -20,19 +30,24 @@ from heapq import heappop, heappush
 import numpy as np
 
 from . import backend
+from . import kernels as K
+from .kernels import normalize_axes
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "zeros_like", "ones_like",
            "full", "rand", "randn", "arange", "manual_seed", "no_grad",
-           "enable_grad", "is_grad_enabled", "float16", "float32", "float64",
-           "int32", "int64", "bool_", "as_dtype"]
+           "enable_grad", "is_grad_enabled", "set_grad_enabled", "float16", "float32", "float64",
+           "int32", "int64", "bool_", "as_dtype", "apply", "set_recorder", "mark_changed",
+           "random_generator"]
 
 float16, float32, float64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
 int32, int64, bool_ = np.dtype("int32"), np.dtype("int64"), np.dtype("bool")
 
 _next_seq = itertools.count(1).__next__
 _new = object.__new__
+_ndarray = np.ndarray
 
 
+# ---- grad mode -----------------------------------------------------------------
 class _GradMode:
     """Whether ops record the graph. One module-level flag, read by every op."""
     enabled = True
@@ -44,6 +59,13 @@ _mode = _GradMode
 def is_grad_enabled():
     """True unless inside ``db.no_grad()``."""
     return _mode.enabled
+
+
+def set_grad_enabled(enabled):
+    """Turn recording on or off for the rest of the program (prefer the
+    ``db.no_grad()`` context manager); returns the previous setting."""
+    old, _mode.enabled = _mode.enabled, bool(enabled)
+    return old
 
 
 class no_grad:
@@ -93,13 +115,98 @@ def as_dtype(dtype):
     return dt
 
 
-def _freed(grad):
-    raise RuntimeError(
-        "backward() went through this part of the graph a second time, but "
-        "its saved values were freed after the first backward(). Pass "
-        "retain_graph=True to the first call if you need to go back twice.")
+# ---- the node constructor --------------------------------------------------------
+class _Hooks:
+    """``recorder``: None, or a function called as ``recorder(op, inputs,
+    out)`` after every op that ``apply`` runs (recorded or not)."""
+    recorder = None
 
 
+def set_recorder(fn):
+    """Make ``apply`` call ``fn(op, inputs, out)`` after every op; ``None``
+    turns it off. Returns the recorder that was set before, so that
+    recorders can be nested.
+
+    ``op`` is the op object (its ``forward`` has just run on the inputs'
+    arrays), ``inputs`` the tuple of input tensors and ``out`` the output
+    tensor. Ops run inside ``db.no_grad()`` are reported too.
+    """
+    old, _Hooks.recorder = _Hooks.recorder, fn
+    return old
+
+
+def apply(op, *inputs):
+    """Run ``op`` on tensors: ``op.forward`` on their arrays, then a tensor
+    around the result, recorded as a graph node when recording is on, some
+    input requires a gradient and the result is floating point.
+
+    Arguments:
+        op: an instance of a ``kernels.Op`` subclass (used once).
+        *inputs: tensors, one per argument of ``op.forward``.
+
+    Returns:
+        The output tensor; ``out.grad_fn is op`` when it was recorded.
+    """
+    n = len(inputs)
+    if n == 1:
+        a = inputs[0]
+        data = op.forward(a.data)
+        record = a.requires_grad
+    elif n == 2:
+        a, b = inputs
+        data = op.forward(a.data, b.data)
+        record = a.requires_grad or b.requires_grad
+    else:
+        data = op.forward(*[t.data for t in inputs])
+        record = any(t.requires_grad for t in inputs)
+    if type(data) is not _ndarray and isinstance(data, np.generic):
+        data = np.asarray(data)        # NumPy gives scalars for 0-d results
+    out = _new(Tensor)
+    out.data = data
+    out.grad = None
+    if record and _mode.enabled and data.dtype.kind == "f":
+        out.requires_grad = True
+        out.grad_fn = op
+        if n == 1:
+            op.needs = (True,)
+            op.parents = (a.grad_fn or a,)
+        elif n == 2:
+            op.needs = (a.requires_grad, b.requires_grad)
+            op.parents = (a.grad_fn or a, b.grad_fn or b)
+        else:
+            op.needs = tuple([t.requires_grad for t in inputs])
+            op.parents = tuple([t.grad_fn or t for t in inputs])
+        op.seq = _next_seq()
+        op.shape = data.shape
+        op.dtype = data.dtype
+        op.grad = None
+    else:
+        out.requires_grad = False
+        out.grad_fn = None
+    if _Hooks.recorder is not None:
+        _Hooks.recorder(op, inputs, out)
+    return out
+
+
+class _Clock:
+    """The sequence number of the most recent in-place change, so that the
+    backward sweep checks versions only when something changed at all."""
+    last_change = 0
+
+
+def mark_changed(t):
+    """Record that ``t``'s array was changed in place (bumps its version).
+
+    The library's own in-place operations call this; call it after writing
+    into ``t.data`` directly if a recorded graph may still use the old value.
+    """
+    v = _Clock.last_change = _next_seq()
+    t._version = v
+    if t.grad_fn is not None:
+        t.grad_fn.version = v
+
+
+# ---- the tensor --------------------------------------------------------------------
 class Tensor:
     """An n-dimensional array that can record how it was computed.
 
@@ -111,10 +218,15 @@ class Tensor:
         requires_grad: whether ``backward()`` should fill ``self.grad``.
 
     Use ``db.tensor(...)`` to make one; ``Tensor(...)`` is the same call.
+
+    Attributes:
+        data: the array.
+        grad: after ``backward()``, the gradient (a tensor) of a leaf.
+        grad_fn: the op that computed this tensor, when it was recorded.
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_backward", "_parents",
-                 "_seq", "_prev", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_version",
+                 "__weakref__")
     __array_ufunc__ = None      # make `ndarray + Tensor` call Tensor.__radd__
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
@@ -124,10 +236,7 @@ class Tensor:
                             f"gradients, got dtype {self.data.dtype}")
         self.requires_grad = bool(requires_grad)
         self.grad = None
-        self._backward = None
-        self._parents = ()
-        self._seq = 0
-        self._prev = None
+        self.grad_fn = None
 
     # ---- what a tensor is ------------------------------------------------
     shape = property(lambda self: self.data.shape, doc="The shape, a tuple.")
@@ -139,7 +248,7 @@ class Tensor:
     @property
     def is_leaf(self):
         """True for tensors made by the user rather than by a recorded op."""
-        return self._backward is None
+        return self.grad_fn is None
 
     def numel(self):
         """The number of elements."""
@@ -205,6 +314,223 @@ class Tensor:
             extra += ", requires_grad=True"
         return f"tensor({body}{extra})"
 
+    # ---- arithmetic: + - * / ** and their reflections --------------------
+    def __add__(self, other):
+        return _arith(self, other, K.Add, K.AddScalar, "add (+)")
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        c = other if type(other) in _PY_NUMBERS else _scalar(other)
+        if c is not None:            # x - c is x + (-c), exactly
+            return _arith(self, -c, None, K.AddScalar, "subtract (-)")
+        return _arith(self, other, K.Sub, None, "subtract (-)")
+
+    def __rsub__(self, other):
+        return _arith(self, other, K.Sub, K.RSubScalar, "subtract (-)", True)
+
+    def __mul__(self, other):
+        return _arith(self, other, K.Mul, K.MulScalar, "multiply (*)")
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        return _arith(self, other, K.Div, K.DivScalar, "divide (/)")
+
+    def __rtruediv__(self, other):
+        return _arith(self, other, K.Div, K.RDivScalar, "divide (/)", True)
+
+    def __pow__(self, other):
+        return _arith(self, other, K.Pow, K.PowScalar, "power (**)")
+
+    def __rpow__(self, other):
+        return _arith(self, other, K.Pow, K.RPowScalar, "power (**)", True)
+
+    def __matmul__(self, other):
+        return _matmul(self, _as_tensor(other, "matmul (@)"))
+
+    def __rmatmul__(self, other):
+        return _matmul(_as_tensor(other, "matmul (@)"), self)
+
+    def __neg__(self):
+        return apply(K.Neg(), self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return apply(K.Abs(), self)
+
+    # ---- comparisons (boolean results, never differentiated) --------------
+    def __lt__(self, other):
+        return _compare(self, other, np.less, "compare (<)")
+
+    def __le__(self, other):
+        return _compare(self, other, np.less_equal, "compare (<=)")
+
+    def __gt__(self, other):
+        return _compare(self, other, np.greater, "compare (>)")
+
+    def __ge__(self, other):
+        return _compare(self, other, np.greater_equal, "compare (>=)")
+
+    def __eq__(self, other):
+        return _compare(self, other, np.equal, "compare (==)")
+
+    def __ne__(self, other):
+        return _compare(self, other, np.not_equal, "compare (!=)")
+
+    # ---- in place: += -= *= /= and x[i] = v ------------------------------
+    def __iadd__(self, other):
+        return _inplace(self, other, Tensor.__add__, np.add, "add")
+
+    def __isub__(self, other):
+        return _inplace(self, other, Tensor.__sub__, np.subtract, "subtract")
+
+    def __imul__(self, other):
+        return _inplace(self, other, Tensor.__mul__, np.multiply, "multiply")
+
+    def __itruediv__(self, other):
+        return _inplace(self, other, Tensor.__truediv__, np.true_divide, "divide")
+
+    def __getitem__(self, index):
+        return apply(K.GetItem(_index(index)), self)
+
+    def __setitem__(self, index, value):
+        index = _index(index)
+        if not _mode.enabled:
+            self.data[index] = value.data if isinstance(value, Tensor) else value
+            mark_changed(self)
+            return
+        value = _as_tensor(value, "setitem")
+        _become(self, apply(K.IndexPut(index), self, value))
+
+    # ---- elementwise functions ----------------------------------------------
+    def exp(self):
+        """Elementwise exponential."""
+        return apply(K.Exp(), self)
+
+    def log(self):
+        """Elementwise natural logarithm."""
+        return apply(K.Log(), self)
+
+    def sqrt(self):
+        """Elementwise square root."""
+        return apply(K.Sqrt(), self)
+
+    def abs(self):
+        """Elementwise absolute value (gradient 0 at 0)."""
+        return apply(K.Abs(), self)
+
+    def relu(self):
+        """``max(x, 0)`` elementwise."""
+        return apply(K.ReLU(), self)
+
+    def sigmoid(self):
+        """The logistic function ``1 / (1 + exp(-x))``."""
+        return apply(K.Sigmoid(), self)
+
+    def tanh(self):
+        """Elementwise hyperbolic tangent."""
+        return apply(K.Tanh(), self)
+
+    def softmax(self, axis=-1):
+        """Softmax along ``axis`` (negative counts from the end)."""
+        return _along(self, K.Softmax, axis)
+
+    def log_softmax(self, axis=-1):
+        """``log(softmax(x))`` along ``axis``, computed without overflow."""
+        return _along(self, K.LogSoftmax, axis)
+
+    # ---- reductions -----------------------------------------------------------
+    def sum(self, axis=None, keepdims=False):
+        """Sum over ``axis`` (an int, a tuple, or None for all axes)."""
+        return apply(K.Sum(_axes(axis, self.data.ndim), keepdims), self)
+
+    def mean(self, axis=None, keepdims=False):
+        """Mean over ``axis`` (an int, a tuple, or None for all axes)."""
+        return apply(K.Mean(_axes(axis, self.data.ndim), keepdims), self)
+
+    def max(self, axis=None, keepdims=False):
+        """Maximum over ``axis``; tied maxima share the gradient equally."""
+        return apply(K.Max(_axes(axis, self.data.ndim), keepdims), self)
+
+    def min(self, axis=None, keepdims=False):
+        """Minimum over ``axis``; tied minima share the gradient equally."""
+        return apply(K.Min(_axes(axis, self.data.ndim), keepdims), self)
+
+    def argmax(self, axis=None):
+        """Indices of the maxima along ``axis`` (of the flattened tensor
+        when None); an int64 tensor, never differentiated."""
+        return apply(K.ArgMax(_one_axis(axis, self.data.ndim)), self)
+
+    def all(self):
+        """Whether every element is true (a boolean tensor)."""
+        return apply(K.All(), self)
+
+    def any(self):
+        """Whether some element is true (a boolean tensor)."""
+        return apply(K.Any(), self)
+
+    # ---- shapes -------------------------------------------------------------------
+    def reshape(self, *shape):
+        """The same elements in a new shape: ``x.reshape(2, -1)``."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        try:
+            return apply(K.Reshape(shape), self)
+        except (ValueError, TypeError):
+            raise ValueError(f"reshape: cannot reshape a tensor of shape "
+                             f"{self.shape} ({self.data.size} elements) into "
+                             f"shape {shape}") from None
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Merge axes ``start_dim`` to ``end_dim`` (negatives count from the
+        end) into one: ``x.flatten(1)`` turns (N, C, H, W) into (N, C*H*W)."""
+        shape, ndim = self.data.shape, self.data.ndim
+        if ndim == 0:
+            return self.reshape(1)
+        lo = _axis(start_dim, ndim, "start_dim")
+        hi = _axis(end_dim, ndim, "end_dim")
+        if lo > hi:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after "
+                             f"end_dim {end_dim} for shape {shape}")
+        merged = int(np.prod(shape[lo:hi + 1]))
+        return self.reshape(shape[:lo] + (merged,) + shape[hi + 1:])
+
+    def transpose(self, *axes):
+        """Permute axes, as ``np.transpose``: ``x.transpose(1, 0, 2)``;
+        reversed when none are given. Negative axes count from the end.
+        (To swap two axes of any tensor, as PyTorch's ``transpose(d0, d1)``,
+        use ``swapaxes``.)"""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        ndim = self.data.ndim
+        if not axes:
+            perm = tuple(range(ndim - 1, -1, -1))
+        else:
+            perm = tuple(_axis(ax, ndim) for ax in axes)
+            if sorted(perm) != list(range(ndim)):
+                raise ValueError(f"transpose: expected a permutation of the "
+                                 f"{ndim} axes of a tensor of shape "
+                                 f"{self.shape}, got {axes}")
+        return apply(K.Transpose(perm), self)
+
+    @property
+    def T(self):
+        """The transpose (axes reversed)."""
+        return self.transpose()
+
+    def swapaxes(self, axis1, axis2):
+        """Swap two axes (negatives count from the end)."""
+        ndim = self.data.ndim
+        a, b = _axis(axis1, ndim), _axis(axis2, ndim)
+        if ndim == 0:
+            return self
+        perm = list(range(ndim))
+        perm[a], perm[b] = perm[b], perm[a]
+        return apply(K.Transpose(tuple(perm)), self)
+
     # ---- graph -------------------------------------------------------------
     def detach(self):
         """A tensor with the same data that is cut off from the graph."""
@@ -231,6 +557,11 @@ class Tensor:
 
         Gradients add up in ``.grad`` across calls; clear them with
         ``net.zero_grad()`` or ``x.grad = None``.
+
+        Raises:
+            RuntimeError: an op's backward gave a gradient of the wrong
+                shape, dtype or device, or a tensor that an op saved for
+                its gradient was changed in place since.
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -250,8 +581,6 @@ class Tensor:
             if g.shape != self.data.shape:
                 raise ValueError(f"backward(grad=...) expected a gradient of "
                                  f"shape {self.shape}, got {g.shape}")
-            if g is getattr(grad, "data", grad):
-                g = g.copy()
         _run_backward(self, g, retain_graph)
 
     # ---- moving ------------------------------------------------------------
@@ -277,12 +606,225 @@ class Tensor:
 
     def astype(self, dtype):
         """A copy with element type ``dtype`` (differentiable for floats)."""
-        from .ops import astype
-        return astype(self, dtype)
+        return apply(K.AsType(as_dtype(dtype)), self)
 
     def clone(self):
         """A differentiable copy with its own memory."""
-        return self * 1
+        return apply(K.MulScalar(1), self)
+
+
+# ---- how operands are read ------------------------------------------------------
+_PY_NUMBERS = frozenset({float, int})
+
+
+def _scalar(value):
+    """A Python number for a number-like ``value`` (Python numbers, NumPy
+    scalars, 0-d arrays), else None. Python numbers are "weak" in NumPy's
+    promotion rules, so ``float32_tensor * np.float64(2)`` stays float32,
+    as in PyTorch."""
+    if isinstance(value, (bool, numbers.Number, np.generic)):
+        if isinstance(value, (complex, np.complexfloating)):
+            return None
+        return value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf":
+        return value.item()
+    return None
+
+
+def _as_tensor(value, what):
+    """``value`` as a tensor: tensors as they are, arrays and lists wrapped
+    as constants (no copy of arrays)."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__cuda_array_interface__"):
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"{what}: expected a Tensor, a number or a numeric "
+                            f"array, got an array of dtype {value.dtype}")
+        return _wrap(np.asarray(value) if isinstance(value, np.generic) else value)
+    if isinstance(value, (bool, numbers.Number, list, tuple)):
+        try:
+            return _wrap(_to_array(value, None, None))
+        except TypeError:
+            pass
+    raise TypeError(f"{what}: expected a Tensor, a number or a numeric array, "
+                    f"got {type(value).__name__}")
+
+
+def _to_float(t):
+    """An integer or boolean tensor as float32, PyTorch's default float
+    (they never require gradients, so nothing is recorded)."""
+    return _wrap(t.data.astype(float32)) if t.data.dtype.kind != "f" else t
+
+
+def _promote(a, b, divide):
+    """PyTorch's rule for mixing kinds: an integer tensor combined with a
+    floating one takes the floating dtype; integers divided give float32."""
+    ka, kb = a.data.dtype.kind, b.data.dtype.kind
+    if ka == "f" and kb != "f":
+        b = _wrap(b.data.astype(a.data.dtype))
+    elif kb == "f" and ka != "f":
+        a = _wrap(a.data.astype(b.data.dtype))
+    elif ka != "f" and divide:
+        a, b = _to_float(a), _to_float(b)
+    return a, b
+
+
+def _arith(a, other, tensor_op, scalar_op, name, reflected=False):
+    """``a (op) other``, or ``other (op) a`` when ``reflected``.
+
+    A number goes to ``scalar_op`` (a constant of the op); anything else is
+    made a tensor and goes to ``tensor_op`` with broadcasting.
+    """
+    if type(other) in _PY_NUMBERS and a.data.dtype.kind == "f":
+        return apply(scalar_op(other), a)        # the common x * 2.0
+    c = _scalar(other)
+    if c is not None and scalar_op is not None:
+        divide = scalar_op in (K.DivScalar, K.RDivScalar)
+        if a.data.dtype.kind != "f" and (isinstance(c, float) or divide):
+            a = _to_float(a)
+        return apply(scalar_op(c), a)
+    b = _as_tensor(other, name.split()[0])
+    if reflected:
+        a, b = b, a
+    divide = tensor_op is K.Div
+    if a.data.dtype is not b.data.dtype or divide and a.data.dtype.kind != "f":
+        a, b = _promote(a, b, divide)
+    try:
+        return apply(tensor_op(), a, b)
+    except (ValueError, TypeError) as exc:
+        raise _mismatch(name, a.data, b.data, exc) from None
+
+
+def _mismatch(name, x, y, exc):
+    """A clear error for two arrays that cannot be combined."""
+    dx, dy = backend.device_of(x), backend.device_of(y)
+    if dx != dy:
+        return RuntimeError(f"{name}: the operands are on different devices, "
+                            f"{dx} and {dy}; move one with .to(device)")
+    return ValueError(f"{name}: shapes {np.shape(x)} and {np.shape(y)} are "
+                      f"not compatible ({exc})")
+
+
+def _compare(a, other, fn, name):
+    if other is None or not (isinstance(other, (Tensor, numbers.Number, np.ndarray,
+                                                np.generic, list, tuple))
+                             or hasattr(other, "__cuda_array_interface__")):
+        return NotImplemented         # e.g. `x == None` falls back to identity
+    c = _scalar(other)
+    if c is not None:
+        return apply(K.Compare(fn, c), a)
+    b = _as_tensor(other, name)
+    try:
+        return apply(K.Compare(fn), a, b)
+    except (ValueError, TypeError) as exc:
+        raise _mismatch(name, a.data, b.data, exc) from None
+
+
+def _matmul(a, b):
+    if a.data.dtype is not b.data.dtype:
+        a, b = _promote(a, b, False)
+    sa, sb = a.data.shape, b.data.shape
+    if not sa or not sb:
+        raise ValueError(f"matmul (@): both operands need at least one axis, "
+                         f"got shapes {sa} and {sb}")
+    try:
+        return apply(K.MatMul(), a, b)
+    except (ValueError, TypeError) as exc:
+        err = _mismatch("matmul (@)", a.data, b.data, exc)
+        if isinstance(err, ValueError):
+            err = ValueError(
+                f"matmul (@): shapes {sa} and {sb} are not aligned; the last "
+                f"axis of the left operand must match the "
+                f"{'only' if len(sb) == 1 else 'second-to-last'} axis of the "
+                f"right one")
+        raise err from None
+
+
+def _along(t, op, axis):
+    """A softmax-like op along one axis; a 0-d tensor counts as 1-D."""
+    if t.data.ndim == 0:
+        normalize_axes(axis, 0)
+        return _along(t.reshape(1), op, 0).reshape(())
+    return apply(op(_axis(axis, t.data.ndim)), t)
+
+
+def _axes(axis, ndim):
+    """The axes of a reduction: None (all) or a sorted tuple."""
+    return None if axis is None else normalize_axes(axis, ndim)
+
+
+def _axis(axis, ndim, what="axis"):
+    """One axis, checked and made non-negative (0 for a 0-d tensor)."""
+    axes = normalize_axes(axis, ndim, what)
+    if not isinstance(axis, numbers.Integral):
+        raise TypeError(f"expected one int {what}, got {axis!r}")
+    return axes[0] if axes else 0
+
+
+def _one_axis(axis, ndim):
+    return None if axis is None or ndim == 0 else _axis(axis, ndim)
+
+
+def _index(index):
+    """Replace tensors inside an index by their arrays."""
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index.data if isinstance(index, Tensor) else index
+
+
+_SYMBOL = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/"}
+
+
+def _inplace(self, other, op, ufunc, name):
+    """``self op= other``.
+
+    Inside ``db.no_grad()`` the array is changed in place (and the tensor's
+    version bumped). While recording, the new value is computed out of
+    place and ``self`` is re-pointed at it; the old array stays with the
+    ops that used it, so gradients through ``X /= 2`` in a loop come out
+    right.
+    """
+    if _mode.enabled:
+        _become(self, op(self, other))
+        return self
+    value = other.data if isinstance(other, Tensor) else _scalar(other)
+    if value is None:
+        value = _as_tensor(other, name).data
+    try:
+        ufunc(self.data, value, out=self.data, casting="same_kind")
+    except np.exceptions.DTypePromotionError as exc:
+        raise TypeError(f"{name}: {exc}") from None
+    except TypeError as exc:
+        result = np.result_type(self.data, value)
+        if result != self.data.dtype:
+            raise TypeError(
+                f"an in-place {name} would turn a {self.data.dtype} tensor "
+                f"into {result}; write x = x {_SYMBOL[name]} y instead") from None
+        raise _mismatch(name, self.data, value, exc) from None
+    except ValueError as exc:
+        raise _mismatch(name, self.data, value, exc) from None
+    mark_changed(self)
+    return self
+
+
+def _become(self, out):
+    """Re-point ``self`` at the result ``out`` of an op on ``self``."""
+    if out.data.dtype != self.data.dtype:
+        if not np.can_cast(out.data.dtype, self.data.dtype, casting="same_kind"):
+            raise TypeError(f"an in-place op would turn a {self.data.dtype} "
+                            f"tensor into {out.data.dtype}; write x = x op y "
+                            f"instead")
+        out = out.astype(self.data.dtype)
+    if not out.requires_grad:
+        self.data = out.data
+        return
+    if self.requires_grad and self.grad_fn is None:
+        raise RuntimeError(
+            "a leaf tensor that requires grad (such as a parameter) cannot be "
+            "changed in place while gradients are recorded: backward() needs "
+            "its old value. Update it inside `with db.no_grad():`, or write "
+            "x = x + ... to make a new tensor.")
+    self.data, self.requires_grad, self.grad_fn = out.data, True, out.grad_fn
 
 
 def _to_array(data, dtype, device):
@@ -333,78 +875,113 @@ def _wrap(data):
     t.data = data
     t.requires_grad = False
     t.grad = None
-    t._backward = None
-    t._parents = ()
-    t._seq = 0
-    t._prev = None
+    t.grad_fn = None
     return t
 
 
-def _node(data, parents, backward):
-    """The output of a recorded op. Ops call this only when some parent
-    requires a gradient and recording is on."""
-    t = _new(Tensor)
-    t.data = data
-    t.requires_grad = True
-    t.grad = None
-    t._backward = backward
-    t._parents = parents
-    t._seq = _next_seq()
-    t._prev = None
-    return t
-
-
+# ---- the backward sweep ------------------------------------------------------------
 def _run_backward(root, grad, retain_graph):
     """Reverse-mode sweep from ``root`` with ``grad`` as its gradient.
 
-    Nodes are visited newest first, from a heap keyed by ``_seq``: every node
-    that can send a gradient to a node is newer than it, so by the time a node
-    is popped its gradient is complete. A node enters the heap the first time
-    it receives a gradient; while it waits there, its ``grad`` slot holds the
-    raw array of the gradient gathered so far.
+    Nodes are visited newest first, from a heap keyed by ``seq``: every node
+    that can send a gradient to a node is newer than it, so by the time a
+    node is popped its gradient is complete. A node enters the heap the
+    first time it receives a gradient; while it waits there, its ``grad``
+    slot holds the gradient gathered so far.
     """
-    if root._backward is None:
-        _accumulate(root, grad)
+    node = root.grad_fn
+    if node is None:
+        _accumulate(root, grad, None)
         return
-    root.grad = grad
-    heap = [(-root._seq, root)]      # _seq is unique, so nodes never compare
+    node.grad = grad
+    heap = [(-node.seq, node)]       # seq is unique, so nodes never compare
+    changed = _Clock.last_change
     try:
         while heap:
             t = heappop(heap)[1]
             g, t.grad = t.grad, None
-            for p, gp in zip(t._parents, t._backward(g)):
+            parents = t.parents
+            if parents is None:
+                raise _freed_error()
+            if changed > t.seq:      # something changed in place since
+                _check_versions(t)
+            for p, gp in zip(parents, t.backward(g)):
                 if gp is None:
                     continue
-                while p._seq > t._seq:   # p was changed in place after t used it
-                    p = p._prev
-                if p._backward is None:
+                if isinstance(p, Tensor):      # a leaf
                     if p.requires_grad:
-                        _accumulate(p, gp)
-                elif p.grad is None:
+                        _accumulate(p, gp, t)
+                    continue
+                if gp.shape != p.shape or gp.dtype != p.dtype:
+                    raise _wrong_gradient(t, gp, p.shape, p.dtype)
+                if p.grad is None:
                     p.grad = gp
-                    heappush(heap, (-p._seq, p))
+                    heappush(heap, (-p.seq, p))
                 else:
                     p.grad = p.grad + gp
             if not retain_graph:
-                # _prev stays: older nodes may still need it to find the old
-                # value of a tensor that was changed in place.
-                t._backward = _freed
-                t._parents = ()
+                t.parents = None     # frees the graph behind this node
     except BaseException:
         for _, t in heap:            # drop the gradients still waiting
             t.grad = None
         raise
 
 
-def _accumulate(leaf, g):
+def _accumulate(leaf, g, op):
     """Add ``g`` into ``leaf.grad``. Never in place: gradient arrays may be
     shared between leaves (``a + b`` hands both the same array)."""
-    if g.dtype != leaf.data.dtype:
-        g = g.astype(leaf.data.dtype)
+    data = leaf.data
+    if g.shape != data.shape or g.dtype != data.dtype:
+        raise _wrong_gradient(op, g, data.shape, data.dtype)
+    if type(g) is not type(data):
+        if isinstance(g, np.generic) and type(data) is _ndarray:
+            g = np.asarray(g)
+        elif backend.device_of(g) != backend.device_of(data):
+            raise RuntimeError(
+                f"backward of {_name(op)} gave a gradient on "
+                f"{backend.device_of(g)} for a tensor on "
+                f"{backend.device_of(data)}")
     if leaf.grad is None:
         leaf.grad = _wrap(g)
     else:
         leaf.grad = _wrap(leaf.grad.data + g)
+
+
+def _name(op):
+    return "the root" if op is None else op.name
+
+
+def _wrong_gradient(op, g, shape, dtype):
+    return RuntimeError(
+        f"backward of {_name(op)} gave a gradient of shape {tuple(g.shape)} "
+        f"and dtype {g.dtype} for a tensor of shape {tuple(shape)} and dtype "
+        f"{dtype}; an op's backward must return gradients shaped and typed "
+        f"like its inputs")
+
+
+def _freed_error():
+    return RuntimeError(
+        "backward() went through this part of the graph a second time, but "
+        "its saved values were freed after the first backward(). Pass "
+        "retain_graph=True to the first call if you need to go back twice.")
+
+
+def _check_versions(op):
+    """Raise if an array that ``op`` saved for its gradient was changed in
+    place after ``op`` ran."""
+    stale = op.saves_output and getattr(op, "version", 0) > op.seq
+    for i in op.saves:
+        p = op.parents[i]
+        version = getattr(p, "_version", 0) if isinstance(p, Tensor) \
+            else getattr(p, "version", 0)
+        stale = stale or version > op.seq
+    if stale:
+        raise RuntimeError(
+            f"one of the tensors needed for the gradient was modified by an "
+            f"in-place operation: {op.name} saved it for backward() and it "
+            f"was changed afterwards (an in-place operator, x[...] = ..., or "
+            f"an optimizer step). Compute the graph again after the change, "
+            f"or change a copy (x = x + ...) instead.")
 
 
 # ---- creation --------------------------------------------------------------

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 import d2lblocks as db
+from d2lblocks import nn, optim
+from d2lblocks.kernels import Op
+from d2lblocks.tensor import apply, set_recorder
 from conftest import central_difference
 
 
@@ -112,17 +115,18 @@ TWO_INPUT_OPS = {
 
 @pytest.mark.parametrize("name", sorted(TWO_INPUT_OPS))
 @pytest.mark.parametrize("learn", ["first", "second"])
-def test_backward_closures_return_none_for_constants(name, learn):
+def test_backward_rules_return_none_for_constants(name, learn):
     """No gradient array is computed for an input that needs none."""
     fn = TWO_INPUT_OPS[name]
     a = db.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=(learn == "first"))
     b = db.tensor([0.5, 1.5, 2.5, 3.5], requires_grad=(learn == "second"))
     out = fn(a, b)
-    grads = list(out._backward(np.ones(out.shape, out.dtype)))
-    parents = list(out._parents)
-    assert len(grads) == len(parents)
-    for p, g in zip(parents, grads):
-        if p.requires_grad:
+    op = out.grad_fn
+    grads = list(op.backward(np.ones(op.shape, op.dtype)))
+    assert len(grads) == len(op.parents) == len(op.needs)
+    assert sum(op.needs) == 1            # only the learnable input
+    for p, need, g in zip(op.parents, op.needs, grads):
+        if need:
             assert g is not None and g.shape == p.shape
         else:
             assert g is None
@@ -134,7 +138,7 @@ def test_linear_computes_only_what_is_needed(need):
     w = db.tensor(np.ones((4, 3)), requires_grad=(need == "weight"))
     b = db.tensor(np.ones(4), requires_grad=(need == "bias"))
     out = db.linear(x, w, b)
-    grads = out._backward(np.ones((2, 4)))
+    grads = out.grad_fn.backward(np.ones((2, 4)))
     for name, g in zip(("x", "weight", "bias"), grads):
         assert (g is not None) == (name == need)
 
@@ -147,9 +151,10 @@ def test_ops_on_constants_record_nothing():
 
 # ---- freeing the graph ------------------------------------------------------
 def _graph_with_probe(x):
-    """A scalar built from ``x`` and a weak reference to an intermediate."""
+    """A scalar built from ``x`` and a weak reference to the array of an
+    intermediate, which the graph keeps for the gradient of ``exp() * h``."""
     h = x * 2
-    probe = weakref.ref(h)
+    probe = weakref.ref(h.data)
     return (h.exp() * h).sum(), probe
 
 
@@ -356,3 +361,155 @@ def test_grad_check_leaves_the_inputs_alone():
     db.grad_check(lambda t: (t * t).sum(), x)
     assert x.grad is None and x.dtype == db.float32
     np.testing.assert_array_equal(x.numpy(), [1.0, 2.0])
+
+
+# ---- the engine refuses a wrong gradient --------------------------------------
+class _Squash(Op):
+    """An op with a deliberately wrong backward: it returns ``bad(g)``."""
+    __slots__ = ("bad",)
+
+    def __init__(self, bad):
+        self.bad = bad
+
+    def forward(self, a):
+        return a * 2
+
+    def backward(self, g):
+        return (self.bad(g),)
+
+
+WRONG_GRADIENTS = {
+    "shape": lambda g: np.ones((4,) + g.shape, g.dtype),
+    "dtype": lambda g: g.astype(np.float32),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WRONG_GRADIENTS))
+@pytest.mark.parametrize("parent", ["leaf", "intermediate"])
+def test_a_gradient_of_the_wrong_shape_or_dtype_names_the_op(kind, parent):
+    x = leaf([1.0, 2.0])
+    h = x if parent == "leaf" else x * 1.0
+    y = apply(_Squash(WRONG_GRADIENTS[kind]), h)
+    with pytest.raises(RuntimeError, match=rf"backward of _Squash.*{kind}"):
+        y.sum().backward()
+    assert x.grad is None
+
+
+def test_the_linear_reproducer_gives_weight_gradients_of_the_weight_shape():
+    lin = nn.Linear(4, 4)
+    lin(db.rand(4, 4, 4)).sum().backward()
+    assert lin.weight.grad.shape == (4, 4) and lin.bias.grad.shape == (4,)
+    lin = nn.Linear(3, 5)
+    X = db.rand(2, 4, 3, dtype=db.float64)
+    lin.to(dtype=db.float64)
+    lin(X).sum().backward()
+    np.testing.assert_allclose(lin.weight.grad.numpy(),
+                               np.ones((5, 8)) @ X.numpy().reshape(8, 3))
+    one = nn.Linear(3, 2)
+    assert one(db.rand(3)).shape == (2,)
+
+
+# ---- in-place changes that would make a gradient wrong ------------------------
+def test_changing_a_saved_output_in_place_is_refused():
+    x = leaf([0.5, 1.0])
+    y = x.exp()
+    with db.no_grad():
+        y += 1                        # exp's backward reads its output
+    with pytest.raises(RuntimeError, match=r"modified by an in-place "
+                                           r"operation.*Exp"):
+        y.sum().backward()
+
+
+def test_changing_a_saved_input_in_place_is_refused():
+    w, c = leaf([1.0, 2.0]), db.tensor([3.0, 4.0], dtype=db.float64)
+    y = (w * c).sum()
+    with db.no_grad():
+        c[0] = 10.0                   # mul's backward reads c
+    with pytest.raises(RuntimeError, match="in-place operation.*Mul"):
+        y.backward()
+
+
+def test_changing_an_input_that_no_gradient_reads_is_fine():
+    w, c = leaf([1.0, 2.0]), db.tensor([3.0, 4.0], dtype=db.float64)
+    y = (w + c).sum()                 # add's backward reads no value
+    with db.no_grad():
+        c += 1
+    y.backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [1.0, 1.0])
+
+
+def test_an_optimizer_step_between_forward_and_backward_is_refused():
+    w = nn.Parameter(db.tensor([1.0, 2.0]))
+    opt = optim.SGD([w], lr=0.1)
+    (w * w).sum().backward()
+    loss = (w * w).sum()              # recorded with the old w
+    opt.step()                        # changes w in place
+    with pytest.raises(RuntimeError, match="in-place operation"):
+        loss.backward()
+    opt.zero_grad()
+    (w * w).sum().backward()          # a fresh graph is fine
+    np.testing.assert_allclose(w.grad.numpy(), 2 * w.numpy())
+
+
+# ---- dtypes: scalars never change them ------------------------------------------
+@pytest.mark.parametrize("expr", [
+    lambda x: x * np.float64(2), lambda x: np.float64(2) * x,
+    lambda x: x + np.float64(0.5), lambda x: x - np.float64(0.5),
+    lambda x: np.float64(1) - x, lambda x: x / np.float64(2),
+    lambda x: np.float64(2) / x, lambda x: x ** np.float64(2),
+    lambda x: x * np.array(3.0), lambda x: x * 2, lambda x: x * np.int64(2),
+    lambda x: db.maximum(x, np.float64(0.5)), lambda x: db.where(x > 1, x, 0.0),
+])
+def test_scalars_keep_a_float32_tensor_float32(expr):
+    x = db.tensor([1.0, 2.0], requires_grad=True)
+    out = expr(x)
+    assert out.dtype == db.float32
+    out.sum().backward()
+    assert x.grad.dtype == db.float32
+
+
+@pytest.mark.parametrize("expr,dtype", [
+    (lambda i: i / 2, db.float32), (lambda i: 2 / i, db.float32),
+    (lambda i: i / i, db.float32), (lambda i: i * 2.5, db.float32),
+    (lambda i: i + 1, db.int64), (lambda i: i * np.int32(3), db.int64),
+    (lambda i: i + db.tensor([0.5, 0.5]), db.float32),
+    (lambda i: db.tensor([0.5, 0.5], dtype=db.float64) + i, db.float64),
+])
+def test_integer_tensors_follow_pytorch_promotion(expr, dtype):
+    out = expr(db.tensor([2, 4]))
+    assert out.dtype == dtype
+
+
+def test_float32_with_float64_tensor_gives_float64_and_each_its_gradient():
+    a = db.tensor([1.0, 2.0], requires_grad=True)
+    b = db.tensor([3.0, 4.0], dtype=db.float64, requires_grad=True)
+    out = a * b
+    assert out.dtype == db.float64
+    out.sum().backward()
+    assert a.grad.dtype == db.float32 and b.grad.dtype == db.float64
+
+
+# ---- the hook for tools that watch computations -------------------------------------
+def test_a_recorder_sees_every_op_with_its_arrays():
+    seen = []
+    x = leaf([1.0, 2.0])
+    old = set_recorder(lambda op, inputs, out: seen.append(
+        (type(op).__name__, inputs, out)))
+    try:
+        y = (x * 3.0).exp().sum()
+        with db.no_grad():
+            z = x + 1.0
+    finally:
+        assert set_recorder(old) is not None
+    assert [name for name, _, _ in seen] == ["MulScalar", "Exp", "Sum",
+                                             "AddScalar"]
+    assert seen[0][1] == (x,) and seen[2][2] is y and seen[3][2] is z
+    # Replaying the recorded ops on the arrays gives the same values.
+    ops = [op for op in (y.grad_fn, y.grad_fn.parents[0],
+                         y.grad_fn.parents[0].parents[0])]
+    data = x.data
+    for op in reversed(ops):
+        data = op.forward(data)
+    np.testing.assert_allclose(data, y.numpy())
+    (x * 2.0).sum()                   # and nothing is reported any more
+    assert len(seen) == 4

@@ -564,7 +564,7 @@ def test_no_sandbox_is_explicit_and_recorded_in_every_report(tiny, tmp_path):
     import shutil
     root = Path(shutil.copytree(tiny, tmp_path / "course"))
     proc = run_cli("--course", root, "grade", "tiny", "--quiet", "--no-gradebook",
-                   "--workers", "1", "--student", "correct", "--no-sandbox")
+                   "--workers", "1", "--student", "correct", "--no-sandbox", "--force")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 notebook(s) none" in proc.stdout
     report = json.loads((root / "reports" / "tiny" / "correct.json").read_text())

@@ -4,6 +4,12 @@ Tests taking the ``device`` fixture (``conftest.py``) run on the CPU and,
 where CuPy sees a GPU, again on GPU 0; elsewhere the GPU case is skipped.
 """
 
+import json
+import os
+import platform
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -207,3 +213,98 @@ def test_training_step_on_device_matches_cpu(device):
     host, there = run(db.cpu()), run(device)
     for k in host:
         np.testing.assert_allclose(there[k], host[k], rtol=1e-4, atol=1e-6)
+
+
+# ---- importing changes nothing in the process ---------------------------------
+_IMPORT_PROBE = r"""
+import json, sys
+import numpy, numpy.random          # NumPy's own libraries: the baseline
+
+def shared_objects():
+    with open("/proc/self/maps") as f:
+        return {line.split()[-1] for line in f if ".so" in line}
+
+before = shared_objects()
+calls = []
+# Every use of ctypes (loading a library, looking up a symbol such as
+# mallopt or a BLAS routine) raises an audit event.
+sys.addaudithook(lambda event, args: calls.append(event)
+                 if event.startswith("ctypes.") else None)
+import d2lblocks
+print(json.dumps({"new": sorted(shared_objects() - before), "ctypes": calls,
+                  "site": [p for p in sys.path if p.endswith("site-packages")]}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="reads /proc/self/maps")
+def test_import_leaves_the_process_alone():
+    """`import d2lblocks` binds no native library through ctypes (so it
+    cannot retune glibc's allocator with mallopt or call into NumPy's
+    private OpenBLAS) and maps no shared object from an installed package
+    other than NumPy's own."""
+    out = subprocess.run([sys.executable, "-c", _IMPORT_PROBE], check=True,
+                         capture_output=True, text=True, timeout=120)
+    found = json.loads(out.stdout)
+    assert found["ctypes"] == []
+    numpy_dir = os.path.dirname(np.__file__)
+    foreign = [path for path in found["new"]
+               if any(path.startswith(site) for site in found["site"])
+               and not path.startswith(numpy_dir)]
+    assert foreign == []
+
+
+def test_tune_process_is_an_explicit_opt_in():
+    probe = ("import sys, d2lblocks\n"
+             "calls = []\n"
+             "sys.addaudithook(lambda e, a: calls.append(e) "
+             "if e.startswith('ctypes.') else None)\n"
+             "changed = d2lblocks.backend.tune_process()\n"
+             "print(changed, bool(calls))\n")
+    out = subprocess.run([sys.executable, "-c", probe], check=True,
+                         capture_output=True, text=True, timeout=120)
+    changed, used_ctypes = out.stdout.split()
+    if platform.libc_ver()[0] == "glibc":
+        assert (changed, used_ctypes) == ("True", "True")
+    assert backend.tune_process(keep_freed_memory=False) is False
+
+
+def test_the_library_modules_import_each_other_without_a_circle():
+    """Each module of d2lblocks imports only modules below it: reading
+    them in import order, nobody needs a module that needs it back."""
+    import ast
+    import pathlib
+    root = pathlib.Path(db.__file__).parent
+    graph = {}
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).with_suffix("")
+        name = ".".join(p for p in rel.parts if p != "__init__") or "__init__"
+        package = rel.parts[:-1]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = list(package[:len(package) - node.level + 1])
+                target = ".".join(base + ([node.module] if node.module else []))
+                for alias in node.names:     # a module, or a name in one
+                    sub = f"{target}.{alias.name}" if target else alias.name
+                    where = root / sub.replace(".", "/")
+                    is_module = where.with_suffix(".py").exists() or where.is_dir()
+                    deps.add(sub if is_module else target)
+        graph[name] = {d for d in deps if d and d != name}
+    # Only the packages' own __init__ files gather their submodules.
+    graph = {k: {d for d in v if not k.endswith("__init__") and k != "nn"}
+             for k, v in graph.items()}
+    state = {}
+
+    def visit(node, trail):
+        if state.get(node) == "done":
+            return
+        assert state.get(node) != "open", f"import circle: {trail + [node]}"
+        state[node] = "open"
+        for dep in graph.get(node, ()):
+            visit(dep, trail + [node])
+        state[node] = "done"
+    for module in graph:
+        visit(module, [])
+    assert {"tensor", "kernels", "ops"} <= set(graph)
+    assert "ops" not in graph["tensor"] and "tensor" not in graph["kernels"]

@@ -18,12 +18,18 @@ from hypothesis.extra import numpy as hnp
 import d2lblocks as db
 from conftest import central_difference
 
-shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
-nonscalar_shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1,
-                                    max_side=4)
+# Ranks 0 to 4, sizes from 1 (so every axis may broadcast or be squeezed).
+shapes = hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=3)
+nonscalar_shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1,
+                                    max_side=3)
 pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0,
-                                          max_dims=3, min_side=1, max_side=3)
+                                          max_dims=4, min_side=1, max_side=3)
 seeds = st.integers(0, 2 ** 16)
+
+
+def any_sign(axis, ndim):
+    """A strategy giving ``axis`` as it is or counted from the end."""
+    return st.sampled_from([axis, axis - ndim]) if ndim else st.just(axis)
 
 
 def values(shape, seed, low=-2.0, high=2.0, away=0.0):
@@ -72,6 +78,7 @@ BINARY = {
     "div": (lambda a, b: a / b, np.divide, {}, {"away": 0.5}),
     "pow": (lambda a, b: a ** b, np.power, {"low": 0.5}, {}),
     "maximum": (db.maximum, np.maximum, {}, {}),
+    "minimum": (db.minimum, np.minimum, {}, {}),
 }
 
 
@@ -186,10 +193,17 @@ def test_unary_op(name, shape, seed):
 
 
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
-@given(shape=nonscalar_shapes, seed=seeds, data=st.data())
+@given(shape=shapes, seed=seeds, data=st.data())
 @settings(max_examples=15)
 def test_softmax_family_along_any_axis(name, shape, seed, data):
-    axis = data.draw(st.integers(-len(shape), len(shape) - 1), label="axis")
+    n = max(len(shape), 1)     # a 0-d tensor takes axis 0 or -1, as in torch
+    axis = data.draw(st.integers(-n, n - 1), label="axis")
+    if not shape:
+        x = values(shape, seed)
+        check_grads(lambda t: getattr(db, name)(t, axis=axis), x,
+                    reference=lambda a: np.asarray(
+                        1.0 if name == "softmax" else 0.0))
+        return
     fn = getattr(db, name)
     ref = _np_softmax if name == "softmax" else _np_log_softmax
     check_grads(lambda x: fn(x, axis=axis), values(shape, seed, -4, 4),
@@ -212,14 +226,14 @@ def axis_for(shape):
     """None, one axis (maybe negative) or a tuple of distinct axes."""
     n = len(shape)
     if n == 0:
-        return st.none()
+        return st.one_of(st.none(), st.sampled_from([0, -1, (0,), ()]))
     one = st.integers(-n, n - 1)
-    several = st.lists(st.integers(0, n - 1), min_size=1, max_size=n,
-                       unique=True).map(tuple)
+    several = st.lists(st.integers(-n, n - 1), min_size=1, max_size=n,
+                       unique_by=lambda a: a % n).map(tuple)
     return st.one_of(st.none(), one, several)
 
 
-@pytest.mark.parametrize("name", ["sum", "mean", "max"])
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "min"])
 @given(shape=shapes, seed=seeds, keepdims=st.booleans(), data=st.data())
 @settings(max_examples=20)
 def test_reduction(name, shape, seed, keepdims, data):
@@ -229,9 +243,12 @@ def test_reduction(name, shape, seed, keepdims, data):
     # cannot change which element is largest.
     x = rng.permutation(int(np.prod(shape))).reshape(shape) * 1.0
     x = x + rng.uniform(0, 0.1, shape)
-    ref = getattr(np, name if name != "max" else "amax")
+    ref = getattr(np, {"max": "amax", "min": "amin"}.get(name, name))
+    np_axis = None if axis is None or not shape else axis
+    if not shape and axis is not None:
+        np_axis = ()               # a 0-d tensor has nothing to reduce
     check_grads(lambda t: getattr(t, name)(axis=axis, keepdims=keepdims), x,
-                reference=lambda a: ref(a, axis=axis, keepdims=keepdims))
+                reference=lambda a: ref(a, axis=np_axis, keepdims=keepdims))
     check_grads(lambda t: getattr(db, name)(t, axis, keepdims), x)
 
 
@@ -243,6 +260,9 @@ def test_max_shares_gradient_between_ties():
     y = db.tensor([2.0, 2.0, 2.0, 2.0], requires_grad=True)
     y.max().backward()
     np.testing.assert_allclose(y.grad.numpy(), [0.25] * 4)
+    z = db.tensor([[1.0, 1.0, 3.0], [2.0, 0.0, 1.0]], requires_grad=True)
+    db.min(z, -1).sum().backward()
+    np.testing.assert_allclose(z.grad.numpy(), [[0.5, 0.5, 0], [0, 1, 0]])
 
 
 # ---- matrix products --------------------------------------------------------
@@ -269,7 +289,7 @@ def test_matmul_cases(sa, sb):
 
 
 @given(shapes=hnp.mutually_broadcastable_shapes(
-    signature=np.matmul.signature, max_dims=3, max_side=3), seed=seeds)
+    signature=np.matmul.signature, max_dims=4, max_side=3), seed=seeds)
 def test_matmul_any_shapes(shapes, seed):
     sa, sb = shapes.input_shapes
     check_grads(lambda x, y: x @ y, values(sa, seed), values(sb, seed + 1),
@@ -284,14 +304,48 @@ def test_matmul_with_numpy_constant_on_either_side():
 
 
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("batch", [1, 5])
-def test_linear(bias, batch):
-    x, w, b = values((batch, 4), 0), values((3, 4), 1), values((3,), 2)
+@given(lead=hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3),
+       sizes=st.tuples(st.integers(1, 4), st.integers(1, 4)), seed=seeds)
+@settings(max_examples=12)
+def test_linear_on_any_leading_axes(bias, lead, sizes, seed):
+    """(*, in) -> (*, out) as torch.nn.functional.linear, 1-D input too;
+    every gradient has its own tensor's shape."""
+    n_in, n_out = sizes
+    x, w = values(lead + (n_in,), seed), values((n_out, n_in), seed + 1)
+    b = values((n_out,), seed + 2)
     if bias:
         check_grads(db.linear, x, w, b,
                     reference=lambda x, w, b: x @ w.T + b)
     else:
         check_grads(db.linear, x, w, reference=lambda x, w: x @ w.T)
+
+
+def test_linear_rejects_a_wrong_feature_count_even_when_it_divides():
+    """(2, 6) must not be read as (4, 3) for a weight with 3 inputs."""
+    with pytest.raises(ValueError, match=r"3 features.*\(2, 6\)"):
+        db.linear(db.ones(2, 6), db.ones(5, 3))
+    with pytest.raises(ValueError, match="features"):
+        db.linear(db.ones(()), db.ones(5, 1))
+    with pytest.raises(TypeError, match="astype"):
+        db.linear(db.tensor([[1, 2, 3]]), db.ones(5, 3))
+
+
+@pytest.mark.parametrize("sa,sb", [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)),
+                                   ((2, 3), (3, 4)), ((), (2, 3)), ((2,), ())])
+def test_dot_has_numpy_semantics(sa, sb):
+    a, b = values(sa, 1), values(sb, 2)
+    check_grads(db.dot, a, b, reference=np.dot)
+
+
+def test_dot_and_mm_refuse_what_they_do_not_do():
+    with pytest.raises(ValueError, match="matmul"):
+        db.dot(db.ones(2, 2, 2), db.ones(2, 2))
+    with pytest.raises(ValueError, match="2-D"):
+        db.mm(db.ones(3), db.ones(3, 2))
+
+
+def test_mm():
+    check_grads(db.mm, values((2, 3), 0), values((3, 4), 1), reference=np.dot)
 
 
 # ---- shapes -----------------------------------------------------------------
@@ -311,11 +365,52 @@ def test_reshape(shape, seed, data):
 @settings(max_examples=15)
 def test_transpose(shape, seed, data):
     x = values(shape, seed)
-    perm = tuple(data.draw(st.permutations(range(len(shape))), label="perm"))
+    n = len(shape)
+    perm = tuple(data.draw(st.permutations(range(n)), label="perm"))
+    signed = tuple(data.draw(any_sign(ax, n), label="sign") for ax in perm)
     check_grads(lambda t: t.T, x, reference=lambda a: a.T)
-    check_grads(lambda t: t.transpose(perm), x,
+    check_grads(lambda t: t.transpose(signed), x,
                 reference=lambda a: a.transpose(perm))
-    check_grads(lambda t: db.transpose(t, *perm), x)
+    check_grads(lambda t: db.transpose(t, *signed), x)
+
+
+def test_transpose_with_negative_axes_sends_gradients_back():
+    """The reproducer: x.transpose(-1, 0) must route each gradient to the
+    element it came from."""
+    x = db.tensor([[1., 2.], [3., 4.]], requires_grad=True)
+    (x.transpose(-1, 0) * db.tensor([[0., 10.], [0., 0.]])).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0], [10, 0]])
+    with pytest.raises(ValueError, match="permutation"):
+        x.transpose(0, -2)
+
+
+@given(shape=nonscalar_shapes, seed=seeds, data=st.data())
+@settings(max_examples=15)
+def test_swapaxes(shape, seed, data):
+    n = len(shape)
+    a = data.draw(st.integers(-n, n - 1), label="a")
+    b = data.draw(st.integers(-n, n - 1), label="b")
+    check_grads(lambda t: t.swapaxes(a, b), values(shape, seed),
+                reference=lambda x: np.swapaxes(x, a, b))
+
+
+@given(shape=shapes, seed=seeds, data=st.data())
+@settings(max_examples=15)
+def test_flatten(shape, seed, data):
+    n = max(len(shape), 1)
+    start = data.draw(st.integers(-n, n - 1), label="start")
+    end = data.draw(st.integers(start % n, n - 1).flatmap(
+        lambda e: any_sign(e, n)), label="end")
+    lo, hi = start % n, end % n
+
+    def ref(a):
+        if a.ndim == 0:
+            return a.reshape(1)
+        s = a.shape
+        return a.reshape(s[:lo] + (int(np.prod(s[lo:hi + 1])),) + s[hi + 1:])
+    check_grads(lambda t: t.flatten(start, end), values(shape, seed),
+                reference=ref)
+    check_grads(lambda t: db.flatten(t, start, end), values(shape, seed))
 
 
 INDEXES = {
@@ -347,6 +442,51 @@ def test_indexing(name):
         "tensor index": lambda a: a[np.array([2, 2, 1])],
     }.get(name, fn)
     check_grads(fn, x, reference=reference)
+
+
+def index_for(shape):
+    """A basic index of ``shape``: per axis an int or a slice, either of
+    them possibly negative, maybe fewer parts than axes."""
+    parts = []
+    for n in shape:
+        parts.append(st.one_of(
+            st.integers(-n, n - 1),
+            st.builds(slice, st.integers(-n, n) | st.none(),
+                      st.integers(-n, n) | st.none(),
+                      st.sampled_from([None, 1, 2, -1]))))
+    return st.integers(1, len(shape)).flatmap(
+        lambda k: st.tuples(*parts[:k]))
+
+
+@given(shape=nonscalar_shapes, seed=seeds, data=st.data())
+@settings(max_examples=20)
+def test_basic_indexing_with_negative_indices(shape, seed, data):
+    index = data.draw(index_for(shape), label="index")
+    x = values(shape, seed)
+    if x[index].size == 0:
+        return                       # nothing to differentiate
+    check_grads(lambda t: t[index], x, reference=lambda a: a[index])
+
+
+@given(shape=nonscalar_shapes, seed=seeds, data=st.data())
+@settings(max_examples=15)
+def test_setitem_in_the_graph_over_shapes(shape, seed, data):
+    index = data.draw(index_for(shape), label="index")
+    target = np.empty(shape)[index].shape
+    if 0 in target:
+        return
+    x, v = values(shape, seed), values(target, seed + 1)
+
+    def fn(a, b):
+        h = a * 1.0
+        h[index] = b * 2.0
+        return h
+
+    def ref(a, b):
+        h = a.copy()
+        h[index] = b * 2.0
+        return h
+    check_grads(fn, x, v, reference=ref)
 
 
 def test_repeated_index_gradient_counts_each_use():
@@ -384,7 +524,7 @@ def test_stack(shape, seed, count, data):
 
 
 @given(shapes=hnp.mutually_broadcastable_shapes(
-    num_shapes=3, min_dims=0, max_dims=3, max_side=3), seed=seeds)
+    num_shapes=3, min_dims=0, max_dims=4, max_side=3), seed=seeds)
 @settings(max_examples=20)
 def test_where(shapes, seed):
     sc, sa, sb = shapes.input_shapes

@@ -105,8 +105,41 @@ def test_optimizer_updates_in_place_and_skips_params_without_grad():
     assert a.grad is None
 
 
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1),
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+    lambda ps: optim.Adam(ps, lr=0.1, weight_decay=0.01),
+])
+def test_frozen_parameters_are_accepted_and_skipped(make):
+    """The usual "freeze the first layer" recipe: net.parameters() still
+    lists the frozen ones; the optimizer leaves them alone."""
+    db.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    for p in net[0].parameters():
+        p.requires_grad_(False)
+    opt = make(net.parameters())
+    frozen = [p.numpy().copy() for p in net[0].parameters()]
+    trained = [p.numpy().copy() for p in net[2].parameters()]
+    for _ in range(2):
+        opt.zero_grad()
+        db.cross_entropy(net(db.rand(5, 3)), [0, 1, 1, 0, 1]).backward()
+        assert all(p.grad is None for p in net[0].parameters())
+        opt.step()
+    for before, p in zip(frozen, net[0].parameters()):
+        np.testing.assert_array_equal(p.numpy(), before)
+    for before, p in zip(trained, net[2].parameters()):
+        assert not np.allclose(p.numpy(), before)
+    # Unfreezing later needs no new optimizer.
+    net[0].weight.requires_grad_(True)
+    db.cross_entropy(net(db.rand(5, 3)), [0, 1, 1, 0, 1]).backward()
+    opt.step()
+    assert not np.array_equal(net[0].weight.numpy(), frozen[0])
+
+
 @pytest.mark.parametrize("make,match", [
     (lambda: optim.SGD([db.ones(2)], lr=0.1), "requires_grad"),
+    (lambda: optim.SGD([db.ones(2, requires_grad=True) * 2], lr=0.1),
+     "not a leaf"),
     (lambda: optim.SGD([], lr=0.1), "no parameters"),
     (lambda: optim.SGD([nn.Parameter(db.ones(2))], lr=-1), "lr"),
     (lambda: optim.SGD([nn.Parameter(db.ones(2))], lr="0.1"), "lr"),

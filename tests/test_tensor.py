@@ -316,3 +316,81 @@ def test_rand_and_randn_have_the_right_distribution():
     assert abs(u.mean() - 0.5) < 0.01
     n = db.randn(20000).numpy()
     assert abs(n.mean()) < 0.03 and abs(n.std() - 1) < 0.03
+
+
+# ---- names from the seed's other frameworks ---------------------------------
+def test_random_uniform_and_normal_use_the_library_seed():
+    db.manual_seed(7)
+    u, n = db.random.uniform(-2, 3, (400, 50)), db.random.normal(1, 2, size=20000)
+    assert u.dtype == db.float32 and n.dtype == db.float32
+    assert u.shape == (400, 50) and n.shape == (20000,)
+    assert u.numpy().min() >= -2 and u.numpy().max() < 3
+    assert abs(u.numpy().mean() - 0.5) < 0.05
+    assert abs(n.numpy().mean() - 1) < 0.06 and abs(n.numpy().std() - 2) < 0.06
+    db.manual_seed(7)
+    np.testing.assert_array_equal(db.random.uniform(-2, 3, (400, 50)).numpy(),
+                                  u.numpy())
+    expected = np.random.default_rng(7).uniform(-2, 3, (400, 50))
+    np.testing.assert_array_equal(u.numpy(), expected.astype(np.float32))
+
+
+def test_random_defaults_and_the_tensorflow_shape_spelling():
+    one = db.random.uniform()
+    assert one.shape == () and 0 <= one.item() < 1
+    assert db.random.normal(size=3).shape == (3,)
+    db.manual_seed(1)
+    tf_style = db.random.uniform((2, 20))
+    db.manual_seed(1)
+    np_style = db.random.uniform(0.0, 1.0, (2, 20))
+    np.testing.assert_array_equal(tf_style.numpy(), np_style.numpy())
+    assert db.random.normal((3, 4)).shape == (3, 4)
+    with pytest.raises(ValueError, match="size"):
+        db.random.uniform(0, 1, size=(2, -1))
+
+
+def test_mm_dot_matmul_relu_have_their_usual_meaning():
+    a, b = db.rand(2, 3), db.rand(3, 4)
+    np.testing.assert_allclose(db.mm(a, b).numpy(), a.numpy() @ b.numpy(),
+                               rtol=1e-6)
+    np.testing.assert_allclose(db.matmul(a, b).numpy(), a.numpy() @ b.numpy(),
+                               rtol=1e-6)
+    v = db.rand(3)
+    assert db.dot(v, v).shape == () and db.dot(a, v).shape == (2,)
+    np.testing.assert_allclose(db.dot(v, v).item(), v.numpy() @ v.numpy(),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(db.relu(db.tensor([-1.0, 2.0])).numpy(),
+                                  [0.0, 2.0])
+
+
+def test_min_beside_max():
+    t = db.tensor([[1.0, 5.0], [7.0, -2.0]])
+    assert db.min(t).item() == -2.0 and t.min(axis=-1).tolist() == [1.0, -2.0]
+    assert t.max(axis=-2, keepdims=True).tolist() == [[7.0, 5.0]]
+    assert db.minimum(t, 2.0).tolist() == [[1.0, 2.0], [2.0, -2.0]]
+
+
+@pytest.mark.parametrize("call", [
+    lambda t: t.sum(axis=2), lambda t: t.mean(axis=-3), lambda t: t.max(axis=5),
+    lambda t: db.softmax(t, axis=2), lambda t: t.transpose(0, 2),
+    lambda t: db.concat([t, t], axis=-3), lambda t: db.stack([t, t], axis=3),
+    lambda t: t.flatten(0, 2),
+])
+def test_an_axis_out_of_range_is_a_clear_error(call):
+    with pytest.raises(ValueError, match=r"out of range|permutation"):
+        call(db.ones(2, 3))
+
+
+def test_operators_and_methods_are_declared_in_the_tensor_class():
+    """A reader of tensor.py finds every operator in the class itself
+    (none is attached from another module)."""
+    names = ["__add__", "__radd__", "__sub__", "__rsub__", "__mul__",
+             "__truediv__", "__rtruediv__", "__pow__", "__rpow__",
+             "__matmul__", "__rmatmul__", "__neg__", "__abs__", "__getitem__",
+             "__setitem__", "__iadd__", "__isub__", "__imul__",
+             "__itruediv__", "__lt__", "__eq__", "sum", "mean", "max", "min",
+             "exp", "relu", "softmax", "reshape", "transpose", "T", "argmax"]
+    for name in names:
+        attr = db.Tensor.__dict__[name]
+        fn = attr.fget if isinstance(attr, property) else attr
+        assert fn.__module__ == "d2lblocks.tensor", name
+        assert fn.__qualname__.startswith("Tensor."), (name, fn.__qualname__)

@@ -147,7 +147,7 @@ def run_grader(user, root, *args, timeout=OUTER_TIMEOUT, popen=False):
     return run_bounded(cmd, timeout=timeout, cwd=Path(root).parent, env=env)
 
 
-def survivors(user, grace=30.0):
+def survivors(user, uids=None, grace=30.0):
     """``{pid: command line}`` of processes of the grading run still
     alive ``grace`` seconds after it ended, at the latest (the grader's
     own helpers take a moment to exit; a daemon or a fork bomb never
@@ -155,7 +155,7 @@ def survivors(user, grace=30.0):
     import time
     end = time.monotonic() + grace
     while True:
-        left = grader_processes(user)
+        left = grader_processes(user, uids)
         if not left or time.monotonic() > end:
             break
         time.sleep(0.2)
@@ -169,9 +169,11 @@ def survivors(user, grace=30.0):
     return found
 
 
-def grader_processes(user):
+def grader_processes(user, uids=None):
     """PIDs of processes a grading run may have left: those of a sandbox
-    uid (root mode) or of ``user`` (user mode)."""
+    uid (root mode; only ``uids`` when given, the ones the run's reports
+    name, since other graders may share the machine) or of ``user`` (user
+    mode)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -181,7 +183,8 @@ def grader_processes(user):
                 uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
         except (OSError, StopIteration, ValueError):
             continue
-        if user is None and UID_BASE <= uid < UID_BASE + 2**23:
+        if user is None and UID_BASE <= uid < UID_BASE + 2**23 and \
+                (uids is None or uid in uids):
             found.append(int(entry))
         elif user is not None and user.prefix and uid == user.uid:
             found.append(int(entry))

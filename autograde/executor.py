@@ -42,7 +42,6 @@ from . import sandbox
 # grading processes, and each import costs every worker seconds of CPU.
 
 
-
 def grade_submission(task):
     """Grade one student's submission of one assignment.
 

@@ -523,9 +523,13 @@ class DaskExecutor(Executor):
         from distributed.client import FutureCancelledError
         items = iter(items)
         pending, ready, done = {}, [], as_completed()
-        window = self._window()
+        window, fed = self._window(), 0
 
         def feed():
+            nonlocal window, fed
+            fed += 1
+            if fed % 64 == 0:       # workers may have come or gone
+                window = self._window()
             for task, packed in items:
                 if isinstance(packed, _Ready):
                     ready.append(packed.result)

@@ -290,21 +290,38 @@ def _print_summary(assignment, results, skipped, graded):
 
 # ---- feedback ------------------------------------------------------------------------
 def cmd_feedback(args):
-    """``autograde feedback``: one HTML page per student from the reports."""
-    from .feedback import write_feedback
+    """``autograde feedback``: put autograde's explanations, with the
+    gradebook's scores as they are now, into each student's feedback."""
+    import fnmatch
+    from .feedback import read_gradebook, write_feedback
     root = course_mod.find_course(args.course)
     reports = sorted((root / "reports" / args.assignment).glob("*.json"))
     if not reports:
         raise course_mod.CourseError(f"no reports for {args.assignment!r}: run "
                                      f"`autograde grade {args.assignment}` first")
-    written = []
-    import fnmatch
+    gradebook = read_gradebook(root, args.assignment)
+    done, missing = [], []
     for path in reports:
         res = json.loads(path.read_text(encoding="utf-8"))
-        if fnmatch.fnmatchcase(res["student"], args.student):
-            written.append(write_feedback(root, res))
-    print(f"wrote {len(written)} feedback file(s), e.g. {written[0]}" if written
-          else "no student matched")
+        if not fnmatch.fnmatchcase(res["student"], args.student):
+            continue
+        out = write_feedback(root, res, gradebook.get(res["student"]))
+        done.append(out)
+        missing += [f"{res['student']}/{name}" for name in out["missing"]]
+    if not done:
+        print(f"no student matched {args.student!r}")
+        return 0
+    pages = sum(len(out["added"]) for out in done)
+    print(f"autograde's section added to {pages} notebook feedback page(s) "
+          f"of {len(done)} student(s) under {root / 'feedback'}; "
+          f"all notebooks on one page: feedback/<student>/{args.assignment}/"
+          f"autograde.html")
+    if missing:
+        print(f"no nbgrader feedback page for {len(missing)} notebook(s), e.g. "
+              f"{missing[0]}: run `nbgrader generate_feedback {args.assignment}"
+              f" --force` first, then this command again", file=sys.stderr)
+        return 1
+    print(f"next: nbgrader release_feedback {args.assignment}")
     return 0
 
 
@@ -319,7 +336,8 @@ def _grade_one(nb, path, settings, source_nb=None):
 
 
 def cmd_check(args):
-    """``autograde check``: run a notebook's own (visible) tests."""
+    """``autograde check``: run a notebook's own (visible) tests and list
+    the written answers still empty."""
     path = Path(args.notebook)
     if not path.is_file():
         raise course_mod.CourseError(f"expected a notebook file, got {str(path)!r}")
@@ -327,23 +345,42 @@ def cmd_check(args):
         nb = nbformat.read(str(path), as_version=4)
     except Exception as e:
         raise course_mod.CourseError(f"{path} is not a readable notebook: {e}") from None
+    from .feedback import count, empty_answers, plain_counts, short_title
     report = _grade_one(nb, path, _settings(args))
     report.pop("tamper", None)      # the notebook is its own reference here
+    empty = empty_answers(nb)
+    report["empty_answers"] = [gid for gid, _ in empty]
     ok = all(t["status"] == "passed" for t in report["tests"])
     if args.json:
         print(json.dumps(report, indent=1))
         return 0 if ok else 1
-    print(f"{path.name}: visible tests")
+    print(f"{path.name}: the visible tests of each test cell (hidden tests in "
+          f"the same cells run only when your work is graded)")
+    timed_out = False
     for t in report["tests"]:
         mark = "PASS" if t["status"] == "passed" else t["status"].upper()
-        print(f"  {mark:8s} {t['score']:g}/{t['max_points']:g}  {t['title']}")
+        print(f"  {mark:8s} {short_title(t['title'])}  [visible tests of a "
+              f"{t['max_points']:g}-point cell]")
         if t["message"]:
-            print(f"           {t['message'][:500]}")
+            print(f"           {plain_counts(t['message'])[:500]}")
+        if timed_out and t["status"] == "timeout":
+            print(f"           (stopped after {args.after_timeout:g} s: once a "
+                  f"test has timed out, the rest get --after-timeout)")
+        timed_out = timed_out or t["status"] == "timeout"
+    for gid, points in empty:
+        print(f"  EMPTY    written answer {gid} ({points:g} points, graded by "
+              f"hand): still as released, empty")
     for p in report["cell_problems"]:
         print(f"  note: cell {p['cell']}: {p['status']}: {p['message'][:300]}")
     n_ok = sum(t["status"] == "passed" for t in report["tests"])
-    print(f"{n_ok} of {len(report['tests'])} visible tests passed"
-          + ("" if ok else "; hidden tests run when your work is graded"))
+    print(f"{n_ok} of {count(len(report['tests']), 'test cell')} passed "
+          f"their visible tests" +
+          (f"; {count(len(empty), 'written answer')} still empty" if empty else "") +
+          ("" if ok else "; hidden tests also run when your work is graded"))
+    if timed_out:
+        print(f"a test timed out after {args.test_timeout:g} s; the tests after "
+              f"it get only {args.after_timeout:g} s each (--after-timeout), so "
+              f"one endless loop does not cost a full timeout per test")
     return 0 if ok else 1
 
 

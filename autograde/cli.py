@@ -97,6 +97,9 @@ def build_parser():
                        "(after grade)")
     f.add_argument("assignment")
     f.add_argument("--student", default="*", metavar="GLOB")
+    f.add_argument("--no-gradebook", action="store_true",
+                   help="use the scores autograde recorded, not gradebook.db "
+                   "(for a run graded with --no-gradebook)")
 
     c = sub.add_parser("check", help="run a notebook's visible tests before "
                        "submitting")
@@ -308,7 +311,7 @@ def cmd_feedback(args):
     if not reports:
         raise course_mod.CourseError(f"no reports for {args.assignment!r}: run "
                                      f"`autograde grade {args.assignment}` first")
-    gradebook = read_gradebook(root, args.assignment)
+    gradebook = {} if args.no_gradebook else read_gradebook(root, args.assignment)
     done, missing = [], []
     for path in reports:
         res = json.loads(path.read_text(encoding="utf-8"))

@@ -98,29 +98,37 @@ def read_gradebook(root, assignment):
     if not path.exists():
         return {}
     from nbgrader.api import Gradebook, MissingEntry
-    out = {}
-    with warnings.catch_warnings(), Gradebook(f"sqlite:///{path}") as gb:
-        warnings.simplefilter("ignore")     # SQLAlchemy chatter
-        try:
-            subs = gb.find_assignment(assignment).submissions
-        except MissingEntry:
-            return {}
-        for sub in subs:
-            per_nb = {}
-            for nb in sub.notebooks:
-                comments = {c.name: c.comment for c in nb.comments}
-                cells = {g.name: {
-                    "score": None if g.needs_manual_grade else g.score,
-                    "max_score": g.max_score,
-                    "needs_manual": g.needs_manual_grade,
-                    "by_hand": g.manual_score is not None,
-                    "written": g.cell_type == "markdown",
-                    "comment": comments.get(g.name) or ""} for g in nb.grades}
-                per_nb[nb.name] = {"score": nb.score, "max_score": nb.max_score,
-                                   "needs_manual": nb.needs_manual_grade,
-                                   "cells": cells}
-            out[sub.student.id] = per_nb
-    return out
+    from sqlalchemy.exc import DatabaseError
+    try:
+        with warnings.catch_warnings(), Gradebook(f"sqlite:///{path}") as gb:
+            warnings.simplefilter("ignore")     # SQLAlchemy chatter
+            try:
+                subs = gb.find_assignment(assignment).submissions
+            except MissingEntry:
+                return {}
+            return {sub.student.id: {nb.name: _notebook_scores(nb)
+                                     for nb in sub.notebooks}
+                    for sub in subs}
+    except DatabaseError as exc:
+        from .course import CourseError
+        raise CourseError(
+            f"{path} is not a readable nbgrader gradebook ({exc.orig}); "
+            f"pass --no-gradebook to use the scores autograde "
+            f"recorded") from None
+
+
+def _notebook_scores(nb):
+    """One submitted notebook's entry of :func:`read_gradebook`."""
+    comments = {c.name: c.comment for c in nb.comments}
+    cells = {g.name: {
+        "score": None if g.needs_manual_grade else g.score,
+        "max_score": g.max_score,
+        "needs_manual": g.needs_manual_grade,
+        "by_hand": g.manual_score is not None,
+        "written": g.cell_type == "markdown",
+        "comment": comments.get(g.name) or ""} for g in nb.grades}
+    return {"score": nb.score, "max_score": nb.max_score,
+            "needs_manual": nb.needs_manual_grade, "cells": cells}
 
 
 # ---- rendering -------------------------------------------------------------

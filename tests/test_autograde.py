@@ -7,6 +7,7 @@ feedback) and the executor interface. The hostile corpus lives in
 import json
 import math
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -251,6 +252,15 @@ def test_check_passes_a_good_notebook_and_fails_the_release(tiny):
                for t in report["tests"])
 
 
+def test_feedback_names_a_gradebook_it_cannot_read(tiny_graded, tmp_path):
+    root = tmp_path / "course"
+    shutil.copytree(tiny_graded[0], root)
+    (root / "gradebook.db").write_bytes(b"not a gradebook\n" * 10)
+    proc = run_cli("--course", root, "feedback", "tiny")
+    assert proc.returncode == 2 and "not a readable nbgrader gradebook" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_check_says_what_it_expected(tmp_path):
     proc = run_cli("check", tmp_path / "missing.ipynb")
     assert proc.returncode == 2 and "expected a notebook file" in proc.stderr
@@ -389,11 +399,19 @@ def test_autograded_notebooks_hold_outcomes_not_hidden_tests(tiny_graded):
 
 def test_feedback_explains_each_test_without_test_code(tiny_graded):
     root, _ = tiny_graded
+    # autograde adds its section to the pages nbgrader writes: those first.
+    env = dict(os.environ, PATH=os.pathsep.join(
+        [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    subprocess.run([sys.executable, "-m", "nbgrader", "generate_feedback", "tiny",
+                    "--force"], cwd=root, env=env, check=True, capture_output=True)
     proc = run_cli("--course", root, "feedback", "tiny")
     assert proc.returncode == 0, proc.stderr
+    nb_page = (root / "feedback" / "os_exit_in_answer" / "tiny" / "tiny.html").read_text()
+    assert "autograde: why each test passed or failed" in nb_page
     page = (root / "feedback" / "os_exit_in_answer" / "tiny" / "autograde.html").read_text()
     assert "crashed" in page and "affine gives a (batch, outputs) array" in page
-    assert "2 / 5" in page
+    # The gradebook's total counts the written answer, still to be graded.
+    assert "2 / 6" in page and "not graded yet" in page
     for secret in ("default_rng", "HIDDEN", "assert "):
         assert secret not in page
 

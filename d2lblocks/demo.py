@@ -65,7 +65,7 @@ def main():
     listed = ListMLP()
     listed(db.rand(2, 20))
     print(f"\nListMLP has {len(list(listed.parameters()))} registered parameters:")
-    print(db.diagnose(listed, warn=False))
+    print(db.diagnose(listed))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
 A block only knows what was registered with it. Python lists, tuples, dicts
 and sets are not looked into, so blocks inside them still run in ``forward``
-but are invisible to ``parameters()``, ``state_dict()``, ``to(device)``,
-``initialize()``, ``apply()`` and ``repr``. That behaviour is kept on
-purpose (it is PyTorch's); this module makes it visible.
+but the rest of the block system passes them by (``LIST_EFFECTS`` says what
+each part does). That behaviour is kept on purpose (it is PyTorch's); this
+module makes it visible.
 """
 
 import warnings
@@ -16,16 +16,35 @@ from .nn.block import Block
 from .nn.parameter import Parameter
 from .tensor import Tensor
 
-__all__ = ["diagnose", "Diagnosis", "unregistered_blocks", "set_warnings"]
+__all__ = ["diagnose", "Diagnosis", "unregistered_blocks", "set_warnings",
+           "LIST_EFFECTS"]
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 _warned = weakref.WeakSet()
 _settings = {"warn": True}
 
+# What each part of the block system does with a block kept in a plain
+# container. Each line is a claim that tests/test_diagnose.py checks.
+LIST_EFFECTS = (
+    ("forward", "runs them, so the output looks right"),
+    ("parameters()", "leaves their parameters out: an optimizer built from "
+                     "it never updates them"),
+    ("state_dict(), save()", "leave their values out of what is saved"),
+    ("load_state_dict(), load()", "leave their values as they were"),
+    ("to(device, dtype)", "leaves their parameters on the old device and "
+                          "dtype"),
+    ("initialize(), apply(fn)", "skip them: they keep their values, and fn "
+                                "never sees them"),
+    ("train(), eval()", "do not switch them: a Dropout among them keeps "
+                        "dropping after eval()"),
+    ("zero_grad()", "leaves their gradients, which keep adding up"),
+    ("modules(), children(), print(net)", "do not list them"),
+)
+
 
 def set_warnings(enabled):
-    """Turn the ``UserWarning`` that ``diagnose`` gives on its first call
-    for each network on or off (it is on by default)."""
+    """Turn on or off the ``UserWarning`` that ``diagnose(net, warn=True)``
+    gives (it is on by default)."""
     _settings["warn"] = bool(enabled)
 
 
@@ -47,16 +66,40 @@ def _walk_container(value, path):
 def _plain_attributes(net):
     """``(path, value)`` for every plain attribute of every registered
     block, looking inside containers."""
-    for block_path, block in net.named_blocks("net"):
-        for name, value in block.__dict__.items():
-            if name.startswith("_") and name in ("_children", "_params", "_buffers",
-                                                 "_non_persistent", "_name"):
+    for block_path, block in Block.named_blocks(net, "net"):
+        d = block.__dict__
+        for name, value in d.items():
+            if name in _INTERNAL or _registered_as(d, name, value):
                 continue
             path = f"{block_path}.{name}"
             if isinstance(value, _CONTAINERS):
                 yield from _walk_container(value, path)
             else:
                 yield path, value
+
+
+_INTERNAL = ("_children", "_params", "_buffers", "_non_persistent")
+
+
+def _registered_as(d, name, value):
+    """Whether ``value`` is the registered child, parameter or buffer
+    ``name`` (a block keeps a copy in its instance dict when the name is
+    also a method's)."""
+    return any(d[key].get(name) is value and value is not None
+               for key in ("_children", "_params", "_buffers"))
+
+
+def _shadowed_methods(net):
+    """``(path, method name)`` for each plain attribute that hides a public
+    method of ``Block`` (such as ``self.blocks = [...]``)."""
+    found = []
+    for block_path, block in Block.named_blocks(net, "net"):
+        d = block.__dict__
+        for name, value in d.items():
+            if (not name.startswith("_") and callable(getattr(Block, name, None))
+                    and not _registered_as(d, name, value)):
+                found.append((f"{block_path}.{name}", name))
+    return found
 
 
 def unregistered_blocks(net):
@@ -70,10 +113,12 @@ class Diagnosis:
     """What ``diagnose`` found. Each list holds ``(path, detail)`` pairs;
     ``ok`` is True when nothing was found. ``str()`` gives the report."""
 
-    def __init__(self, net_name, orphans, plain_arrays, unused, shared, ran):
+    def __init__(self, net_name, orphans, plain_arrays, unused, shared, ran,
+                 shadowed=()):
         self.net_name = net_name
         self.orphans, self.plain_arrays = orphans, plain_arrays
         self.unused, self.shared, self.ran = unused, shared, ran
+        self.shadowed = list(shadowed)
 
     @property
     def ok(self):
@@ -84,10 +129,11 @@ class Diagnosis:
         if self.orphans:
             lines.append("  ! blocks kept in a plain Python container: " + ", ".join(
                 f"{path} ({kind})" for path, kind in self.orphans))
+            lines.append("    What the block system does with them:")
+            width = max(len(what) for what, _ in LIST_EFFECTS)
+            for what, effect in LIST_EFFECTS:
+                lines.append(f"      {what:<{width}}  {effect}")
             lines.append(
-                "    They run in forward, but parameters(), state_dict(), "
-                "to(device), initialize(), apply() and print(net) do not see "
-                "them, so an optimizer never trains them and save() loses them.\n"
                 "    Fix: hold them in nn.Sequential or nn.BlockList (nn.BlockDict "
                 "for a dict), or register each with self.add_module(name, block).")
         if self.plain_arrays:
@@ -101,6 +147,10 @@ class Diagnosis:
             lines.append("  ! parameters not used in the last forward pass: " +
                          ", ".join(f"{path} {shape}" for path, shape in self.unused))
             lines.append("    They get no gradient, so training never changes them.")
+        for path, name in self.shadowed:
+            lines.append(f"  i {path} hides the method {name}(); the block "
+                         f"system does not need it (nn.Block.{name}(net) "
+                         f"still works)")
         for names in self.shared:
             lines.append(f"  i shared parameter: {' = '.join(names)} (one object: "
                          f"its gradient sums every use; listed and saved once)")
@@ -117,21 +167,24 @@ class Diagnosis:
         printer.text(str(self))
 
 
-def diagnose(net, warn=True):
+def diagnose(net, warn=False):
     """Report what ``net``'s registration misses, with the fix for each.
 
     It finds blocks kept in plain lists, tuples, dicts or sets (by attribute
     path, such as ``net.layers[1]``); arrays or tensors stored as plain
     attributes, which ``to(device)`` leaves behind; parameters not used in
-    the last forward pass; and parameters shared between layers.
+    the last forward pass; parameters shared between layers; and plain
+    attributes that hide a method of ``Block``.
 
     Arguments:
         net: the block to check.
         warn: also give a ``UserWarning`` the first time a problem is found
-            for this network (see ``set_warnings`` to turn it off globally).
+            for this network, for scripts that do not print the report
+            (``set_warnings(False)`` turns these off everywhere).
 
     Returns:
-        A :class:`Diagnosis`; print it for the report.
+        A :class:`Diagnosis`. Printing it, or leaving it as the last line of
+        a notebook cell, shows the report (once).
     """
     if not isinstance(net, Block):
         raise TypeError(f"diagnose expected a Block, got {type(net).__name__}")
@@ -151,19 +204,19 @@ def diagnose(net, warn=True):
     if last_call is not None:
         # A block's parameters count as used when the block ran during (or
         # after) the root's last call.
-        for block_path, block in net.named_blocks("net"):
+        for block_path, block in Block.named_blocks(net, "net"):
             if block.__dict__.get("_last_call", 0) >= last_call:
                 continue
-            for name, p in block.named_parameters(recurse=False):
+            for name, p in Block.named_parameters(block, recurse=False):
                 if p.requires_grad:
                     shape = p._shape_text() if p.is_lazy else str(p.shape)
                     unused.append((f"{block_path}.{name}", shape))
     groups = {}
-    for name, p in net.named_parameters(remove_duplicate=False):
+    for name, p in Block.named_parameters(net, remove_duplicate=False):
         groups.setdefault(id(p), []).append(f"net.{name}")
     shared = [names for names in groups.values() if len(names) > 1]
     report = Diagnosis(type(net).__name__, orphans, arrays, unused, shared,
-                       last_call is not None)
+                       last_call is not None, _shadowed_methods(net))
     if warn and _settings["warn"] and not report.ok and net not in _warned:
         _warned.add(net)
         warnings.warn(str(report), UserWarning, stacklevel=2)

@@ -2,9 +2,11 @@
 initializers chosen before the shape is known, and the layers themselves."""
 
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import d2lblocks as db
 from d2lblocks import init, nn
@@ -88,7 +90,13 @@ def test_reassigning_and_deleting_unregister():
     assert "out.weight" not in dict(net.named_parameters())
     net.out = nn.Linear(6, 2)
     assert "out.weight" in dict(net.named_parameters())
-    net.out = 5                       # a plain value now
+    # A child's name takes a block or None, as in PyTorch: a typo such as
+    # `self.out = nn.Linear` (the class) must not silently drop the layer.
+    with pytest.raises(TypeError, match="child block 'out'.*Block or None"):
+        net.out = 5
+    assert isinstance(net.out, nn.Linear)
+    del net.out                       # then the name is free again
+    net.out = 5
     assert net.out == 5 and "out" not in net._children
     del net.scale
     assert "scale" not in dict(net.named_parameters())
@@ -548,3 +556,269 @@ def test_mse_loss_block():
     expected = np.mean((pred.numpy() - target.numpy()) ** 2)
     np.testing.assert_allclose(nn.MSELoss()(pred, target).item(), expected,
                                rtol=1e-6)
+
+
+# ---- what "nn.Module is the same class" promises ------------------------------
+def test_modules_and_named_modules_as_in_pytorch():
+    net = Nest()
+    assert list(net.modules()) == [net, net.net, net.net[0], net.net[1],
+                                   net.net[2], net.out]
+    assert [n for n, _ in net.named_modules()] == [
+        "", "net", "net.0", "net.1", "net.2", "out"]
+    assert [n for n, _ in net.named_modules(prefix="m")][:2] == ["m", "m.net"]
+    shared = nn.Linear(2, 2)
+    twice = nn.Sequential(shared, shared)
+    assert len(list(twice.modules())) == 2
+    assert [n for n, _ in twice.named_modules(remove_duplicate=False)] == [
+        "", "0", "1"]
+
+
+def test_zero_grad_sets_none_by_default_or_zeros():
+    net = Nest()
+    net(db.rand(3, 4)).sum().backward()
+    net.zero_grad(set_to_none=False)
+    for name, p in net.named_parameters():
+        assert p.grad is not None, name
+        assert p.grad.shape == p.shape and p.grad.dtype == p.dtype
+        assert not np.any(p.grad.numpy()), name
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_assigning_a_non_block_to_a_childs_name_is_a_type_error():
+    net = Nest()
+    with pytest.raises(TypeError, match="'out'"):
+        net.out = nn.Linear          # the class, not a layer: a typo
+    with pytest.raises(TypeError, match="'net'"):
+        net.net = [nn.Linear(4, 6)]
+    assert isinstance(net.out, nn.Linear) and "net.0.weight" in \
+        dict(net.named_parameters())
+
+
+def test_deleting_a_missing_attribute_is_an_attribute_error():
+    net = Nest()
+    with pytest.raises(AttributeError, match="'missing'"):
+        del net.missing
+    del net.out                       # registered names can be deleted
+    with pytest.raises(AttributeError, match="'out'"):
+        del net.out
+
+
+def test_registered_names_are_in_dir():
+    names = dir(Nest())
+    assert {"net", "out", "scale", "forward"} <= set(names)
+
+
+def test_sequential_from_an_ordered_dict_names_its_children():
+    hidden, out = nn.Linear(3, 4), nn.Linear(4, 2)
+    net = nn.Sequential(OrderedDict([("hidden", hidden), ("act", nn.ReLU()),
+                                     ("out", out)]))
+    assert list(net._children) == ["hidden", "act", "out"]
+    assert net.hidden is hidden and net[2] is out and len(net) == 3
+    assert [n for n, _ in net.named_parameters()] == [
+        "hidden.weight", "hidden.bias", "out.weight", "out.bias"]
+    X = db.rand(2, 3)
+    np.testing.assert_array_equal(net(X).numpy(),
+                                  out(net[1](hidden(X))).numpy())
+    with pytest.raises(ValueError, match="without '.'"):
+        nn.Sequential({"a.b": nn.ReLU()})
+
+
+def test_keras_sequential_takes_a_list():
+    layers = [nn.Dense(4, activation="relu"), nn.Dense(2)]
+    net = nn.Sequential(layers)
+    assert list(net) == layers and list(net._children) == ["0", "1"]
+
+
+def test_sequential_slices_keep_the_childrens_names():
+    layers = [nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)]
+    tail = nn.Sequential(*layers)[1:]
+    assert list(tail._children) == ["1", "2"]
+    assert [n for n, _ in tail.named_parameters()] == ["2.weight", "2.bias"]
+    tail.append(nn.ReLU())            # never overwrites the child '2'
+    assert list(tail) == layers[1:] + [tail[2]] and len(tail) == 3
+    named = nn.Sequential(OrderedDict(a=layers[0], b=layers[1]))[::-1]
+    assert list(named._children) == ["b", "a"]
+
+
+def test_sequential_del_insert_append_extend_and_pop():
+    a, b, c, d = (nn.Linear(2, 2) for _ in range(4))
+    net = nn.Sequential(a, b, c)
+    del net[1]
+    assert list(net) == [a, c] and list(net._children) == ["0", "1"]
+    assert net.insert(1, b) is net
+    assert list(net) == [a, b, c] and list(net._children) == ["0", "1", "2"]
+    net.insert(-1, d)                 # as list.insert: before the last
+    assert list(net) == [a, b, d, c]
+    assert net.pop(2) is d and list(net) == [a, b, c]
+    assert net.append(d) is net and list(net._children)[-1] == "3"
+    net.extend([nn.ReLU()])
+    assert len(net) == 5
+    del net[-2:]
+    assert list(net) == [a, b, c]
+    assert [n for n, _ in net.named_parameters()][::2] == [
+        "0.weight", "1.weight", "2.weight"]
+    with pytest.raises(IndexError, match="out of range for 3 blocks"):
+        del net[3]
+    with pytest.raises(TypeError, match="expected Block instances"):
+        net.insert(0, "relu")
+
+
+def test_deleting_from_a_named_sequential_keeps_the_names():
+    net = nn.Sequential(OrderedDict(hidden=nn.Linear(2, 2), act=nn.ReLU(),
+                                    out=nn.Linear(2, 1)))
+    del net[1]
+    assert list(net._children) == ["hidden", "out"]
+
+
+def test_block_list_insert_extend_add_and_del():
+    a, b, c = nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)
+    lst = nn.BlockList([a])
+    lst += [c]
+    assert list(lst) == [a, c]
+    lst.insert(1, b)
+    assert list(lst) == [a, b, c] and list(lst._children) == ["0", "1", "2"]
+    assert lst.extend([nn.Tanh()]) is lst and len(lst) == 4
+    both = lst + nn.BlockList([nn.Sigmoid()])
+    assert isinstance(both, nn.BlockList) and len(both) == 5 and len(lst) == 4
+    del lst[3]
+    assert list(lst) == [a, b, c]
+    assert lst.pop(0) is a and list(lst._children) == ["0", "1"]
+    tail = nn.BlockList([a, b, c])[1:]
+    assert list(tail._children) == ["0", "1"] and list(tail) == [b, c]
+    with pytest.raises(TypeError, match="BlockList"):
+        lst += [3]
+
+
+def test_block_dict_update_pop_keys_items_values():
+    enc, dec, act = nn.Linear(3, 4), nn.Linear(4, 3), nn.ReLU()
+    d = nn.BlockDict()
+    d.update(OrderedDict(enc=enc, dec=dec))
+    d.update([("act", act)])
+    assert list(d.keys()) == ["enc", "dec", "act"]
+    assert list(d.values()) == [enc, dec, act]
+    assert list(d.items()) == [("enc", enc), ("dec", dec), ("act", act)]
+    assert d.pop("dec") is dec and "dec" not in d
+    assert [n for n, _ in d.named_parameters()] == ["enc.weight", "enc.bias"]
+    d.update({"enc": dec})            # replaces, in place
+    assert d["enc"] is dec and list(d) == ["enc", "act"]
+    with pytest.raises(TypeError, match="pairs"):
+        d.update([nn.ReLU()])
+    with pytest.raises(TypeError, match="BlockDict"):
+        d.update({"x": "relu"})
+    d.clear()
+    assert len(d) == 0 and d.parameters() == []
+
+
+# ---- what a layer accepts -----------------------------------------------------
+class OtherLibraryTensor:
+    """Stands in for another library's tensor (torch, TensorFlow, JAX)."""
+
+    __module__ = "torch"
+
+    def __init__(self, *shape):
+        self.shape = shape
+
+
+BUILT_IN_LAYERS = {
+    "Dense": lambda: nn.Dense(3),
+    "Linear": lambda: nn.Linear(4, 3),
+    "LazyLinear": lambda: nn.LazyLinear(3),
+    "ReLU": nn.ReLU, "Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh,
+    "Softmax": nn.Softmax, "Identity": nn.Identity, "Flatten": nn.Flatten,
+    "Dropout": nn.Dropout,
+    "Sequential": lambda: nn.Sequential(nn.Linear(4, 3), nn.ReLU()),
+}
+
+
+@pytest.mark.parametrize("given,shown", [
+    (np.ones((2, 4), np.float32), "numpy.ndarray"),
+    ([[1.0, 2.0, 3.0, 4.0]], "list"),
+    (OtherLibraryTensor(2, 4), "torch.OtherLibraryTensor"),
+])
+@pytest.mark.parametrize("layer", list(BUILT_IN_LAYERS))
+def test_a_non_tensor_input_gets_told_to_wrap_it(layer, given, shown):
+    block = BUILT_IN_LAYERS[layer]()
+    with pytest.raises(TypeError) as info:
+        block(given)
+    text = str(info.value)
+    assert "db.tensor(" in text and shown in text
+
+
+@pytest.mark.parametrize("loss", [nn.CrossEntropyLoss, nn.MSELoss])
+def test_a_loss_given_a_numpy_prediction_says_to_wrap_it(loss):
+    with pytest.raises(TypeError, match=r"numpy\.ndarray.*db\.tensor\("):
+        loss()(np.ones((2, 3)), np.zeros(2, np.int64))
+
+
+@pytest.mark.parametrize("make", [lambda: nn.Linear(4, 3),
+                                  lambda: nn.Dense(3),
+                                  lambda: nn.LazyLinear(3)])
+@pytest.mark.parametrize("dtype", [db.int64, db.int32, db.bool_])
+def test_an_integer_input_says_to_convert_it(make, dtype):
+    layer = make()
+    X = db.ones(2, 4, dtype=dtype)
+    with pytest.raises(TypeError, match=r"X\.astype\(db\.float32\)") as info:
+        layer(X)
+    assert str(np.dtype(dtype)) in str(info.value)
+    assert layer(X.astype(db.float32)).shape == (2, 3)
+
+
+def test_a_0d_input_is_refused_with_the_expected_shape():
+    with pytest.raises(ValueError, match=r"\(\.\.\., in_features\)"):
+        nn.Linear(1, 2)(db.tensor(3.0))
+
+
+# ---- Linear and Dense(flatten=False) on (*, in) and 1-D inputs ---------------
+LAYER_KINDS = {
+    "Linear": lambda n_in, n_out: nn.Linear(n_in, n_out),
+    "LazyLinear": lambda n_in, n_out: nn.LazyLinear(n_out),
+    "Dense(flatten=False)": lambda n_in, n_out: nn.Dense(n_out, flatten=False),
+}
+
+
+@given(lead=st.lists(st.integers(1, 3), max_size=3),
+       n_in=st.integers(1, 4), n_out=st.integers(1, 4),
+       kind=st.sampled_from(sorted(LAYER_KINDS)), seed=st.integers(0, 99))
+def test_linear_layers_act_on_the_last_axis(lead, n_in, n_out, kind, seed):
+    db.manual_seed(seed)
+    layer = LAYER_KINDS[kind](n_in, n_out).to(dtype=db.float64)
+    X = db.randn(*lead, n_in, dtype=db.float64, requires_grad=True)
+    out = layer(X)
+    assert out.shape == (*lead, n_out)
+    W, b = layer.weight.numpy(), layer.bias.numpy()
+    assert W.shape == (n_out, n_in)            # in inferred from the last axis
+    x = X.numpy()
+    np.testing.assert_allclose(out.numpy(), x @ W.T + b, rtol=1e-12,
+                               atol=1e-12)
+    C = np.random.default_rng(seed).normal(size=out.shape)
+    (out * db.tensor(C, dtype=db.float64)).sum().backward()
+    c2, x2 = C.reshape(-1, n_out), x.reshape(-1, n_in)
+    assert layer.weight.grad.shape == W.shape
+    assert layer.bias.grad.shape == b.shape
+    assert X.grad.shape == X.shape
+    np.testing.assert_allclose(layer.weight.grad.numpy(), c2.T @ x2,
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.bias.grad.numpy(), c2.sum(0),
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(X.grad.numpy(), C @ W, rtol=1e-10, atol=1e-12)
+
+
+def test_dense_keeps_gluons_flattening():
+    layer = nn.Dense(2)
+    X = db.rand(4, 3, 5)
+    out = layer(X)
+    assert out.shape == (4, 2) and layer.weight.shape == (2, 15)
+    ref = X.numpy().reshape(4, 15) @ layer.weight.numpy().T + \
+        layer.bias.numpy()
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: nn.LazyLinear(4),
+                                  lambda: nn.Dense(4, flatten=False)])
+@pytest.mark.parametrize("shape", [(5,), (3, 5), (2, 3, 5), (2, 1, 3, 5)])
+def test_lazy_layers_infer_in_from_the_last_axis(make, shape):
+    layer = make()
+    out = layer(db.rand(*shape))
+    assert layer.weight.shape == (4, 5)
+    assert out.shape == shape[:-1] + (4,)

@@ -13,7 +13,7 @@ import pytest
 
 import d2lblocks as db
 from d2lblocks import init, nn, optim
-from d2lblocks.diagnose import set_warnings
+from d2lblocks.diagnose import LIST_EFFECTS, set_warnings
 
 
 @pytest.fixture(autouse=True)
@@ -203,34 +203,209 @@ def test_diagnose_refuses_what_is_not_a_block():
         db.diagnose([nn.Linear(2, 2)])
 
 
-# ---- the warning ------------------------------------------------------------
-def test_diagnose_warns_once_per_network():
+# ---- showing the report once ------------------------------------------------
+def test_printing_the_report_shows_it_once_and_warns_not(capsys):
+    net = ListMLP()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # a warning would fail the test
+        print(db.diagnose(net))
+    out = capsys.readouterr().out
+    assert out.count("diagnose(ListMLP)") == 1
+    assert out.count("net.layers[0] (Linear)") == 1
+
+
+def test_the_report_displays_as_itself_in_a_notebook():
+    report = db.diagnose(ListMLP())
+    assert repr(report) == str(report)
+
+    class Printer:                          # what IPython hands over
+        def __init__(self):
+            self.parts = []
+
+        def text(self, part):
+            self.parts.append(part)
+    printer = Printer()
+    report._repr_pretty_(printer, False)
+    assert printer.parts == [str(report)]
+
+
+# ---- the warning, for scripts that do not print the report -------------------
+def test_diagnose_warns_once_per_network_when_asked():
     net = ListMLP()
     with pytest.warns(UserWarning, match=r"net\.layers\[0\]"):
-        db.diagnose(net)
+        db.diagnose(net, warn=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        db.diagnose(net)               # the same network: no second warning
+        db.diagnose(net, warn=True)    # the same network: no second warning
     with pytest.warns(UserWarning):
-        db.diagnose(ListMLP())         # another network warns again
+        db.diagnose(ListMLP(), warn=True)   # another network warns again
 
 
 def test_diagnose_warning_can_be_switched_off():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        report = db.diagnose(ListMLP(), warn=False)
+        report = db.diagnose(ListMLP())
         assert not report.ok
         set_warnings(False)
-        assert not db.diagnose(ListMLP()).ok
+        assert not db.diagnose(ListMLP(), warn=True).ok
     set_warnings(True)
     with pytest.warns(UserWarning):
-        db.diagnose(ListMLP())
+        db.diagnose(ListMLP(), warn=True)
 
 
 def test_a_clean_network_never_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        db.diagnose(nn.Sequential(nn.Linear(2, 2)))
+        db.diagnose(nn.Sequential(nn.Linear(2, 2)), warn=True)
+
+
+# ---- each claim of the report, checked --------------------------------------
+class HalfListed(nn.Block):
+    """A registered head, then layers in a plain list."""
+
+    def __init__(self, tail):
+        super().__init__()
+        self.head = nn.Linear(4, 4)
+        self.layers = list(tail)
+
+    def forward(self, X):
+        X = self.head(X)
+        for layer in self.layers:
+            X = layer(X)
+        return X
+
+
+def half_listed():
+    return HalfListed([nn.Linear(4, 3), nn.ReLU()])
+
+
+def check_forward(tmp_path):
+    net = half_listed()
+    X = db.rand(5, 4)
+    h = X.numpy() @ net.head.weight.numpy().T + net.head.bias.numpy()
+    listed = net.layers[0]
+    ref = np.maximum(h @ listed.weight.numpy().T + listed.bias.numpy(), 0)
+    np.testing.assert_allclose(net(X).numpy(), ref, rtol=1e-5, atol=1e-6)
+
+
+def check_parameters(tmp_path):
+    net = half_listed()
+    assert [id(p) for p in net.parameters()] == [id(net.head.weight),
+                                                 id(net.head.bias)]
+    opt = optim.SGD(net.parameters(), lr=0.5)
+    net(db.rand(5, 4)).sum().backward()
+    head, listed = (net.head.weight.numpy().copy(),
+                    net.layers[0].weight.numpy().copy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # the optimizer's own warning
+        opt.step()
+    assert not np.array_equal(net.head.weight.numpy(), head)
+    np.testing.assert_array_equal(net.layers[0].weight.numpy(), listed)
+
+
+def check_state_dict_and_save(tmp_path):
+    net = half_listed()
+    assert list(net.state_dict()) == ["head.weight", "head.bias"]
+    net.save(tmp_path / "net.npz")
+    with np.load(tmp_path / "net.npz") as data:
+        assert sorted(data.files) == ["head.bias", "head.weight"]
+
+
+def check_load_state_dict_and_load(tmp_path):
+    src, dst = half_listed(), half_listed()
+    before = dst.layers[0].weight.numpy().copy()
+    dst.load_state_dict(src.state_dict())
+    src.save(tmp_path / "src.npz")
+    dst.load(tmp_path / "src.npz")
+    np.testing.assert_array_equal(dst.head.weight.numpy(),
+                                  src.head.weight.numpy())
+    np.testing.assert_array_equal(dst.layers[0].weight.numpy(), before)
+    assert not np.array_equal(before, src.layers[0].weight.numpy())
+
+
+def check_to(tmp_path):
+    net = half_listed().to(dtype=db.float64)
+    assert net.head.weight.dtype == db.float64
+    assert net.layers[0].weight.dtype == db.float32
+    assert net.layers[0].bias.dtype == db.float32
+
+
+def check_initialize_and_apply(tmp_path):
+    net = half_listed()
+    before = net.layers[0].weight.numpy().copy()
+    net.initialize(init.Constant(0.5))
+    assert np.all(net.head.weight.numpy() == 0.5)
+    np.testing.assert_array_equal(net.layers[0].weight.numpy(), before)
+    seen = []
+    net.apply(seen.append)
+    assert seen == [net.head, net]
+
+
+def check_train_and_eval(tmp_path):
+    net = HalfListed([nn.Dropout(0.5)])
+    net.eval()
+    assert not net.training and not net.head.training
+    assert net.layers[0].training
+    out = net(db.ones(50, 4) * 10).numpy()
+    assert np.any(out == 0)          # still dropping
+
+
+def check_zero_grad(tmp_path):
+    net = half_listed()
+    X = db.rand(5, 4)
+    net(X).sum().backward()
+    first = net.layers[0].weight.grad.numpy().copy()
+    net.zero_grad()
+    assert net.head.weight.grad is None
+    net(X).sum().backward()
+    np.testing.assert_allclose(net.layers[0].weight.grad.numpy(), 2 * first,
+                               rtol=1e-5)
+
+
+def check_modules_children_and_print(tmp_path):
+    net = half_listed()
+    assert list(net.modules()) == [net, net.head]
+    assert list(net.children()) == [net.head]
+    text = repr(net)
+    assert "(head): Linear" in text and "out_features=3" not in text
+
+
+EFFECT_CHECKS = {
+    "forward": check_forward,
+    "parameters()": check_parameters,
+    "state_dict(), save()": check_state_dict_and_save,
+    "load_state_dict(), load()": check_load_state_dict_and_load,
+    "to(device, dtype)": check_to,
+    "initialize(), apply(fn)": check_initialize_and_apply,
+    "train(), eval()": check_train_and_eval,
+    "zero_grad()": check_zero_grad,
+    "modules(), children(), print(net)": check_modules_children_and_print,
+}
+
+
+def test_every_claim_of_the_report_has_a_check():
+    assert set(EFFECT_CHECKS) == {what for what, _ in LIST_EFFECTS}
+
+
+@pytest.mark.parametrize("what", [what for what, _ in LIST_EFFECTS])
+def test_what_the_report_says_about_a_list_held_block_is_true(what, tmp_path):
+    text = str(quiet_diagnose(half_listed()))
+    effect = dict(LIST_EFFECTS)[what]
+    assert what in text and effect in text
+    EFFECT_CHECKS[what](tmp_path)
+
+
+def test_the_report_names_a_method_that_an_attribute_hides():
+    class Shadow(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.blocks = [nn.Linear(2, 2)]
+            self.children = nn.BlockList([nn.Linear(2, 2)])   # registered
+
+    report = quiet_diagnose(Shadow())
+    assert report.shadowed == [("net.blocks", "blocks")]
+    assert "net.blocks hides the method blocks()" in str(report)
+    assert [p for p, _ in report.orphans] == ["net.blocks[0]"]
 
 
 # ---- the optimizer notices --------------------------------------------------

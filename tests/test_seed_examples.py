@@ -1,10 +1,11 @@
-"""Every example of section 5.1 ("Layers and Blocks"), written with
-d2lblocks, in the Gluon spelling and in the PyTorch spelling.
+"""Every example of section 5.1 ("Layers and Blocks"), tab by tab.
 
-Each one must run, give the section's output shape, agree with the same
-computation done by hand in NumPy from the network's own parameters, and,
-after ``backward()``, give a gradient to every parameter and none to the
-constant weight.
+``tests/seed_tabs/`` holds the seed's code for each framework tab (Gluon,
+PyTorch, Keras), run on d2lblocks with only the import lines changed where
+that is possible. Each test runs one example of one tab and checks the
+section's output shape, the same computation done by hand in NumPy from the
+network's own parameters, and, after ``backward()``, a gradient for every
+parameter and none for the constant weight.
 """
 
 import numpy as np
@@ -12,8 +13,8 @@ import pytest
 
 import d2lblocks as db
 from d2lblocks import nn
-from d2lblocks.nn import functional as F
 from conftest import parameter_central_difference
+from seed_tabs import gluon, keras, pytorch
 
 
 @pytest.fixture
@@ -58,61 +59,12 @@ def assert_all_parameters_get_gradients(net, out):
     assert total > 0
 
 
-# ---- Gluon spelling ---------------------------------------------------------
-class GluonMLP(nn.Block):
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.hidden = nn.Dense(256, activation="relu")
-        self.out = nn.Dense(10)
-
-    def forward(self, X):
-        return self.out(self.hidden(X))
-
-
-class GluonMySequential(nn.Block):
-    def add(self, block):
-        # The seed stores each block under its unique name.
-        self._children[block.name] = block
-
-    def forward(self, X):
-        for block in self._children.values():
-            X = block(X)
-        return X
-
-
-class GluonFixedHiddenMLP(nn.Block):
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.register_buffer("rand_weight", db.rand(20, 20))
-        self.dense = nn.Dense(20, activation="relu")
-
-    def forward(self, X):
-        X = self.dense(X)
-        X = db.relu(db.matmul(X, self.rand_weight) + 1)
-        X = self.dense(X)          # the same layer again: shared weights
-        while X.abs().sum() > 1:
-            X /= 2
-        return X.sum()
-
-
-class GluonNestMLP(nn.Block):
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.net = nn.Sequential()
-        self.net.add(nn.Dense(64, activation="relu"),
-                     nn.Dense(32, activation="relu"))
-        self.dense = nn.Dense(16, activation="relu")
-
-    def forward(self, X):
-        return self.dense(self.net(X))
-
-
-def test_gluon_sequential(X):
-    net = nn.Sequential()
-    net.add(nn.Dense(256, activation="relu"))
-    net.add(nn.Dense(10))
-    net.initialize()
-    out = net(X)
+# ---- Gluon tab -------------------------------------------------------------
+def test_gluon_sequential():
+    db.manual_seed(0)
+    net, X, out = gluon.run_sequential()
+    assert X.shape == (2, 20) and X.dtype == db.float32
+    assert 0 <= X.numpy().min() and X.numpy().max() < 1
     assert out.shape == (2, 10) and out.dtype == db.float32
     p = assert_matches_two_layer_mlp(net, out, X, "0.", "1.")
     assert p["0.weight"].shape == (256, 20)
@@ -120,9 +72,7 @@ def test_gluon_sequential(X):
 
 
 def test_gluon_mlp(X):
-    net = GluonMLP()
-    net.initialize()
-    out = net(X)
+    net, X, out = gluon.run_mlp(X)
     assert out.shape == (2, 10)
     p = assert_matches_two_layer_mlp(net, out, X, "hidden.", "out.")
     assert list(p) == ["hidden.weight", "hidden.bias", "out.weight", "out.bias"]
@@ -130,13 +80,9 @@ def test_gluon_mlp(X):
 
 
 def test_gluon_my_sequential(X):
-    net = GluonMySequential()
-    first, second = nn.Dense(256, activation="relu"), nn.Dense(10)
-    net.add(first)
-    net.add(second)
-    net.initialize()
-    out = net(X)
+    net, X, out = gluon.run_my_sequential(X)
     assert out.shape == (2, 10)
+    first, second = net._children.values()
     # initialize() and parameters() look inside _children.
     assert len(net.parameters()) == 4
     assert [n.split(".")[0] for n, _ in net.named_parameters()][::2] == \
@@ -154,12 +100,12 @@ def test_block_names_are_unique():
 
 
 def test_gluon_fixed_hidden_mlp(X):
-    net = GluonFixedHiddenMLP()
-    net.initialize()
-    out = net(X)
+    db.manual_seed(1)
+    net, X, out = gluon.run_fixed_hidden_mlp(X)
     assert out.shape == ()
     assert abs(out.item()) <= 1
     p = net.state_dict()
+    assert list(p) == ["rand_weight", "dense.weight", "dense.bias"]
     h = _dense(p, "dense.", X.numpy(), relu=True)
     h = _relu(h @ p["rand_weight"] + 1)
     ref = _halve(_dense(p, "dense.", h, relu=True))
@@ -171,10 +117,7 @@ def test_gluon_fixed_hidden_mlp(X):
 
 
 def test_gluon_chimera(X):
-    chimera = nn.Sequential()
-    chimera.add(GluonNestMLP(), nn.Dense(20), GluonFixedHiddenMLP())
-    chimera.initialize()
-    out = chimera(X)
+    chimera, X, out = gluon.run_chimera(X)
     assert out.shape == ()
     assert abs(out.item()) <= 1
     p = chimera.state_dict()
@@ -190,60 +133,10 @@ def test_gluon_chimera(X):
     assert chimera[2].rand_weight.grad is None
 
 
-# ---- PyTorch spelling -------------------------------------------------------
-class TorchMLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.hidden = nn.Linear(20, 256)
-        self.out = nn.Linear(256, 10)
-
-    def forward(self, X):
-        return self.out(F.relu(self.hidden(X)))
-
-
-class TorchMySequential(nn.Module):
-    def __init__(self, *args):
-        super().__init__()
-        for idx, module in enumerate(args):
-            self._modules[str(idx)] = module
-
-    def forward(self, X):
-        for block in self._modules.values():
-            X = block(X)
-        return X
-
-
-class TorchFixedHiddenMLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        # A constant: it moves and is saved with the network, but it never
-        # gets a gradient.
-        self.register_buffer("rand_weight", db.rand(20, 20))
-        self.linear = nn.Linear(20, 20)
-
-    def forward(self, X):
-        X = self.linear(X)
-        X = F.relu(db.matmul(X, self.rand_weight) + 1)
-        X = self.linear(X)
-        while X.abs().sum() > 1:
-            X /= 2
-        return X.sum()
-
-
-class TorchNestMLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(20, 64), nn.ReLU(),
-                                 nn.Linear(64, 32), nn.ReLU())
-        self.linear = nn.Linear(32, 16)
-
-    def forward(self, X):
-        return self.linear(self.net(X))
-
-
-def test_torch_sequential(X):
-    net = nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))
-    out = net(X)
+# ---- PyTorch tab -------------------------------------------------------------
+def test_torch_sequential():
+    db.manual_seed(0)
+    net, X, out = pytorch.run_sequential()
     assert out.shape == (2, 10)
     p = assert_matches_two_layer_mlp(net, out, X, "0.", "2.")
     assert list(p) == ["0.weight", "0.bias", "2.weight", "2.bias"]
@@ -251,16 +144,14 @@ def test_torch_sequential(X):
 
 
 def test_torch_mlp(X):
-    net = TorchMLP()
-    out = net(X)
+    net, X, out = pytorch.run_mlp(X)
     assert out.shape == (2, 10)
     assert_matches_two_layer_mlp(net, out, X, "hidden.", "out.")
     assert_all_parameters_get_gradients(net, out)
 
 
 def test_torch_my_sequential(X):
-    net = TorchMySequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))
-    out = net(X)
+    net, X, out = pytorch.run_my_sequential(X)
     assert out.shape == (2, 10)
     p = assert_matches_two_layer_mlp(net, out, X, "0.", "2.")
     assert list(p) == ["0.weight", "0.bias", "2.weight", "2.bias"]
@@ -269,13 +160,17 @@ def test_torch_my_sequential(X):
 
 
 def test_torch_fixed_hidden_mlp(X):
-    net = TorchFixedHiddenMLP()
-    out = net(X)
+    net, X, out = pytorch.run_fixed_hidden_mlp(X)
     assert out.shape == ()
     assert abs(out.item()) <= 1
     p = net.state_dict()
-    assert list(p) == ["linear.weight", "linear.bias", "rand_weight"]
-    h = _relu(_dense(p, "linear.", X.numpy()) @ p["rand_weight"] + 1)
+    # As in PyTorch, a plain tensor attribute is neither saved nor learned
+    # (diagnose points it out; register_buffer would save it).
+    assert list(p) == ["linear.weight", "linear.bias"]
+    assert ("net.rand_weight", "Tensor of shape (20, 20)") in \
+        db.diagnose(net).plain_arrays
+    rand_weight = net.rand_weight.numpy()
+    h = _relu(_dense(p, "linear.", X.numpy()) @ rand_weight + 1)
     ref = _halve(_dense(p, "linear.", h))
     np.testing.assert_allclose(out.item(), ref, rtol=1e-5, atol=1e-7)
     assert_all_parameters_get_gradients(net, out)
@@ -284,7 +179,11 @@ def test_torch_fixed_hidden_mlp(X):
 
 
 def test_torch_fixed_hidden_mlp_gradients_match_finite_differences(X):
-    net = TorchFixedHiddenMLP().to(dtype=db.float64)
+    net = pytorch.FixedHiddenMLP()
+    # The fix diagnose suggests: a buffer follows to(dtype=...).
+    net.register_buffer("rand_weight", net.rand_weight)
+    net.to(dtype=db.float64)
+    assert net.rand_weight.dtype == db.float64
     X64 = X.to(dtype=db.float64)
     net(X64).backward()
     numeric = parameter_central_difference(net, lambda: net(X64))
@@ -295,11 +194,9 @@ def test_torch_fixed_hidden_mlp_gradients_match_finite_differences(X):
 
 
 def test_torch_nest_mlp_and_chimera(X):
-    nest = TorchNestMLP()
+    nest = pytorch.NestMLP()
     assert nest(X).shape == (2, 16)
-    chimera = nn.Sequential(TorchNestMLP(), nn.Linear(16, 20),
-                            TorchFixedHiddenMLP())
-    out = chimera(X)
+    chimera, X, out = pytorch.run_chimera(X)
     assert out.shape == ()
     assert abs(out.item()) <= 1
     p = chimera.state_dict()
@@ -307,7 +204,7 @@ def test_torch_nest_mlp_and_chimera(X):
     h = _dense(p, "0.net.2.", h, relu=True)
     h = _dense(p, "0.linear.", h)
     h = _dense(p, "1.", h)
-    h = _relu(_dense(p, "2.linear.", h) @ p["2.rand_weight"] + 1)
+    h = _relu(_dense(p, "2.linear.", h) @ chimera[2].rand_weight.numpy() + 1)
     ref = _halve(_dense(p, "2.linear.", h))
     np.testing.assert_allclose(out.item(), ref, rtol=1e-4, atol=1e-6)
     assert_all_parameters_get_gradients(chimera, out)
@@ -317,9 +214,75 @@ def test_torch_nest_mlp_and_chimera(X):
     assert chimera[2].rand_weight.grad is None
 
 
-def test_same_seed_same_outputs_in_both_spellings(X):
+def test_same_seed_same_outputs(X):
     db.manual_seed(5)
-    a = nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))(X)
+    _, _, a = pytorch.run_chimera(X)
     db.manual_seed(5)
-    b = nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))(X)
-    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    _, _, b = pytorch.run_chimera(X)
+    assert a.item() == b.item()
+
+
+# ---- Keras tab -------------------------------------------------------------
+def test_keras_sequential():
+    db.manual_seed(0)
+    net, X, out = keras.run_sequential()
+    assert out.shape == (2, 10)
+    p = assert_matches_two_layer_mlp(net, out, X, "0.", "1.")
+    assert p["0.weight"].shape == (256, 20)
+    assert_all_parameters_get_gradients(net, out)
+
+
+def test_keras_mlp(X):
+    net, X, out = keras.run_mlp(X)
+    assert out.shape == (2, 10)
+    assert_matches_two_layer_mlp(net, out, X, "hidden.", "out.")
+    assert_all_parameters_get_gradients(net, out)
+
+
+def test_keras_my_sequential_runs_but_registers_nothing(X):
+    net, X, out = keras.run_my_sequential(X)
+    assert out.shape == (2, 10)
+    # Keras tracks a list attribute; d2lblocks, like PyTorch, does not.
+    assert net.parameters() == [] and net.state_dict() == {}
+    layers = net.modules              # the attribute hides modules()
+    h = _relu(X.numpy() @ layers[0].weight.numpy().T + layers[0].bias.numpy())
+    ref = h @ layers[1].weight.numpy().T + layers[1].bias.numpy()
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-6)
+    report = db.diagnose(net)
+    assert [p for p, _ in report.orphans] == ["net.modules[0]",
+                                              "net.modules[1]"]
+    assert ("net.modules", "modules") in report.shadowed
+    assert net.to(dtype=db.float64) is net     # the library is not broken
+    # The one-word fix registers them, under the same attribute.
+    net.modules = nn.BlockList(layers)
+    assert [n for n, _ in net.named_parameters()][::2] == [
+        "modules.0.weight", "modules.1.weight"]
+    assert net(X.to(dtype=db.float64)).shape == (2, 10)
+
+
+def test_keras_fixed_hidden_mlp(X):
+    net, X, out = keras.run_fixed_hidden_mlp(X)
+    assert out.shape == ()
+    assert abs(out.item()) <= 1
+    p = net.state_dict()
+    assert list(p) == ["dense.weight", "dense.bias"]
+    h = _relu(X.numpy() @ net.rand_weight.numpy() + 1)
+    ref = _halve(_dense(p, "dense.", h, relu=True))
+    np.testing.assert_allclose(out.item(), ref, rtol=1e-5, atol=1e-7)
+    assert_all_parameters_get_gradients(net, out)
+    assert net.rand_weight.grad is None
+
+
+def test_keras_nest_mlp_and_chimera(X):
+    chimera, X, out = keras.run_chimera(X)
+    assert out.shape == ()
+    assert abs(out.item()) <= 1
+    p = chimera.state_dict()
+    h = _dense(p, "0.net.0.", X.numpy(), relu=True)
+    h = _dense(p, "0.net.1.", h, relu=True)
+    h = _dense(p, "0.dense.", h, relu=True)
+    h = _dense(p, "1.", h)
+    h = _relu(h @ chimera[2].rand_weight.numpy() + 1)
+    ref = _halve(_dense(p, "2.dense.", h, relu=True))
+    np.testing.assert_allclose(out.item(), ref, rtol=1e-4, atol=1e-6)
+    assert_all_parameters_get_gradients(chimera, out)

@@ -51,8 +51,9 @@ def _seed():
 def test_state_dict_is_ordered_host_copies():
     net = WithBuffers()
     state = net.state_dict()
-    assert list(state) == ["body.0.weight", "body.0.bias", "body.2.weight",
-                           "body.2.bias", "rand_weight"]
+    # Block by block, as PyTorch: the root's own buffer, then its child's.
+    assert list(state) == ["rand_weight", "body.0.weight", "body.0.bias",
+                           "body.2.weight", "body.2.bias"]
     for k, v in state.items():
         assert type(v) is np.ndarray
     # Copies: changing them does not change the network.
@@ -225,3 +226,52 @@ def test_save_interrupted_while_writing(tmp_path, monkeypatch):
         WithBuffers().save(path)
     assert path.read_bytes() == good
     assert os.listdir(tmp_path) == ["model.npz"]
+
+
+# ---- PyTorch's return value and error -----------------------------------------
+def test_load_state_dict_returns_the_missing_and_unexpected_keys():
+    src, dst = WithBuffers(), WithBuffers()
+    result = dst.load_state_dict(src.state_dict())
+    assert result == ([], [])
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    state = src.state_dict()
+    del state["body.2.bias"], state["rand_weight"]
+    state["extra"] = np.ones(1)
+    result = dst.load_state_dict(state, strict=False)
+    assert result.missing_keys == ["rand_weight", "body.2.bias"]
+    assert result.unexpected_keys == ["extra"]
+    missing, unexpected = result             # a named tuple, as PyTorch's
+    assert missing == result.missing_keys
+
+
+def test_strict_loading_raises_what_pytorch_and_python_users_catch():
+    state = WithBuffers().state_dict()
+    del state["rand_weight"]
+    with pytest.raises(RuntimeError, match="missing keys: \\['rand_weight'\\]"):
+        WithBuffers().load_state_dict(state)
+    with pytest.raises(KeyError) as info:
+        WithBuffers().load_state_dict(state)
+    assert str(info.value).startswith("load_state_dict: missing keys")
+
+
+def test_state_dict_goes_block_by_block():
+    class Inner(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+            self.register_buffer("count", db.zeros(1))
+            self.w = nn.Parameter(db.ones(2))
+
+    class Outer(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.first = Inner()
+            self.register_buffer("scale", db.ones(1))
+            self.second = nn.Linear(2, 1)
+            self.bias = nn.Parameter(db.zeros(1))
+
+    # Each block: its own parameters, its own buffers, then its children.
+    assert list(Outer().state_dict()) == [
+        "bias", "scale",
+        "first.w", "first.count", "first.lin.weight", "first.lin.bias",
+        "second.weight", "second.bias"]

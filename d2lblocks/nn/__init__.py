@@ -6,13 +6,14 @@ A block is a layer, a group of layers or a whole model. Subclass
 """
 
 from .parameter import Parameter, UninitializedParameterError
-from .block import Block, Module
+from .block import Block, Module, IncompatibleKeys, StateDictKeyError
 from .containers import Sequential, BlockList, BlockDict, ModuleList, ModuleDict
 from .layers import (Dense, Linear, LazyLinear, ReLU, Sigmoid, Tanh, Softmax,
                      Identity, Flatten, Dropout, CrossEntropyLoss, MSELoss)
 from . import functional
 
 __all__ = ["Parameter", "UninitializedParameterError", "Block", "Module",
+           "IncompatibleKeys", "StateDictKeyError",
            "Sequential", "BlockList", "BlockDict", "ModuleList", "ModuleDict",
            "Dense", "Linear", "LazyLinear", "ReLU", "Sigmoid", "Tanh",
            "Softmax", "Identity", "Flatten", "Dropout", "CrossEntropyLoss",

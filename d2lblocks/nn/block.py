@@ -6,8 +6,14 @@ the child in ``self._children``, an insertion-ordered dict;
 keeps constants in ``self._buffers``. Every traversal (``parameters``,
 ``state_dict``, ``to``, ``initialize``, ``apply``, ``repr``) walks these
 three dicts and nothing else: a block kept in a plain list is not seen.
+
+The traversals are module-level functions that read those dicts directly,
+never public methods looked up on an instance: a subclass may then use any
+method's name for its own attribute (``self.blocks = [...]``,
+``self.modules = []``) without breaking ``to``, ``train`` or ``save``.
 """
 
+import collections
 import itertools
 import os
 import tempfile
@@ -15,11 +21,10 @@ import warnings
 
 import numpy as np
 
-from .. import backend
-from ..tensor import Tensor, _wrap, as_dtype, no_grad
+from ..tensor import Tensor, as_dtype, no_grad
 from .parameter import Parameter
 
-__all__ = ["Block", "Module"]
+__all__ = ["Block", "Module", "IncompatibleKeys", "StateDictKeyError"]
 
 _counters = {}
 # Every block call takes the next number and keeps it in ``_last_call``; a
@@ -27,12 +32,99 @@ _counters = {}
 # forward pass (``diagnose`` reports its parameters as unused).
 _next_call = itertools.count(1).__next__
 
+IncompatibleKeys = collections.namedtuple(
+    "IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+IncompatibleKeys.__doc__ = """What ``load_state_dict`` did not match: the
+names the network has but the state lacks, and the reverse (as PyTorch's)."""
+
+
+class StateDictKeyError(KeyError, RuntimeError):
+    """``load_state_dict(strict=True)`` found missing or unexpected keys.
+
+    Both a ``KeyError`` and a ``RuntimeError`` (what PyTorch raises), so
+    either ``except`` catches it.
+    """
+
+    def __str__(self):
+        return str(self.args[0])      # KeyError would quote the message
+
 
 def _next_name(cls):
     prefix = cls.__name__.lower()
     n = _counters.get(prefix, 0)
     _counters[prefix] = n + 1
     return f"{prefix}{n}"
+
+
+# ---- the one traversal --------------------------------------------------------
+def _table(block, key):
+    """One of a block's registries, read without attribute lookup."""
+    return block.__dict__[key]
+
+
+def _walk(block, prefix="", memo=None):
+    """``(dotted name, block)`` for ``block`` and every block below it,
+    parents before children. With a ``memo`` set, each block comes once."""
+    if memo is not None:
+        if id(block) in memo:
+            return
+        memo.add(id(block))
+    yield prefix, block
+    for name, child in _table(block, "_children").items():
+        if child is not None:
+            yield from _walk(child, f"{prefix}.{name}" if prefix else name, memo)
+
+
+def _direct_children(block):
+    """``(name, child)`` for each direct child, each child once."""
+    seen = set()
+    for name, child in _table(block, "_children").items():
+        if child is not None and id(child) not in seen:
+            seen.add(id(child))
+            yield name, child
+
+
+def _members(root, key, prefix="", recurse=True, remove_duplicate=True):
+    """``(dotted name, value)`` from the registry ``key`` of every block."""
+    seen = set()
+    if recurse:
+        blocks = _walk(root, prefix, set() if remove_duplicate else None)
+    else:
+        blocks = [(prefix, root)]
+    for block_name, block in blocks:
+        for name, value in _table(block, key).items():
+            if value is None or (remove_duplicate and id(value) in seen):
+                continue
+            seen.add(id(value))
+            yield (f"{block_name}.{name}" if block_name else name), value
+
+
+def _saved_buffers(block):
+    """``(name, buffer)`` for a block's own persistent buffers."""
+    skip = _table(block, "_non_persistent")
+    return [(n, b) for n, b in _table(block, "_buffers").items() if n not in skip]
+
+
+def _state_entries(root):
+    """``(dotted name, tensor, kind, owner, own name)`` in the order of
+    ``state_dict``: a block's own parameters, then its persistent buffers,
+    then each child's entries. A shared parameter comes once."""
+    seen = set()
+    for block_name, block in _walk(root, "", set()):
+        dotted = (lambda n: f"{block_name}.{n}") if block_name else (lambda n: n)
+        for name, p in _table(block, "_params").items():
+            if p is not None and id(p) not in seen:
+                seen.add(id(p))
+                yield dotted(name), p, "param", block, name
+        for name, buf in _saved_buffers(block):
+            yield dotted(name), buf, "buffer", block, name
+
+
+def _method(block, name):
+    """``block.name`` looked up on its class, so that an instance attribute
+    of that name cannot hide the method; ``None`` when there is none."""
+    fn = getattr(type(block), name, None)
+    return None if fn is None else fn.__get__(block)
 
 
 class Block:
@@ -65,32 +157,44 @@ class Block:
                     f"super().__init__(); put that call first")
             object.__setattr__(self, name, value)
             return
+        params, children, buffers = d["_params"], d["_children"], d["_buffers"]
+        if isinstance(value, (Block, Parameter)) and hasattr(
+                getattr(type(self), name, None), "__set__"):
+            raise TypeError(f"cannot register a {type(value).__name__} as "
+                            f"'{name}': that is a property of "
+                            f"{type(self).__name__}; choose another name")
         if isinstance(value, Parameter):
-            self._forget(name)
-            d["_params"][name] = value
+            table = params
         elif isinstance(value, Block):
-            self._forget(name)
-            d["_children"][name] = value
-        elif name in d["_params"]:
+            table = children
+        elif name in params:
             if value is not None:
                 raise TypeError(f"cannot assign {type(value).__name__} to the "
                                 f"parameter '{name}': expected nn.Parameter "
                                 f"or None")
-            d["_params"][name] = None
-        elif name in d["_buffers"]:
-            d["_buffers"][name] = None if value is None else _as_buffer(value)
-        elif name in d["_children"] and value is None:
-            d["_children"][name] = None
+            table = params
+        elif name in children:
+            if value is not None:
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} to the child block "
+                    f"'{name}': expected a Block or None (to use the name for "
+                    f"something else, `del self.{name}` first)")
+            table = children
+        elif name in buffers:
+            table = buffers
+            value = None if value is None else _as_buffer(value)
         else:
-            self._forget(name)
+            _forget(self, name)
             object.__setattr__(self, name, value)
-
-    def _forget(self, name):
-        """Drop ``name`` from every registry and from the plain attributes."""
-        d = self.__dict__
-        for key in ("_params", "_children", "_buffers"):
-            d[key].pop(name, None)
-        d.pop(name, None)
+            return
+        if name not in table:
+            _forget(self, name)          # it was something else before
+        table[name] = value
+        if hasattr(type(self), name):
+            # The class has a method of that name (``self.blocks =
+            # BlockList(...)``): a copy in the instance dict makes
+            # ``self.blocks`` mean what was assigned, as the user expects.
+            d[name] = value
 
     def __getattr__(self, name):
         # Only reached when normal lookup fails, which is always the case for
@@ -112,7 +216,21 @@ class Block:
                              f"attribute '{name}'")
 
     def __delattr__(self, name):
-        self._forget(name)
+        d = self.__dict__
+        registered = any(name in d.get(key, ()) for key in
+                         ("_children", "_params", "_buffers"))
+        if not registered and name not in d:
+            raise AttributeError(f"cannot delete '{name}': "
+                                 f"'{type(self).__name__}' object has no "
+                                 f"attribute '{name}'")
+        _forget(self, name)
+
+    def __dir__(self):
+        d = self.__dict__
+        names = set(super().__dir__())
+        for key in ("_children", "_params", "_buffers"):
+            names.update(d.get(key, ()))
+        return sorted(names)
 
     def add_module(self, name, block):
         """Register ``block`` as the child ``name`` (PyTorch's spelling)."""
@@ -122,8 +240,12 @@ class Block:
         if block is not None and not isinstance(block, Block):
             raise TypeError(f"add_module expected a Block, got "
                             f"{type(block).__name__}")
-        self._forget(name)
-        self._children[name] = block
+        children = _table(self, "_children")
+        if name not in children:      # a replaced child keeps its place
+            _forget(self, name)
+        elif name in self.__dict__:   # the copy __setattr__ keeps
+            self.__dict__[name] = block
+        children[name] = block
         return block
 
     def register_child(self, block, name=None):
@@ -131,8 +253,9 @@ class Block:
         defaults to its position. ``register_child(name, block)`` works too."""
         if isinstance(block, str):
             block, name = name, block
-        return self.add_module(str(len(self._children)) if name is None else name,
-                               block)
+        children = _table(self, "_children")
+        return Block.add_module(self, str(len(children)) if name is None
+                                else name, block)
 
     def register_buffer(self, name, value, persistent=True):
         """Keep a constant (such as a fixed random weight) in the block.
@@ -143,12 +266,14 @@ class Block:
         if "_children" not in self.__dict__:
             raise AttributeError("cannot register a buffer before "
                                  "super().__init__() has run")
-        self._forget(name)
-        self._buffers[name] = None if value is None else _as_buffer(value)
+        buffers = _table(self, "_buffers")
+        if name not in buffers:       # a replaced buffer keeps its place
+            _forget(self, name)
+        buffers[name] = None if value is None else _as_buffer(value)
         if persistent:
-            self._non_persistent.discard(name)
+            _table(self, "_non_persistent").discard(name)
         else:
-            self._non_persistent.add(name)
+            _table(self, "_non_persistent").add(name)
 
     # ---- calling ---------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -165,54 +290,44 @@ class Block:
 
     @property
     def name(self):
-        """A unique name such as ``dense0`` (as in Gluon)."""
+        """A unique name such as ``dense0`` (as in Gluon); assigning to it
+        renames the block."""
         if self.__dict__.get("_name") is None:
             self.__dict__["_name"] = _next_name(type(self))
         return self.__dict__["_name"]
 
+    @name.setter
+    def name(self, value):
+        self.__dict__["_name"] = value
+
     # ---- traversal ---------------------------------------------------------
     def children(self):
         """The direct children, in registration order."""
-        for _, child in self.named_children():
-            yield child
+        return (child for _, child in _direct_children(self))
 
     def named_children(self):
         """``(name, child)`` for each direct child."""
-        seen = set()
-        for name, child in self._children.items():
-            if child is not None and id(child) not in seen:
-                seen.add(id(child))
-                yield name, child
+        return _direct_children(self)
 
-    def named_blocks(self, prefix="", remove_duplicate=True, _memo=None):
+    def named_blocks(self, prefix="", remove_duplicate=True):
         """``(dotted name, block)`` for this block and all below it (the
-        root's name is ``prefix``). A block reachable by several paths is
-        listed once, unless ``remove_duplicate=False``."""
-        if remove_duplicate:
-            _memo = set() if _memo is None else _memo
-            if id(self) in _memo:
-                return
-            _memo.add(id(self))
-        yield prefix, self
-        for name, child in self._children.items():
-            if child is not None:
-                yield from child.named_blocks(f"{prefix}.{name}" if prefix else name,
-                                              remove_duplicate, _memo)
+        root's name is ``prefix``), parents first. A block reachable by
+        several paths is listed once, unless ``remove_duplicate=False``."""
+        return _walk(self, prefix, set() if remove_duplicate else None)
+
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """PyTorch's spelling of :meth:`named_blocks`; blocks whose id is
+        in ``memo`` are skipped."""
+        if not remove_duplicate:
+            return _walk(self, prefix, None)
+        return _walk(self, prefix, set() if memo is None else
+                     {m if isinstance(m, int) else id(m) for m in memo})
 
     def blocks(self):
-        """This block and all blocks below it."""
-        for _, block in self.named_blocks():
-            yield block
+        """This block and all blocks below it, each once."""
+        return (block for _, block in _walk(self, "", set()))
 
-    def _named_members(self, table, prefix, recurse, remove_duplicate=True):
-        seen = set()
-        blocks = self.named_blocks(prefix, remove_duplicate) if recurse else [(prefix, self)]
-        for block_name, block in blocks:
-            for name, value in block.__dict__[table].items():
-                if value is None or (remove_duplicate and id(value) in seen):
-                    continue
-                seen.add(id(value))
-                yield (f"{block_name}.{name}" if block_name else name), value
+    modules = blocks
 
     def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
         """``(dotted name, parameter)`` pairs such as ``('0.weight', ...)``.
@@ -220,46 +335,49 @@ class Block:
         A parameter shared by several layers is listed once, under its first
         name, unless ``remove_duplicate=False``.
         """
-        return self._named_members("_params", prefix, recurse, remove_duplicate)
+        return _members(self, "_params", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse=True):
         """All parameters, each once (what an optimizer should update)."""
-        return _ParameterList(p for _, p in self.named_parameters(recurse=recurse)) \
+        return _ParameterList(p for _, p in _members(self, "_params", "", recurse)) \
             ._from(self)
 
     def named_buffers(self, prefix="", recurse=True):
         """``(dotted name, buffer)`` pairs."""
-        return self._named_members("_buffers", prefix, recurse)
+        return _members(self, "_buffers", prefix, recurse)
 
     def buffers(self, recurse=True):
         """All buffers."""
-        return [b for _, b in self.named_buffers(recurse=recurse)]
+        return [b for _, b in _members(self, "_buffers", "", recurse)]
 
     def collect_params(self):
         """A dict of all parameters by name (Gluon's spelling)."""
-        return dict(self.named_parameters())
+        return dict(_members(self, "_params"))
 
     def apply(self, fn):
         """Call ``fn(block)`` on every child (recursively), then on self."""
-        for child in self.children():
-            child.apply(fn)
-        fn(self)
+        _apply(self, fn)
         return self
 
-    def zero_grad(self):
-        """Forget the gradients of every parameter (sets ``.grad = None``)."""
-        for p in self.parameters():
-            p.grad = None
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradient of every parameter: ``.grad = None``, or
+        zeros of the parameter's shape with ``set_to_none=False``."""
+        for _, p in _members(self, "_params"):
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = Tensor(np.zeros(p.grad.shape), dtype=p.grad.dtype,
+                                device=p.grad.device)
 
     def train(self, mode=True):
         """Switch training behaviour (e.g. dropout) on or off, recursively."""
-        for block in self.blocks():
+        for _, block in _walk(self, "", set()):
             block.__dict__["training"] = bool(mode)
         return self
 
     def eval(self):
         """Same as ``train(False)``."""
-        return self.train(False)
+        return _method(self, "train")(False)
 
     def to(self, device=None, dtype=None):
         """Move every parameter and buffer to ``device`` and/or cast float
@@ -267,20 +385,21 @@ class Block:
 
         Lazy parameters are made on the device of the first input instead.
         """
-        dev = None if device is None else backend.as_device(device)
         dt = None if dtype is None else as_dtype(dtype)
         with no_grad():
-            for _, p in self.named_parameters():
-                if not p.is_lazy:
-                    p.data = _convert(p.data, dev, dt)
-                    if p.grad is not None:
-                        p.grad = _wrap(_convert(p.grad.data, dev, dt))
-                elif dt is not None:
-                    p._lazy_dtype = dt
-            for block in self.blocks():
-                for name, buf in block._buffers.items():
+            for _, p in _members(self, "_params"):
+                if p.is_lazy:
+                    if dt is not None:
+                        p._lazy_dtype = dt
+                    continue
+                p.data = _moved(p, device, dt).data
+                if p.grad is not None:
+                    p.grad = _moved(p.grad, device, dt)
+            for _, block in _walk(self, "", set()):
+                buffers = _table(block, "_buffers")
+                for name, buf in buffers.items():
                     if buf is not None:
-                        block._buffers[name] = _wrap(_convert(buf.data, dev, dt))
+                        buffers[name] = _moved(buf, device, dt)
         return self
 
     # ---- initialization ----------------------------------------------------
@@ -298,17 +417,22 @@ class Block:
         becomes known, on the first forward pass.
         """
         from .. import init as init_mod
-        skipped = []
-        for name, p in self.named_parameters():
-            if p._user_initialized and not force_reinit:
-                skipped.append(name)
-                continue
-            chosen = init if init is not None else _default_init(self, name, init_mod)
-            if p.is_lazy:
-                p._init = chosen      # None: the layer's default, once known
-            else:
-                chosen(p)
-            p._user_initialized = True
+        skipped, seen = [], set()
+        for block_name, block in _walk(self, "", set()):
+            for name, p in _table(block, "_params").items():
+                if p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                if p._user_initialized and not force_reinit:
+                    skipped.append(f"{block_name}.{name}" if block_name else name)
+                    continue
+                chosen = init if init is not None else \
+                    _default_init(block, name, init_mod)
+                if p.is_lazy:
+                    p._init = chosen      # None: the layer's default, once known
+                else:
+                    chosen(p)
+                p._user_initialized = True
         if skipped:
             warnings.warn(f"initialize(): {len(skipped)} parameter(s) were "
                           f"already initialized and were left as they are "
@@ -319,20 +443,18 @@ class Block:
 
     # ---- state ---------------------------------------------------------------
     def state_dict(self):
-        """An ordered dict of name -> NumPy array (host copies) of every
-        parameter and persistent buffer. Shared parameters appear once."""
+        """An ordered dict of name -> NumPy array (host copies): block by
+        block, a block's own parameters and persistent buffers, then each
+        child's, as in PyTorch. Shared parameters appear once."""
         state = {}
-        for name, p in self.named_parameters():
-            if p.is_lazy:
+        for key, value, kind, _, _ in _state_entries(self):
+            if value is None:
+                continue
+            if kind == "param" and value.is_lazy:
                 raise RuntimeError(
-                    f"state_dict(): parameter '{name}' has no values yet (shape "
-                    f"{p._shape_text()}); run the network on a batch first")
-            state[name] = np.array(backend.to_host(p.data), copy=True)
-        for block_name, block in self.named_blocks():
-            for name, buf in block._buffers.items():
-                if buf is not None and name not in block._non_persistent:
-                    key = f"{block_name}.{name}" if block_name else name
-                    state[key] = np.array(backend.to_host(buf.data), copy=True)
+                    f"state_dict(): parameter '{key}' has no values yet (shape "
+                    f"{value._shape_text()}); run the network on a batch first")
+            state[key] = np.array(value.numpy(), copy=True)
         return state
 
     def load_state_dict(self, state, strict=True):
@@ -341,23 +463,23 @@ class Block:
         Everything is checked first; on any error nothing is changed. A lazy
         parameter takes its shape from ``state``.
 
+        Returns:
+            ``IncompatibleKeys(missing_keys, unexpected_keys)``, as PyTorch.
+
         Raises:
-            KeyError: with ``strict``, names missing from or unexpected in
-                ``state`` (all of them listed).
+            StateDictKeyError: with ``strict``, names missing from or
+                unexpected in ``state`` (all of them listed). It is both a
+                ``KeyError`` and a ``RuntimeError``.
             ValueError: arrays whose shape does not match (always).
         """
-        targets = dict(self.named_parameters())
-        buffers = {}
-        for block_name, block in self.named_blocks():
-            for name, buf in block._buffers.items():
-                if name not in block._non_persistent:
-                    buffers[f"{block_name}.{name}" if block_name else name] = (block, name)
-        expected = list(targets) + list(buffers)
-        missing = [k for k in expected if k not in state]
-        unexpected = [k for k in state if k not in targets and k not in buffers]
+        entries = {key: (kind, owner, name) for key, _, kind, owner, name
+                   in _state_entries(self)}
+        missing = [k for k in entries if k not in state]
+        unexpected = [k for k in state if k not in entries]
         wrong = []
-        for key, p in targets.items():
-            if key in state:
+        for key, (kind, owner, name) in entries.items():
+            if kind == "param" and key in state:
+                p = _table(owner, "_params")[name]
                 shape = np.shape(state[key])
                 if not _fits(p, shape):
                     want = p._shape_text() if p.is_lazy else str(p.shape)
@@ -371,30 +493,25 @@ class Block:
             raise ValueError("load_state_dict: shapes do not match: " + "; ".join(wrong)
                              + (("; also " + "; ".join(problems)) if problems else ""))
         if problems:
-            raise KeyError("load_state_dict: " + "; ".join(problems) +
-                           " (pass strict=False to load the rest)")
+            raise StateDictKeyError("load_state_dict: " + "; ".join(problems) +
+                                    " (pass strict=False to load the rest)")
         with no_grad():
-            for key, p in targets.items():
+            for key, (kind, owner, name) in entries.items():
                 if key not in state:
                     continue
                 value = np.asarray(state[key])
-                if p.is_lazy:
-                    p._init = None
-                    p.materialize(value.shape, dtype=value.dtype if value.dtype.kind == "f" else None)
-                    p._user_initialized = True
-                p.data = backend.move(value.astype(p.data.dtype, copy=True),
-                                      backend.device_of(p.data))
-            for key, (block, name) in buffers.items():
-                if key in state:
-                    old = block._buffers[name]
-                    dev = backend.cpu() if old is None else backend.device_of(old.data)
-                    block._buffers[name] = _wrap(
-                        backend.move(np.array(state[key], copy=True), dev))
-        for block in self.blocks():
-            hook = getattr(block, "_after_load", None)
+                if kind == "param":
+                    _load_parameter(_table(owner, "_params")[name], value)
+                else:
+                    buffers = _table(owner, "_buffers")
+                    old = buffers[name]
+                    buffers[name] = Tensor(np.array(value, copy=True),
+                                           device=None if old is None else old.device)
+        for _, block in _walk(self, "", set()):
+            hook = _method(block, "_after_load")
             if hook is not None:
                 hook()
-        return self
+        return IncompatibleKeys(missing, unexpected)
 
     def save(self, path):
         """Save ``state_dict()`` to ``path`` as a NumPy ``.npz`` (no pickle).
@@ -402,7 +519,7 @@ class Block:
         The file is written next to its destination and then renamed, so an
         existing file is never left half-written.
         """
-        state = self.state_dict()
+        state = _method(self, "state_dict")()
         path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
@@ -417,10 +534,11 @@ class Block:
         return path
 
     def load(self, path, strict=True):
-        """Load parameters saved by ``save(path)``."""
+        """Load parameters saved by ``save(path)``; returns self."""
         with np.load(os.fspath(path), allow_pickle=False) as data:
             state = {k: data[k] for k in data.files}
-        return self.load_state_dict(state, strict=strict)
+        _method(self, "load_state_dict")(state, strict=strict)
+        return self
 
     # Gluon's spellings.
     save_parameters = save
@@ -433,10 +551,10 @@ class Block:
 
     def __repr__(self):
         lines = []
-        for name, child in self._children.items():
+        for name, child in _table(self, "_children").items():
             text = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {text}")
-        head = f"{type(self).__name__}({self.extra_repr()}"
+        head = f"{type(self).__name__}({_method(self, 'extra_repr')()}"
         if not lines:
             return head + ")"
         return head + "\n" + "\n".join(lines) + "\n)"
@@ -454,6 +572,21 @@ class _ParameterList(list):
         return self
 
 
+def _forget(block, name):
+    """Drop ``name`` from every registry and from the plain attributes."""
+    d = block.__dict__
+    for key in ("_params", "_children", "_buffers"):
+        d[key].pop(name, None)
+    d["_non_persistent"].discard(name)
+    d.pop(name, None)
+
+
+def _apply(block, fn):
+    for _, child in _direct_children(block):
+        _apply(child, fn)
+    fn(block)
+
+
 def _as_buffer(value):
     if isinstance(value, Parameter):
         raise TypeError("a buffer holds constants; got a Parameter (assign it "
@@ -464,12 +597,21 @@ def _as_buffer(value):
     return t
 
 
-def _convert(array, device, dtype):
-    if device is not None:
-        array = backend.move(array, device)
-    if dtype is not None and array.dtype.kind == "f":
-        array = array.astype(dtype, copy=False)
-    return array
+def _moved(t, device, dtype):
+    """``t`` on ``device``, cast to ``dtype`` if it holds floats."""
+    if dtype is not None and t.dtype.kind != "f":
+        dtype = None
+    return t.to(device, dtype)
+
+
+def _load_parameter(p, value):
+    """Copy the array ``value`` into ``p``, keeping its dtype and device (a
+    lazy parameter takes its shape, and its dtype if ``value`` is float)."""
+    if p.is_lazy:
+        p._init = None
+        p.materialize(value.shape, dtype=value.dtype if value.dtype.kind == "f" else None)
+        p._user_initialized = True
+    p.data = Tensor(value, dtype=p.dtype, device=p.device).data
 
 
 def _fits(p, shape):
@@ -479,13 +621,9 @@ def _fits(p, shape):
     return len(known) == len(shape) and all(k is None or k == n for k, n in zip(known, shape))
 
 
-def _default_init(root, dotted, init_mod):
-    """The default initializer of the layer that owns parameter ``dotted``."""
-    owner_name, _, pname = dotted.rpartition(".")
-    owner = root
-    for part in owner_name.split(".") if owner_name else []:
-        owner = owner._children[part]
-    default = getattr(owner, "default_init", None)
+def _default_init(owner, pname, init_mod):
+    """The default initializer of parameter ``pname`` of block ``owner``."""
+    default = _method(owner, "default_init")
     if default is not None:
         return default(pname)
     return init_mod.Uniform(-0.07, 0.07)      # Gluon's default

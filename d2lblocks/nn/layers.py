@@ -3,7 +3,7 @@
 import math
 
 from .. import backend, init, ops
-from ..tensor import random_generator
+from ..tensor import Tensor, random_generator
 from .block import Block
 from .parameter import Parameter
 
@@ -26,6 +26,22 @@ def activation_fn(activation):
                      f"{sorted(_ACTIVATIONS)}, a function or None")
 
 
+def _check_input(X, layer):
+    """``X`` if it is a d2lblocks Tensor; otherwise a ``TypeError`` that
+    says how to make one (instead of an error from deep inside an op).
+
+    Arguments:
+        X: what the layer was given.
+        layer: the layer, for the message.
+    """
+    if isinstance(X, Tensor):
+        return X
+    kind = type(X)
+    where = "" if kind.__module__ == "builtins" else kind.__module__.split(".")[0] + "."
+    raise TypeError(f"{type(layer).__name__} expected a d2lblocks Tensor, got "
+                    f"{where}{kind.__name__}; wrap it first: db.tensor(X)")
+
+
 class Dense(Block):
     """A fully connected layer ``activation(X @ weight.T + bias)``.
 
@@ -37,7 +53,9 @@ class Dense(Block):
             the first batch (the weight is lazy until then).
         use_bias: whether to add a bias.
         flatten: flatten inputs with more than two axes to (batch, -1), as
-            Gluon does.
+            Gluon does. With ``flatten=False`` the layer works on the last
+            axis, as PyTorch's ``Linear``: (*, in_units) -> (*, units). A
+            1-D input is one sample either way.
 
     Parameters: ``weight`` of shape (units, in_units) and ``bias`` (units,),
     initialized uniformly in +-1/sqrt(in_units) unless ``initialize`` or an
@@ -83,15 +101,21 @@ class Dense(Block):
                 self.default_init(name)(p)   # nobody chose an initializer
 
     def forward(self, X):
+        _check_input(X, self)
+        if X.dtype.kind != "f":
+            raise TypeError(
+                f"{type(self).__name__} expected floating-point input, got "
+                f"dtype {X.dtype}; convert it first, e.g. "
+                f"X.astype(db.float32)")
+        if X.ndim == 0:
+            raise ValueError(f"{type(self).__name__} expected input of shape "
+                             f"(..., in_features), got a 0-d tensor")
         params = self._params
         weight, bias = params["weight"], params.get("bias")
-        x = X.data
-        if x.ndim > 2 and self.flatten:
-            X = X.reshape(x.shape[0], -1)
-            x = X.data
-        if weight._lazy_shape is not None:     # first batch: shapes now known
-            self._materialize(x.shape[-1], X.device,
-                              x.dtype if x.dtype.kind == "f" else None)
+        if X.ndim > 2 and self.flatten:        # Gluon: (batch, everything else)
+            X = X.reshape(X.shape[0], -1)
+        if weight.is_lazy:                     # first batch: shapes now known
+            self._materialize(X.shape[-1], X.device, X.dtype)
         out = ops.linear(X, weight, bias)      # checks the feature count
         act = self.activation
         return out if act is None else act(out)
@@ -152,7 +176,7 @@ class _Activation(Block):
     fn = None
 
     def forward(self, X):
-        return type(self).fn(X)
+        return type(self).fn(_check_input(X, self))
 
 
 class ReLU(_Activation):
@@ -178,14 +202,14 @@ class Softmax(Block):
         self.axis = axis
 
     def forward(self, X):
-        return ops.softmax(X, self.axis)
+        return ops.softmax(_check_input(X, self), self.axis)
 
 
 class Identity(Block):
     """Returns its input unchanged."""
 
     def forward(self, X):
-        return X
+        return _check_input(X, self)
 
 
 class Flatten(Block):
@@ -197,6 +221,7 @@ class Flatten(Block):
         self.start_dim = start_dim
 
     def forward(self, X):
+        _check_input(X, self)
         return X.reshape(X.shape[:self.start_dim] + (-1,))
 
 
@@ -211,6 +236,7 @@ class Dropout(Block):
         self.p = p
 
     def forward(self, X):
+        _check_input(X, self)
         if not self.training or self.p == 0:
             return X
         keep = random_generator().random(X.shape) >= self.p
@@ -227,11 +253,11 @@ class CrossEntropyLoss(Block):
     """Mean softmax cross-entropy of logits against integer labels."""
 
     def forward(self, logits, labels):
-        return ops.cross_entropy(logits, labels)
+        return ops.cross_entropy(_check_input(logits, self), labels)
 
 
 class MSELoss(Block):
     """Mean squared error."""
 
     def forward(self, pred, target):
-        return ops.mse(pred, target)
+        return ops.mse(_check_input(pred, self), target)

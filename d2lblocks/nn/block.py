@@ -424,7 +424,8 @@ class Block:
                 for name, buf in buffers.items():
                     if buf is not None:
                         buffers[name] = _moved(buf, device, dt)
-        hybrid.structure_changed()       # buffers are new tensors
+                        if buffers[name] is not buf:
+                            hybrid.structure_changed()   # a new tensor
         return self
 
     # ---- initialization ----------------------------------------------------

@@ -253,7 +253,8 @@ def _signature(block, args, kwargs):
             parts.append(_constant_key(a))
     if len(tensors) > 1:        # f(X, X) is not f(X, Y)
         ids = [id(t.data) for t in tensors]
-        parts.append(tuple(ids.index(i) for i in ids))
+        if len(set(ids)) < len(ids):
+            parts.append(tuple(ids.index(i) for i in ids))
     if kwargs:
         parts.append(tuple(kwargs))
     parts.append(T._mode.enabled)
@@ -720,19 +721,21 @@ def _generate(s, spec, node_inputs):
     """Source of the replay and a factory that binds it to a set of ops.
 
     ``run(t0, t1, ...)`` takes the tensor arguments and returns the arrays
-    of every slot the result needs; ``run_backward(g)`` (for a call whose
-    result needs a gradient) returns the gradients of ``node_inputs``.
+    the result needs; ``run_backward(g)`` (for a call whose result needs a
+    gradient) returns the gradients of ``node_inputs``. Names: ``v5`` is
+    the array of slot 5 and ``g5`` its gradient, ``f3``/``b3`` the forward
+    and backward of op 3, ``L5`` the tensor read for slot 5, ``C0`` the
+    first call of ``optimizer.step()``, ``G0`` the first gradient reset.
     """
     nargs = sum(1 for k in s.kinds if k == "arg")
-    lines = [f"def run({', '.join(f't{i}' for i in range(nargs))}):"]
-    body = [f"    v{i} = t{i}.data" for i in range(nargs)]
+    body = [f"def run({', '.join(f't{i}' for i in range(nargs))}):"]
+    body += [f"    v{i} = t{i}.data" for i in range(nargs)]
     fresh = set()
     n_call = n_grad = 0
-    step_of_event = {}
 
     def read(slot):
         if s.kinds[slot] == "leaf" and slot not in fresh:
-            body.append(f"    v{slot} = L[{slot}].data")
+            body.append(f"    v{slot} = L{slot}.data")
             fresh.add(slot)
         return f"v{slot}"
 
@@ -740,47 +743,45 @@ def _generate(s, spec, node_inputs):
         kind = event[0]
         if kind == "op":
             k = event[1]
-            step_of_event[k] = pos
             op, ins, o, graphed, zero_d = s.steps[k]
             args = ", ".join(read(i) for i in ins)
             body.append(f"    v{o} = f{k}({args})")
             if zero_d:
                 body.append(f"    v{o} = fix(v{o})")
         elif kind == "read":
-            body.append(f"    v{event[1]} = L[{event[1]}].grad.data")
+            body.append(f"    v{event[1]} = L{event[1]}.grad.data")
         elif kind == "grad":
-            body.append(f"    G[{n_grad}].grad = None")
+            body.append(f"    G{n_grad}.grad = None")
             n_grad += 1
         elif kind == "call":
-            body.append(f"    C[{n_call}]()")
+            body.append(f"    C{n_call}()")
             n_call += 1
             fresh.clear()           # an update may give a leaf a new array
         elif kind == "backward":
             upto = sum(1 for e in s.events[:pos] if e[0] == "op")
-            body.extend(_backward_lines(s, upto, event[1], "    ", nargs,
-                                        accumulate=True))
+            body.extend(_backward_lines(s, upto, event[1], accumulate=True))
     slots = _output_slots(spec)
     body.append(f"    return ({''.join(f'v{i}, ' for i in slots)})")
-    src = lines + body
     if node_inputs:
-        src.append("def run_backward(g):")
         root = _graphed_root(spec)
-        src.append(f"    g{root} = g")
-        src.extend(_backward_lines(s, len(s.steps), root, "    ", nargs,
-                                   accumulate=False))
-        src.append(f"    return ({''.join(f'g{i}, ' for i in node_inputs)})")
+        body += ["def run_backward(g):", f"    g{root} = g"]
+        body += _backward_lines(s, len(s.steps), root, accumulate=False)
+        body.append(f"    return ({''.join(f'g{i}, ' for i in node_inputs)})")
     else:
-        src.append("run_backward = None")
-    code = "\n".join(src) + "\n"
-    bwd_names = {k for k in range(len(s.steps))}
-    factory_src = (
-        "def make(ops, L, C, G):\n"
-        + "".join(f"    f{k} = ops[{k}].forward\n" for k in range(len(s.steps)))
-        + "".join(f"    b{k} = ops[{k}].backward\n" for k in bwd_names
-                  if s.steps[k][3])
-        + "".join("    " + line + "\n" for line in code.splitlines())
-        + "    return run, run_backward\n")
-    namespace = {"fix": _fix, "acc": _acc, "one": T._one}
+        body.append("run_backward = None")
+    code = "\n".join(body) + "\n"
+    used = sorted({i for i, k in enumerate(s.kinds) if k in ("leaf", "grad")})
+    head = ["def make(ops, L, C, G):"]
+    head += [f"    f{k} = ops[{k}].forward" for k in range(len(s.steps))]
+    head += [f"    b{k} = ops[{k}].backward" for k in range(len(s.steps))
+             if s.steps[k][3]]
+    head += [f"    L{i} = L[{i}]" for i in used]
+    head += [f"    C{i} = C[{i}]" for i in range(n_call)]
+    head += [f"    G{i} = G[{i}]" for i in range(n_grad)]
+    factory_src = "\n".join(head) + "\n" + "".join(
+        "    " + line + "\n" for line in code.splitlines()) + \
+        "    return run, run_backward\n"
+    namespace = {"fix": _fix, "one": T._one, "W": T._wrap}
     exec(compile(factory_src, f"<replay of {len(s.steps)} ops>", "exec"),
          namespace)
     return code, namespace["make"]
@@ -822,35 +823,39 @@ def _graphed_root(spec):
     return found[0]
 
 
-def _backward_lines(s, upto, root, pad, nargs, accumulate):
+def _backward_lines(s, upto, root, accumulate):
     """Lines that send the gradient ``g{root}`` back through the graphed
     ops before ``upto``, newest first, as ``backward()`` visits them.
 
     With ``accumulate``, gradients of leaves and arguments are added into
-    their ``.grad`` at each arrival (as ``backward()`` does); otherwise
-    they are summed in ``g{slot}`` for the replay's node to hand on.
+    their ``.grad`` at each arrival (as ``backward()`` does, never in
+    place: a gradient array may be shared); otherwise they are summed in
+    ``g{slot}`` for the replay's node to hand on.
     """
     out = []
     if accumulate:
-        out.append(f"{pad}g{root} = one(v{root})")
+        out.append(f"    g{root} = one(v{root})")
     has = {root}
     for k in range(upto - 1, -1, -1):
         op, ins, o, graphed, _ = s.steps[k]
         if not graphed or o not in has:
             continue
-        out.append(f"{pad}r = b{k}(g{o})")
+        out.append(f"    r = b{k}(g{o})")
         for j, (need, i) in enumerate(zip(op.needs, ins)):
             if not need:
                 continue
             kind = s.kinds[i]
             if accumulate and kind in ("leaf", "arg"):
-                target = f"L[{i}]" if kind == "leaf" else f"t{i}"
-                out.append(f"{pad}acc({target}, r[{j}])")
+                t = f"L{i}" if kind == "leaf" else f"t{i}"
+                g = f"fix(r[{j}])" if s.keep[i].ndim == 0 else f"r[{j}]"
+                out.append(f"    o = {t}.grad")
+                out.append(f"    {t}.grad = W({g}) if o is None else "
+                           f"W(o.data + {g})")
                 continue
             if i in has:
-                out.append(f"{pad}g{i} = g{i} + r[{j}]")
+                out.append(f"    g{i} = g{i} + r[{j}]")
             else:
-                out.append(f"{pad}g{i} = r[{j}]")
+                out.append(f"    g{i} = r[{j}]")
                 has.add(i)
     return out
 
@@ -858,12 +863,3 @@ def _backward_lines(s, upto, root, pad, nargs, accumulate):
 def _fix(x):
     """NumPy gives scalars for 0-d results; the library keeps arrays."""
     return np.asarray(x) if isinstance(x, np.generic) else x
-
-
-def _acc(leaf, g):
-    """Add ``g`` into ``leaf.grad`` as ``backward()`` does (never in
-    place: a gradient array may be shared)."""
-    if isinstance(g, np.generic):
-        g = np.asarray(g)
-    old = leaf.grad
-    leaf.grad = T._wrap(g if old is None else old.data + g)

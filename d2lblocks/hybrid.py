@@ -220,22 +220,23 @@ def _call(state, fn, block, args, kwargs):
             watch.leave()
     key, tensors = _signature(block, args, kwargs)
     entries = state.entries
+    if entries and entries[0].structure != _Epoch.structure:
+        entries.clear()             # they hold replaced parameters or blocks
     for i, entry in enumerate(entries):
-        if entry.key == key and entry.valid():
-            if i:
-                entries.insert(0, entries.pop(i))
-            if entry.reason is not None:
-                state.eager += 1
-                return fn(*args, **kwargs)
-            out = entry.replay(tensors)
+        if entry.key != key or not entry.valid():
+            continue                # (recorded with other modes: kept)
+        if i:
+            entries.insert(0, entries.pop(i))
+        if entry.reason is None:
+            try:
+                out = entry.replay(tensors)
+            except Exception:       # let the eager run raise its own error
+                out = _BUSY
             if out is not _BUSY:
                 state.replays += 1
                 return out
-            state.eager += 1
-            return fn(*args, **kwargs)
-        if entry.key == key:        # a stale recording of this signature
-            del entries[i]
-            break
+        state.eager += 1
+        return fn(*args, **kwargs)
     return _record(state, fn, block, args, kwargs, key, tensors)
 
 
@@ -554,8 +555,8 @@ class _Entry:
         self.modes = list(session.blocks.values())
 
     def valid(self):
-        if self.structure != _Epoch.structure:
-            return False
+        """Whether the blocks' modes and the frozen parameters are as they
+        were when this was recorded."""
         if self.modes_epoch != _Epoch.modes:
             for block, mode in self.modes:
                 if block.__dict__["training"] != mode:

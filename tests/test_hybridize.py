@@ -471,3 +471,27 @@ def test_mlps_of_any_shape_replay_like_eager(batch, width, depth):
     for _ in range(3):
         assert_same_call(eager, hyb, db.randn(batch, width))
     assert hybrid.stats(hyb)["replays"] == 2
+
+
+def test_switching_a_child_between_train_and_eval_keeps_both_recordings():
+    build = lambda: nn.Sequential(nn.Linear(20, 8), nn.Dropout(0.5))  # noqa: E731
+    eager, hyb = twins(build)
+    X = db.rand(2, 20)
+    for _ in range(3):
+        for mode in (False, True):       # eval with dropout off, then train
+            for net in (eager, hyb):
+                net[1].train(mode)
+            if not mode:
+                assert_same_call(eager, hyb, X)
+    info = hybrid.stats(hyb)
+    assert info["records"] == 1 and info["replays"] == 2
+
+
+def test_a_replay_that_fails_raises_the_eager_error():
+    _, step = mlp_problem(2, optim.SGD, lr=0.1)
+    step = db.hybridize(step)
+    X = db.rand(2, 30)
+    step(X, db.tensor([0, 1]))
+    step(X, db.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+        step(X, db.tensor([0, 9]))

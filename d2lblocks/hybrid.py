@@ -276,7 +276,7 @@ def _constant_key(value):
     return (type(value), value)
 
 
-# ---- recording ------------------------------------------------------------------------
+# ---- recording ---------------------------------------------------------------
 _INTERNAL = {os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
              for name in ("tensor.py", "hybrid.py", "ops.py", "optim.py")}
 _warned = set()
@@ -331,7 +331,8 @@ class _Session:
         self.objs = []           # per slot: the tensor (arg, leaf, grad owner)
         self.keep = []           # arrays alive while recording (ids stay unique)
         self.steps = []          # (op, input slots, output slot, graphed, 0-d)
-        self.events = []         # ("op", k), ("backward", slot), ("grad", t), ("call", fn), ("read", slot)
+        # ("op", k), ("backward", slot), ("grad", t), ("call", fn), ("read", slot)
+        self.events = []
         self.grad_owner = {}     # id(grad tensor) -> leaf, after a backward
         self.blocks = {}         # id -> (block, training) of blocks called
         self.stack = []          # blocks running now, innermost last
@@ -524,7 +525,7 @@ def _explain(state, entry, session):
     return kind != "decision"
 
 
-# ---- a recording made runnable ---------------------------------------------------------
+# ---- a recording made runnable ------------------------------------------------
 _BUSY = object()
 
 
@@ -717,7 +718,7 @@ def _reached(s, upto, root, kinds):
     return sorted(found)
 
 
-# ---- code generation ----------------------------------------------------------------
+# ---- code generation -----------------------------------------------------------
 def _generate(s, spec, node_inputs):
     """Source of the replay and a factory that binds it to a set of ops.
 

@@ -268,7 +268,8 @@ def test_input_gradients_and_a_graph_around_the_replay():
         hyb.zero_grad()
         (eager(X1 * 2) ** 2).sum().backward()
         (hyb(X2 * 2) ** 2).sum().backward()
-        np.testing.assert_allclose(X2.grad.numpy(), X1.grad.numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(X2.grad.numpy(), X1.grad.numpy(),
+                                   rtol=1e-5, atol=1e-7)
         for (n, a), (_, b) in zip(eager.named_parameters(), hyb.named_parameters()):
             np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-5,
                                        atol=1e-7, err_msg=n)

@@ -148,7 +148,7 @@ class Bridge:
         if not _is_library_class(cls) or isinstance(v, (type, types.ModuleType)):
             return False
         if isinstance(v, self.Tensor):
-            return self.side == "trusted" or v._backward is None
+            return self.side == "trusted" or v.grad_fn is None
         if isinstance(v, (list, tuple, dict, set)):
             return False
         return hasattr(v, "__dict__")
@@ -286,9 +286,8 @@ class Bridge:
         cls = self._library_class(node.get("cls"))
         obj = object.__new__(cls)
         if isinstance(obj, self.Tensor):
-            for slot, value in (("grad", None), ("_backward", None),
-                                ("_parents", ()), ("_seq", 0), ("_prev", None),
-                                ("requires_grad", False)):
+            for slot, value in (("grad", None), ("grad_fn", None),
+                                ("_version", 0), ("requires_grad", False)):
                 setattr_slot(obj, slot, value)
             self._slot_data.__set__(obj, None)
         self._register(sid, obj)

@@ -1,7 +1,7 @@
 """Per-op cost of d2lblocks' autograd on tiny tensors, against raw NumPy
 and (when installed) PyTorch eager.
 
-    python bench/autograd_overhead.py [--rounds 11]
+    python bench/autograd_overhead.py [--rounds 11] [--clock cpu]
 
 Measured in one process, interleaved, with BLAS limited to one thread:
   chain0 / chain100   x (2x20) -> 0 or 100 elementwise ops -> sum -> backward
@@ -109,6 +109,8 @@ def linear_relu_torch():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument("--clock", choices=sorted(harness.CLOCKS), default="wall",
+                    help="cpu: CPU time of this thread, for a busy machine")
     args = ap.parse_args()
     impls = {"numpy": (chain_numpy, linear_relu_numpy),
              "d2lblocks": (chain_d2l, linear_relu_d2l)}
@@ -125,7 +127,7 @@ def main():
                             (f"chain{N_OPS} fwd+bwd", lambda c, _: c(N_OPS, True)),
                             ("linear_relu fwd+bwd", lambda _, l: l())]:
             samples = harness.compare({k: make(*v) for k, v in impls.items()},
-                                      rounds=args.rounds)
+                                      rounds=args.rounds, clock=args.clock)
             results[label] = {k: {"median_us": harness.median_us(samples, k),
                                   "x_numpy": harness.paired_ratio(samples, k, "numpy")}
                               for k in impls}

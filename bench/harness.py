@@ -5,6 +5,11 @@ measurement runs in the same process, round-robin, with the starting one
 rotating each round; a ratio is taken per round (paired) and the median of
 those ratios is reported. Each sample is the mean over enough back-to-back
 calls to fill ``sample_s``.
+
+On a busy machine, ``clock="cpu"`` times with the CPU time of the calling
+thread instead of the wall clock: other processes then cost little, but
+work done by other threads (BLAS workers) is not counted, so use it only
+with one thread.
 """
 
 import json
@@ -47,11 +52,16 @@ def calibrate(fn, sample_s):
         n *= 4
 
 
-def compare(impls, rounds=11, sample_s=0.05, settle_s=0.15):
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+
+
+def compare(impls, rounds=11, sample_s=0.05, settle_s=0.15, clock="wall"):
     """Time each ``name -> fn`` in ``impls`` over interleaved rounds.
 
+    ``clock`` is ``"wall"`` or ``"cpu"`` (see the module's docstring).
     Returns ``{name: [seconds per call, one per round]}``.
     """
+    now = CLOCKS[clock]
     names = list(impls)
     counts = {name: calibrate(impls[name], sample_s) for name in names}
     samples = {name: [] for name in names}
@@ -61,10 +71,10 @@ def compare(impls, rounds=11, sample_s=0.05, settle_s=0.15):
             fn, n = impls[name], counts[name]
             time.sleep(settle_s)        # let BLAS worker threads go idle
             fn()
-            t0 = time.perf_counter()
+            t0 = now()
             for _ in range(n):
                 fn()
-            samples[name].append((time.perf_counter() - t0) / n)
+            samples[name].append((now() - t0) / n)
     return samples
 
 

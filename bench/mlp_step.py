@@ -2,6 +2,7 @@
 SGD lr 0.1, float32): d2lblocks against hand-written NumPy and PyTorch.
 
     python bench/mlp_step.py [--threads 1 2] [--batches 1 16 256 4096]
+                             [--clock cpu]   (busy machine, 1 thread only)
 
 Implementations, all from the same weights and batch, in one process:
   numpy      plain NumPy expressions (forward, backward, w -= lr * g)
@@ -187,7 +188,13 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 16, 256, 4096])
     ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument("--clock", choices=sorted(harness.CLOCKS), default="wall",
+                    help="cpu: CPU time of this thread (counts no BLAS worker "
+                         "thread, so only meaningful with --threads 1)")
     args = ap.parse_args()
+    if args.clock == "cpu" and args.threads != [1]:
+        ap.error("--clock cpu misses the work of BLAS worker threads; "
+                 "use it with --threads 1")
     report = []
     print(f"{'thr':>3} {'batch':>5} {'impl':>10} {'median us':>10} "
           f"{'x limit':>8} {'x torch':>8} {'target':>7}")
@@ -198,7 +205,8 @@ def main():
                 weights, X, y = make_problem(batch)
                 impls = {name: build(weights, X, y)[0]
                          for name, build in builders().items()}
-                samples = harness.compare(impls, rounds=args.rounds)
+                samples = harness.compare(impls, rounds=args.rounds,
+                                          clock=args.clock)
                 limit = min(("numpy", "numpy_opt"),
                             key=lambda k: harness.median_us(samples, k))
                 for name in impls:

@@ -98,6 +98,7 @@ class Optimizer:
         """Warn (once) about parameters with gradients that this optimizer
         does not own: the symptom of a layer kept in a plain container."""
         from .diagnose import unregistered_blocks
+        from .nn import Block
         net = self._source()
         if net is None:
             self._watching = False
@@ -108,7 +109,7 @@ class Optimizer:
             return
         owned = {id(p) for p in self.params}
         stray = [f"{path}.{name}" for path, block in orphans
-                 for name, p in block.named_parameters()
+                 for name, p in Block.named_parameters(block)
                  if p.grad is not None and id(p) not in owned]
         if stray:
             self._watching = False

@@ -143,9 +143,6 @@ def set_recorder(fn):
     return old
 
 
-_HOOKS = _Hooks
-
-
 def apply(op, *inputs):
     """Run ``op`` on tensors: ``op.forward`` on their arrays, then a tensor
     around the result, recorded as a graph node when recording is on, some
@@ -194,8 +191,8 @@ def apply(op, *inputs):
     else:
         out.requires_grad = False
         out.grad_fn = None
-    if _HOOKS.recorder is not None:
-        _HOOKS.recorder(op, inputs, out)
+    if _Hooks.recorder is not None:
+        _Hooks.recorder(op, inputs, out)
     return out
 
 

@@ -267,3 +267,44 @@ def test_tune_process_is_an_explicit_opt_in():
     if platform.libc_ver()[0] == "glibc":
         assert (changed, used_ctypes) == ("True", "True")
     assert backend.tune_process(keep_freed_memory=False) is False
+
+
+def test_the_library_modules_import_each_other_without_a_circle():
+    """Each module of d2lblocks imports only modules below it: reading
+    them in import order, nobody needs a module that needs it back."""
+    import ast
+    import pathlib
+    root = pathlib.Path(db.__file__).parent
+    graph = {}
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).with_suffix("")
+        name = ".".join(p for p in rel.parts if p != "__init__") or "__init__"
+        package = rel.parts[:-1]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = list(package[:len(package) - node.level + 1])
+                target = ".".join(base + ([node.module] if node.module else []))
+                for alias in node.names:     # a module, or a name in one
+                    sub = f"{target}.{alias.name}" if target else alias.name
+                    where = root / sub.replace(".", "/")
+                    is_module = where.with_suffix(".py").exists() or where.is_dir()
+                    deps.add(sub if is_module else target)
+        graph[name] = {d for d in deps if d and d != name}
+    # Only the packages' own __init__ files gather their submodules.
+    graph = {k: {d for d in v if not k.endswith("__init__") and k != "nn"}
+             for k, v in graph.items()}
+    state = {}
+
+    def visit(node, trail):
+        if state.get(node) == "done":
+            return
+        assert state.get(node) != "open", f"import circle: {trail + [node]}"
+        state[node] = "open"
+        for dep in graph.get(node, ()):
+            visit(dep, trail + [node])
+        state[node] = "done"
+    for module in graph:
+        visit(module, [])
+    assert {"tensor", "kernels", "ops"} <= set(graph)
+    assert "ops" not in graph["tensor"] and "tensor" not in graph["kernels"]

@@ -378,3 +378,19 @@ def test_min_beside_max():
 def test_an_axis_out_of_range_is_a_clear_error(call):
     with pytest.raises(ValueError, match=r"out of range|permutation"):
         call(db.ones(2, 3))
+
+
+def test_operators_and_methods_are_declared_in_the_tensor_class():
+    """A reader of tensor.py finds every operator in the class itself
+    (none is attached from another module)."""
+    names = ["__add__", "__radd__", "__sub__", "__rsub__", "__mul__",
+             "__truediv__", "__rtruediv__", "__pow__", "__rpow__",
+             "__matmul__", "__rmatmul__", "__neg__", "__abs__", "__getitem__",
+             "__setitem__", "__iadd__", "__isub__", "__imul__",
+             "__itruediv__", "__lt__", "__eq__", "sum", "mean", "max", "min",
+             "exp", "relu", "softmax", "reshape", "transpose", "T", "argmax"]
+    for name in names:
+        attr = db.Tensor.__dict__[name]
+        fn = attr.fget if isinstance(attr, property) else attr
+        assert fn.__module__ == "d2lblocks.tensor", name
+        assert fn.__qualname__.startswith("Tensor."), (name, fn.__qualname__)

@@ -169,7 +169,7 @@ class HybridFunction:
 def block_call(block, state, args, kwargs):
     """``block(*args)`` for ``Block.__call__``: replay, record or run."""
     if state is None:                  # not hybridized, but a recording runs
-        watch = T._HOOKS.watch
+        watch = T._Hooks.watch
         watch.enter(block)
         try:
             return block.forward(*args, **kwargs)
@@ -208,7 +208,7 @@ class _State:
 
 
 def _call(state, fn, block, args, kwargs):
-    watch = T._HOOKS.watch
+    watch = T._Hooks.watch
     if watch is not None or state.reason is not None:
         state.eager += 1
         if watch is None:
@@ -303,7 +303,7 @@ class _WatchedGrad:
         return self if obj is None else _GRAD_SLOT.__get__(obj, cls)
 
     def __set__(self, obj, value):
-        watch = T._HOOKS.watch
+        watch = T._Hooks.watch
         if watch is not None:
             watch.grad_set(obj, value)
         _GRAD_SLOT.__set__(obj, value)
@@ -437,7 +437,7 @@ class _Session:
 def _record(state, fn, block, args, kwargs, key, tensors):
     """Run ``fn`` eagerly while recording; cache what can be replayed."""
     session = _Session(tensors)
-    hooks, rand = T._HOOKS, T._Random
+    hooks, rand = T._Hooks, T._Random
     old_recorder = T.set_recorder(session.op_ran)
     if old_recorder is not None:        # keep another tool's recorder working
         def both(op, inputs, out):

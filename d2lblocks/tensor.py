@@ -19,7 +19,7 @@ refuses to compute a gradient from the new values.
 
 For tools that watch or replay computations, ``set_recorder(fn)`` makes
 ``apply`` call ``fn(op, inputs, out)`` after every op (one ``is None``
-check when unset). ``_HOOKS.watch`` is the second hook, set only while
+check when unset). ``_Hooks.watch`` is the second hook, set only while
 ``hybrid.py`` records a call: it hears of what ops cannot show (a value
 that leaves for Python, an in-place change, a ``backward()``).
 """
@@ -208,8 +208,8 @@ def mark_changed(t):
     The library's own in-place operations call this; call it after writing
     into ``t.data`` directly if a recorded graph may still use the old value.
     """
-    if _HOOKS.watch is not None:
-        _HOOKS.watch.changed(t)
+    if _Hooks.watch is not None:
+        _Hooks.watch.changed(t)
     v = _Clock.last_change = _next_seq()
     t._version = v
     if t.grad_fn is not None:
@@ -274,8 +274,8 @@ class Tensor:
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
-        if _HOOKS.watch is not None:
-            _HOOKS.watch.decision("item()")
+        if _Hooks.watch is not None:
+            _Hooks.watch.decision("item()")
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, "
                              f"got shape {self.shape}")
@@ -283,25 +283,25 @@ class Tensor:
 
     def numpy(self):
         """The data as a NumPy array on the host (shares memory on CPU)."""
-        if _HOOKS.watch is not None:
-            _HOOKS.watch.decision("numpy()")
+        if _Hooks.watch is not None:
+            _Hooks.watch.decision("numpy()")
         return backend.to_host(self.data)
 
     def tolist(self):
         """The data as nested Python lists."""
-        if _HOOKS.watch is not None:
-            _HOOKS.watch.decision("tolist()")
+        if _Hooks.watch is not None:
+            _Hooks.watch.decision("tolist()")
         return self.numpy().tolist()
 
     def __array__(self, dtype=None, copy=None):
-        if _HOOKS.watch is not None:
-            _HOOKS.watch.decision("np.asarray()")
+        if _Hooks.watch is not None:
+            _Hooks.watch.decision("np.asarray()")
         arr = self.numpy()
         return arr if dtype is None else arr.astype(dtype, copy=False)
 
     def __bool__(self):
-        if _HOOKS.watch is not None:   # `if x > 0:` lets the data choose
-            _HOOKS.watch.decision("bool()")
+        if _Hooks.watch is not None:   # `if x > 0:` lets the data choose
+            _Hooks.watch.decision("bool()")
         if self.data.size != 1:
             raise ValueError(
                 f"the truth value of a tensor with {self.data.size} elements "
@@ -310,18 +310,18 @@ class Tensor:
         return bool(self.data)
 
     def __float__(self):
-        if _HOOKS.watch is not None:
-            _HOOKS.watch.decision("float()")
+        if _Hooks.watch is not None:
+            _Hooks.watch.decision("float()")
         return float(self.item())
 
     def __int__(self):
-        if _HOOKS.watch is not None:
-            _HOOKS.watch.decision("int()")
+        if _Hooks.watch is not None:
+            _Hooks.watch.decision("int()")
         return int(self.item())
 
     def __index__(self):
-        if _HOOKS.watch is not None:
-            _HOOKS.watch.decision("an index (__index__)")
+        if _Hooks.watch is not None:
+            _Hooks.watch.decision("an index (__index__)")
         if self.data.dtype.kind not in "iu" or self.data.size != 1:
             raise TypeError("only one-element integer tensors can be indices")
         return int(self.item())
@@ -607,7 +607,7 @@ class Tensor:
             if g.shape != self.data.shape:
                 raise ValueError(f"backward(grad=...) expected a gradient of "
                                  f"shape {self.shape}, got {g.shape}")
-        watch = _HOOKS.watch
+        watch = _Hooks.watch
         if watch is None:
             _run_backward(self, g, retain_graph)
             return
@@ -801,9 +801,9 @@ def _one_axis(axis, ndim):
 
 def _index(index):
     """Replace tensors inside an index by their arrays."""
-    if _HOOKS.watch is not None and (isinstance(index, Tensor) or (
+    if _Hooks.watch is not None and (isinstance(index, Tensor) or (
             isinstance(index, tuple) and any(isinstance(i, Tensor) for i in index))):
-        _HOOKS.watch.decision("indexing with a tensor")
+        _Hooks.watch.decision("indexing with a tensor")
     if isinstance(index, tuple):
         return tuple(i.data if isinstance(i, Tensor) else i for i in index)
     return index.data if isinstance(index, Tensor) else index

@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 
 from .. import hybrid
-from ..tensor import _HOOKS, Tensor, as_dtype, no_grad
+from ..tensor import _Hooks, Tensor, as_dtype, no_grad
 from .parameter import Parameter
 
 __all__ = ["Block", "Module", "IncompatibleKeys", "StateDictKeyError"]
@@ -284,7 +284,7 @@ class Block:
         d = self.__dict__
         d["_last_call"] = _next_call()
         state = d.get("_hybrid")
-        if state is not None or _HOOKS.watch is not None:
+        if state is not None or _Hooks.watch is not None:
             return hybrid.block_call(self, state, args, kwargs)
         return self.forward(*args, **kwargs)
 

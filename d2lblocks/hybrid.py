@@ -228,6 +228,10 @@ def _call(state, fn, block, args, kwargs):
         if i:
             entries.insert(0, entries.pop(i))
         if entry.reason is None:
+            if block is not None:       # the blocks inside ran, for diagnose
+                last = block.__dict__.get("_last_call", 0)
+                for inner, _ in entry.modes:
+                    inner.__dict__["_last_call"] = last
             try:
                 out = entry.replay(tensors)
             except Exception:       # let the eager run raise its own error

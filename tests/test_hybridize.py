@@ -523,3 +523,12 @@ def test_small_products_ask_for_one_blas_thread_and_give_the_setting_back(
         np.testing.assert_allclose(backend.dot(a, b), a.dot(b), rtol=1e-5)
         assert backend._BlasThreads.get() == 2
     assert calls == ([1, 2] if one_thread else [])
+
+
+def test_diagnose_counts_the_blocks_of_a_replay_as_run():
+    _, hyb = twins(NETWORKS["nest_mlp"])
+    for _ in range(3):
+        hyb(db.rand(2, 20))
+    assert hybrid.stats(hyb)["replays"] == 2
+    report = db.diagnose(hyb)
+    assert not report.unused and "not used" not in str(report)

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lab setup clean
+.PHONY: demo test bench lab study setup clean
 
 setup: $(STAMP)
 
@@ -26,9 +26,26 @@ bench: $(STAMP)
 	$(BIN)/python bench/mlp_step.py
 	$(BIN)/python bench/grading.py
 
-# JupyterLab refuses to run as root unless told to (CI machines run as root).
+# JupyterLab refuses to run as root unless told to (CI machines run as
+# root). The settings in build/ hide the news toast and nbgrader's panels
+# that need an exchange; the venv goes first on PATH so that a terminal in
+# JupyterLab finds `autograde` without activating anything.
+STUDY    ?= build/study
+LAB_ENV  := PATH="$(abspath $(BIN)):$$PATH"
+LAB_ARGS := --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# JupyterLab on the chapters themselves (edits land in the repository).
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir=chapters $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(BIN)/python exercises/study.py --lab-config build/lab-config
+	JUPYTER_CONFIG_PATH="$(abspath build/lab-config)" $(LAB_ENV) \
+	  $(BIN)/jupyter lab --ServerApp.root_dir=chapters $(LAB_ARGS)
+
+# A student's own copy: chapters and released exercises in $(STUDY);
+# answers there are kept between runs. Test one with `autograde check`.
+study: $(STAMP)
+	$(BIN)/python exercises/study.py $(STUDY)
+	JUPYTER_CONFIG_PATH="$(abspath $(STUDY))/.jupyter" $(LAB_ENV) \
+	  $(BIN)/jupyter lab --ServerApp.root_dir="$(STUDY)" $(LAB_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -74,6 +74,12 @@ def build_parser():
                    help="run on a Dask distributed scheduler instead of "
                    "local processes")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--force", action="store_true",
+                   help="grade again submissions whose files and tests have "
+                   "not changed since their recorded result")
+    g.add_argument("--no-sandbox", action="store_true",
+                   help="run student code without namespaces (only file "
+                   "permissions fence the course); recorded in every report")
     _add_limits(g)
 
     f = sub.add_parser("feedback", help="write per-student feedback HTML "
@@ -108,10 +114,43 @@ def main(argv=None):
 
 
 # ---- grade ---------------------------------------------------------------------------
+def outcome(res):
+    """``(status, flags)`` of one student's result: ``error`` (the grader
+    failed), ``unreadable`` (a notebook could not be graded: missing, a
+    link, not a notebook), ``flagged`` (tampering, a timeout or crash, or
+    a problem with the submitted files) or ``graded``."""
+    flags = []
+    for nb in res.get("notebooks", []):
+        if nb.get("problem"):
+            flags.append(nb["problem"])
+        flags.extend(nb.get("tamper", []))
+        flags.extend(f"{t['grade_id']}: {t['status']}" for t in nb.get("tests", [])
+                     if t["status"] in ("timeout", "crashed"))
+    flags.extend(res.get("problems", []))
+    if res.get("grader_error"):
+        return "error", ["the grader failed (see the report)"] + flags
+    if any(nb.get("problem") for nb in res.get("notebooks", [])):
+        return "unreadable", flags
+    return ("flagged" if flags else "graded"), flags
+
+
+def _not_utf8_result(student, assignment, sources, fp):
+    """The recorded outcome of a student folder whose name is not UTF-8:
+    nothing is graded (no gradebook can hold the name)."""
+    from .runner import unreadable_report
+    why = "the student folder's name is not UTF-8; rename it to grade it"
+    nbs = [unreadable_report(src, why) for src in sources.values()]
+    return {"student": course_mod.safe_name(student), "assignment": assignment,
+            "notebooks": nbs, "score": 0.0,
+            "max_score": sum(nb["max_score"] for nb in nbs), "problems": [],
+            "fingerprint": fp, "not_in_gradebook": True}
+
+
 def cmd_grade(args):
     """``autograde grade``: grade, write autograded notebooks, reports and
-    the gradebook; print a summary."""
+    the gradebook one submission at a time; print a summary."""
     from .executor import DaskExecutor, LocalExecutor, grade_submission
+    from .sandbox import namespace_problem
     from tqdm import tqdm
     if args.workers is not None and args.workers < 1:
         raise course_mod.CourseError(f"--workers must be at least 1, got {args.workers}")
@@ -122,62 +161,156 @@ def cmd_grade(args):
         raise course_mod.CourseError(
             f"no submissions of {args.assignment!r} matching {args.student!r} "
             f"under {root / 'submitted'}")
-    settings = _settings(args).as_dict()
+    settings = _settings(args)
+    if args.no_sandbox:
+        settings.sandbox = False
+    else:
+        why = namespace_problem()
+        if why is not None:
+            raise course_mod.CourseError(
+                f"student code will not run without a sandbox: {why}. To grade "
+                f"anyway, with file permissions as the only fence, pass "
+                f"--no-sandbox (every report then records it)")
+    settings = settings.as_dict()
     if not args.no_gradebook:
         course_mod.check_gradebook(root, args.assignment)
-    tasks = [{"course": str(root), "assignment": args.assignment, "student": s,
-              "folder": folder, "files": course_mod.submission_files(folder),
-              "settings": settings} for s, folder in subs]
+    sources_dir = root / "source" / args.assignment
+    tasks, done, direct = [], [], []
+    for student, folder in subs:
+        fp = course_mod.fingerprint(folder, sources_dir)
+        if course_mod.safe_name(student) != student:
+            direct.append(_not_utf8_result(student, args.assignment, sources, fp))
+            continue
+        old = None if args.force else \
+            course_mod.read_report(root, args.assignment, student)
+        if old and old.get("fingerprint") == fp and not old.get("grader_error") \
+                and not old.get("write_error"):
+            done.append(old)
+            continue
+        tasks.append({"course": str(root), "assignment": args.assignment,
+                      "student": student, "folder": folder, "fingerprint": fp,
+                      "settings": settings})
+    skipped = len(done)
+    folders = dict(subs)
+    writer = None if args.no_gradebook else \
+        course_mod.GradebookWriter(root, args.assignment, sources)
     try:
-        executor = DaskExecutor(args.dask) if args.dask else \
-            LocalExecutor(min(args.workers or os.cpu_count() or 1, len(tasks)))
-    except RuntimeError as e:
-        raise course_mod.CourseError(str(e)) from None
-    results = []
-    with executor, tqdm(total=len(tasks), unit="submission", disable=args.quiet,
-                        desc=f"grading {args.assignment}") as bar:
-        for res in executor.map_unordered(grade_submission, tasks):
-            results.append(res)
-            folder = dict(subs)[res["student"]]
-            course_mod.write_autograded(root, args.assignment, res["student"],
+        for res in direct:
+            _record(root, args.assignment, None, None, sources, res)
+            done.append(res)
+        if tasks:
+            try:
+                executor = DaskExecutor(args.dask) if args.dask else \
+                    LocalExecutor(min(args.workers or os.cpu_count() or 1, len(tasks)))
+            except RuntimeError as e:
+                raise course_mod.CourseError(str(e)) from None
+            with executor, tqdm(total=len(tasks), unit="submission",
+                                disable=args.quiet,
+                                desc=f"grading {args.assignment}") as bar:
+                for res in executor.map_unordered(grade_submission, tasks):
+                    _record(root, args.assignment, writer,
+                            folders[res["student"]], sources, res)
+                    done.append(res)
+                    bar.update()
+    finally:
+        if writer is not None:
+            writer.close()
+    # The CSV covers every recorded student, not only this run's selection.
+    recorded = {r["student"]: r for r in course_mod.read_reports(root, args.assignment)}
+    recorded.update((r["student"], r) for r in done)
+    csv_path = course_mod.write_csv(root, args.assignment, recorded.values())
+    _print_summary(args.assignment, done, skipped, len(tasks) + len(direct))
+    print(f"per-test results: {csv_path}")
+    return 2 if any(r.get("grader_error") for r in done) else 0
+
+
+def _record(root, assignment, writer, folder, sources, res):
+    """Write one finished result before the next is taken: the autograded
+    notebooks, the gradebook (one transaction), then the report, which
+    marks the submission as done. A failure here costs this submission
+    only: it is recorded in its report and graded again next run."""
+    try:
+        if folder is not None:
+            course_mod.write_autograded(root, assignment, res["student"],
                                         folder, sources, res)
-            bar.update()
-    csv_path = course_mod.write_reports(root, args.assignment, results)
-    if not args.no_gradebook:
-        course_mod.update_gradebook(root, args.assignment, results, sources)
+        if writer is not None and not res.get("not_in_gradebook"):
+            writer.write(res)
+    except Exception as e:
+        res["write_error"] = f"{type(e).__name__}: {e}"[:1000]
+        res.setdefault("problems", []).append(
+            f"the results could not be stored ({res['write_error']}); run "
+            f"grade again")
+    try:
+        course_mod.write_report(root, assignment, res)
+    except Exception as e:
+        print(f"autograde: the report of {res['student']} could not be "
+              f"written: {e}", file=sys.stderr)
+
+
+def _print_summary(assignment, results, skipped, graded):
     counts = collections.Counter(t["status"] for r in results
                                  for nb in r["notebooks"] for t in nb["tests"])
-    print(f"graded {len(results)} submission(s) of {args.assignment}: " +
-          ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]))
-    for r in sorted(results, key=lambda r: r["student"]):
-        notes = [n for nb in r["notebooks"] for n in nb.get("tamper", [])]
-        trouble = [f"{t['grade_id']}: {t['status']}" for nb in r["notebooks"]
-                   for t in nb["tests"] if t["status"] in ("timeout", "crashed")]
+    outcomes = {r["student"]: outcome(r) for r in results}
+    flagged = sum(status != "graded" for status, _ in outcomes.values())
+    print(f"{assignment}: {len(results)} submission(s): {graded} graded, "
+          f"{skipped} skipped (unchanged since their recorded result; "
+          f"--force regrades), {flagged} flagged for a look")
+    if counts:
+        print("tests: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]))
+    modes = collections.Counter(nb.get("isolation", {}).get("mode", "?")
+                                for r in results for nb in r["notebooks"]
+                                if nb.get("isolation", {}).get("mode") != "not run")
+    if modes:
+        print("isolation: " + ", ".join(f"{n} notebook(s) {m}" for m, n in
+                                        sorted(modes.items())))
+    for r in results:
         if r.get("grader_error"):
             print(f"  {r['student']}: GRADER ERROR (not graded)\n{r['grader_error']}")
-        if notes or trouble:
-            print(f"  {r['student']}: " + "; ".join(trouble + notes))
-    print(f"per-test results: {csv_path}")
-    return 2 if any(r.get("grader_error") for r in results) else 0
+    width = max(len(s) for s in outcomes)
+    print(f"{'student':{width}s}  {'score':>11s}  {'status':10s}  flags")
+    for r in sorted(results, key=lambda r: r["student"]):
+        status, flags = outcomes[r["student"]]
+        score = f"{r['score']:g}/{r['max_score']:g}"
+        text = "; ".join(flags)
+        if len(text) > 160:
+            text = text[:157] + "..."
+        print(f"{r['student']:{width}s}  {score:>11s}  {status:10s}  {text}")
 
 
 # ---- feedback ------------------------------------------------------------------------
 def cmd_feedback(args):
-    """``autograde feedback``: one HTML page per student from the reports."""
-    from .feedback import write_feedback
+    """``autograde feedback``: put autograde's explanations, with the
+    gradebook's scores as they are now, into each student's feedback."""
+    import fnmatch
+    from .feedback import read_gradebook, write_feedback
     root = course_mod.find_course(args.course)
     reports = sorted((root / "reports" / args.assignment).glob("*.json"))
     if not reports:
         raise course_mod.CourseError(f"no reports for {args.assignment!r}: run "
                                      f"`autograde grade {args.assignment}` first")
-    written = []
-    import fnmatch
+    gradebook = read_gradebook(root, args.assignment)
+    done, missing = [], []
     for path in reports:
         res = json.loads(path.read_text(encoding="utf-8"))
-        if fnmatch.fnmatchcase(res["student"], args.student):
-            written.append(write_feedback(root, res))
-    print(f"wrote {len(written)} feedback file(s), e.g. {written[0]}" if written
-          else "no student matched")
+        if not fnmatch.fnmatchcase(res["student"], args.student):
+            continue
+        out = write_feedback(root, res, gradebook.get(res["student"]))
+        done.append(out)
+        missing += [f"{res['student']}/{name}" for name in out["missing"]]
+    if not done:
+        print(f"no student matched {args.student!r}")
+        return 0
+    pages = sum(len(out["added"]) for out in done)
+    print(f"autograde's section added to {pages} notebook feedback page(s) "
+          f"of {len(done)} student(s) under {root / 'feedback'}; "
+          f"all notebooks on one page: feedback/<student>/{args.assignment}/"
+          f"autograde.html")
+    if missing:
+        print(f"no nbgrader feedback page for {len(missing)} notebook(s), e.g. "
+              f"{missing[0]}: run `nbgrader generate_feedback {args.assignment}"
+              f" --force` first, then this command again", file=sys.stderr)
+        return 1
+    print(f"next: nbgrader release_feedback {args.assignment}")
     return 0
 
 
@@ -192,7 +325,8 @@ def _grade_one(nb, path, settings, source_nb=None):
 
 
 def cmd_check(args):
-    """``autograde check``: run a notebook's own (visible) tests."""
+    """``autograde check``: run a notebook's own (visible) tests and list
+    the written answers still empty."""
     path = Path(args.notebook)
     if not path.is_file():
         raise course_mod.CourseError(f"expected a notebook file, got {str(path)!r}")
@@ -200,23 +334,42 @@ def cmd_check(args):
         nb = nbformat.read(str(path), as_version=4)
     except Exception as e:
         raise course_mod.CourseError(f"{path} is not a readable notebook: {e}") from None
+    from .feedback import count, empty_answers, plain_counts, short_title
     report = _grade_one(nb, path, _settings(args))
     report.pop("tamper", None)      # the notebook is its own reference here
+    empty = empty_answers(nb)
+    report["empty_answers"] = [gid for gid, _ in empty]
     ok = all(t["status"] == "passed" for t in report["tests"])
     if args.json:
         print(json.dumps(report, indent=1))
         return 0 if ok else 1
-    print(f"{path.name}: visible tests")
+    print(f"{path.name}: the visible tests of each test cell (hidden tests in "
+          f"the same cells run only when your work is graded)")
+    timed_out = False
     for t in report["tests"]:
         mark = "PASS" if t["status"] == "passed" else t["status"].upper()
-        print(f"  {mark:8s} {t['score']:g}/{t['max_points']:g}  {t['title']}")
+        print(f"  {mark:8s} {short_title(t['title'])}  [visible tests of a "
+              f"{t['max_points']:g}-point cell]")
         if t["message"]:
-            print(f"           {t['message'][:500]}")
+            print(f"           {plain_counts(t['message'])[:500]}")
+        if timed_out and t["status"] == "timeout":
+            print(f"           (stopped after {args.after_timeout:g} s: once a "
+                  f"test has timed out, the rest get --after-timeout)")
+        timed_out = timed_out or t["status"] == "timeout"
+    for gid, points in empty:
+        print(f"  EMPTY    written answer {gid} ({points:g} points, graded by "
+              f"hand): still as released, empty")
     for p in report["cell_problems"]:
         print(f"  note: cell {p['cell']}: {p['status']}: {p['message'][:300]}")
     n_ok = sum(t["status"] == "passed" for t in report["tests"])
-    print(f"{n_ok} of {len(report['tests'])} visible tests passed"
-          + ("" if ok else "; hidden tests run when your work is graded"))
+    print(f"{n_ok} of {count(len(report['tests']), 'test cell')} passed "
+          f"their visible tests" +
+          (f"; {count(len(empty), 'written answer')} still empty" if empty else "") +
+          ("" if ok else "; hidden tests also run when your work is graded"))
+    if timed_out:
+        print(f"a test timed out after {args.test_timeout:g} s; the tests after "
+              f"it get only {args.after_timeout:g} s each (--after-timeout), so "
+              f"one endless loop does not cost a full timeout per test")
     return 0 if ok else 1
 
 

@@ -11,11 +11,16 @@ Layout (nbgrader's, plus two things of ours)::
 """
 
 import csv
+import errno
 import fnmatch
+import hashlib
 import html
+import io
 import json
 import os
 import shutil
+import stat
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -52,33 +57,226 @@ def load_sources(root, assignment):
     return {p.name: SourceNotebook.read(p) for p in paths}
 
 
+def safe_name(name):
+    """``name`` as printable text: bytes that are not UTF-8 (kept by
+    Python as surrogates) are shown as ``\\xNN``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def find_submissions(root, assignment, student_glob="*"):
-    """``[(student, folder)]`` under ``submitted/``, sorted by student."""
+    """``[(student, folder)]`` under ``submitted/``, sorted by student.
+
+    Nothing is followed: a student folder that is a link is skipped (it
+    is not a submission of this course); an assignment folder that is a
+    link is listed, and :func:`scan_submission` reports it.
+    """
     base = Path(root) / "submitted"
     found = []
-    if base.is_dir():
-        for d in sorted(base.iterdir()):
-            if d.is_dir() and fnmatch.fnmatchcase(d.name, student_glob) \
-                    and (d / assignment).is_dir():
-                found.append((d.name, str(d / assignment)))
+    if not base.is_dir():
+        return found
+    for d in sorted(os.scandir(base), key=lambda e: e.name):
+        if not d.is_dir(follow_symlinks=False) or \
+                not fnmatch.fnmatchcase(d.name, student_glob):
+            continue
+        folder = os.path.join(d.path, assignment)
+        if os.path.lexists(folder):
+            found.append((d.name, folder))
     return found
+
+
+MAX_NOTEBOOK_MB = 32
+
+
+def scan_submission(folder, limit_mb=64):
+    """What a submission folder holds, read without following links.
+
+    Returns ``(files, notes)``: ``files`` maps relative names to absolute
+    paths of the plain files that may be copied into the sandbox (nothing
+    hidden, at most ``limit_mb`` in all); ``notes`` says, in words, what
+    was left out and why (links are tampering and named as such).
+    """
+    files, notes, total = {}, [], 0
+    try:
+        st = os.lstat(folder)
+    except OSError as e:
+        return {}, [f"the submission folder cannot be read ({e.strerror})"]
+    if stat.S_ISLNK(st.st_mode):
+        return {}, ["tampering: the submission folder is a link; nothing in "
+                    "it was read"]
+    if not stat.S_ISDIR(st.st_mode):
+        return {}, ["the submission is not a folder"]
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, folder)
+        for name in list(dirnames):
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                notes.append(f"tampering: {safe_name(os.path.join(rel_dir, name))} "
+                             f"is a link; it was not followed")
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")
+                       and not os.path.islink(os.path.join(dirpath, d))]
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            shown = safe_name(rel)
+            if safe_name(name) != name:
+                notes.append(f"{shown}: the file name is not UTF-8; the file "
+                             f"was left out")
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                notes.append(f"tampering: {shown} is a link; it was not followed")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                notes.append(f"{shown} is not a plain file; it was left out")
+                continue
+            if st.st_nlink > 1:
+                notes.append(f"tampering: {shown} is a hard link to another "
+                             f"file; it was not read")
+                continue
+            if name.startswith("."):
+                continue
+            total += st.st_size
+            if total > limit_mb << 20:
+                notes.append(f"{shown} and later files were left out: the "
+                             f"submission is over {limit_mb} MB")
+                return files, notes
+            files[rel] = os.path.abspath(path)
+    return files, notes
+
+
+def read_submitted_notebook(folder, name, max_mb=MAX_NOTEBOOK_MB):
+    """``(notebook, None)`` for the submitted notebook ``name``, or
+    ``(None, why)`` when it is missing, a link, too large or not a
+    readable version-4 notebook. The file is opened without following a
+    link and read at most ``max_mb`` deep."""
+    path = os.path.join(folder, name)
+    try:
+        if stat.S_ISLNK(os.lstat(folder).st_mode):
+            return None, "tampering: the submission folder is a link"
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None, f"{name} was not submitted"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return None, f"tampering: {name} is a link; it was not followed"
+        return None, f"{name} cannot be opened ({e.strerror})"
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            return None, f"{name} is not a plain file"
+        if st.st_nlink > 1:
+            return None, f"tampering: {name} is a hard link to another file"
+        if st.st_size > max_mb << 20:
+            return None, (f"{name} is {st.st_size / 2**20:.0f} MB, more than "
+                          f"the {max_mb} MB a notebook may have")
+        data = f.read((max_mb << 20) + 1)
+    if not data.strip():
+        return None, f"{name} is empty"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, f"{name} is not UTF-8 text (a binary file?)"
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        return None, f"{name} is not valid JSON (truncated?): {e}"[:300]
+    if type(doc) is not dict or type(doc.get("cells")) is not list:
+        return None, f"{name} is JSON but not a notebook (no list of cells)"
+    if doc.get("nbformat") != 4:
+        return None, (f"{name} has nbformat version {doc.get('nbformat')!r}; "
+                      f"expected 4")
+    try:
+        nb = nbformat.from_dict(doc)
+        for cell in nb.cells:
+            if type(cell) is not nbformat.NotebookNode or \
+                    cell.get("cell_type") not in ("code", "markdown", "raw"):
+                raise ValueError("a cell without a known cell_type")
+            if type(cell.get("source", "")) is list:
+                cell.source = "".join(str(x) for x in cell.source)
+            if type(cell.get("source", "")) is not str:
+                raise ValueError("a cell whose source is not text")
+            cell.setdefault("metadata", nbformat.NotebookNode())
+            if type(cell.metadata) is not nbformat.NotebookNode:
+                raise ValueError("a cell whose metadata is not a mapping")
+    except (ValueError, TypeError, AttributeError) as e:
+        return None, f"{name} is not a well-formed notebook: {e}"[:300]
+    return nb, None
 
 
 def submission_files(folder, limit_mb=64):
     """``{relative name: absolute path}`` of a submission's files (no
     links, nothing hidden, at most ``limit_mb`` in all)."""
-    files, total = {}, 0
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            if name.startswith(".") or os.path.islink(path):
-                continue
-            total += os.path.getsize(path)
-            if total > limit_mb << 20:
-                return files
-            files[os.path.relpath(path, folder)] = os.path.abspath(path)
-    return files
+    return scan_submission(folder, limit_mb)[0]
+
+
+def fingerprint(folder, sources_dir):
+    """A digest of everything a grade depends on: every file of the
+    submission (names, kinds and contents, links not followed) and the
+    assignment's source notebooks (the tests)."""
+    h = hashlib.sha256()
+
+    def add_tree(top):
+        try:
+            st = os.lstat(top)
+        except OSError:
+            h.update(b"missing")
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            h.update(f"not-a-folder {st.st_mode}".encode())
+            return
+        for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+            dirnames.sort()
+            for name in sorted(filenames) + [d for d in dirnames
+                                              if os.path.islink(os.path.join(dirpath, d))]:
+                path = os.path.join(dirpath, name)
+                h.update(os.fsencode(os.path.relpath(path, top)) + b"\0")
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                h.update(f"{stat.S_IFMT(st.st_mode)} {st.st_nlink}\0".encode())
+                if stat.S_ISLNK(st.st_mode):
+                    h.update(os.fsencode(os.readlink(path)))
+                elif stat.S_ISREG(st.st_mode):
+                    try:
+                        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                    except OSError:
+                        continue
+                    with os.fdopen(fd, "rb") as f:
+                        for chunk in iter(lambda: f.read(1 << 20), b""):
+                            h.update(chunk)
+                h.update(b"\0")
+
+    add_tree(str(folder))
+    h.update(b"\0tests\0")
+    add_tree(str(sources_dir))
+    return h.hexdigest()
+
+
+def atomic_write(path, data):
+    """Write ``data`` (bytes or text) to ``path`` through a temporary file
+    and a rename: a reader, or a grader killed halfway, sees the old file
+    or the new one, never a part."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 # ---- reports -------------------------------------------------------------------
@@ -86,14 +284,47 @@ CSV_FIELDS = ["student", "notebook", "grade_id", "title", "status", "score",
               "max_score", "message", "tampering"]
 
 
-def write_reports(root, assignment, results):
-    """Write one JSON per student and the per-test CSV; returns the CSV path."""
+def report_path(root, assignment, student):
+    """Where the JSON report of one student goes."""
+    return Path(root) / "reports" / assignment / f"{student}.json"
+
+
+def write_report(root, assignment, result):
+    """Write one student's JSON report (atomically)."""
+    path = report_path(root, assignment, result["student"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(result, indent=1, sort_keys=True))
+    return path
+
+
+def read_report(root, assignment, student):
+    """A student's recorded report, or None."""
+    try:
+        return json.loads(report_path(root, assignment, student)
+                          .read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def read_reports(root, assignment):
+    """Every recorded report of an assignment (unreadable ones left out)."""
+    found = []
+    for path in sorted((Path(root) / "reports" / assignment).glob("*.json")):
+        try:
+            res = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if type(res) is dict and "student" in res and "notebooks" in res:
+            found.append(res)
+    return found
+
+
+def write_csv(root, assignment, results):
+    """The per-test CSV of ``results`` (atomically); returns its path."""
     out = Path(root) / "reports" / assignment
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for res in sorted(results, key=lambda r: r["student"]):
-        (out / f"{res['student']}.json").write_text(
-            json.dumps(res, indent=1, sort_keys=True), encoding="utf-8")
         for nb in res["notebooks"]:
             tamper = "; ".join(nb.get("tamper", []))
             for t in nb.get("tests", []):
@@ -102,31 +333,63 @@ def write_reports(root, assignment, results):
                              "status": t["status"], "score": t["score"],
                              "max_score": t["max_points"], "message": t["message"],
                              "tampering": tamper})
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
     path = out / "tests.csv"
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    atomic_write(path, buf.getvalue())
     return path
+
+
+def write_reports(root, assignment, results):
+    """Write one JSON per student and the per-test CSV; returns the CSV path."""
+    for res in results:
+        write_report(root, assignment, res)
+    return write_csv(root, assignment, results)
 
 
 def write_autograded(root, assignment, student, folder, sources, result):
     """The ``autograded/`` copy that formgrader and ``nbgrader
     generate_feedback`` read: the submission with each test cell put back
     as released (visible part only, never the hidden tests) and the test's
-    outcome as its output."""
-    out = Path(root) / "autograded" / student / assignment
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    stamp = Path(folder) / "timestamp.txt"
-    if stamp.exists():
-        shutil.copyfile(stamp, out / "timestamp.txt")
+    outcome as its output.
+
+    The folder is built beside its place and renamed into it, so that a
+    grader killed halfway leaves the old copy or the new one. Nothing of
+    the submission is read through a link."""
+    parent = Path(root) / "autograded" / student
+    parent.mkdir(parents=True, exist_ok=True)
+    out = parent / assignment
+    for left in parent.glob(f".{assignment}.*"):    # from a run killed halfway
+        shutil.rmtree(left, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{assignment}."))
+    try:
+        _fill_autograded(tmp, folder, sources, result)
+        os.chmod(tmp, 0o755)
+        old = None
+        if os.path.lexists(out):
+            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{assignment}.old."))
+            os.replace(out, old / "x")
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _fill_autograded(out, folder, sources, result):
+    for extra in ("timestamp.txt", "submission_secret.txt"):
+        data = read_plain(os.path.join(folder, extra), 1 << 16)
+        if data is not None:
+            (out / extra).write_bytes(data)
     by_name = {nb["notebook"]: nb for nb in result["notebooks"]}
     for name, src in sources.items():
-        path = Path(folder) / name
-        nb = nbformat.read(str(path), as_version=4) if path.exists() \
-            else nbformat.v4.new_notebook()
+        nb, _ = read_submitted_notebook(folder, name)
+        if nb is None:
+            nb = nbformat.v4.new_notebook()
         outcome = {t["grade_id"]: t for t in by_name.get(name, {}).get("tests", [])}
         cells, placed = [], set()
         for cell in nb.cells:
@@ -135,30 +398,66 @@ def write_autograded(root, assignment, student, folder, sources, result):
                 if gid in placed:
                     continue
                 placed.add(gid)
-                cells.append(_test_cell(src.cells[gid], outcome.get(gid)))
+                cells.append((src.order.get(gid), _test_cell(src.cells[gid],
+                                                             outcome.get(gid))))
             elif gid in src.cells and gid not in placed:
                 placed.add(gid)
                 cell.metadata["nbgrader"] = dict(nbgrader_meta(src.cells[gid]))
-                cells.append(cell)
+                cells.append((src.order.get(gid), cell))
             elif not gid:
-                cells.append(cell)
-        for gid, cell in src.cells.items():     # put back what was deleted
-            if gid not in placed and nbgrader_meta(cell).get("grade"):
-                if gid in src.test_ids:
-                    cells.append(_test_cell(cell, outcome.get(gid)))
-                else:
-                    c = nbformat.from_dict(cell)
-                    c.source = release_version(cell.source, cell.cell_type)
-                    cells.append(c)
-        notes = by_name.get(name, {}).get("tamper", [])
+                cells.append((None, cell))
+        cells = _restore(cells, src, placed, outcome)
+        report = by_name.get(name, {})
+        notes = list(report.get("tamper", []))
+        if report.get("problem"):
+            notes.insert(0, report["problem"])
         if notes:
             cells.insert(0, nbformat.v4.new_markdown_cell(
-                "**autograde: changes to protected cells were seen** (the tests "
-                "were run from the instructor's copy):\n\n" +
+                "**autograde: this notebook needs a look** (the tests were run "
+                "from the instructor's copy):\n\n" +
                 "\n".join(f"- {html.escape(n)}" for n in notes)))
         nb.cells = cells
-        nbformat.write(nb, str(out / name))
-    return out
+        with open(out / name, "w", encoding="utf-8") as f:
+            nbformat.write(nb, f)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _restore(cells, src, placed, outcome):
+    """Put graded cells the student deleted back where the source has
+    them: right after the nearest kept cell that comes before them in the
+    source, else at the top."""
+    result = [c for _, c in cells]
+    positions = [pos for pos, _ in cells]
+    for gid, cell in src.cells.items():
+        if gid in placed or not nbgrader_meta(cell).get("grade"):
+            continue
+        if gid in src.test_ids:
+            new = _test_cell(cell, outcome.get(gid))
+        else:
+            new = nbformat.from_dict(cell)
+            new.source = release_version(cell.source, cell.cell_type)
+        mine = src.order.get(gid, 0)
+        at = 0
+        for i, pos in enumerate(positions):
+            if pos is not None and pos < mine:
+                at = i + 1
+        result.insert(at, new)
+        positions.insert(at, mine)
+    return result
+
+
+def read_plain(path, limit):
+    """At most ``limit`` bytes of the plain file ``path`` (no link
+    followed), or None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None
+        return f.read(limit)
 
 
 def _test_cell(src_cell, outcome):
@@ -193,75 +492,116 @@ def check_gradebook(root, assignment):
             raise CourseError(message) from None
 
 
-def update_gradebook(root, assignment, results, sources):
-    """Store auto scores through ``nbgrader.api`` so formgrader, manual
-    grading, ``nbgrader export`` and ``generate_feedback`` see them.
+class GradebookWriter:
+    """The gradebook, open for one ``grade`` run: :meth:`write` stores one
+    submission in one transaction, so a grader killed halfway keeps every
+    submission it finished and none half-written.
 
     A test that timed out or crashed gets 0 points *and* is marked as
-    needing a look by hand; a notebook with tampering, a timeout or a
-    crash is flagged.
+    needing a look by hand; a notebook with tampering, a timeout, a crash
+    or one that could not be read is flagged.
     """
-    import warnings
-    from nbgrader.api import Gradebook, MissingEntry
-    url = f"sqlite:///{Path(root) / 'gradebook.db'}"
-    with warnings.catch_warnings(), Gradebook(url) as gb:
+
+    def __init__(self, root, assignment, sources):
+        import warnings
+        from nbgrader.api import Gradebook, MissingEntry
+        self.assignment, self.sources = assignment, sources
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
         # nbgrader's add_submission makes SQLAlchemy warn about autoflush.
         warnings.simplefilter("ignore")
+        self.gb = Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}")
         try:
-            gb.find_assignment(assignment)
+            self.gb.find_assignment(assignment)
         except MissingEntry:
+            self.close()
             raise CourseError(
                 f"the gradebook has no assignment {assignment!r}: run `nbgrader "
                 f"generate_assignment {assignment}` in the course folder first "
                 f"(it records the cells that hold points)") from None
-        for res in results:
-            student = res["student"]
-            gb.update_or_create_student(student)
+
+    def write(self, res):
+        """Store one submission's result, all or nothing."""
+        try:
+            self._write(res)
+            self.gb.db.commit()
+        except BaseException:
+            self.gb.db.rollback()
+            raise
+
+    def _write(self, res):
+        from nbgrader.api import MissingEntry
+        gb, assignment, sources = self.gb, self.assignment, self.sources
+        student = res["student"]
+        gb.update_or_create_student(student)
+        try:
+            sub = gb.find_submission(assignment, student)
+        except MissingEntry:
+            sub = gb.add_submission(assignment, student)
+        if res.get("timestamp"):
             try:
-                sub = gb.find_submission(assignment, student)
+                from nbgrader.utils import parse_utc
+                sub.timestamp = parse_utc(res["timestamp"])
+            except Exception:
+                pass
+        graded = {nb["notebook"] for nb in res["notebooks"]}
+        for name, src in sources.items():
+            if name not in graded:      # the grader itself failed here
+                _mark_ungraded(gb, name[:-len(".ipynb")], assignment,
+                               student, src)
+        # A link among the files is tampering with the whole submission.
+        links = any(p.startswith("tampering") for p in res.get("problems", []))
+        for nbres in res["notebooks"]:
+            nb_name = nbres["notebook"][:-len(".ipynb")]
+            try:
+                nbsub = gb.find_submission_notebook(nb_name, assignment, student)
             except MissingEntry:
-                sub = gb.add_submission(assignment, student)
-            if res.get("timestamp"):
+                continue
+            bad = bool(nbres.get("problem"))
+            for t in nbres["tests"]:
                 try:
-                    from nbgrader.utils import parse_utc
-                    sub.timestamp = parse_utc(res["timestamp"])
-                except Exception:
-                    pass
-            graded = {nb["notebook"] for nb in res["notebooks"]}
-            for name, src in sources.items():
-                if name not in graded:      # the grader itself failed here
-                    _mark_ungraded(gb, name[:-len(".ipynb")], assignment,
-                                   student, src)
-            for nbres in res["notebooks"]:
-                nb_name = nbres["notebook"][:-len(".ipynb")]
-                try:
-                    nbsub = gb.find_submission_notebook(nb_name, assignment, student)
+                    grade = gb.find_grade(t["grade_id"], nb_name, assignment, student)
                 except MissingEntry:
                     continue
-                bad = False
-                for t in nbres["tests"]:
-                    try:
-                        grade = gb.find_grade(t["grade_id"], nb_name, assignment, student)
-                    except MissingEntry:
-                        continue
-                    grade.auto_score = float(t["score"])
-                    troubled = t["status"] in ("timeout", "crashed")
-                    grade.needs_manual_grade = troubled
-                    bad = bad or troubled
-                src = sources.get(nbres["notebook"])
-                for gid in (src.manual if src else {}):
-                    try:
-                        grade = gb.find_grade(gid, nb_name, assignment, student)
-                    except MissingEntry:
-                        continue
-                    if grade.manual_score is not None:
-                        continue
-                    if gid in nbres.get("unchanged_answers", []):
-                        grade.auto_score, grade.needs_manual_grade = 0.0, False
-                    else:
-                        grade.auto_score, grade.needs_manual_grade = None, True
-                nbsub.flagged = bool(nbres.get("tamper")) or bad
-            gb.db.commit()
+                grade.auto_score = float(t["score"])
+                troubled = t["status"] in ("timeout", "crashed")
+                grade.needs_manual_grade = troubled
+                bad = bad or troubled
+            src = sources.get(nbres["notebook"])
+            for gid in (src.manual if src else {}):
+                try:
+                    grade = gb.find_grade(gid, nb_name, assignment, student)
+                except MissingEntry:
+                    continue
+                if grade.manual_score is not None:
+                    continue
+                if gid in nbres.get("unchanged_answers", []):
+                    grade.auto_score, grade.needs_manual_grade = 0.0, False
+                else:
+                    grade.auto_score, grade.needs_manual_grade = None, True
+            nbsub.flagged = bool(nbres.get("tamper")) or bad or links
+
+    def close(self):
+        """Close the database."""
+        try:
+            self.gb.close()
+        finally:
+            self._warnings.__exit__(None, None, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def update_gradebook(root, assignment, results, sources):
+    """Store auto scores through ``nbgrader.api`` so formgrader, manual
+    grading, ``nbgrader export`` and ``generate_feedback`` see them (one
+    transaction per submission; see :class:`GradebookWriter`)."""
+    with GradebookWriter(root, assignment, sources) as writer:
+        for res in results:
+            writer.write(res)
 
 
 def _mark_ungraded(gb, nb_name, assignment, student, src):

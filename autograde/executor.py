@@ -20,10 +20,9 @@ import multiprocessing
 import os
 import traceback
 
-import nbformat
-
-from .course import load_sources
-from .runner import NotebookGrader, Settings
+from .course import (load_sources, read_plain, read_submitted_notebook,
+                     scan_submission)
+from .runner import NotebookGrader, Settings, unreadable_report
 
 
 def grade_submission(task):
@@ -31,37 +30,44 @@ def grade_submission(task):
 
     Arguments:
         task: a dict with ``course``, ``assignment``, ``student``,
-            ``folder`` (the submission folder), ``files`` and ``settings``
-            (``Settings.as_dict()``).
+            ``folder`` (the submission folder), ``settings``
+            (``Settings.as_dict()``) and optionally ``files`` (default:
+            what :func:`course.scan_submission` finds).
 
     Returns a dict with ``student``, ``notebooks`` (one report each, see
-    ``runner``), ``score``, ``max_score`` and ``timestamp``. Never raises:
-    a failure of the grader itself is reported as ``grader_error``.
+    ``runner``), ``score``, ``max_score``, ``timestamp``, ``problems``
+    (notes on the submission's files) and ``fingerprint`` when the task
+    has one. Never raises: a notebook that cannot be read is graded as
+    such (every test ``error``, flagged, the reason recorded), and a
+    failure of the grader itself is reported as ``grader_error``.
     """
-    settings = Settings.from_dict(task["settings"])
     result = {"student": task["student"], "assignment": task["assignment"],
-              "notebooks": [], "score": 0.0, "max_score": 0.0}
-    stamp = os.path.join(task["folder"], "timestamp.txt")
-    if os.path.exists(stamp):
-        with open(stamp, encoding="utf-8", errors="replace") as f:
-            result["timestamp"] = f.read(200).strip()
+              "notebooks": [], "score": 0.0, "max_score": 0.0, "problems": []}
+    if task.get("fingerprint"):
+        result["fingerprint"] = task["fingerprint"]
     try:
+        settings = Settings.from_dict(task["settings"])
+        folder = task["folder"]
+        files, notes = scan_submission(folder)
+        result["problems"].extend(notes)
+        if "files" in task:
+            files = {k: v for k, v in task["files"].items() if k in files}
+        stamp = read_plain(os.path.join(folder, "timestamp.txt"), 200)
+        if stamp is not None:
+            result["timestamp"] = stamp.decode("utf-8", "replace").strip()
         sources = _sources(task["course"], task["assignment"])
+        extra = sorted(n for n in files if n.endswith(".ipynb")
+                       and "/" not in n and n not in sources)
+        for name in extra:
+            result["problems"].append(f"{name} is not a notebook of this "
+                                      f"assignment; it was not graded")
         for name, src in sources.items():
-            path = os.path.join(task["folder"], name)
-            if os.path.exists(path):
-                try:
-                    nb = nbformat.read(path, as_version=4)
-                except Exception as e:        # not a notebook at all
-                    nb = nbformat.v4.new_notebook()
-                    result.setdefault("problems", []).append(
-                        f"{name} could not be read ({type(e).__name__}); "
-                        f"graded as empty")
+            nb, why = read_submitted_notebook(folder, name)
+            if nb is None:
+                report = unreadable_report(src, why)
             else:
-                nb = nbformat.v4.new_notebook()
-                result.setdefault("problems", []).append(f"{name} was not submitted")
-            report = NotebookGrader(src, nb, task["files"], settings,
-                                    hide=[task["course"]]).run()
+                report = NotebookGrader(src, nb, files, settings,
+                                        hide=[task["course"]]).run()
             result["notebooks"].append(report)
             result["score"] += report["score"]
             result["max_score"] += report["max_score"]

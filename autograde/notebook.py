@@ -81,12 +81,13 @@ class SourceNotebook:
     def __init__(self, nb, name):
         self.nb, self.name = nb, name
         self.tests, self.setup, self.solution_names = [], [], set()
-        self.manual, self.cells = {}, {}
+        self.manual, self.cells, self.order = {}, {}, {}
         for index, cell in enumerate(nb.cells):
             meta = nbgrader_meta(cell)
             gid = meta.get("grade_id")
             if gid:
                 self.cells[gid] = cell
+                self.order.setdefault(gid, index)
             if cell.cell_type != "code":
                 if meta.get("grade") and meta.get("solution"):
                     self.manual[gid] = float(meta.get("points", 0) or 0)

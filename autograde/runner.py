@@ -30,6 +30,7 @@ import tempfile
 import time
 
 from . import sandbox
+from .sandbox import Limits
 from .notebook import BEGIN_HIDDEN, END_HIDDEN, Submission, bound_names, used_names
 from .remote import (RemoteError, StudentCrashed, StudentProcess,
                      StudentTimeout, default_uid)
@@ -52,15 +53,19 @@ class Settings:
             one of its tests has timed out, so that an infinite loop that
             every test runs into costs one full test timeout, not one per
             test (None: keep ``test_timeout``).
+        sandbox: False runs student code without namespaces even where
+            they are available (``grade --no-sandbox``; every report says
+            so).
     """
 
     def __init__(self, test_timeout=10.0, cell_timeout=10.0,
                  submission_budget=120.0, limits=None, max_restarts=12,
-                 after_timeout=2.0):
+                 after_timeout=2.0, sandbox=True):
+        self.sandbox = sandbox
         self.test_timeout, self.cell_timeout = test_timeout, cell_timeout
         self.after_timeout = after_timeout
         self.submission_budget = submission_budget
-        self.limits = limits or sandbox.Limits()
+        self.limits = limits or Limits()
         self.max_restarts = max_restarts
 
     def as_dict(self):
@@ -75,6 +80,20 @@ class Settings:
         d = dict(d)
         d["limits"] = sandbox.Limits(**d["limits"])
         return cls(**d)
+
+
+def unreadable_report(source, why):
+    """The report of a notebook that could not be graded at all (missing,
+    a link, not a notebook): every test ``error`` with 0 points, the
+    reason as ``problem`` (which flags it for a person)."""
+    tests = [{"grade_id": t.grade_id, "title": t.title, "max_points": t.points,
+              "score": 0.0, "status": "error",
+              "message": f"not graded: {why}"} for t in source.tests]
+    return {"notebook": source.name, "tests": tests, "score": 0.0,
+            "max_score": source.points, "tamper": [], "cell_problems": [],
+            "unchanged_answers": [], "problem": why, "restarts": 0,
+            "isolation": {"mode": "not run", "namespaces": False, "uid": None},
+            "seconds": 0.0}
 
 
 class _Alarm(BaseException):
@@ -166,7 +185,7 @@ class NotebookGrader:
         start = time.monotonic()
         self.deadline = start + self.settings.submission_budget
         uid = default_uid()
-        use_ns = namespaces() and uid is not None
+        use_ns = self.settings.sandbox and namespaces()
         base = tempfile.mkdtemp(prefix="autograde-")
         os.chmod(base, 0o711)
         cwd = os.path.join(base, "work")
@@ -193,7 +212,10 @@ class NotebookGrader:
                 "score": score, "max_score": self.source.points,
                 "tamper": list(self.sub.tamper), "cell_problems": self.cell_problems,
                 "unchanged_answers": list(self.sub.unchanged_answers),
-                "isolation": {"uid": uid, "namespaces": use_ns},
+                "isolation": {"mode": sandbox.isolation_mode(use_ns),
+                              "namespaces": use_ns, "uid": uid,
+                              "grader_uid": os.geteuid(),
+                              "no_sandbox": not self.settings.sandbox},
                 "restarts": self.proc.restarts,
                 "seconds": round(time.monotonic() - start, 3)}
 

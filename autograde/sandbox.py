@@ -6,22 +6,29 @@ On request it forks a student process that, before running any student
 code:
 
 - becomes the leader of its own session and process group;
-- when the grader runs as root: enters new mount and network namespaces,
-  gets a fresh private /tmp (its working directory there holds a copy of
-  the submission only), hides the course directory under an empty tmpfs,
-  drops every privilege and switches to a uid of its own (no account is
-  needed: a number nobody else uses). Python's own files (see
-  :func:`readable_paths`) stay readable, read-only, even when they live
-  under /tmp; every directory on the way to them that is not system
-  software (a home, a repository checkout) is covered so that it shows
-  only those entries;
+- enters new mount, network, IPC and PID namespaces: directly when the
+  grader runs as root, else inside a new (unprivileged) user namespace
+  that maps the grader's user to itself;
+- gets a fresh private /tmp (its working directory there holds a copy of
+  the submission only, copied without following links); the course
+  directory and every top-level directory that is not system software
+  (homes, /root, /srv, /opt, /run, ...) are covered by empty tmpfs;
+  Python's own files (see :func:`readable_paths`) come back read-only
+  wherever they live, and every directory on the way to them that is not
+  system software shows only those entries; /proc shows only the
+  sandbox's own processes;
+- runs under a PID 1 of its own, so every process it starts dies with it;
+- as root, drops every privilege and switches to a uid of its own (no
+  account is needed: a number nobody else uses); without root, drops the
+  capabilities the user namespace gave it, so the mounts stay;
 - sets resource limits: CPU seconds, address space, file size, number of
   processes and open files, no core dumps;
 - throws away the environment and points stdin/stdout/stderr at
   /dev/null, so output volume cannot hurt the grader.
 
-Without root it still gets its own process group, the limits and a fresh
-working directory, but file permissions are its only fence.
+Where namespaces cannot be made (``namespace_problem`` says why), it gets
+its own process group, the limits and a fresh working directory only;
+``autograde grade`` then refuses unless told ``--no-sandbox``.
 """
 
 import ctypes
@@ -33,15 +40,20 @@ import resource
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWNET = 0x40000000
+_CLONE_NEWIPC = 0x08000000
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWPID = 0x20000000
+_NAMESPACE_FLAGS = _CLONE_NEWNS | _CLONE_NEWNET | _CLONE_NEWIPC | _CLONE_NEWPID
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
 _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 0x4000, 1 << 18
-_PR_SET_NO_NEW_PRIVS, _PR_SET_DUMPABLE = 38, 4
+_PR_SET_NO_NEW_PRIVS, _PR_SET_DUMPABLE, _PR_CAPBSET_DROP = 38, 4, 24
 
 UID_BASE = 1_500_000_000     # far above any account; one uid per grader process
 
@@ -84,20 +96,67 @@ def protect_self():
     _libc().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
-def namespaces_available():
-    """Whether this process may create mount namespaces (root, with
-    CAP_SYS_ADMIN, as on a VM or a privileged container)."""
-    if os.geteuid() != 0:
-        return False
+def _unshare(libc):
+    """Enter new mount, network, IPC and PID namespaces; without root,
+    inside a new user namespace first, which maps this user to itself and
+    gives the capabilities needed here (and nowhere else)."""
+    if os.geteuid() == 0:
+        _check(libc.unshare(_NAMESPACE_FLAGS), "unshare")
+        return
+    uid, gid = os.geteuid(), os.getegid()
+    _check(libc.unshare(_CLONE_NEWUSER | _NAMESPACE_FLAGS), "unshare")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                       ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+
+
+@functools.lru_cache(maxsize=1)
+def namespace_problem():
+    """None when this process can give student code its own namespaces
+    (as root with CAP_SYS_ADMIN, or as any user where unprivileged user
+    namespaces are allowed); else why not, and how to allow it."""
+    r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
+        os.close(r)
         try:
-            _check(_libc().unshare(_CLONE_NEWNS | _CLONE_NEWNET), "unshare")
+            libc = _libc()
+            _unshare(libc)
+            _check(libc.mount(b"tmpfs", b"/tmp", b"tmpfs",
+                              _MS_NOSUID | _MS_NODEV, b"size=4k"), "mount")
             os._exit(0)
-        except BaseException:
+        except BaseException as e:
+            os.write(w, str(e).encode()[:500])
             os._exit(1)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        why = f.read().decode(errors="replace")
     _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status) == 0
+    if os.waitstatus_to_exitcode(status) == 0:
+        return None
+    if os.geteuid() == 0:
+        return (f"new namespaces are not allowed here ({why}); run on a "
+                f"machine or VM, or in a container with CAP_SYS_ADMIN")
+    return (f"this user may not create user namespaces ({why}). Allow them "
+            f"with `sysctl kernel.unprivileged_userns_clone=1` (Debian), "
+            f"`sysctl user.max_user_namespaces=15000`, or on Ubuntu 24.04 "
+            f"`sysctl kernel.apparmor_restrict_unprivileged_userns=0` (or an "
+            f"AppArmor profile for this Python); or grade as root")
+
+
+def namespaces_available():
+    """Whether student processes can get their own namespaces here."""
+    return namespace_problem() is None
+
+
+def isolation_mode(use_namespaces):
+    """The name of the fence student code gets: ``root`` (namespaces and
+    a uid of its own), ``user-namespace`` (namespaces inside an
+    unprivileged user namespace) or ``none``."""
+    if not use_namespaces:
+        return "none"
+    return "root" if os.geteuid() == 0 else "user-namespace"
 
 
 # ---- what a student process may see ------------------------------------------
@@ -114,6 +173,24 @@ OPEN_BY_DESIGN = frozenset({
     "/usr/local", "/usr/local/lib", "/usr/local/lib64", "/lib", "/lib32",
     "/lib64", "/libx32", "/var", "/dev"})
 
+# Top-level directories of system software and kernel interfaces. Every
+# other top-level directory (homes, /root, /srv, /opt, /mnt, /run with its
+# sockets, /var, a data disk) is covered in the student's view, and only
+# Python's own files inside are bound back.
+SYSTEM_TOP = frozenset({"/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin",
+                        "/sbin", "/etc", "/dev", "/proc", "/sys"})
+
+
+def hidden_tops(system=SYSTEM_TOP):
+    """The top-level directories to cover (real directories, not links)."""
+    found = []
+    for name in sorted(os.listdir("/")):
+        path = "/" + name
+        if path not in system and path not in SCRATCH and \
+                os.path.isdir(path) and not os.path.islink(path):
+            found.append(path)
+    return found
+
 
 def _ancestors(path):
     """The directories above the absolute ``path``, from the top down,
@@ -127,7 +204,7 @@ def _inside(path, top):
 
 
 def exposure_plan(paths, scratch=SCRATCH, open_dirs=OPEN_BY_DESIGN,
-                  world_x=None):
+                  world_x=None, hidden=()):
     """Which directories to cover, and what to bind back into each.
 
     Arguments:
@@ -138,6 +215,8 @@ def exposure_plan(paths, scratch=SCRATCH, open_dirs=OPEN_BY_DESIGN,
         world_x: ``world_x(dir)`` says whether any user may enter ``dir``
             (default: its mode says so); a directory others cannot enter
             is covered even when it is in ``open_dirs``.
+        hidden: directories that are always covered (read-only), such as
+            :func:`hidden_tops`.
 
     Returns:
         ``{cover: [path, ...]}``, every scratch directory among the keys.
@@ -157,7 +236,7 @@ def exposure_plan(paths, scratch=SCRATCH, open_dirs=OPEN_BY_DESIGN,
     # A path inside another exposed one comes along with it.
     leaves = [p for p in leaves
               if not any(q != p and _inside(p, q) for q in leaves)]
-    covers = set(scratch)
+    covers = set(scratch) | set(hidden)
     for leaf in leaves:
         for above in _ancestors(leaf):
             if above in scratch or above not in open_dirs or not world_x(above):
@@ -246,6 +325,63 @@ def _cover_and_expose(libc, plan, scratch_opts):
 
 
 # ---- inside the student process ----------------------------------------------
+def _open_plain(path):
+    """A descriptor on the regular file ``path``, never through a link
+    (the last component) and never a device or FIFO; None otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _wait_then_exit(child):
+    """Close everything, reap children until ``child`` ends, then end
+    with its status. As PID 1 of a PID namespace this also reaps orphans,
+    and its end kills whatever is left in the namespace."""
+    os.closerange(0, 65536)
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(0)
+        except InterruptedError:
+            continue
+        if pid == child:
+            os._exit(max(os.waitstatus_to_exitcode(status), 0) & 0xFF)
+
+
+def _into_pid_namespace():
+    """After ``unshare(CLONE_NEWPID)``: fork the namespace's PID 1, which
+    forks the student process and returns there. PID 1 only waits, so a
+    student's ``kill(1)`` or ``kill(getpid())`` behaves as usual, and when
+    the student process ends (or the grader kills the process group)
+    every process left in the namespace is killed by the kernel: a
+    double-forked daemon or a fork bomb cannot outlive grading."""
+    pid = os.fork()
+    if pid:
+        _wait_then_exit(pid)
+    pid = os.fork()
+    if pid:
+        _wait_then_exit(pid)
+
+
+def _drop_capabilities(libc):
+    """Give up every capability (those a new user namespace grants), so the
+    student cannot undo the mounts that hide the course."""
+    for cap in range(64):
+        libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    data = (ctypes.c_uint32 * 6)()
+    _check(libc.capset(ctypes.byref(Header(0x20080522, 0)), data), "capset")
+
+
 def enter(cfg, channel_fd):
     """Turn the freshly forked process into a sandboxed student process.
 
@@ -259,19 +395,26 @@ def enter(cfg, channel_fd):
     cwd, uid = cfg["cwd"], cfg.get("uid")
     limits = cfg["limits"]
     # Open the submission's files first: the course may vanish from view.
-    files = {name: os.open(src, os.O_RDONLY)
-             for name, src in cfg.get("files", {}).items()}
+    # A link or anything but a regular file is never followed or copied.
+    files = {}
+    for name, src in cfg.get("files", {}).items():
+        fd = _open_plain(src)
+        if fd is not None:
+            files[name] = fd
+    # Without a uid of its own, RLIMIT_NPROC counts the user's processes.
+    base_nproc = len(uid_processes(os.getuid())) if uid is None else 0
     if cfg.get("namespaces"):
-        _check(libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET), "unshare")
+        _unshare(libc)
         _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None),
                "mount private")
         # Fresh, size-limited scratch space (nothing of other users' /tmp,
         # such as other courses or pytest folders, is visible, and disk use
-        # is capped); Python's own files come back read-only wherever they
+        # is capped); homes and other non-system top-level directories are
+        # covered; Python's own files come back read-only wherever they
         # live, and the directories on the way to them show nothing else.
         real = [os.path.realpath(p) for p in cfg.get("readable", [])]
         opts = f"size={int(limits['disk_mb'])}m,mode=1777".encode()
-        _cover_and_expose(libc, exposure_plan(real), opts)
+        _cover_and_expose(libc, exposure_plan(real, hidden=hidden_tops()), opts)
         cwd = "/tmp/work"
         os.mkdir(cwd, 0o700)
         if uid is not None:
@@ -281,10 +424,20 @@ def enter(cfg, channel_fd):
                 _check(libc.mount(b"tmpfs", path.encode(), b"tmpfs",
                                   _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
                                   b"size=4k,mode=0"), f"hide {path}")
+        _into_pid_namespace()
+        # A /proc of this PID namespace only: the grader and the user's
+        # other processes (and their /proc/PID/root) are out of sight.
+        if libc.mount(b"proc", b"/proc", b"proc",
+                      _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None) != 0:
+            _check(libc.mount(b"tmpfs", b"/proc", b"tmpfs",
+                              _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+                              b"size=4k,mode=0555"), "cover /proc")
     for name, fd in files.items():
         dst = os.path.join(cwd, name)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-        with os.fdopen(fd, "rb") as src, open(dst, "wb") as out:
+        with os.fdopen(fd, "rb") as src, \
+                os.fdopen(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                                  | os.O_NOFOLLOW, 0o644), "wb") as out:
             shutil.copyfileobj(src, out)
         if uid is not None:
             os.chown(dst, uid, uid)
@@ -295,6 +448,8 @@ def enter(cfg, channel_fd):
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
+    elif cfg.get("namespaces"):
+        _drop_capabilities(libc)
     libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     mb = 1 << 20
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -304,8 +459,7 @@ def enter(cfg, channel_fd):
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
     # NPROC counts every process of the uid: with a uid of its own that is
     # the student alone; without one, allow the user's current count more.
-    nproc = limits["nproc"] if uid is not None else \
-        len(uid_processes(os.getuid())) + limits["nproc"]
+    nproc = limits["nproc"] + base_nproc
     if os.getuid() != 0:
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     home = os.getcwd()

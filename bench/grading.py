@@ -8,6 +8,12 @@ ratio. Then it grades one submission whose answer loops forever, to show
 what an infinite loop costs each grader.
 
     python bench/grading.py [--submissions 100] [--workers N] [--no-loop]
+                            [--as-user USER]
+
+``--as-user USER`` (run as root) also grades a third copy as the
+unprivileged USER, whose sandbox is a user namespace: the durable,
+sandboxed grader must stay fast in both modes. USER must be able to read
+the interpreter and the checkout.
 
 Both graders run as separate commands, so their start-up is included.
 Nothing is written inside the repository (a temporary folder is used
@@ -66,10 +72,14 @@ def make_course(folder, n):
     return course, kinds, demo, samples
 
 
-def timed(cmd, cwd=None):
-    """Run ``cmd``; returns (seconds, completed process)."""
+def timed(cmd, cwd=None, user=None, home=None):
+    """Run ``cmd`` (as ``user`` when given); returns (seconds, completed
+    process)."""
     env = dict(os.environ, PATH=os.pathsep.join(
         [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    if user is not None:
+        cmd = ["runuser", "-u", user, "--", "env", "-i", f"PATH={env['PATH']}",
+               f"HOME={home}", "LANG=C.UTF-8"] + cmd
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -93,11 +103,16 @@ def main(argv=None):
                         help="skip the infinite-loop comparison")
     parser.add_argument("--skip-nbgrader", action="store_true")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
+    parser.add_argument("--as-user", metavar="USER",
+                        help="also grade as this unprivileged user (run as root)")
     args = parser.parse_args(argv)
     if args.submissions < 1 or args.workers < 1:
         parser.error("--submissions and --workers must be positive")
+    if args.as_user and os.geteuid() != 0:
+        parser.error(f"--as-user needs root, got uid {os.geteuid()}")
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="grading-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    os.chmod(work, 0o755)
     try:
         print(f"{args.submissions} submissions, {os.cpu_count()} cores, "
               f"autograde with {args.workers} worker(s)")
@@ -110,12 +125,31 @@ def main(argv=None):
         print(f"autograde grade:    {t_ours:7.1f} s  "
               f"({t_ours / args.submissions:.2f} s per submission)")
         print("  " + proc.stdout.splitlines()[0])
+        t_user = None
+        if args.as_user:
+            import pwd
+            entry = pwd.getpwnam(args.as_user)
+            theirs = work / "theirs"
+            shutil.copytree(course, theirs)
+            for path in [theirs, *theirs.rglob("*")]:
+                os.lchown(path, entry.pw_uid, entry.pw_gid)
+            t_user, proc = timed([sys.executable, "-m", "autograde", "--course",
+                                  str(theirs), "grade", ASSIGNMENT, "--quiet",
+                                  "--workers", str(args.workers)],
+                                 cwd=work, user=args.as_user, home=work)
+            print(f"autograde as {args.as_user}: {t_user:7.1f} s  "
+                  f"({t_user / args.submissions:.2f} s per submission)")
+            print("  " + [line for line in proc.stdout.splitlines()
+                          if line.startswith("isolation")][0])
         if not args.skip_nbgrader:
             t_stock, _ = timed([sys.executable, "-m", "nbgrader", "autograde",
                                 ASSIGNMENT], cwd=course)
             print(f"nbgrader autograde: {t_stock:7.1f} s  "
                   f"({t_stock / args.submissions:.2f} s per submission)")
             print(f"ratio nbgrader / autograde: {t_stock / t_ours:.1f}x")
+            if t_user is not None:
+                print(f"ratio nbgrader / autograde as {args.as_user}: "
+                      f"{t_stock / t_user:.1f}x")
             diff = compare_scores(demo, course, ours)
             print(f"notebooks whose scores differ between the two: {diff}")
         if not args.no_loop:

@@ -1,36 +1,51 @@
-"""The instructor's job end to end, on a temporary copy of the course.
+"""The course end to end, on a temporary copy: instructor and students.
 
-``python exercises/instructor_demo.py`` copies ``exercises/`` (the nbgrader
-config and ``source/``) to a new folder, then:
+``python exercises/instructor_demo.py`` (``make demo``) copies
+``exercises/`` (the nbgrader config and ``source/``) to a new folder and
+plays the whole cycle there, saying what each step does as it goes:
 
 1. ``nbgrader generate_assignment``: the student version in ``release/``;
-2. writes the sample submissions of ``tests/submissions/samples.py`` into
-   ``submitted/`` (as ``nbgrader collect`` would);
-3. ``nbgrader autograde``, ``nbgrader generate_feedback``, ``nbgrader export``;
-4. prints the scores per student and per exercise, and where the feedback
-   HTML files and ``grades.csv`` are;
-5. grades the same submissions again with ``autograde`` (student code in a
-   sandbox, tests in the grader), checks that every score agrees with
-   nbgrader's, and prints each test's outcome and any tampering it saw.
+2. ``nbgrader release_assignment`` to an exchange folder inside the copy;
+3. nine students fetch it, answer it (the samples of
+   ``tests/submissions/samples.py``: correct, blank, typical bugs, a
+   deleted test cell, a warning) and submit;
+4. ``nbgrader collect``;
+5. ``autograde grade``: student code in a sandbox, tests in the grader;
+6. hand grading of the written answer, written into the gradebook the way
+   formgrader does it;
+7. ``nbgrader generate_feedback --force`` and ``autograde feedback``: each
+   notebook's feedback page gets autograde's explanations;
+8. ``nbgrader release_feedback``, and each student's ``fetch_feedback``;
+9. a table of every student's scores;
+10. the same submissions graded by stock ``nbgrader autograde`` on another
+    copy, to check that every automatic score agrees (about a minute;
+    ``--no-compare`` skips it).
 
-The copy is kept so you can open the feedback, or start formgrader in it
-to grade the written answer. ``--dir PATH`` picks the folder (it must not
-exist yet).
+The copy is kept so you can open the feedback, or start formgrader in it.
+``--dir PATH`` picks the folder (it must not exist yet).
 """
 
 import argparse
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 ASSIGNMENT = "layers_and_blocks"
+COURSE_ID = "d2lblocks"
 SAMPLES_FILE = REPO / "tests" / "submissions" / "samples.py"
+HAND_GRADES = {"correct": (2, "Right: the list is not registered, so the "
+                           "network never sees those layers."),
+               "warns": (2, "Right."),
+               "no_batch_check": (1.5, "Say which methods miss the blocks.")}
+DEFAULT_HAND_GRADE = (1, "Partly: name what the ordered dict gives you.")
 
 
 def load_samples():
@@ -53,19 +68,33 @@ def copy_course(dest):
     return dest
 
 
-def nbgrader(course, *args, check=True, tool="nbgrader"):
+def nbgrader(course, *args, check=True, tool="nbgrader", on_line=None):
     """Run ``nbgrader ARGS`` (or another ``tool`` module) in ``course`` with
     this Python; returns the completed process (output captured).
 
-    The interpreter's folder goes first on PATH: nbgrader starts the
-    ``alembic`` tool and the notebook kernels by name, and they must come
-    from this environment even when it is not activated.
+    ``on_line(text)``, when given, sees each line of output as it comes
+    (to report progress). The interpreter's folder goes first on PATH:
+    nbgrader starts the ``alembic`` tool and the notebook kernels by name,
+    and they must come from this environment even when it is not
+    activated.
     """
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent),
                                    env.get("PATH", "")])
-    proc = subprocess.run([sys.executable, "-m", tool, *args],
-                          cwd=course, env=env, capture_output=True, text=True)
+    cmd = [sys.executable, "-m", tool, *args]
+    if on_line is None:
+        proc = subprocess.run(cmd, cwd=course, env=env, capture_output=True,
+                              text=True)
+    else:
+        lines = []
+        with subprocess.Popen(cmd, cwd=course, env=env, text=True,
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT) as child:
+            for line in child.stdout:
+                lines.append(line)
+                on_line(line.rstrip("\n"))
+        proc = subprocess.CompletedProcess(cmd, child.returncode,
+                                           "".join(lines), "")
     if check and proc.returncode != 0:
         raise RuntimeError(f"{tool} {' '.join(args)} failed with exit code "
                            f"{proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
@@ -83,8 +112,9 @@ def submit_samples(course):
     return load_samples().write_all(course, assignment=ASSIGNMENT)
 
 
-def grade(course):
-    """Autograde every submission, write the feedback and ``grades.csv``.
+def stock_grade(course):
+    """Grade every submission with stock ``nbgrader autograde``, write its
+    feedback and ``grades.csv``.
 
     Returns ``{step: completed process}`` so callers can read the logs.
     """
@@ -131,11 +161,14 @@ def _points(x):
     return f"{x:g}"
 
 
-def format_table(scores):
+def format_table(scores, fetched=None):
     """A text table: one row per student, one column per exercise (test
-    points, plus the written answer where there is one), and the total."""
+    points, plus the written answer where there is one), and the total;
+    with ``fetched`` (``{student: [files]}``), the number of feedback
+    pages each student fetched."""
     notebooks = sorted({nb for per in scores.values() for nb in per})
-    header = ["student"] + notebooks + ["total"]
+    header = ["student"] + notebooks + ["total"] + \
+        (["feedback fetched"] if fetched is not None else [])
     rows = []
     for student in sorted(scores):
         per = scores[student]
@@ -155,33 +188,27 @@ def format_table(scores):
             got += nb["code"] + nb["written"]
             top += nb["max_code"] + nb["max_written"]
         row.append(f"{_points(got)}/{_points(top)}" + (" *" if pending else ""))
+        if fetched is not None:
+            row.append(f"{len(fetched.get(student, []))} pages")
         rows.append(row)
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     lines = ["  ".join(text.ljust(w) for text, w in zip(r, widths)).rstrip()
              for r in [header, ["-" * w for w in widths]] + rows]
-    if any(r[-1].endswith("*") for r in rows):
+    if any(r[len(notebooks) + 1].endswith("*") for r in rows):
         lines.append("* a written answer still needs grading in formgrader "
                      "(?: not graded yet)")
     return "\n".join(lines)
 
 
-def sandboxed_grade(course):
-    """Grade the same submissions with ``autograde``; returns its per-test
-    rows (``reports/<assignment>/tests.csv``) as dicts."""
-    import csv
-    nbgrader(course, "grade", ASSIGNMENT, tool="autograde")
-    nbgrader(course, "feedback", ASSIGNMENT, tool="autograde")
-    with open(Path(course) / "reports" / ASSIGNMENT / "tests.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def format_outcomes(rows, before, after):
-    """One line per student: autograde's total, whether every cell agrees
-    with nbgrader's score, the outcome counts, and any tampering seen."""
-    def auto_cells(scores, student):
+    """One line per student: autograde's total, whether every test cell
+    agrees with nbgrader's score, the outcome counts, and any tampering
+    seen. ``rows`` are autograde's per-test rows; ``before`` and
+    ``after`` are :func:`read_scores` of the two gradebooks. Written
+    answers are left out: one of them may have been graded by hand."""
+    def auto_cells(scores, student, tests):
         return {(nb, gid): cell[0] for nb, per in scores[student].items()
-                for gid, cell in per["cells"].items()
-                if cell[1] and cell[0] is not None}
+                for gid, cell in per["cells"].items() if gid in tests}
 
     lines = []
     for student in sorted({r["student"] for r in rows}):
@@ -189,7 +216,9 @@ def format_outcomes(rows, before, after):
         counts = {}
         for r in mine:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
-        same = auto_cells(before, student) == auto_cells(after, student)
+        tests = {r["grade_id"] for r in mine}
+        same = auto_cells(before, student, tests) == \
+            auto_cells(after, student, tests)
         total = (f"{_points(sum(float(r['score']) for r in mine))}/"
                  f"{_points(sum(float(r['max_score']) for r in mine))}")
         outcome = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
@@ -205,37 +234,247 @@ def feedback_files(course):
     return sorted(Path(course).glob(f"feedback/*/{ASSIGNMENT}/*.html"))
 
 
+def read_rows(course):
+    """autograde's per-test rows (``reports/<assignment>/tests.csv``) as
+    dicts."""
+    import csv
+    with open(Path(course) / "reports" / ASSIGNMENT / "tests.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ---- the exchange: what students do in the Assignment List ----------------
+def _student_config(exchange, home, student):
+    """nbgrader settings of one student: their own folder and cache, the
+    shared exchange folder."""
+    from traitlets.config import Config
+    c = Config()
+    c.CourseDirectory.course_id = COURSE_ID
+    c.CourseDirectory.assignment_id = ASSIGNMENT
+    c.CourseDirectory.student_id = student
+    c.CourseDirectory.root = str(home)
+    c.Exchange.root = str(exchange)
+    c.Exchange.cache = str(Path(home) / ".nbgrader-cache")
+    c.Exchange.assignment_dir = str(home)
+    return c
+
+
+def _exchange(action, exchange, home, student):
+    """Run one exchange action (``fetch_assignment``, ``submit`` or
+    ``fetch_feedback``) as ``student`` in this process, as nbgrader's
+    command of the same name does (without its start-up time)."""
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange import default
+    cls = {"fetch_assignment": default.ExchangeFetchAssignment,
+           "submit": default.ExchangeSubmit,
+           "fetch_feedback": default.ExchangeFetchFeedback}[action]
+    config = _student_config(exchange, home, student)
+    coursedir = CourseDirectory(config=config)
+    cls(coursedir=coursedir, authenticator=Authenticator(config=config),
+        config=config).start()
+
+
+def students_submit(exchange, homes):
+    """Each sample student fetches the release, answers it as the sample
+    says, and submits; ``homes`` is the folder of their home folders.
+    Returns the student ids."""
+    import nbformat
+    samples = load_samples()
+    answers = samples.reference_answers(HERE / "source" / ASSIGNMENT)
+    # A student writes prose, not the instructor's model answer and rubric.
+    answers["list_answer"] = samples.WRITTEN_ANSWER.strip()
+    students = []
+    for student, sample in samples.SAMPLES.items():
+        home = Path(homes) / student
+        home.mkdir(parents=True)
+        _exchange("fetch_assignment", exchange, home, student)
+        for path in sorted((home / ASSIGNMENT).glob("*.ipynb")):
+            nb = samples.make_notebook(nbformat.read(path, as_version=4),
+                                       sample, answers)
+            nbformat.write(nb, path)
+        _exchange("submit", exchange, home, student)
+        students.append(student)
+    return students
+
+
+def students_fetch_feedback(exchange, homes, students):
+    """Each student fetches their feedback; returns ``{student: [the
+    fetched HTML files]}``."""
+    fetched = {}
+    for student in students:
+        home = Path(homes) / student
+        _exchange("fetch_feedback", exchange, home, student)
+        fetched[student] = sorted(
+            (home / ASSIGNMENT / "feedback").glob("*/*.html"))
+    return fetched
+
+
+# ---- what a person does in formgrader --------------------------------------
+def hand_grade(course, grades=None, default=DEFAULT_HAND_GRADE):
+    """Score the written answers that wait for a person, as formgrader
+    does: a manual score and a comment in the gradebook. ``grades`` maps
+    a student to ``(points, comment)``; others get ``default``. Returns
+    ``{student: points}`` of the answers graded."""
+    import warnings
+    from nbgrader.api import Gradebook
+    grades = HAND_GRADES if grades is None else grades
+    done = {}
+    url = f"sqlite:///{Path(course).resolve() / 'gradebook.db'}"
+    with warnings.catch_warnings(), Gradebook(url) as gb:
+        warnings.simplefilter("ignore")     # SQLAlchemy chatter
+        for sub in gb.find_assignment(ASSIGNMENT).submissions:
+            for nb in sub.notebooks:
+                comments = {c.name: c for c in nb.comments}
+                for grade in nb.grades:
+                    if grade.cell_type != "markdown" or \
+                            not grade.needs_manual_grade:
+                        continue
+                    points, text = grades.get(sub.student.id, default)
+                    grade.manual_score = points
+                    grade.needs_manual_grade = False
+                    if grade.name in comments:
+                        comments[grade.name].manual_comment = text
+                    done[sub.student.id] = points
+        gb.db.commit()
+    return done
+
+
+# ---- talking while it works ------------------------------------------------
+class Narrator:
+    """Numbered steps with their duration, printed as they happen."""
+
+    def __init__(self, total):
+        self.total, self.n, self.start = total, 0, None
+
+    def step(self, text):
+        """Start the next step: say what it does."""
+        self.finish()
+        self.n += 1
+        self.start = time.monotonic()
+        print(f"\n[{self.n}/{self.total}] {text}", flush=True)
+
+    def say(self, text):
+        """A line of detail under the current step."""
+        print(f"      {text}", flush=True)
+
+    def finish(self):
+        """Close the current step with its duration."""
+        if self.start is not None:
+            self.say(f"({time.monotonic() - self.start:.1f} s)")
+            self.start = None
+
+
+def _autograde_progress(say):
+    """An ``on_line`` for autograde: pass its lines on, indented, each
+    state of its progress bar once."""
+    seen = set()
+
+    def on_line(line):
+        text = line.strip()
+        # tqdm redraws its bar with carriage returns and repeats the last
+        # state at the end; one line per graded submission is enough.
+        bar = re.match(r"(.*\|\s*\d+/\d+) \[", text)
+        if bar and bar.group(1) in seen:
+            return
+        if bar:
+            seen.add(bar.group(1))
+        if text:
+            say(text)
+    return on_line
+
+
+def _nbgrader_progress(say, total):
+    """An ``on_line`` for ``nbgrader autograde``: one line per student."""
+    seen = []
+    pattern = re.compile(r"Autograding .*?(?:submitted|autograded)/([^/]+)/")
+
+    def on_line(line):
+        m = pattern.search(line)
+        if m and m.group(1) not in seen:
+            seen.append(m.group(1))
+            say(f"nbgrader autograde: {m.group(1)} ({len(seen)}/{total})")
+    return on_line
+
+
+def lab_hint(course):
+    """A command that opens JupyterLab with formgrader on ``course``, with
+    or without the virtualenv active, as root or not."""
+    bin_dir = Path(sys.executable).parent
+    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    return (f'cd {course} && PATH="{bin_dir}:$PATH" jupyter lab'
+            + (" --allow-root" if as_root else ""))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", help="a new folder for the course copy "
-                        "(default: a fresh temporary folder)")
+    parser.add_argument("--dir", help="a new folder for the copy (default: "
+                        "a fresh temporary folder)")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="skip the check against stock nbgrader autograde")
     args = parser.parse_args(argv)
-    dest = Path(args.dir) if args.dir else \
-        Path(tempfile.mkdtemp(prefix="d2lblocks-course-")) / "course"
-    course = copy_course(dest)
-    print(f"course copy: {course}")
-    print(f"1/5 nbgrader generate_assignment {ASSIGNMENT}")
+    base = Path(args.dir) if args.dir else \
+        Path(tempfile.mkdtemp(prefix="d2lblocks-course-"))
+    course = copy_course(base / "course")
+    exchange, homes = base / "exchange", base / "students"
+    exchange.mkdir()
+    where = f"--Exchange.root={exchange}"
+    print(f"course copy: {course}\nexchange:    {exchange}\n"
+          f"students:    {homes}/<student>", flush=True)
+    talk = Narrator(9 if args.no_compare else 10)
+
+    talk.step(f"generate: nbgrader generate_assignment {ASSIGNMENT} (the "
+              f"student version, without solutions or hidden tests)")
     release(course)
-    students = submit_samples(course)
-    print(f"2/5 sample submissions written for {len(students)} students: "
-          f"{', '.join(students)}")
-    print("3/5 nbgrader autograde, generate_feedback, export")
-    grade(course)
-    print("4/5 scores (tests automatic; the written answer is graded by hand)\n")
-    before = read_scores(course)
-    print(format_table(before))
-    files = feedback_files(course)
-    print(f"\nfeedback: {len(files)} HTML files under {course / 'feedback'}, "
-          f"e.g. {files[0] if files else '(none)'}")
-    print(f"grades:   {course / 'grades.csv'}")
-    print(f"to grade the written answer: cd {course} && jupyter lab "
-          f"(Nbgrader > Formgrader)")
-    print("\n5/5 the same submissions graded by autograde (sandboxed student "
-          "code, tests in the grader), auto-graded points only:")
-    rows = sandboxed_grade(course)
-    print(format_outcomes(rows, before, read_scores(course)))
-    print(f"per-test outcomes: {course / 'reports' / ASSIGNMENT / 'tests.csv'}; "
-          f"feedback: feedback/<student>/{ASSIGNMENT}/autograde.html")
+    talk.step(f"release: nbgrader release_assignment {ASSIGNMENT} (copies "
+              f"it into the exchange)")
+    nbgrader(course, "release_assignment", ASSIGNMENT, where)
+    talk.step("students: each fetches the assignment, answers it and "
+              "submits (Assignment List > Fetch, then Submit)")
+    students = students_submit(exchange, homes)
+    talk.say(f"{len(students)} students submitted: {', '.join(students)}")
+    talk.step(f"collect: nbgrader collect {ASSIGNMENT} (into submitted/)")
+    nbgrader(course, "collect", ASSIGNMENT, where)
+    stock = base / "course-nbgrader"
+    if not args.no_compare:       # an ungraded copy for stock nbgrader
+        shutil.copytree(course, stock)
+    talk.step(f"grade: autograde grade {ASSIGNMENT} (student code in a "
+              f"sandbox, tests in the grader, scores into gradebook.db)")
+    nbgrader(course, "grade", ASSIGNMENT, tool="autograde",
+             on_line=_autograde_progress(talk.say))
+    talk.step("hand grading: a person scores the written answer list_answer "
+              "(formgrader: Manage Submissions; here through nbgrader's "
+              "Gradebook API)")
+    graded = hand_grade(course)
+    talk.say(f"{len(graded)} written answers graded; a blank one was "
+             f"scored 0 automatically")
+    talk.step(f"feedback: nbgrader generate_feedback {ASSIGNMENT} --force "
+              f"(--force replaces feedback written before the hand "
+              f"grading), then autograde feedback {ASSIGNMENT} (adds why "
+              f"each test failed to every notebook's page)")
+    nbgrader(course, "generate_feedback", ASSIGNMENT, "--force")
+    nbgrader(course, "feedback", ASSIGNMENT, tool="autograde",
+             on_line=talk.say)
+    talk.step(f"release feedback: nbgrader release_feedback {ASSIGNMENT}; "
+              f"then each student fetches it (Assignment List > Fetch "
+              f"Feedback)")
+    nbgrader(course, "release_feedback", ASSIGNMENT, where)
+    fetched = students_fetch_feedback(exchange, homes, students)
+    example = next((v[-1] for v in fetched.values() if v), "(none)")
+    talk.say(f"{sum(map(len, fetched.values()))} feedback pages fetched, "
+             f"e.g. {example}")
+    talk.step("scores now: tests by autograde, the written answer by hand")
+    scores = read_scores(course)
+    print(format_table(scores, fetched), flush=True)
+    if not args.no_compare:
+        talk.step("check: stock nbgrader autograde grades the same "
+                  "submissions on a copy (about a minute); its automatic "
+                  "scores must agree with autograde's")
+        nbgrader(stock, "autograde", ASSIGNMENT,
+                 on_line=_nbgrader_progress(talk.say, len(students)))
+        print(format_outcomes(read_rows(course), read_scores(stock), scores))
+    talk.finish()
+    print(f"\nper-test results: {course / 'reports' / ASSIGNMENT / 'tests.csv'}")
+    print(f"to look around in formgrader: {lab_hint(course)}")
     return 0
 
 

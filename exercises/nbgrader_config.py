@@ -9,7 +9,7 @@ import re
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
-from traitlets import Bool
+from traitlets import Bool, List
 
 
 class HideTestTracebacks(Preprocessor):
@@ -50,6 +50,20 @@ class HideTestTracebacks(Preprocessor):
         return cell, resources
 
 
+class ClearHiddenTestsQuietly(ClearHiddenTests):
+    """nbgrader's ClearHiddenTests, minus a warning on every feedback run.
+
+    nbconvert's HTML exporter sets ``display_data_priority`` for all its
+    preprocessors; nbgrader declares that trait on its own preprocessors
+    without making it configurable, so traitlets warns "Config option
+    `display_data_priority` not recognized by `ClearHiddenTests`".
+    Declaring it configurable here silences that; nothing else changes.
+    """
+
+    display_data_priority = List(
+        ClearHiddenTests.display_data_priority.default_value).tag(config=True)
+
+
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
 c.CourseDirectory.course_id = "d2lblocks"
@@ -73,5 +87,5 @@ c.OverwriteCells.add_missing_cells = True
 # The feedback HTML would otherwise show the hidden tests verbatim, in
 # the cells and in the tracebacks of failed tests.
 c.GenerateFeedback.preprocessors = [
-    GetGrades, HideTestTracebacks, ClearHiddenTests,
+    GetGrades, HideTestTracebacks, ClearHiddenTestsQuietly,
     CSSHTMLHeaderPreprocessor]

@@ -358,9 +358,15 @@ def test_a_grader_failure_is_never_stored_as_a_plain_zero(tiny_graded, tmp_path)
 
 def test_grade_prints_a_summary_naming_trouble(tiny_graded):
     _, proc = tiny_graded
-    assert "graded 3 submission(s) of tiny" in proc.stdout
-    assert "os_exit_in_answer: test_affine_shape: crashed" in proc.stdout
-    assert "deleted_test: test cell test_affine_values is missing" in proc.stdout
+    assert "tiny: 3 submission(s): 3 graded, 0 skipped" in proc.stdout
+    assert "2 flagged" in proc.stdout
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()
+            if line.split() and line.split()[0] in
+            ("correct", "os_exit_in_answer", "deleted_test")}
+    assert rows["correct"].split()[1:3] == ["5/5", "graded"]
+    assert rows["os_exit_in_answer"].split()[1:3] == ["2/5", "flagged"]
+    assert "test_affine_shape: crashed" in rows["os_exit_in_answer"]
+    assert "test cell test_affine_values is missing" in rows["deleted_test"]
 
 
 def test_autograded_notebooks_hold_outcomes_not_hidden_tests(tiny_graded):
@@ -374,7 +380,11 @@ def test_autograded_notebooks_hold_outcomes_not_hidden_tests(tiny_graded):
     deleted = nbformat.read(root / "autograded" / "deleted_test" / "tiny" / "tiny.ipynb",
                             as_version=4)
     ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in deleted.cells]
-    assert "test_affine_values" in ids                   # put back for formgrader
+    # Put back for formgrader, where the source has it (not at the end).
+    assert ids.index("test_affine_values") == ids.index("test_affine_shape") + 1
+    # nbgrader's generate_feedback wants the submission's timestamp beside it.
+    stamp = root / "autograded" / "deleted_test" / "tiny" / "timestamp.txt"
+    assert stamp.read_text().startswith("2026-11-20")
 
 
 def test_feedback_explains_each_test_without_test_code(tiny_graded):
@@ -409,3 +419,155 @@ def test_local_pool_and_serial_executor_agree(tiny):
     assert serial[0][1] == 5 and serial[1][1] == 2
     with pytest.raises(ValueError):
         LocalExecutor(0)
+
+
+# ---- durability: every grade kept, a rerun continues ------------------------------------
+MIXED = {   # student -> hostile case or broken file; sorted = grading order
+    "a_correct": "correct", "b_wrong": "wrong", "c_not_json": None,
+    "d_exit": "os_exit_in_answer", "e_deleted_test": "deleted_test",
+    "f_link": "link", "x_slow": "infinite_loop_cell", "y_patch": "patch_numpy",
+    "z_correct": "correct"}
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """A course with honest, broken and hostile submissions and a
+    gradebook that knows the assignment (not graded yet)."""
+    root = tiny_course.write_course(tmp_path_factory.mktemp("mixed") / "course")
+    for name, case in MIXED.items():
+        folder = root / "submitted" / name / tiny_course.ASSIGNMENT
+        folder.mkdir(parents=True)
+        path = folder / tiny_course.NOTEBOOK
+        if case is None:
+            path.write_text('{"cells": [')
+        elif case == "link":
+            path.symlink_to(root / "source" / "tiny" / "tiny.ipynb")
+        else:
+            nbformat.write(make_submission(CASES[case], root, root / "x"), path)
+    env = dict(os.environ, PATH=os.pathsep.join(
+        [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "tiny",
+                    "--force"], cwd=root, env=env, check=True, capture_output=True)
+    return root
+
+
+def gradebook_dump(root):
+    """Every score and flag in the gradebook, as comparable data."""
+    from nbgrader.api import Gradebook
+    rows = []
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        for student in MIXED:
+            try:
+                nb = gb.find_submission_notebook("tiny", "tiny", student)
+            except Exception:
+                rows.append((student, "missing"))
+                continue
+            rows.append((student, nb.flagged, sorted(
+                (g.name, g.auto_score, g.needs_manual_grade) for g in nb.grades)))
+    return rows
+
+
+GRADE = ("grade", "tiny", "--quiet", "--workers", "1", "--cell-timeout", "3",
+         "--test-timeout", "3")
+
+
+@pytest.fixture(scope="module")
+def mixed_once(mixed, tmp_path_factory):
+    """The mixed course graded in one uninterrupted run, then again."""
+    import shutil
+    root = Path(shutil.copytree(mixed, tmp_path_factory.mktemp("once") / "course",
+                                symlinks=True))
+    first = run_cli("--course", root, *GRADE)
+    second = run_cli("--course", root, *GRADE)
+    return root, first, second
+
+
+def test_a_mixed_run_records_every_outcome_and_a_rerun_skips_all(mixed_once):
+    root, first, second = mixed_once
+    assert first.returncode == 0, first.stdout + first.stderr
+    n = len(MIXED)
+    assert f"{n} submission(s): {n} graded, 0 skipped" in first.stdout
+    for student in MIXED:
+        report = json.loads((root / "reports" / "tiny" / f"{student}.json").read_text())
+        assert report["fingerprint"] and report["notebooks"], student
+    rows = {line.split()[0]: line.split()[1:3] for line in first.stdout.splitlines()
+            if line.split() and line.split()[0] in MIXED}
+    assert rows["a_correct"] == ["5/5", "graded"]
+    assert rows["c_not_json"] == ["0/5", "unreadable"]
+    assert rows["f_link"] == ["0/5", "unreadable"]
+    assert rows["d_exit"] == ["2/5", "flagged"]
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"{n} submission(s): 0 graded, {n} skipped" in second.stdout
+    # The broken ones are flagged for a person in the gradebook too.
+    dump = dict((r[0], r[1:]) for r in gradebook_dump(root))
+    assert dump["c_not_json"][0] is True and dump["f_link"][0] is True
+    assert dump["a_correct"][0] is False
+
+
+def test_a_changed_submission_or_test_is_graded_again(mixed_once, tmp_path):
+    import shutil
+    root = Path(shutil.copytree(mixed_once[0], tmp_path / "course", symlinks=True))
+    (root / "submitted" / "b_wrong" / "tiny" / "tiny.ipynb").write_bytes(
+        (root / "submitted" / "a_correct" / "tiny" / "tiny.ipynb").read_bytes())
+    proc = run_cli("--course", root, *GRADE)
+    assert f"{len(MIXED)} submission(s): 1 graded, {len(MIXED) - 1} skipped" \
+        in proc.stdout, proc.stdout
+    proc = run_cli("--course", root, *GRADE, "--force", "--student", "a_*")
+    assert "1 submission(s): 1 graded, 0 skipped" in proc.stdout, proc.stdout
+    source = root / "source" / "tiny" / "tiny.ipynb"
+    source.write_text(source.read_text() + "\n")
+    proc = run_cli("--course", root, *GRADE, "--student", "[ab]_*")
+    assert "2 submission(s): 2 graded, 0 skipped" in proc.stdout, proc.stdout
+
+
+def test_a_grader_killed_halfway_keeps_its_grades_and_a_rerun_finishes(
+        mixed, mixed_once, tmp_path):
+    import shutil
+    import signal
+    import time
+    root = Path(shutil.copytree(mixed, tmp_path / "course", symlinks=True))
+    reports = root / "reports" / "tiny"
+    proc = subprocess.Popen([sys.executable, "-m", "autograde", "--course", str(root),
+                             *GRADE], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        # Kill it once two submissions are recorded; x_slow (a cell that
+        # runs into its 3 s limit) is still ahead then.
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None and \
+                len(list(reports.glob("*.json"))) < 2:
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    kept = sorted(p.stem for p in reports.glob("*.json"))
+    assert 2 <= len(kept) < len(MIXED), kept
+    rerun = run_cli("--course", root, *GRADE)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"{len(kept)} skipped" in rerun.stdout, rerun.stdout
+    assert gradebook_dump(root) == gradebook_dump(mixed_once[0])
+    for student in MIXED:
+        assert (root / "autograded" / student / "tiny" / "tiny.ipynb").is_file()
+
+
+def test_grade_refuses_to_run_student_code_without_a_sandbox(tiny, monkeypatch, capsys):
+    from autograde import cli
+    monkeypatch.setattr(sandbox, "namespace_problem",
+                        lambda: "this user may not create user namespaces")
+    assert cli.main(["--course", str(tiny), "grade", "tiny", "--no-gradebook"]) == 2
+    err = capsys.readouterr().err
+    assert "will not run without a sandbox" in err and "--no-sandbox" in err
+    assert "user namespaces" in err
+
+
+def test_no_sandbox_is_explicit_and_recorded_in_every_report(tiny, tmp_path):
+    import shutil
+    root = Path(shutil.copytree(tiny, tmp_path / "course"))
+    proc = run_cli("--course", root, "grade", "tiny", "--quiet", "--no-gradebook",
+                   "--workers", "1", "--student", "correct", "--no-sandbox", "--force")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 notebook(s) none" in proc.stdout
+    report = json.loads((root / "reports" / "tiny" / "correct.json").read_text())
+    iso = report["notebooks"][0]["isolation"]
+    assert iso["no_sandbox"] is True and iso["mode"] == "none"
+    assert iso["namespaces"] is False and report["score"] == 5

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 needs_namespaces = pytest.mark.skipif(
     not sandbox.namespaces_available(),
-    reason="needs mount namespaces (root with CAP_SYS_ADMIN)")
+    reason="needs namespaces (root, or unprivileged user namespaces)")
 
 
 def _enterable(*closed):

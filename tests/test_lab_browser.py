@@ -10,6 +10,7 @@ Chromium is installed with apt when it is missing and the test runs as
 root; otherwise the test fails and says what to install. It never skips.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -119,17 +120,23 @@ def stop_process_group(proc, grace_s=15):
         pass
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """A running JupyterLab on a copy of the chapters; yields
-    ``(base_url, token)`` and stops the server and its kernels afterwards."""
-    root = tmp_path / "chapters"
-    root.mkdir()
-    for path in tools.chapter_notebooks():
-        shutil.copy(path, root / path.name)
+@contextlib.contextmanager
+def running_lab(root, home, nbgrader_config=None):
+    """JupyterLab serving ``root``, with its settings under ``home`` (and
+    ``nbgrader_config``, the text of an nbgrader config, there too);
+    yields ``(base_url, token)`` and stops the server and its kernels
+    afterwards."""
     port, token = free_port(), secrets.token_hex(16)
-    env = dict(os.environ, **write_quiet_config(tmp_path / "jupyter"))
-    log = open(tmp_path / "lab.log", "w")
+    env = dict(os.environ, **write_quiet_config(home))
+    if nbgrader_config:
+        # nbgrader reads the Jupyter config folder, in the server and in
+        # every tool it starts.
+        (home / "config" / "nbgrader_config.py").write_text(nbgrader_config)
+    # nbgrader starts `alembic` and kernels by name: this venv first.
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable),
+                                   env.get("PATH", "")])
+    log_path = home / "lab.log"
+    log = open(log_path, "w")
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser",
            "--ServerApp.open_browser=False", "--ServerApp.ip=127.0.0.1",
            f"--port={port}", "--ServerApp.port_retries=0",
@@ -145,7 +152,7 @@ def lab(tmp_path):
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"JupyterLab exited with {proc.returncode}:\n"
-                            f"{(tmp_path / 'lab.log').read_text()[-3000:]}")
+                            f"{log_path.read_text()[-3000:]}")
             try:
                 api(base, token, "/api/status")
                 break
@@ -153,7 +160,7 @@ def lab(tmp_path):
                 if time.monotonic() > deadline:
                     pytest.fail(f"JupyterLab did not answer within "
                                 f"{SERVER_START_S} s:\n"
-                                f"{(tmp_path / 'lab.log').read_text()[-3000:]}")
+                                f"{log_path.read_text()[-3000:]}")
                 time.sleep(0.5)
         yield base, token
     finally:
@@ -164,6 +171,18 @@ def lab(tmp_path):
             pass      # the server is gone already; its group is killed below
         stop_process_group(proc)
         log.close()
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A running JupyterLab on a copy of the chapters: ``(base_url,
+    token)``."""
+    root = tmp_path / "chapters"
+    root.mkdir()
+    for path in tools.chapter_notebooks():
+        shutil.copy(path, root / path.name)
+    with running_lab(root, tmp_path / "jupyter") as server:
+        yield server
 
 
 def test_student_runs_a_chapter_in_jupyterlab(lab):
@@ -218,3 +237,243 @@ def test_student_runs_a_chapter_in_jupyterlab(lab):
             page.screenshot(path=str(shot), full_page=True)
             browser.close()
     assert shot.stat().st_size > 10_000
+
+
+# ---- the course cycle: student and instructor in the browser -----------------
+ASSIGNMENT = "layers_and_blocks"
+STEP_S = 90            # the most any one step may take on a busy machine
+# A MySequential that keeps its blocks in a list: it runs, but the tests
+# of parameters(), state_dict(), to() ... fail, each with a reason.
+LIST_ANSWER_CODE = '''class MySequential(nn.Block):
+    """Runs its blocks in order, kept in a plain list."""
+
+    def __init__(self, *blocks):
+        super().__init__()
+        self.parts = list(blocks)
+
+    def forward(self, X):
+        for block in self.parts:
+            X = block(X)
+        return X
+'''
+WRITTEN = ("A list is not registered, so parameters(), state_dict() and "
+           "to() never see the blocks in it.")
+
+
+def _demo_module():
+    import importlib.util
+    path = tools.ROOT / "exercises" / "instructor_demo.py"
+    spec = importlib.util.spec_from_file_location("instructor_demo", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def goto(page, url):
+    """Open ``url``, once more if the first load fails or times out."""
+    from playwright.sync_api import Error
+    try:
+        page.goto(url, wait_until="domcontentloaded", timeout=STEP_S * 1000)
+    except Error:
+        page.goto(url, wait_until="domcontentloaded", timeout=STEP_S * 1000)
+
+
+def open_menu(page, menu, item):
+    """Click ``menu`` > ``item`` in JupyterLab's menu bar."""
+    page.locator(".lm-MenuBar-itemLabel",
+                 has_text=re.compile(f"^{menu}$")).first.click()
+    page.locator(".lm-Menu-itemLabel",
+                 has_text=re.compile(f"^{item}$")).first.click()
+
+
+def replace_cell_text(page, cell, text):
+    """Put ``text`` into ``cell``'s editor in place of what is there."""
+    editor = cell.locator(".cm-content").first
+    editor.click()
+    page.keyboard.press("Control+A")
+    # insert_text types no keys, so the editor adds no indentation or
+    # closing brackets of its own.
+    page.keyboard.insert_text(text)
+
+
+def wait_for_file(pattern, folder, what):
+    """The files matching ``pattern`` under ``folder``, waiting for them."""
+    deadline = time.monotonic() + STEP_S
+    while not (found := sorted(folder.glob(pattern))):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: nothing matched {pattern} under {folder}")
+        time.sleep(0.5)
+    return found
+
+
+def _nbgrader_settings(folders):
+    return "\n".join([
+        "c = get_config()  # noqa: F821",
+        f"c.CourseDirectory.root = {str(folders['course'])!r}",
+        "c.CourseDirectory.course_id = 'd2lblocks'",
+        f"c.Exchange.root = {str(folders['exchange'])!r}",
+        f"c.Exchange.assignment_dir = {str(folders['student'])!r}",
+        f"c.Exchange.cache = {str(folders['cache'])!r}", ""])
+
+
+def test_course_cycle_in_jupyterlab(tmp_path):
+    from nbgrader.api import Gradebook
+    from playwright.sync_api import sync_playwright
+
+    demo = _demo_module()
+    folders = {name: tmp_path / name for name in
+               ("course", "exchange", "student", "cache", "jupyter")}
+    course, student_dir = folders["course"], folders["student"]
+    demo.copy_course(course)
+    demo.release(course)
+    folders["exchange"].mkdir()
+    student_dir.mkdir()
+    where = f"--Exchange.root={folders['exchange']}"
+    demo.nbgrader(course, "release_assignment", ASSIGNMENT, where)
+    settings = _nbgrader_settings(folders)
+
+    chromium = find_chromium()
+    OUTPUT_DIR.mkdir(exist_ok=True)
+
+    def shot(page, name):
+        page.screenshot(path=str(OUTPUT_DIR / f"cycle-{name}.png"),
+                        full_page=True)
+
+    home = folders["jupyter"]
+    with running_lab(tmp_path, home, settings) as (base, token), \
+            sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True,
+                                     args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.set_default_timeout(STEP_S * 1000)
+        try:
+            # -- the student fetches the assignment in the Assignment List
+            goto(page, f"{base}/lab?token={token}")
+            open_menu(page, "Nbgrader", "Assignment List")
+            page.locator("#released_assignments_list button",
+                         has_text="Fetch").first.click()
+            page.locator("#fetched_assignments_list",
+                         has_text=ASSIGNMENT).wait_for()
+            shot(page, "1-fetched")
+
+            # -- fills in part A and the written answer of exercise 1
+            path = f"student/{ASSIGNMENT}/ex1_sequential.ipynb"
+            goto(page, f"{base}/lab/tree/{path}?token={token}")
+            notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+            page.locator(".jp-StatusBar-Widget",
+                         has_text=re.compile(r"\(ipykernel\) \| Idle")) \
+                .first.wait_for()
+            code_cell = notebook.locator(".jp-CodeCell", has_text=re.compile(
+                r"class MySequential\(nn\.Block\)")).first
+            replace_cell_text(page, code_cell, LIST_ANSWER_CODE)
+            answer = notebook.locator(".jp-MarkdownCell",
+                                      has_text="YOUR ANSWER HERE").first
+            answer.scroll_into_view_if_needed()
+            answer.dblclick()
+            replace_cell_text(page, answer, WRITTEN)
+            page.keyboard.press("Shift+Enter")     # render the answer
+            notebook.locator(".jp-MarkdownCell", has_text=WRITTEN).wait_for()
+            page.keyboard.press("Escape")
+            page.keyboard.press("Control+S")
+            # Validate saves too; wait for this save to finish first.
+            page.wait_for_function(
+                "() => !document.querySelector('.lm-TabBar-tab.jp-mod-current"
+                ".jp-mod-dirty')", timeout=STEP_S * 1000)
+
+            # -- validates: the list version fails the visible tests
+            # (the Assignment List has hidden Validate buttons of its own)
+            page.locator("button:visible, jp-button:visible",
+                         has_text=re.compile(r"^\s*Validate\s*$")).first.click()
+            page.locator(".jp-Dialog").first.wait_for()
+            changed = page.locator(".jp-Dialog", has_text="File Changed")
+            if changed.count():     # two saves within the disk's clock tick
+                changed.locator("button", has_text="Overwrite").click()
+            dialog = page.locator(".jp-Dialog", has_text="Validation Results")
+            dialog.wait_for()
+            shot(page, "2-validated")
+            assert "The following cell failed" in dialog.inner_text()
+            dialog.locator(".jp-Dialog-button").last.click()
+            saved = json.loads((student_dir / path.split("/", 1)[1]).read_text())
+            assert any("self.parts = list(blocks)" in "".join(c["source"])
+                       for c in saved["cells"])
+
+            # -- submits
+            goto(page, f"{base}/lab?token={token}")
+            open_menu(page, "Nbgrader", "Assignment List")
+            page.locator("#fetched_assignments_list button",
+                         has_text="Submit").first.click()
+            page.locator("#submitted_assignments_list .list_item").first \
+                .wait_for()
+            shot(page, "3-submitted")
+
+            # -- the instructor collects and grades with autograde
+            demo.nbgrader(course, "collect", ASSIGNMENT, where)
+            student = [p.name for p in (course / "submitted").iterdir()]
+            assert len(student) == 1
+            student = student[0]
+            demo.nbgrader(course, "grade", ASSIGNMENT, tool="autograde")
+            report = json.loads((course / "reports" / ASSIGNMENT /
+                                 f"{student}.json").read_text())
+            ex1 = next(nb for nb in report["notebooks"]
+                       if nb["notebook"] == "ex1_sequential.ipynb")
+            failed = [t for t in ex1["tests"] if t["status"] != "passed"]
+            assert failed and all(t["message"] for t in failed), ex1["tests"]
+
+            # -- hand-grades the written answer in formgrader
+            url = f"sqlite:///{course / 'gradebook.db'}"
+            with Gradebook(url) as gb:
+                nb_id = gb.find_submission_notebook(
+                    "ex1_sequential", ASSIGNMENT, student).id
+            goto(page, f"{base}/formgrader/submissions/{nb_id}/?token={token}")
+            # The page shows the auto scores (as placeholders) once its
+            # grades have loaded; a value typed before that is lost.
+            page.wait_for_function(
+                "() => document.querySelector('input.score#test_seq_forward')"
+                "?.placeholder", timeout=STEP_S * 1000)
+            score = page.locator("input.score#list_answer")
+            score.scroll_into_view_if_needed()
+            score.fill("1.5")
+            score.press("Tab")
+            comment = page.locator("textarea#list_answer-comment")
+            comment.fill("Good; say why the dict registers them.")
+            comment.press("Tab")
+            deadline = time.monotonic() + STEP_S
+            while True:
+                with Gradebook(url) as gb:
+                    grade = gb.find_grade("list_answer", "ex1_sequential",
+                                          ASSIGNMENT, student)
+                    manual = grade.manual_score
+                if manual == 1.5 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            shot(page, "4-formgrader")
+            assert manual == 1.5
+
+            # -- generates and releases feedback
+            demo.nbgrader(course, "generate_feedback", ASSIGNMENT, "--force")
+            demo.nbgrader(course, "feedback", ASSIGNMENT, tool="autograde")
+            demo.nbgrader(course, "release_feedback", ASSIGNMENT, where)
+
+            # -- the student fetches it and reads why a test failed
+            goto(page, f"{base}/lab?token={token}")
+            open_menu(page, "Nbgrader", "Assignment List")
+            page.locator("#submitted_assignments_list button",
+                         has_text="Fetch Feedback").first.click()
+            page_file = wait_for_file(
+                f"{ASSIGNMENT}/feedback/*/ex1_sequential.html", student_dir,
+                "Fetch Feedback")[0]
+            shot(page, "5-feedback-fetched")
+            rel = page_file.relative_to(tmp_path).as_posix()
+            goto(page, f"{base}/files/{rel}?token={token}")
+            page.locator(".autograde-feedback").first.wait_for()
+            text = page.locator("body").inner_text()
+            shot(page, "6-feedback")
+            assert "autograde: why each test passed or failed" in text
+            assert failed[0]["message"].splitlines()[0] in text
+            assert "graded by hand" in text and "1.5 / 2" in text
+            assert "### BEGIN HIDDEN TESTS" not in text
+        except Exception:
+            shot(page, "failure")
+            raise
+        finally:
+            browser.close()

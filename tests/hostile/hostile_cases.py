@@ -12,8 +12,10 @@ a file path on the grading machine that no submission may create;
 ``{REPO}`` the repository holding this corpus and ``{HIDDEN}`` a
 hidden-test notebook in it.
 
-``expect`` holds the total autograded score, the status of named tests,
-and whether tampering must be flagged. ``namespaces=True`` marks a case
+``expect`` holds the total autograded score, the status of named tests
+(a tuple: any of them, where the machine's speed decides, as for a memory
+bomb that may end as an error or a timeout), and whether tampering must
+be flagged. ``namespaces=True`` marks a case
 whose outcome needs private namespaces (root with CAP_SYS_ADMIN).
 """
 
@@ -189,7 +191,7 @@ def affine(X, W, b):
     hoard = []
     while True:
         hoard.append(bytearray(50 * 2**20))
-"""}, expect=dict(score=2, status={"test_affine_shape": "error",
+"""}, expect=dict(score=2, status={"test_affine_shape": ("error", "timeout"),
                                    "test_scale": "passed"})),
     "fork_bomb": dict(base="correct", cells={"affine_answer": """
 import os
@@ -201,6 +203,17 @@ def affine(X, W, b):
             pass
 """}, expect=dict(score=2, status={"test_affine_shape": "timeout",
                                    "test_scale": "passed"})),
+    # A daemon: double fork, a session of its own, no parent to wait for
+    # it. The PID namespace (and in root mode the uid sweep) ends it.
+    "daemon": dict(base="correct", extra={"affine_answer": """
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        for _ in range(600):
+            time.sleep(1)
+    os._exit(0)
+"""}, expect=dict(score=5)),
     "huge_output": dict(base="correct", extra={"affine_answer": """
 import sys
 print("x" * 20_000_000)
@@ -386,3 +399,80 @@ def make_submission(case, course, marker, repo=REPO):
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"c{i}"
     return nb
+
+
+# ---- submissions that are broken or hostile as files ------------------------
+# Each maker gets the submission folder (not yet created), the course root
+# and the correct notebook as JSON text; ``expect`` holds the score, the
+# outcome ``grade`` reports, and a word the recorded reason must contain.
+def _write(folder, name, data):
+    folder.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    with open(folder / name, mode) as f:
+        f.write(data)
+
+
+def _link_to_source(folder, root, text):
+    folder.mkdir(parents=True)
+    (folder / "tiny.ipynb").symlink_to(root / "source" / "tiny" / "tiny.ipynb")
+
+
+def _hardlink_to_source(folder, root, text):
+    folder.mkdir(parents=True)
+    import os
+    os.link(root / "source" / "tiny" / "tiny.ipynb", folder / "tiny.ipynb")
+
+
+def _folder_link(folder, root, text):
+    folder.parent.mkdir(parents=True)
+    folder.symlink_to(root / "source" / "tiny")
+
+
+def _huge(folder, root, text):
+    folder.mkdir(parents=True)
+    with open(folder / "tiny.ipynb", "wb") as f:
+        f.truncate(100 * 2**20)      # 100 MB of zeros, sparse on disk
+
+
+def _extra_and_odd_names(folder, root, text):
+    _write(folder, "tiny.ipynb", text)
+    _write(folder, "notes.ipynb", text)
+    import os
+    with open(os.path.join(os.fsencode(folder), b"caf\xe9.txt"), "wb") as f:
+        f.write(b"latin-1 name")
+    (folder / "data.txt").symlink_to("/etc/hostname")
+
+
+FILE_CASES = {
+    "not_json": dict(make=lambda f, r, t: _write(f, "tiny.ipynb", "my answers: 42\n"),
+                     expect=dict(score=0, outcome="unreadable", reason="JSON")),
+    "truncated": dict(make=lambda f, r, t: _write(f, "tiny.ipynb", t[:len(t) // 2]),
+                      expect=dict(score=0, outcome="unreadable", reason="JSON")),
+    "empty": dict(make=lambda f, r, t: _write(f, "tiny.ipynb", b""),
+                  expect=dict(score=0, outcome="unreadable", reason="empty")),
+    "binary": dict(make=lambda f, r, t: _write(f, "tiny.ipynb",
+                                               bytes(range(256)) * 64),
+                   expect=dict(score=0, outcome="unreadable", reason="UTF-8")),
+    "nbformat_3": dict(make=lambda f, r, t: _write(
+        f, "tiny.ipynb", t.replace('"nbformat": 4', '"nbformat": 3')),
+        expect=dict(score=0, outcome="unreadable", reason="nbformat")),
+    "not_a_notebook": dict(make=lambda f, r, t: _write(f, "tiny.ipynb", '[1, 2]'),
+                           expect=dict(score=0, outcome="unreadable",
+                                       reason="not a notebook")),
+    "missing_notebook": dict(make=lambda f, r, t: _write(f, "answers.txt", "42"),
+                             expect=dict(score=0, outcome="unreadable",
+                                         reason="not submitted")),
+    "huge_notebook": dict(make=_huge, expect=dict(score=0, outcome="unreadable",
+                                                  reason="MB")),
+    "link_to_source": dict(make=_link_to_source,
+                           expect=dict(score=0, outcome="unreadable",
+                                       reason="tampering")),
+    "hardlink_to_source": dict(make=_hardlink_to_source,
+                               expect=dict(score=0, outcome="unreadable",
+                                           reason="hard link")),
+    "folder_link": dict(make=_folder_link,
+                        expect=dict(score=0, outcome="unreadable",
+                                    reason="tampering")),
+    "extra_files": dict(make=_extra_and_odd_names,
+                        expect=dict(score=5, outcome="flagged", reason="not UTF-8")),
+}

@@ -3,6 +3,7 @@ SGD lr 0.1, float32): d2lblocks against hand-written NumPy and PyTorch.
 
     python bench/mlp_step.py [--threads 1 2] [--batches 1 16 256 4096]
                              [--clock cpu]   (busy machine, 1 thread only)
+    python bench/mlp_step.py --pair-threads   (1 against 2 threads, paired)
 
 Implementations, all from the same weights and batch, in one process:
   numpy      plain NumPy expressions (forward, backward, w -= lr * g)
@@ -191,7 +192,11 @@ def main():
     ap.add_argument("--clock", choices=sorted(harness.CLOCKS), default="wall",
                     help="cpu: CPU time of this thread (counts no BLAS worker "
                          "thread, so only meaningful with --threads 1)")
+    ap.add_argument("--pair-threads", action="store_true",
+                    help="time 1 against 2 BLAS threads in the same rounds")
     args = ap.parse_args()
+    if args.pair_threads:
+        return thread_pairs(args.batches, args.rounds)
     if args.clock == "cpu" and args.threads != [1]:
         ap.error("--clock cpu misses the work of BLAS worker threads; "
                  "use it with --threads 1")
@@ -221,6 +226,42 @@ def main():
                           f"{row['x_limit']:>8.3f} {row.get('x_torch', float('nan')):>8.3f} "
                           f"{ok:>7}")
     print("wrote", harness.save_json(report, "mlp_step.json"))
+
+
+def thread_pairs(batches, rounds, sample_s=0.05, settle_s=0.15):
+    """Each implementation with 1 and with 2 BLAS threads in the same
+    rounds (a busy machine slows both alike), as the paired median of
+    time(2 threads) / time(1 thread); the library should never be more than
+    5% slower with 2 threads."""
+    import statistics
+    import time
+    names = ("numpy_opt", "d2lblocks", "hybrid")
+    print(f"{'batch':>5} {'impl':>10} {'1 thr us':>9} {'2 thr us':>9} "
+          f"{'2/1':>6}")
+    report = []
+    for batch in batches:
+        weights, X, y = make_problem(batch)
+        impls = {name: builders()[name](weights, X, y)[0] for name in names}
+        counts = {name: harness.calibrate(fn, sample_s) for name, fn in impls.items()}
+        times = {(name, t): [] for name in names for t in (1, 2)}
+        for r in range(rounds):
+            for t in ((1, 2) if r % 2 == 0 else (2, 1)):
+                with harness.threads(t):
+                    for name, fn in impls.items():
+                        time.sleep(settle_s)
+                        fn()
+                        t0 = time.perf_counter()
+                        for _ in range(counts[name]):
+                            fn()
+                        times[name, t].append((time.perf_counter() - t0) / counts[name])
+        for name in names:
+            one, two = times[name, 1], times[name, 2]
+            ratio = statistics.median(b / a for a, b in zip(one, two))
+            report.append({"batch": batch, "impl": name, "two_over_one": ratio})
+            print(f"{batch:>5} {name:>10} {statistics.median(one) * 1e6:>9.1f} "
+                  f"{statistics.median(two) * 1e6:>9.1f} {ratio:>6.3f}"
+                  f"{'' if name == 'numpy_opt' or ratio <= 1.05 else '  MISS 1.05'}")
+    print("wrote", harness.save_json(report, "mlp_step_threads.json"))
 
 
 def _verdict(name, batch, row):

@@ -237,7 +237,7 @@ def test_check_passes_a_good_notebook_and_fails_the_release(tiny):
     good = tiny / "submitted" / "correct" / "tiny" / "tiny.ipynb"
     proc = run_cli("check", good)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "3 of 3 visible tests passed" in proc.stdout
+    assert "3 of 3 test cells passed their visible tests" in proc.stdout
     release = tiny / "release.ipynb"
     nb = make_submission(dict(base="correct", cells={
         "affine_answer": "raise NotImplementedError()",

@@ -119,9 +119,10 @@ class Bridge:
 
     def __init__(self, side, sock):
         import d2lblocks
-        from d2lblocks.tensor import Tensor, _mode, _Random
-        self.db, self.Tensor, self._mode, self._Random = d2lblocks, Tensor, _mode, _Random
-        self._slot_data = Tensor.__dict__["data"]
+        from d2lblocks import state
+        from d2lblocks.tensor import random_generator
+        self.db, self.Tensor, self.state = d2lblocks, d2lblocks.Tensor, state
+        self.random_generator = random_generator
         self.side = side
         self.sock = sock
         self.reader = codec.Reader(sock)
@@ -187,21 +188,7 @@ class Bridge:
     def state_of(self, v):
         """The shared state of a library object (plain values, other
         library objects and handles; encoded by the caller)."""
-        st = {}
-        if isinstance(v, self.Tensor):
-            data = self._slot_data.__get__(v)
-            if getattr(v, "_lazy_shape", None) is not None:
-                data = None             # a lazy parameter has no values yet
-            elif data is not None and type(data) is not np.ndarray:
-                from d2lblocks import backend
-                data = np.asarray(backend.to_host(data))
-            st["data"] = data
-            st["rg"] = bool(v.requires_grad)
-            st["grad"] = v.grad
-        d = getattr(v, "__dict__", None)
-        if d is not None:
-            st["dict"] = dict(d)
-        return st
+        return self.state.get_state(v)
 
     def encode(self, payload):
         """``(doc, blobs)`` for a message: the payload, then the state of
@@ -236,7 +223,7 @@ class Bridge:
         if rfp != self.rng_print:
             self.rng_print = rfp
             doc["rng"] = enc(rng)
-        doc["grad"] = bool(self._mode.enabled)
+        doc["grad"] = self.db.is_grad_enabled()
         return doc, enc.blobs
 
     def forget(self, ids):
@@ -249,10 +236,12 @@ class Bridge:
 
     # ---- decoding ---------------------------------------------------------------
     def tags(self):
-        """Tag handlers for :class:`codec.Decoder`."""
+        """Tag handlers for :class:`codec.Decoder`; each end decodes
+        handles (``$h``) and the grader's callables (``$cb``) its way."""
         return {"$ref": self._dec_ref, "$new": self._dec_new,
                 "$dtype": self._dec_dtype, "$fn": self._dec_fn,
-                "$listobj": self._dec_listobj}
+                "$listobj": self._dec_listobj, "$h": self._dec_handle,
+                "$cb": self._dec_callable}
 
     def _dec_ref(self, node, dec):
         sid = node["$ref"]
@@ -284,12 +273,7 @@ class Bridge:
         if type(sid) is not int or mine or sid in self.shared:
             raise codec.ProtocolError(f"bad new object id {sid!r}")
         cls = self._library_class(node.get("cls"))
-        obj = object.__new__(cls)
-        if isinstance(obj, self.Tensor):
-            for slot, value in (("grad", None), ("grad_fn", None),
-                                ("_version", 0), ("requires_grad", False)):
-                setattr_slot(obj, slot, value)
-            self._slot_data.__set__(obj, None)
+        obj = self.state.empty(cls)
         self._register(sid, obj)
         self.apply_state(obj, dec(node.get("state"), 1))
         self.prints[sid] = quick_print(self.state_of(obj))
@@ -309,33 +293,10 @@ class Bridge:
 
     def apply_state(self, obj, st):
         """Set a shared object's state from decoded data (checked)."""
-        if type(st) is not dict:
-            raise codec.ProtocolError("bad state")
-        if "dict" in st:
-            d = st["dict"]
-            if type(d) is not dict or not all(
-                    type(k) is str and not k.startswith("__") for k in d):
-                raise codec.ProtocolError("bad attribute dict")
-            target = getattr(obj, "__dict__", None)
-            if target is None:
-                raise codec.ProtocolError("object has no attributes")
-            target.clear()
-            target.update(d)
-        if isinstance(obj, self.Tensor):
-            data = st.get("data")
-            lazy = getattr(obj, "_lazy_shape", None)
-            if data is None:
-                if lazy is None:
-                    raise codec.ProtocolError("only a lazy parameter has no data")
-                data = _unset(obj)
-            elif type(data) is not np.ndarray:
-                raise codec.ProtocolError("tensor data must be an array")
-            grad = st.get("grad")
-            if grad is not None and not isinstance(grad, self.Tensor):
-                raise codec.ProtocolError("a gradient must be a tensor")
-            self._slot_data.__set__(obj, data)
-            setattr_slot(obj, "requires_grad", bool(st.get("rg")))
-            setattr_slot(obj, "grad", grad)
+        try:
+            self.state.set_state(obj, st)
+        except (TypeError, ValueError) as e:
+            raise codec.ProtocolError(f"bad state: {e}") from None
 
     def decode(self, doc, blobs, extra_tags=None):
         """The payload of a message, after applying its shared state."""
@@ -362,14 +323,14 @@ class Bridge:
             self.set_rng_state(dec(doc["rng"]))
             self.rng_print = quick_print(self.rng_state())
         if type(doc.get("grad")) is bool:
-            self._mode.enabled = doc["grad"]
+            self.db.set_grad_enabled(doc["grad"])
         return payload
 
     # ---- random generators ------------------------------------------------------
     def rng_state(self):
         """Both global random streams (d2lblocks and numpy.random) as plain
         data, so randomness is one stream across the two processes."""
-        bg = self._Random.rng.bit_generator
+        bg = self.random_generator().bit_generator
         legacy = np.random.get_state()
         return {"db": [type(bg).__name__, bg.state["state"]["state"],
                        bg.state["state"]["inc"], bg.state["has_uint32"],
@@ -382,11 +343,10 @@ class Bridge:
             name, state, inc, has32, uint = st["db"]
             if name != "PCG64":
                 return
-            bg = np.random.PCG64()
-            bg.state = {"bit_generator": "PCG64",
-                        "state": {"state": int(state), "inc": int(inc)},
-                        "has_uint32": int(has32), "uinteger": int(uint)}
-            self._Random.rng = np.random.Generator(bg)
+            self.random_generator().bit_generator.state = {
+                "bit_generator": "PCG64",
+                "state": {"state": int(state), "inc": int(inc)},
+                "has_uint32": int(has32), "uinteger": int(uint)}
             key, pos, has_gauss, cached = st["np"]
             if type(key) is np.ndarray and key.shape == (624,):
                 np.random.set_state(("MT19937", key.astype(np.uint32), int(pos),
@@ -399,24 +359,6 @@ class Bridge:
         """Encode ``payload`` (with the shared state) and write it."""
         doc, blobs = self.encode(payload)
         codec.send_message(self.sock, doc, blobs)
-
-
-def _unset(param):
-    """The library's stand-in for the values of a lazy parameter."""
-    from d2lblocks.nn import parameter
-    maker = getattr(parameter, "_Unset", None)
-    if maker is None:
-        return None
-    try:
-        return maker(param._shape_text())
-    except Exception:
-        return None
-
-
-def setattr_slot(obj, name, value):
-    """Set a slot of a Tensor without going through properties."""
-    from d2lblocks.tensor import Tensor
-    Tensor.__dict__[name].__set__(obj, value)
 
 
 def quick_print(v, depth=0):

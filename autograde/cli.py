@@ -16,7 +16,12 @@ import os
 import sys
 from pathlib import Path
 
-import nbformat
+try:
+    import nbformat
+except ModuleNotFoundError as e:    # `pip install d2lblocks`, no extra
+    raise SystemExit(f"autograde: the module {e.name!r} is missing; it "
+                     f"comes with the course extra: pip install "
+                     f"'d2lblocks[course]'") from None
 
 from . import course as course_mod
 from .runner import Settings, STATUSES
@@ -36,19 +41,23 @@ def _settings(args):
 
 
 def _add_limits(p):
-    p.add_argument("--test-timeout", type=float, default=10.0, metavar="S",
-                   help="seconds per test cell (default 10)")
-    p.add_argument("--after-timeout", type=float, default=2.0, metavar="S",
-                   help="seconds per test once a test of the same notebook "
-                   "has timed out (default 2)")
-    p.add_argument("--cell-timeout", type=float, default=10.0, metavar="S",
-                   help="seconds per student code cell (default 10)")
-    p.add_argument("--budget", type=float, default=120.0, metavar="S",
-                   help="seconds per notebook in all (default 120)")
-    p.add_argument("--memory-mb", type=int, default=2048, metavar="MB",
-                   help="address-space limit of a student process (default 2048)")
-    p.add_argument("--cpu-limit", type=int, default=60, metavar="S",
-                   help="CPU seconds of a student process (default 60)")
+    d = Settings()      # the defaults live there and in sandbox.Limits
+    p.add_argument("--test-timeout", type=float, default=d.test_timeout,
+                   metavar="S", help="seconds per test cell (default %(default)s)")
+    p.add_argument("--after-timeout", type=float, default=d.after_timeout,
+                   metavar="S", help="seconds per test once a test of the same "
+                   "notebook has timed out (default %(default)s)")
+    p.add_argument("--cell-timeout", type=float, default=d.cell_timeout,
+                   metavar="S", help="seconds per student code cell "
+                   "(default %(default)s)")
+    p.add_argument("--budget", type=float, default=d.submission_budget,
+                   metavar="S", help="seconds per notebook in all "
+                   "(default %(default)s)")
+    p.add_argument("--memory-mb", type=int, default=d.limits.memory_mb,
+                   metavar="MB", help="address-space limit of a student "
+                   "process (default %(default)s)")
+    p.add_argument("--cpu-limit", type=int, default=d.limits.cpu_s, metavar="S",
+                   help="CPU seconds of a student process (default %(default)s)")
 
 
 def build_parser():

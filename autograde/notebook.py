@@ -9,7 +9,6 @@ run; it is only compared with the released version to report tampering.
 import ast
 import re
 
-import nbformat
 
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -111,6 +110,7 @@ class SourceNotebook:
     @classmethod
     def read(cls, path):
         """Load a source notebook from ``path``."""
+        import nbformat     # not in the student process, which needs none
         return cls(nbformat.read(str(path), as_version=4), path.name)
 
     def released_source(self, gid):
@@ -154,6 +154,16 @@ def used_names(source):
 
 
 _MAGIC = re.compile(r"^\s*[%!]")
+
+
+def strip_magics(source):
+    """Plain Python from a cell: IPython magics and shell lines become
+    comments, and a cell magic (``%%time``...) disables the whole cell,
+    because there is no IPython here to run them."""
+    if source.lstrip().startswith("%%"):
+        return ""
+    return "\n".join("# " + line if _MAGIC.match(line) else line
+                     for line in source.splitlines())
 
 
 def _pythonish(source):

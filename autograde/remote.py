@@ -364,13 +364,6 @@ class TrustedBridge(Bridge):
                           f"to student code (only data, d2lblocks objects and "
                           f"functions can)")
 
-    def tags(self):
-        """Decoders, plus handles and callables."""
-        t = super().tags()
-        t["$h"] = self._dec_handle
-        t["$cb"] = self._dec_callable
-        return t
-
     def _dec_handle(self, node, dec):
         hid = node["$h"]
         if type(hid) is not int or hid <= 0:
@@ -399,7 +392,7 @@ class StudentProcess:
 
     Arguments:
         zygote: the :class:`sandbox.Zygote` that forks it.
-        cfg: the sandbox configuration (see ``sandbox.enter``).
+        cfg: the sandbox configuration (see ``inside.zygote.enter``).
         uid: the uid it runs as (None: the grader's own).
     """
 

@@ -31,7 +31,8 @@ import time
 
 from . import sandbox
 from .sandbox import Limits
-from .notebook import BEGIN_HIDDEN, END_HIDDEN, Submission, bound_names, used_names
+from .notebook import (BEGIN_HIDDEN, END_HIDDEN, Submission, bound_names,
+                       strip_magics, used_names)
 from .remote import (RemoteError, StudentCrashed, StudentProcess,
                      StudentTimeout, default_uid)
 
@@ -280,7 +281,6 @@ class NotebookGrader:
     def _exec_trusted(self, text, filename, timeout, quiet=False):
         """Run instructor code here; returns (value of a final expression,
         exception or None)."""
-        from .student import strip_magics
         tree = ast.parse(strip_magics(text), filename)
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):

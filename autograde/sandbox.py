@@ -1,9 +1,9 @@
-"""Starting student processes in a sandbox, and stopping them for good.
+"""The fence around student code, seen from the grader.
 
-A *zygote* is a fresh Python interpreter that has imported NumPy and
-d2lblocks and nothing of the grader's state; it never sees a hidden test.
-On request it forks a student process that, before running any student
-code:
+A *zygote* (``inside/``, a program the grader starts and never imports)
+is a fresh Python interpreter that has imported NumPy and d2lblocks and
+nothing of the grader's state. On request it forks a student process
+that, before running any student code:
 
 - becomes the leader of its own session and process group;
 - enters new mount, network, IPC and PID namespaces: directly when the
@@ -36,26 +36,24 @@ import functools
 import errno
 import json
 import os
-import resource
-import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
-import time
 
-_CLONE_NEWNS = 0x00020000
-_CLONE_NEWNET = 0x40000000
-_CLONE_NEWIPC = 0x08000000
-_CLONE_NEWUSER = 0x10000000
-_CLONE_NEWPID = 0x20000000
-_NAMESPACE_FLAGS = _CLONE_NEWNS | _CLONE_NEWNET | _CLONE_NEWIPC | _CLONE_NEWPID
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
-_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 0x4000, 1 << 18
-_PR_SET_NO_NEW_PRIVS, _PR_SET_DUMPABLE, _PR_CAPBSET_DROP = 38, 4, 24
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+NAMESPACE_FLAGS = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWPID
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 0x4000, 1 << 18
+PR_SET_NO_NEW_PRIVS, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 38, 4, 24
 
 UID_BASE = 1_500_000_000     # far above any account; one uid per grader process
+BOOT = os.path.join(os.path.dirname(os.path.realpath(__file__)), "inside",
+                    "boot.py")
 
 
 class Limits:
@@ -79,11 +77,11 @@ class Limits:
         return dict(vars(self))
 
 
-def _libc():
+def load_libc():
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _check(rc, what):
+def check_rc(rc, what):
     if rc != 0:
         e = ctypes.get_errno()
         raise OSError(e, f"{what}: {os.strerror(e)}")
@@ -93,18 +91,18 @@ def protect_self():
     """Make this (grader) process undumpable: a process of the same user
     can then neither ptrace it nor read its memory through /proc, which
     matters when student code runs without a uid of its own."""
-    _libc().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    load_libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
-def _unshare(libc):
+def unshare(libc):
     """Enter new mount, network, IPC and PID namespaces; without root,
     inside a new user namespace first, which maps this user to itself and
     gives the capabilities needed here (and nowhere else)."""
     if os.geteuid() == 0:
-        _check(libc.unshare(_NAMESPACE_FLAGS), "unshare")
+        check_rc(libc.unshare(NAMESPACE_FLAGS), "unshare")
         return
     uid, gid = os.geteuid(), os.getegid()
-    _check(libc.unshare(_CLONE_NEWUSER | _NAMESPACE_FLAGS), "unshare")
+    check_rc(libc.unshare(CLONE_NEWUSER | NAMESPACE_FLAGS), "unshare")
     for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
                        ("gid_map", f"{gid} {gid} 1")):
         with open(f"/proc/self/{name}", "w") as f:
@@ -121,10 +119,10 @@ def namespace_problem():
     if pid == 0:
         os.close(r)
         try:
-            libc = _libc()
-            _unshare(libc)
-            _check(libc.mount(b"tmpfs", b"/tmp", b"tmpfs",
-                              _MS_NOSUID | _MS_NODEV, b"size=4k"), "mount")
+            libc = load_libc()
+            unshare(libc)
+            check_rc(libc.mount(b"tmpfs", b"/tmp", b"tmpfs",
+                              MS_NOSUID | MS_NODEV, b"size=4k"), "mount")
             os._exit(0)
         except BaseException as e:
             os.write(w, str(e).encode()[:500])
@@ -192,14 +190,14 @@ def hidden_tops(system=SYSTEM_TOP):
     return found
 
 
-def _ancestors(path):
+def ancestors(path):
     """The directories above the absolute ``path``, from the top down,
     without ``/``."""
     parts = [p for p in path.split("/") if p]
     return ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def _inside(path, top):
+def is_inside(path, top):
     return path == top or path.startswith(top.rstrip("/") + "/")
 
 
@@ -235,247 +233,19 @@ def exposure_plan(paths, scratch=SCRATCH, open_dirs=OPEN_BY_DESIGN,
     leaves = sorted(set(paths))
     # A path inside another exposed one comes along with it.
     leaves = [p for p in leaves
-              if not any(q != p and _inside(p, q) for q in leaves)]
+              if not any(q != p and is_inside(p, q) for q in leaves)]
     covers = set(scratch) | set(hidden)
     for leaf in leaves:
-        for above in _ancestors(leaf):
+        for above in ancestors(leaf):
             if above in scratch or above not in open_dirs or not world_x(above):
                 covers.add(above)
                 break
     plan = {c: [] for c in covers}
     for leaf in leaves:
-        holders = [c for c in covers if _inside(leaf, c) and leaf != c]
+        holders = [c for c in covers if is_inside(leaf, c) and leaf != c]
         if holders:
             plan[max(holders, key=len)].append(leaf)
     return plan
-
-
-def _remount_readonly(libc, target):
-    """Make the bind mount at ``target`` read-only, keeping the flags of
-    the file system it shows (which a remount must not drop)."""
-    flags = os.statvfs(target).f_flag
-    keep = _MS_NOSUID | _MS_NODEV | (flags & os.ST_NOEXEC)
-    for st_flag, ms_flag in ((os.ST_NOATIME, 1024), (os.ST_NODIRATIME, 2048),
-                             (os.ST_RELATIME, 1 << 21)):
-        if flags & st_flag:
-            keep |= ms_flag
-    _check(libc.mount(None, target.encode(), None,
-                      _MS_REMOUNT | _MS_BIND | _MS_RDONLY | keep, None),
-           f"read-only {target}")
-
-
-def _make_chain(top, path):
-    """Create the directories between ``top`` and ``path`` (both
-    excluded), enterable by anyone whatever the umask."""
-    for above in _ancestors(path):
-        if _inside(above, top) and above != top and not os.path.isdir(above):
-            os.mkdir(above)
-            os.chmod(above, 0o755)
-
-
-def _cover_and_expose(libc, plan, scratch_opts):
-    """Carry out an :func:`exposure_plan` in this mount namespace."""
-    # Handles on the paths first: once a cover is mounted they are out of
-    # reach by name.
-    handles = {}
-    for found in plan.values():
-        for path in found:
-            try:
-                handles[path] = os.open(path, os.O_PATH | os.O_CLOEXEC)
-            except OSError:
-                pass
-    done = []
-    for cover in sorted(plan, key=lambda d: d.count("/")):
-        outer = [c for c in done if _inside(cover, c)]
-        if outer:
-            # A scratch directory inside a cover: recreate its mount point.
-            top = max(outer, key=len)
-            _make_chain(top, cover)
-            os.mkdir(cover)
-            os.chmod(cover, 0o755)
-        elif not os.path.isdir(cover):
-            continue
-        scratch = cover in SCRATCH
-        opts = scratch_opts if scratch else b"size=64k,mode=0755"
-        _check(libc.mount(b"tmpfs", cover.encode(), b"tmpfs",
-                          _MS_NOSUID | _MS_NODEV, opts), f"cover {cover}")
-        done.append(cover)
-        for path in plan[cover]:
-            fd = handles.pop(path, None)
-            if fd is None:
-                continue
-            _make_chain(cover, path)
-            if os.path.isdir(f"/proc/self/fd/{fd}"):
-                os.mkdir(path)
-            else:
-                open(path, "w").close()
-            _check(libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None,
-                              _MS_BIND | _MS_REC, None), f"bind {path}")
-            os.close(fd)
-            _remount_readonly(libc, path)
-    for fd in handles.values():
-        os.close(fd)
-    # Last, so that scratch directories inside a cover could get their
-    # mount points: nobody may add to the covers.
-    for cover in done:
-        if cover not in SCRATCH:
-            _check(libc.mount(None, cover.encode(), None,
-                              _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV,
-                              None), f"read-only {cover}")
-
-
-# ---- inside the student process ----------------------------------------------
-def _open_plain(path):
-    """A descriptor on the regular file ``path``, never through a link
-    (the last component) and never a device or FIFO; None otherwise."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    return fd
-
-
-def _wait_then_exit(child):
-    """Close everything, reap children until ``child`` ends, then end
-    with its status. As PID 1 of a PID namespace this also reaps orphans,
-    and its end kills whatever is left in the namespace."""
-    os.closerange(0, 65536)
-    while True:
-        try:
-            pid, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            os._exit(0)
-        except InterruptedError:
-            continue
-        if pid == child:
-            os._exit(max(os.waitstatus_to_exitcode(status), 0) & 0xFF)
-
-
-def _into_pid_namespace():
-    """After ``unshare(CLONE_NEWPID)``: fork the namespace's PID 1, which
-    forks the student process and returns there. PID 1 only waits, so a
-    student's ``kill(1)`` or ``kill(getpid())`` behaves as usual, and when
-    the student process ends (or the grader kills the process group)
-    every process left in the namespace is killed by the kernel: a
-    double-forked daemon or a fork bomb cannot outlive grading."""
-    pid = os.fork()
-    if pid:
-        _wait_then_exit(pid)
-    pid = os.fork()
-    if pid:
-        _wait_then_exit(pid)
-
-
-def _drop_capabilities(libc):
-    """Give up every capability (those a new user namespace grants), so the
-    student cannot undo the mounts that hide the course."""
-    for cap in range(64):
-        libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
-
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    data = (ctypes.c_uint32 * 6)()
-    _check(libc.capset(ctypes.byref(Header(0x20080522, 0)), data), "capset")
-
-
-def enter(cfg, channel_fd):
-    """Turn the freshly forked process into a sandboxed student process.
-
-    ``cfg`` (plain data from the grader): ``cwd`` (empty directory),
-    ``files`` (name -> path to copy in), ``uid``, ``hide`` (paths to cover),
-    ``readable`` (directories Python needs, see :func:`readable_paths`),
-    ``namespaces`` (bool), ``limits`` (a Limits dict).
-    """
-    os.setsid()
-    libc = _libc()
-    cwd, uid = cfg["cwd"], cfg.get("uid")
-    limits = cfg["limits"]
-    # Open the submission's files first: the course may vanish from view.
-    # A link or anything but a regular file is never followed or copied.
-    files = {}
-    for name, src in cfg.get("files", {}).items():
-        fd = _open_plain(src)
-        if fd is not None:
-            files[name] = fd
-    # Without a uid of its own, RLIMIT_NPROC counts the user's processes.
-    base_nproc = len(uid_processes(os.getuid())) if uid is None else 0
-    if cfg.get("namespaces"):
-        _unshare(libc)
-        _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None),
-               "mount private")
-        # Fresh, size-limited scratch space (nothing of other users' /tmp,
-        # such as other courses or pytest folders, is visible, and disk use
-        # is capped); homes and other non-system top-level directories are
-        # covered; Python's own files come back read-only wherever they
-        # live, and the directories on the way to them show nothing else.
-        real = [os.path.realpath(p) for p in cfg.get("readable", [])]
-        opts = f"size={int(limits['disk_mb'])}m,mode=1777".encode()
-        _cover_and_expose(libc, exposure_plan(real, hidden=hidden_tops()), opts)
-        cwd = "/tmp/work"
-        os.mkdir(cwd, 0o700)
-        if uid is not None:
-            os.chown(cwd, uid, uid)
-        for path in cfg.get("hide", []):
-            if os.path.isdir(path):
-                _check(libc.mount(b"tmpfs", path.encode(), b"tmpfs",
-                                  _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
-                                  b"size=4k,mode=0"), f"hide {path}")
-        _into_pid_namespace()
-        # A /proc of this PID namespace only: the grader and the user's
-        # other processes (and their /proc/PID/root) are out of sight.
-        if libc.mount(b"proc", b"/proc", b"proc",
-                      _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None) != 0:
-            _check(libc.mount(b"tmpfs", b"/proc", b"tmpfs",
-                              _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
-                              b"size=4k,mode=0555"), "cover /proc")
-    for name, fd in files.items():
-        dst = os.path.join(cwd, name)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        with os.fdopen(fd, "rb") as src, \
-                os.fdopen(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                                  | os.O_NOFOLLOW, 0o644), "wb") as out:
-            shutil.copyfileobj(src, out)
-        if uid is not None:
-            os.chown(dst, uid, uid)
-    os.chdir(cwd)
-    if uid is not None:
-        if not cfg.get("namespaces"):
-            os.chown(cwd, uid, uid)
-        os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)
-    elif cfg.get("namespaces"):
-        _drop_capabilities(libc)
-    libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    mb = 1 << 20
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_s"], limits["cpu_s"] + 2))
-    resource.setrlimit(resource.RLIMIT_AS, (limits["memory_mb"] * mb,) * 2)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_mb"] * mb,) * 2)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
-    # NPROC counts every process of the uid: with a uid of its own that is
-    # the student alone; without one, allow the user's current count more.
-    nproc = limits["nproc"] + base_nproc
-    if os.getuid() != 0:
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-    home = os.getcwd()
-    keep = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL") if k in os.environ}
-    debug = os.environ.get("AUTOGRADE_DEBUG")
-    os.environ.clear()
-    if debug:
-        os.environ["AUTOGRADE_DEBUG"] = debug
-    os.environ.update(keep, HOME=home, TMPDIR=home, OPENBLAS_NUM_THREADS="1",
-                      OMP_NUM_THREADS="1", MPLBACKEND="Agg")
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1) if os.environ.get("AUTOGRADE_DEBUG") else (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
-    os.closerange(3, channel_fd)
-    os.closerange(channel_fd + 1, 65536)
 
 
 def _checkouts():
@@ -530,15 +300,14 @@ def readable_paths():
         if not entry or not os.path.isdir(entry):
             continue
         real = os.path.realpath(entry)
-        if real != cwd and not any(_inside(real, c) for c in checkouts):
+        if real != cwd and not any(is_inside(real, c) for c in checkouts):
             trusted.add(real)
     # Never anything a checkout lies in (say, a prefix of /usr holding a
     # clone in /usr/src).
     return tuple(sorted(p for p in trusted if os.path.isdir(p)
-                        and not any(_inside(c, p) for c in checkouts)))
+                        and not any(is_inside(c, p) for c in checkouts)))
 
 
-# ---- the zygote ----------------------------------------------------------------
 def uid_processes(uid):
     """PIDs of the processes whose real uid is ``uid``."""
     found = []
@@ -557,99 +326,7 @@ def uid_processes(uid):
     return found
 
 
-def _kill_uid(uid):
-    """Kill every process of ``uid``: a throwaway child switches to that
-    uid, because ``kill(-1)`` then reaches exactly its own processes, and
-    repeats it (a fork bomb keeps forking while dying) until none is left."""
-    if not uid_processes(uid):
-        return
-    pid = os.fork()
-    if pid == 0:
-        try:
-            me = os.getpid()
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-            for _ in range(500):
-                try:
-                    os.kill(-1, signal.SIGKILL)
-                except OSError:
-                    pass
-                if not [p for p in uid_processes(uid) if p != me]:
-                    break
-                time.sleep(0.002)
-        finally:
-            os._exit(0)
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:     # SIGCHLD is ignored: already reaped
-        pass
-
-
-def zygote_main(fd):
-    """Serve fork requests on the SEQPACKET socket ``fd`` until it closes."""
-    sock = socket.socket(fileno=fd)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # the kernel reaps children
-    import numpy  # noqa: F401  (pre-import: every student process shares it)
-    import d2lblocks  # noqa: F401
-    from . import student
-    while True:
-        try:
-            data = sock.recv(1 << 20)
-        except (ConnectionError, OSError):
-            data = b""
-        if not data:
-            os._exit(0)
-        cfg = json.loads(data)
-        seq = cfg.get("seq")
-        if "kill_uid" in cfg:
-            _kill_uid(int(cfg["kill_uid"]))
-            sock.send(json.dumps({"seq": seq}).encode())
-            continue
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
-        if pid == 0:
-            code = 70
-            try:
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                sock.close()
-                theirs.close()
-                enter(cfg, mine.fileno())
-                code = 0
-                student.serve(mine)
-            except BaseException:
-                if os.environ.get("AUTOGRADE_DEBUG"):
-                    import traceback
-                    traceback.print_exc()
-            finally:
-                os._exit(code)
-        mine.close()
-        socket.send_fds(sock, [json.dumps({"pid": pid, "seq": seq}).encode()],
-                        [theirs.fileno()])
-        theirs.close()
-
-
-_ZYGOTE_BOOT = """\
-import importlib.util, json, os, sys
-conf = json.loads(sys.argv[2])
-def _allowed(entry):
-    if not entry:
-        return False
-    real = os.path.realpath(entry)
-    return not os.path.isdir(real) or any(
-        real == r or real.startswith(r.rstrip("/") + "/") for r in conf["readable"])
-sys.path[:] = [p for p in sys.path if _allowed(p)]
-for name, folder in conf["packages"].items():
-    spec = importlib.util.spec_from_file_location(
-        name, os.path.join(folder, "__init__.py"),
-        submodule_search_locations=[folder])
-    sys.modules[name] = module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-from autograde.sandbox import zygote_main
-zygote_main(int(sys.argv[1]))
-"""
-
-
+# ---- the zygote ----------------------------------------------------------------
 class Zygote:
     """Handle, in the grader, on one zygote process."""
 
@@ -666,7 +343,7 @@ class Zygote:
                     "d2lblocks": os.path.dirname(os.path.realpath(d2lblocks.__file__))},
                 "readable": list(readable_paths())}
         self.proc = subprocess.Popen(
-            [sys.executable, "-P", "-c", _ZYGOTE_BOOT, str(child.fileno()),
+            [sys.executable, "-P", BOOT, str(child.fileno()),
              json.dumps(conf)],
             pass_fds=[child.fileno()], env=env, cwd="/",
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)

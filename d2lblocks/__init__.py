@@ -16,7 +16,7 @@ from .ops import (unbroadcast, matmul, mm, dot, exp, log, abs, sqrt, relu,
                   linear, sum, mean, max, min, reshape, flatten, transpose,
                   swapaxes, concat, cat, stack, where, maximum, minimum)
 from .gradcheck import grad_check
-from . import backend, random
+from . import backend, random, state
 from . import nn, init, optim
 from .diagnose import diagnose
 from . import hybrid

@@ -75,7 +75,7 @@ class Scale(nn.Block):
         return X * 0
 """}, expect=dict(score=3, status={"test_scale": "failed"})),
     "patch_grader": dict(base="wrong", extra={"affine_answer": """
-import autograde.student as S
+import autograde.inside.student as S
 S._OPERATORS["getitem"] = lambda *a: True
 _run = S.StudentBridge.run
 def _lying_run(self, msg):

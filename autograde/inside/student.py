@@ -1,6 +1,6 @@
 """The student end: runs a submission's code cells and answers requests.
 
-This module runs inside the sandboxed student process (see ``sandbox``).
+This module runs inside the sandboxed student process (see ``zygote``).
 It never receives test code: only the submission's own cells, and
 requests such as "get attribute ``forward`` of object 7" or "call object 7
 with these arguments". Everything here can be patched by the student's
@@ -12,12 +12,12 @@ import builtins
 import itertools
 import operator
 import os
-import re
 import sys
 import traceback
 
-from . import codec
-from .bridge import Bridge, BridgeError
+from .. import codec
+from ..bridge import Bridge, BridgeError
+from ..notebook import strip_magics
 
 MAX_ITEMS = 1_000_000
 
@@ -26,19 +26,6 @@ _OPERATORS = {name: getattr(operator, name) for name in (
     "neg", "pos", "abs", "invert", "and_", "or_", "xor", "lshift", "rshift",
     "getitem", "setitem", "delitem", "iadd", "isub", "imul", "imatmul",
     "itruediv", "ifloordiv", "ipow", "contains")}
-
-_MAGIC = re.compile(r"^\s*[%!]")
-
-
-def strip_magics(source):
-    """Plain Python from a cell: IPython magics and shell lines become
-    comments, and a cell magic (``%%time``...) disables the whole cell,
-    because there is no IPython here to run them."""
-    if source.lstrip().startswith("%%"):
-        return ""
-    return "\n".join("# " + line if _MAGIC.match(line) else line
-                     for line in source.splitlines())
-
 
 class _InertShell:
     """What ``get_ipython()`` returns here: accepts anything, does nothing.
@@ -108,13 +95,6 @@ class StudentBridge(Bridge):
             info["cmro"] = [_qual(c) for c in v.__mro__][:40]
         info["call"] = callable(v)
         return info
-
-    def tags(self):
-        """Decoders, plus handles and the grader's callables."""
-        t = super().tags()
-        t["$h"] = self._dec_handle
-        t["$cb"] = self._dec_callable
-        return t
 
     def _dec_handle(self, node, dec):
         hid = node["$h"]

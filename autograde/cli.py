@@ -79,9 +79,11 @@ def build_parser():
                    help="only students whose id matches (default: all)")
     g.add_argument("--no-gradebook", action="store_true",
                    help="write reports only, leave gradebook.db alone")
-    g.add_argument("--dask", metavar="ADDRESS",
-                   help="run on a Dask distributed scheduler instead of "
-                   "local processes")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="grade on the Dask cluster of this scheduler, e.g. "
+                   "tcp://HOST:8786 (needs the 'cluster' extra)")
+    g.add_argument("--dask-workers", type=int, metavar="N",
+                   help="grade on a Dask LocalCluster of N processes here")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--force", action="store_true",
                    help="grade again submissions whose files and tests have "
@@ -158,11 +160,15 @@ def _not_utf8_result(student, assignment, sources, fp):
 def cmd_grade(args):
     """``autograde grade``: grade, write autograded notebooks, reports and
     the gradebook one submission at a time; print a summary."""
-    from .executor import DaskExecutor, LocalExecutor, grade_submission
+    from .executor import DaskExecutor, LocalExecutor
     from .sandbox import namespace_problem
     from tqdm import tqdm
     if args.workers is not None and args.workers < 1:
         raise course_mod.CourseError(f"--workers must be at least 1, got {args.workers}")
+    if args.dask_workers is not None and (args.dask_workers < 1 or args.scheduler):
+        raise course_mod.CourseError(
+            f"--dask-workers must be at least 1 and goes without --scheduler, "
+            f"got {args.dask_workers} (--scheduler {args.scheduler})")
     root = course_mod.find_course(args.course)
     sources = course_mod.load_sources(root, args.assignment)
     subs = course_mod.find_submissions(root, args.assignment, args.student)
@@ -209,14 +215,19 @@ def cmd_grade(args):
             done.append(res)
         if tasks:
             try:
-                executor = DaskExecutor(args.dask) if args.dask else \
-                    LocalExecutor(min(args.workers or os.cpu_count() or 1, len(tasks)))
+                if args.scheduler or args.dask_workers:
+                    executor = DaskExecutor(args.scheduler, args.dask_workers)
+                    if executor.dashboard and not args.quiet:
+                        print(f"Dask dashboard: {executor.dashboard}")
+                else:
+                    executor = LocalExecutor(
+                        min(args.workers or os.cpu_count() or 1, len(tasks)))
             except RuntimeError as e:
                 raise course_mod.CourseError(str(e)) from None
             with executor, tqdm(total=len(tasks), unit="submission",
                                 disable=args.quiet,
                                 desc=f"grading {args.assignment}") as bar:
-                for res in executor.map_unordered(grade_submission, tasks):
+                for res in executor.grade(tasks):
                     _record(root, args.assignment, writer,
                             folders[res["student"]], sources, res)
                     done.append(res)

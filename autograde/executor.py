@@ -11,18 +11,35 @@ touching the grading code:
 - :class:`LocalExecutor` (the default): a pool of forked processes on
   this machine, each with its own zygote and sandbox uid;
 - :class:`SerialExecutor`: in this process (for debugging);
-- :class:`DaskExecutor`: a Dask ``distributed`` cluster (``pip install
-  distributed``; each Dask worker needs root for the full sandbox and
-  the course folder at the same path, e.g. a shared file system).
+- :class:`DaskExecutor`: a Dask ``distributed`` cluster (the ``cluster``
+  extra). Its tasks carry the submission and the tests
+  (:func:`pack_task`), so workers need no access to the course; each
+  worker grades in processes of its own, in the same sandbox.
 """
 
+import hashlib
+import json
 import multiprocessing
 import os
+import pickle
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
 import traceback
+import uuid
+from pathlib import Path
 
-from .course import (load_sources, read_plain, read_submitted_notebook,
-                     scan_submission)
-from .runner import NotebookGrader, Settings, unreadable_report
+from . import sandbox
+
+# The grading modules (NumPy, nbformat, ...) are imported where they are
+# used: a Dask worker imports this module only to hand tasks to its
+# grading processes, and each import costs every worker seconds of CPU.
 
 
 def grade_submission(task):
@@ -41,49 +58,336 @@ def grade_submission(task):
     such (every test ``error``, flagged, the reason recorded), and a
     failure of the grader itself is reported as ``grader_error``.
     """
+    from .course import read_submitted_notebook
+    from .runner import Settings
+    result = _new_result(task)
+    try:
+        settings = Settings.from_dict(task["settings"])
+        folder = task["folder"]
+        files, notes = _submission_files(task)
+        result["problems"].extend(notes)
+        stamp = _timestamp(folder)
+        if stamp is not None:
+            result["timestamp"] = stamp
+        sources = _sources(task["course"], task["assignment"])
+        notebooks = {name: read_submitted_notebook(folder, name)
+                     for name in sources}
+        _grade(result, sources, notebooks, files, settings, [task["course"]])
+    except Exception:
+        result["grader_error"] = traceback.format_exc()[-4000:]
+    return result
+
+
+def _new_result(task):
     result = {"student": task["student"], "assignment": task["assignment"],
               "notebooks": [], "score": 0.0, "max_score": 0.0, "problems": []}
     if task.get("fingerprint"):
         result["fingerprint"] = task["fingerprint"]
-    try:
-        settings = Settings.from_dict(task["settings"])
-        folder = task["folder"]
-        files, notes = scan_submission(folder)
-        result["problems"].extend(notes)
-        if "files" in task:
-            files = {k: v for k, v in task["files"].items() if k in files}
-        stamp = read_plain(os.path.join(folder, "timestamp.txt"), 200)
-        if stamp is not None:
-            result["timestamp"] = stamp.decode("utf-8", "replace").strip()
-        sources = _sources(task["course"], task["assignment"])
-        extra = sorted(n for n in files if n.endswith(".ipynb")
-                       and "/" not in n and n not in sources)
-        for name in extra:
-            result["problems"].append(f"{name} is not a notebook of this "
-                                      f"assignment; it was not graded")
-        for name, src in sources.items():
-            nb, why = read_submitted_notebook(folder, name)
-            if nb is None:
-                report = unreadable_report(src, why)
-            else:
-                report = NotebookGrader(src, nb, files, settings,
-                                        hide=[task["course"]]).run()
-            result["notebooks"].append(report)
-            result["score"] += report["score"]
-            result["max_score"] += report["max_score"]
-    except Exception:
-        result["grader_error"] = traceback.format_exc()[-4000:]
     return result
+
+
+def _submission_files(task):
+    from .course import scan_submission
+    files, notes = scan_submission(task["folder"])
+    if "files" in task:
+        files = {k: v for k, v in task["files"].items() if k in files}
+    return files, notes
+
+
+def _timestamp(folder):
+    """The submission's ``timestamp.txt`` (no link followed), or None."""
+    from .course import read_plain
+    stamp = read_plain(os.path.join(folder, "timestamp.txt"), 200)
+    return None if stamp is None else stamp.decode("utf-8", "replace").strip()
+
+
+def _grade(result, sources, notebooks, files, settings, hide):
+    """Grade every source notebook against ``notebooks`` (name ->
+    ``(notebook or None, why)``) into ``result``."""
+    from .runner import NotebookGrader, unreadable_report
+    extra = sorted(n for n in files if n.endswith(".ipynb")
+                   and "/" not in n and n not in sources)
+    for name in extra:
+        result["problems"].append(f"{name} is not a notebook of this "
+                                  f"assignment; it was not graded")
+    for name, src in sources.items():
+        nb, why = notebooks[name]
+        if nb is None:
+            report = unreadable_report(src, why)
+        else:
+            report = NotebookGrader(src, nb, files, settings, hide=hide).run()
+        result["notebooks"].append(report)
+        result["score"] += report["score"]
+        result["max_score"] += report["max_score"]
 
 
 _SOURCES = {}
 
 
 def _sources(course, assignment):
+    from .course import load_sources
     key = (course, assignment)
     if key not in _SOURCES:
         _SOURCES[key] = load_sources(course, assignment)
     return _SOURCES[key]
+
+
+# ---- tasks that carry everything (for machines without the course) ----------------
+def pack_task(task, sources):
+    """The client's half of grading elsewhere: ``task`` plus everything a
+    worker needs, so that it needs no access to the course folder.
+
+    The submission is read here exactly as :func:`grade_submission` reads
+    it (no link followed, only plain files, the same notes), and carried
+    as bytes (``files``) and as parsed notebooks or the reason they
+    cannot be graded (``notebooks``). ``sources`` is the pair made by
+    :func:`pack_sources`. Only plain data; see :func:`grade_packed`.
+    """
+    from .course import read_submitted_notebook
+    packed = _new_result(task)
+    del packed["notebooks"], packed["score"], packed["max_score"]
+    packed.update(settings=task["settings"], hide=[task["course"]],
+                  sources=sources, files={})
+    folder = task["folder"]
+    files, notes = _submission_files(task)
+    packed["problems"] = notes
+    for rel, path in files.items():
+        data = _read_plain(path)
+        if data is not None:        # gone since the scan: as if never there
+            packed["files"][rel] = data
+    stamp = _timestamp(folder)
+    if stamp is not None:
+        packed["timestamp"] = stamp
+    packed["notebooks"] = {}
+    for name in sources[1]:
+        nb, why = read_submitted_notebook(folder, name)
+        # As JSON text: a worker need not import nbformat to pass it on.
+        packed["notebooks"][name] = (None if nb is None else json.dumps(nb), why)
+    return packed
+
+
+def pack_sources(course, assignment):
+    """``(digest, {notebook name: bytes})``: the assignment's source
+    notebooks (the tests), to travel with every packed task."""
+    # The same notebooks, in the same order, as load_sources reads.
+    paths = sorted(Path(course, "source", assignment).glob("*.ipynb"))
+    blobs = {p.name: p.read_bytes() for p in paths}
+    digest = hashlib.sha256(pickle.dumps(sorted(blobs.items()))).hexdigest()
+    return digest, blobs
+
+
+def _read_plain(path):
+    """The bytes of a plain, singly linked file (no link followed)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+            return None
+        return f.read()
+
+
+_SHIPPED = {}
+
+
+def _shipped_sources(sources):
+    import nbformat
+    from .notebook import SourceNotebook
+    digest, blobs = sources
+    if digest not in _SHIPPED:
+        _SHIPPED.clear()            # one assignment at a time, as a rule
+        _SHIPPED[digest] = {name: SourceNotebook(
+            nbformat.reads(data.decode("utf-8"), as_version=4), name)
+            for name, data in blobs.items()}
+    return _SHIPPED[digest]
+
+
+def _materialize(folder, blobs):
+    """Write the carried files under ``folder``; ``{name: path}``."""
+    files = {}
+    for rel, data in blobs.items():
+        parts = rel.split("/")
+        if rel.startswith("/") or ".." in parts or "" in parts:
+            continue            # not a name scan_submission makes
+        path = os.path.join(folder, *parts)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                     0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        files[rel] = path
+    return files
+
+
+def grade_unpacked(packed):
+    """Grade a packed task in this process (its main thread: test time
+    limits use SIGALRM). The submission's files are written to a private
+    temporary folder, removed afterwards.
+
+    Returns what :func:`grade_submission` returns, or, when the sandbox
+    is asked for and cannot be built here, a result with ``refused``
+    (why) and nothing graded: no student code runs unfenced.
+    """
+    import nbformat
+    from .runner import Settings
+    result = _new_result(packed)
+    result["problems"] = list(packed["problems"])
+    if packed.get("timestamp"):
+        result["timestamp"] = packed["timestamp"]
+    try:
+        settings = Settings.from_dict(packed["settings"])
+        if settings.sandbox:
+            why = sandbox.namespace_problem()
+            if why is not None:
+                result["refused"] = (f"the grader on {socket.gethostname()} "
+                                     f"cannot build the sandbox: {why}")
+                return result
+        sources = _shipped_sources(packed["sources"])
+        with tempfile.TemporaryDirectory(prefix="autograde-submission-") as tmp:
+            files = _materialize(tmp, packed["files"])
+            notebooks = {name: (None if nb is None else
+                                nbformat.from_dict(json.loads(nb)), why)
+                         for name, (nb, why) in packed["notebooks"].items()}
+            _grade(result, sources, notebooks, files, settings,
+                   packed["hide"] + [tmp])
+    except Exception:
+        result["grader_error"] = traceback.format_exc()[-4000:]
+    return result
+
+
+class _Helper:
+    """A grading process of a Dask worker, fed pickled tasks over a
+    socket (it is this package's own process: trusted both ways)."""
+
+    def __init__(self):
+        mine, theirs = socket.socketpair()
+        # -P: nothing from the worker's current folder is imported; this
+        # autograde is, wherever the worker found it.
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-P", "-c", "import sys; sys.path.insert(0, "
+             "sys.argv[2]); from autograde.executor import helper_main; "
+             "helper_main(int(sys.argv[1]))", str(theirs.fileno()), here],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL)
+        theirs.close()
+        self.sock = mine
+
+    def call(self, fn, arg):
+        """``fn(arg)`` in the helper; raises EOFError when it died."""
+        _send(self.sock, (fn, arg))
+        return _recv(self.sock)
+
+    def close(self):
+        """Stop the helper (it ends when its socket closes)."""
+        self.sock.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _send(sock, obj):
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    sock.sendall(struct.pack("<Q", len(data)) + data)
+
+
+def _recv(sock):
+    def exactly(n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = sock.recv(min(n - len(buf), 1 << 20))
+            if not chunk:
+                raise EOFError("the helper process has stopped")
+            buf += chunk
+        return bytes(buf)
+    (n,) = struct.unpack("<Q", exactly(8))
+    return pickle.loads(exactly(n))
+
+
+def helper_main(fd):
+    """Main loop of a helper process: run requests until the socket
+    closes. A watchdog ends it as soon as its Dask worker is gone (a
+    killed worker leaves nothing grading behind)."""
+    # jsonschema (under nbformat) builds a URI grammar when it is imported
+    # and rfc3987-syntax is installed: seconds of CPU in every grading
+    # process, for a format check that grading never makes.
+    sys.modules.setdefault("rfc3987_syntax", None)
+    sock = socket.socket(fileno=fd)
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
+    while True:
+        try:
+            fn, arg = _recv(sock)
+        except EOFError:
+            os._exit(0)
+        _send(sock, fn(arg))
+
+
+_IDLE = []
+_IDLE_LOCK = threading.Lock()
+
+
+def _in_helper(fn, arg):
+    """``fn(arg)`` in an idle helper process of this worker (started on
+    first need; there are as many as tasks run here at once)."""
+    with _IDLE_LOCK:
+        helper = _IDLE.pop() if _IDLE else None
+    if helper is None:
+        helper = _Helper()
+    try:
+        out = helper.call(fn, arg)
+    except BaseException:
+        helper.close()
+        raise
+    with _IDLE_LOCK:
+        _IDLE.append(helper)
+    return out
+
+
+def grade_packed(packed):
+    """The task run by a Dask worker: :func:`grade_unpacked` in a helper
+    process of this worker.
+
+    Dask runs tasks in threads, but a test's time limit needs a main
+    thread (SIGALRM), and a grading process keeps a zygote; so each
+    worker keeps grading processes of its own and hands them the work.
+    """
+    try:
+        return _in_helper(grade_unpacked, packed)
+    except (EOFError, OSError) as e:
+        result = _new_result(packed)
+        result["problems"] = list(packed["problems"])
+        result["grader_error"] = (f"the grading process died while grading "
+                                  f"this submission ({e})")
+        return result
+
+
+def crashed_result(task, sources, why):
+    """The result of a submission that could not be graded because its
+    grader died every time (``why``): every test ``crashed`` with 0
+    points, which flags it for a person."""
+    result = _new_result(task)
+    for src in sources.values():
+        tests = [{"grade_id": t.grade_id, "title": t.title,
+                  "max_points": t.points, "score": 0.0, "status": "crashed",
+                  "message": why} for t in src.tests]
+        result["notebooks"].append({
+            "notebook": src.name, "tests": tests, "score": 0.0,
+            "max_score": src.points, "tamper": [], "cell_problems": [],
+            "unchanged_answers": [], "restarts": 0, "seconds": 0.0,
+            "isolation": {"mode": "not run", "namespaces": False, "uid": None}})
+        result["max_score"] += src.points
+    return result
 
 
 class Executor:
@@ -96,6 +400,10 @@ class Executor:
     def map_unordered(self, fn, tasks):
         """Yield ``fn(task)`` for every task, in any order."""
         raise NotImplementedError
+
+    def grade(self, tasks):
+        """Yield the result of every grading task, in any order."""
+        return self.map_unordered(grade_submission, tasks)
 
     def close(self):
         """Release the workers."""
@@ -137,27 +445,206 @@ class LocalExecutor(Executor):
 
 
 class DaskExecutor(Executor):
-    """Tasks on a Dask ``distributed`` cluster.
+    """Grading on a Dask ``distributed`` cluster.
 
     Arguments:
-        address: the scheduler's address, e.g. ``"tcp://10.0.0.5:8786"``.
+        address: the scheduler of a running cluster, e.g.
+            ``"tcp://10.0.0.5:8786"``; or None to start a ``LocalCluster``
+            of ``workers`` processes on this machine (one thread each).
+        workers: the size of that ``LocalCluster``.
+        timeout: seconds to wait for the scheduler and for a first worker.
+
+    Tasks carry the submission and the tests (:func:`pack_task`), so the
+    workers need autograde installed but no access to the course; only
+    this process reads the course and writes results. A worker killed
+    while grading costs nothing: Dask gives its tasks to another. A
+    submission whose grader dies on every worker it is given (Dask's
+    ``distributed.scheduler.allowed-failures``) comes back as
+    :func:`crashed_result`. A worker that cannot build the sandbox stops
+    the run with a :class:`course.CourseError` saying why.
     """
 
-    def __init__(self, address):
+    def __init__(self, address=None, workers=None, timeout=60):
         try:
-            from distributed import Client
+            from distributed import Client, LocalCluster
         except ImportError as e:
-            raise RuntimeError("DaskExecutor needs the 'distributed' package "
-                               "(pip install distributed)") from e
-        self.client = Client(address)
+            raise RuntimeError(
+                "grading on Dask needs the 'distributed' package: pip install "
+                "'d2lblocks[cluster]' (or 'dask[distributed]')") from e
+        if (address is None) == (workers is None):
+            raise ValueError(f"expected a scheduler address or a number of "
+                             f"workers, got address={address!r}, "
+                             f"workers={workers!r}")
+        if workers is not None and (type(workers) is not int or workers < 1):
+            raise ValueError(f"workers must be a positive int, got {workers!r}")
+        self.cluster = None
+        if address is None:
+            import dask
+            # Dask's watchdogs wake every 10-100 ms (profiling, event loop
+            # ticks, memory): about a sixth of a core on an otherwise idle
+            # cluster, which a machine of a few cores that grades feels.
+            with dask.config.set(_QUIET_CLUSTER):
+                self.cluster = LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True,
+                    dashboard_address=":0" if _has_bokeh() else None,
+                    silence_logs=40)
+            address = self.cluster.scheduler_address
+        try:
+            self.client = Client(address, timeout=timeout)
+        except OSError as e:
+            self._close_cluster()
+            raise RuntimeError(f"no Dask scheduler answers at {address!r} "
+                               f"({e})") from None
+        self.timeout = timeout
+
+    @property
+    def dashboard(self):
+        """The URL of the cluster's dashboard, or None when it has none."""
+        try:
+            info = self.client.scheduler_info()
+            if "dashboard" not in info.get("services", {}):
+                return None
+            return self.client.dashboard_link
+        except Exception:
+            return None
+
+    def _window(self):
+        """How many tasks to keep submitted: enough to keep every worker
+        busy, few enough that the packed submissions fit in memory."""
+        threads = sum(self.client.nthreads().values())
+        return max(8, 4 * threads)
+
+    def _run(self, fn, items, lost):
+        """Submit ``fn(packed)`` for each ``(task, packed)`` a few at a
+        time; yield results as they come. ``packed`` may be a finished
+        result instead (a :class:`_Ready`). ``lost(task, exc)`` makes the
+        result of a task whose future failed."""
+        from distributed import as_completed
+        from distributed.client import FutureCancelledError
+        items = iter(items)
+        pending, ready, done = {}, [], as_completed()
+        window, fed = self._window(), 0
+
+        def feed():
+            nonlocal window, fed
+            fed += 1
+            if fed % 64 == 0:       # workers may have come or gone
+                window = self._window()
+            for task, packed in items:
+                if isinstance(packed, _Ready):
+                    ready.append(packed.result)
+                    return
+                # The student in the key shows on the dashboard.
+                who = task.get("student", "") if isinstance(task, dict) else ""
+                who = os.fsencode(str(who)).decode("utf-8", "backslashreplace")
+                key = f"grade-{who[:60]}-{uuid.uuid4().hex}"
+                future = self.client.submit(fn, packed, key=key, pure=False)
+                pending[future.key] = task
+                done.add(future)
+                if done.count() >= window:
+                    return
+
+        try:
+            feed()
+            while ready or not done.is_empty():
+                if ready:
+                    yield ready.pop()
+                    feed()
+                    continue
+                future = next(done)
+                task = pending.pop(future.key)
+                try:
+                    res = future.result()
+                except (Exception, FutureCancelledError) as e:
+                    res = lost(task, e)
+                future.release()
+                yield res
+                feed()
+        finally:
+            for future in list(done.futures):
+                future.cancel()
 
     def map_unordered(self, fn, tasks):
-        """Submit every task; results as the cluster finishes them."""
-        from distributed import as_completed
-        futures = self.client.map(fn, list(tasks), pure=False)
-        for future in as_completed(futures):
-            yield future.result()
+        """``fn(task)`` for every task, run on the cluster; results in the
+        order they finish. A task whose future fails raises here."""
+        def lost(task, exc):
+            raise exc
+        return self._run(fn, ((t, t) for t in tasks), lost)
+
+    def grade(self, tasks, remote=None):
+        """Grade every task on the cluster (see the class); results in
+        the order they finish. ``remote`` replaces :func:`grade_packed`,
+        the function the workers run (it gets a packed task)."""
+        from .course import CourseError
+        tasks = list(tasks)
+        if not tasks:
+            return
+        first = tasks[0]
+        sources = _sources(first["course"], first["assignment"])
+        shipped = pack_sources(first["course"], first["assignment"])
+        self._wait_for_a_worker()
+
+        def lost(task, exc):
+            from distributed import KilledWorker
+            if isinstance(exc, KilledWorker):
+                return crashed_result(task, sources, (
+                    f"crashed: the grader died on every worker that graded "
+                    f"this submission ({exc})")[:1000])
+            res = _new_result(task)
+            res["grader_error"] = f"{type(exc).__name__}: {exc}"[:4000]
+            return res
+
+        def packed():
+            for task in tasks:
+                try:
+                    yield task, pack_task(task, shipped)
+                except Exception:       # the submission cannot even be read
+                    res = _new_result(task)
+                    res["grader_error"] = traceback.format_exc()[-4000:]
+                    yield task, _Ready(res)
+
+        for res in self._run(remote or grade_packed, packed(), lost):
+            if res.get("refused"):
+                raise CourseError(
+                    f"a Dask worker refused to grade: {res['refused']}; "
+                    f"remove that worker or allow namespaces there (or pass "
+                    f"--no-sandbox)")
+            yield res
+
+    def _wait_for_a_worker(self):
+        from .course import CourseError
+        try:
+            self.client.wait_for_workers(1, timeout=self.timeout)
+        except Exception:
+            raise CourseError(f"the Dask cluster has no worker after "
+                              f"{self.timeout} s") from None
+
+    def _close_cluster(self):
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
 
     def close(self):
-        """Disconnect from the scheduler."""
-        self.client.close()
+        """Disconnect from the scheduler (and stop a LocalCluster)."""
+        try:
+            self.client.close()
+        finally:
+            self._close_cluster()
+
+
+_QUIET_CLUSTER = {"distributed.worker.profile.enabled": False,
+                  "distributed.admin.tick.interval": "1s",
+                  "distributed.admin.system-monitor.interval": "2s",
+                  "distributed.worker.memory.monitor-interval": "1s"}
+
+
+class _Ready:
+    """A result known without grading (it needs no worker)."""
+
+    def __init__(self, result):
+        self.result = result
+
+
+def _has_bokeh():
+    import importlib.util
+    return importlib.util.find_spec("bokeh") is not None

@@ -8,12 +8,18 @@ ratio. Then it grades one submission whose answer loops forever, to show
 what an infinite loop costs each grader.
 
     python bench/grading.py [--submissions 100] [--workers N] [--no-loop]
-                            [--as-user USER]
+                            [--as-user USER] [--executor dask]
 
 ``--as-user USER`` (run as root) also grades a third copy as the
 unprivileged USER, whose sandbox is a user namespace: the durable,
 sandboxed grader must stay fast in both modes. USER must be able to read
 the interpreter and the checkout.
+
+``--executor dask`` grades the same submissions with the local pool and
+with a Dask ``LocalCluster`` of ``--workers`` worker processes instead
+(nbgrader and the loop are left out), and prints both wall times, their
+ratio and the cost of one submission in worker-seconds, the number to
+size a cluster with (see autograde/README.md).
 
 Both graders run as separate commands, so their start-up is included.
 Nothing is written inside the repository (a temporary folder is used
@@ -103,6 +109,9 @@ def main(argv=None):
                         help="skip the infinite-loop comparison")
     parser.add_argument("--skip-nbgrader", action="store_true")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
+    parser.add_argument("--executor", choices=["local", "dask"], default="local",
+                        help="dask: compare the local pool with a Dask "
+                        "LocalCluster (needs the 'cluster' extra)")
     parser.add_argument("--as-user", metavar="USER",
                         help="also grade as this unprivileged user (run as root)")
     args = parser.parse_args(argv)
@@ -117,6 +126,9 @@ def main(argv=None):
         print(f"{args.submissions} submissions, {os.cpu_count()} cores, "
               f"autograde with {args.workers} worker(s)")
         course, kinds, demo, samples = make_course(work, args.submissions)
+        if args.executor == "dask":
+            dask_compare(work, course, args.submissions, args.workers)
+            return 0
         ours = work / "ours"
         shutil.copytree(course, ours)
         t_ours, proc = timed([sys.executable, "-m", "autograde", "--course", str(ours),
@@ -158,6 +170,74 @@ def main(argv=None):
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def dask_compare(work, course, n, workers):
+    """Grade the same submissions with the local pool and with a Dask
+    LocalCluster of ``workers`` processes; print both times, the CPU time
+    of each (every process of the run, so a busy machine does not count)
+    and whether the outcomes agree."""
+    _adopt_orphans()
+    runs = {}
+    for name, extra in (("local pool", ["--workers", str(workers)]),
+                        ("Dask LocalCluster", ["--dask-workers", str(workers)])):
+        copy = work / name.split()[0].lower()
+        shutil.copytree(course, copy)
+        before = _cpu_of_children()
+        seconds, proc = timed([sys.executable, "-m", "autograde", "--course",
+                               str(copy), "grade", ASSIGNMENT, "--quiet", *extra])
+        cpu = _cpu_of_children() - before
+        runs[name] = (seconds, copy)
+        print(f"{name + ':':19s} {seconds:7.1f} s wall, {cpu:7.1f} s CPU  "
+              f"({seconds / n:.3f} s per submission; {cpu / n:.2f} CPU-s "
+              f"per submission)")
+    (t_pool, pool), (t_dask, dask) = runs.values()
+    print(f"ratio Dask / local pool: {t_dask / t_pool:.2f}x wall")
+    differ = sum(_outcome(pool, s) != _outcome(dask, s) for s in _students(pool))
+    print(f"submissions whose scores or statuses differ: {differ}")
+    return t_pool, t_dask
+
+
+def _adopt_orphans():
+    """Become the parent of every process a run leaves behind (Linux),
+    so that the CPU time of all of them is counted."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)     # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _cpu_of_children():
+    """CPU seconds of every finished child process (orphans reaped first)."""
+    import resource
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            time.sleep(0.5)         # some still ending
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _students(course):
+    return sorted(p.stem for p in (course / "reports" / ASSIGNMENT).glob("*.json")
+                  if p.stem != "tests")
+
+
+def _outcome(course, student):
+    import json
+    res = json.loads((course / "reports" / ASSIGNMENT / f"{student}.json")
+                     .read_text(encoding="utf-8"))
+    return res["score"], [(t["grade_id"], t["status"]) for nb in res["notebooks"]
+                          for t in nb["tests"]]
 
 
 def loop_course(work, demo, samples, skip_stock=False):

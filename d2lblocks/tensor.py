@@ -684,10 +684,17 @@ def _as_tensor(value, what):
                     f"got {type(value).__name__}")
 
 
+def _cast(t, dtype):
+    """An integer or boolean tensor converted to ``dtype``. Through an op,
+    although no gradient is recorded for it: a replay (``hybridize``)
+    must see the conversion, or it would keep the first call's values."""
+    return apply(K.AsType(dtype), t)
+
+
 def _to_float(t):
     """An integer or boolean tensor as float32, PyTorch's default float
     (they never require gradients, so nothing is recorded)."""
-    return _wrap(t.data.astype(float32)) if t.data.dtype.kind != "f" else t
+    return _cast(t, float32) if t.data.dtype.kind != "f" else t
 
 
 def _promote(a, b, divide):
@@ -695,9 +702,9 @@ def _promote(a, b, divide):
     floating one takes the floating dtype; integers divided give float32."""
     ka, kb = a.data.dtype.kind, b.data.dtype.kind
     if ka == "f" and kb != "f":
-        b = _wrap(b.data.astype(a.data.dtype))
+        b = _cast(b, a.data.dtype)
     elif kb == "f" and ka != "f":
-        a = _wrap(a.data.astype(b.data.dtype))
+        a = _cast(a, b.data.dtype)
     elif ka != "f" and divide:
         a, b = _to_float(a), _to_float(b)
     return a, b

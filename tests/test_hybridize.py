@@ -532,3 +532,16 @@ def test_diagnose_counts_the_blocks_of_a_replay_as_run():
     assert hybrid.stats(hyb)["replays"] == 2
     report = db.diagnose(hyb)
     assert not report.unused and "not used" not in str(report)
+
+
+def test_integer_inputs_converted_inside_a_block_are_replayed_from_new_values():
+    class Mixed(nn.Block):
+        def forward(self, counts, X):
+            return X * 2.5 + counts / 2 + counts * X
+    net = Mixed().hybridize()
+    for i in range(3):
+        counts = db.tensor(np.arange(6).reshape(2, 3) * (i + 1))
+        X = db.rand(2, 3)
+        expected = X.numpy() * 2.5 + counts.numpy() / 2 + counts.numpy() * X.numpy()
+        np.testing.assert_allclose(net(counts, X).numpy(), expected, rtol=1e-6)
+    assert hybrid.stats(net)["replays"] == 2

@@ -19,5 +19,7 @@ from .gradcheck import grad_check
 from . import backend, random, state
 from . import nn, init, optim
 from .diagnose import diagnose
+from . import hybrid
+from .hybrid import hybridize
 
 __version__ = "0.1.0"

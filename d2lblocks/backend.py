@@ -9,6 +9,8 @@ explicit opt-in for process-wide tuning.
 
 import sys
 
+import os
+
 import numpy as np
 
 __all__ = ["Device", "cpu", "gpu", "num_gpus", "try_gpu", "as_device",
@@ -48,6 +50,68 @@ def tune_process(keep_freed_memory=True):
     m_trim_threshold, m_mmap_threshold = -1, -3
     return bool(mallopt(m_mmap_threshold, 32 << 20) and
                 mallopt(m_trim_threshold, 512 << 20))
+
+
+# ---- BLAS threads for small products -------------------------------------------
+# OpenBLAS splits a product over its threads from about 2**18 multiply-adds
+# on, and its threads wait for each other by spinning. When one of them is
+# not running (another process has the core, a busy virtual machine), the
+# others spin through whole time slices: a product worth tens of
+# microseconds then costs milliseconds (measured on a busy 2-core machine:
+# 16x784 @ 784x256 took 4.6 ms with 2 threads, 0.25 ms with 1). Up to 2**24
+# multiply-adds a second thread saves little even on an idle machine, so
+# such products run on one thread; the caller's setting is given back
+# right after, and larger products keep every thread.
+_ONE_THREAD_WORK = (1 << 18, 1 << 24)
+
+
+class _BlasThreads:
+    """``get``/``set`` of the thread count of the OpenBLAS that NumPy's
+    wheels bundle; both None for another BLAS (then nothing is changed)."""
+    get = set = None
+    searched = False
+
+
+def _find_blas_threads():
+    _BlasThreads.searched = True
+    import ctypes
+    import glob
+    folder = os.path.join(os.path.dirname(os.path.dirname(np.__file__)),
+                          "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(folder, "libscipy_openblas*.so*"))):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for suffix in ("64_", "_64_", ""):
+            get = getattr(lib, f"scipy_openblas_get_num_threads{suffix}", None)
+            put = getattr(lib, f"scipy_openblas_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                get.restype, get.argtypes = ctypes.c_int, []
+                put.restype, put.argtypes = None, [ctypes.c_int]
+                _BlasThreads.get, _BlasThreads.set = get, put
+                return
+
+
+def dot(a, b):
+    """``a.dot(b)`` for 2-D arrays; on the host, a product too small to
+    gain from several BLAS threads runs on one (see above)."""
+    if type(a) is np.ndarray:
+        work = a.shape[0] * a.shape[1] * b.shape[1]
+        lo, hi = _ONE_THREAD_WORK
+        if lo <= work < hi:
+            if not _BlasThreads.searched:
+                _find_blas_threads()
+            get = _BlasThreads.get
+            if get is not None:
+                n = get()
+                if n > 1:
+                    _BlasThreads.set(1)
+                    try:
+                        return a.dot(b)
+                    finally:
+                        _BlasThreads.set(n)
+    return a.dot(b)
 
 
 def _load_cupy():

@@ -810,15 +810,15 @@ class MatMul(Op):
     def forward(self, a, b):
         self.a, self.b = a, b
         if a.ndim == 2 and b.ndim == 2:
-            return a.dot(b)
+            return backend.dot(a, b)
         return _array(np.matmul(a, b), a)
 
     def backward(self, g):
         need_a, need_b = self.needs
         a, b = self.a, self.b
         if a.ndim == 2 and b.ndim == 2:
-            return (g.dot(b.T) if need_a else None,
-                    a.T.dot(g) if need_b else None)
+            return (backend.dot(g, b.T) if need_a else None,
+                    backend.dot(a.T, g) if need_b else None)
         if a.ndim == 1 and b.ndim == 1:            # a dot product: g is 0-d
             return (g * b if need_a else None), (g * a if need_b else None)
         a2 = a[None, :] if a.ndim == 1 else a
@@ -852,7 +852,7 @@ class Linear(Op):
         self.x_shape = x.shape
         x2 = self.x2 = x if x.ndim == 2 else x.reshape(-1, w.shape[1])
         self.w = w
-        out = x2.dot(w.T)
+        out = backend.dot(x2, w.T)
         if b is not None:
             out += b
         if x.ndim != 2:
@@ -865,11 +865,11 @@ class Linear(Op):
             g = g.reshape(-1, self.w.shape[0])
         gx = gw = None
         if needs[0]:
-            gx = g.dot(self.w)
+            gx = backend.dot(g, self.w)
             if len(self.x_shape) != 2:
                 gx = gx.reshape(self.x_shape)
         if needs[1]:
-            gw = g.T.dot(self.x2)
+            gw = backend.dot(g.T, self.x2)
         if len(needs) == 2:
             return gx, gw
         return gx, gw, (_rsum(g, 0) if needs[2] else None)

@@ -13,7 +13,7 @@ import weakref
 import numpy as np
 
 from . import backend
-from .tensor import Tensor, mark_changed
+from .tensor import _Hooks, Tensor, mark_changed
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
@@ -69,6 +69,16 @@ class Optimizer:
 
     def step(self):
         """Update each trainable parameter that has a gradient."""
+        watch = _Hooks.watch
+        if watch is not None:        # a hybridized step is being recorded:
+            watch.call_begins(self.step)   # the replay calls step() again
+            try:
+                return self._step()
+            finally:
+                watch.call_ends()
+        return self._step()
+
+    def _step(self):
         if self._watching:
             self._warn_about_unregistered()
         state = self.state

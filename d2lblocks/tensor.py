@@ -19,7 +19,9 @@ refuses to compute a gradient from the new values.
 
 For tools that watch or replay computations, ``set_recorder(fn)`` makes
 ``apply`` call ``fn(op, inputs, out)`` after every op (one ``is None``
-check when unset).
+check when unset). ``_Hooks.watch`` is the second hook, set only while
+``hybrid.py`` records a call: it hears of what ops cannot show (a value
+that leaves for Python, an in-place change, a ``backward()``).
 """
 
 import functools
@@ -118,8 +120,14 @@ def as_dtype(dtype):
 # ---- the node constructor --------------------------------------------------------
 class _Hooks:
     """``recorder``: None, or a function called as ``recorder(op, inputs,
-    out)`` after every op that ``apply`` runs (recorded or not)."""
+    out)`` after every op that ``apply`` runs (recorded or not).
+
+    ``watch``: None, or the object recording a call for ``hybridize``;
+    told of every place where a tensor's values choose what Python does
+    next (``watch.decision(what)``), of in-place changes
+    (``watch.changed(t)``) and of ``backward()`` calls."""
     recorder = None
+    watch = None
 
 
 def set_recorder(fn):
@@ -200,6 +208,8 @@ def mark_changed(t):
     The library's own in-place operations call this; call it after writing
     into ``t.data`` directly if a recorded graph may still use the old value.
     """
+    if _Hooks.watch is not None:
+        _Hooks.watch.changed(t)
     v = _Clock.last_change = _next_seq()
     t._version = v
     if t.grad_fn is not None:
@@ -264,6 +274,8 @@ class Tensor:
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
+        if _Hooks.watch is not None:
+            _Hooks.watch.decision("item()")
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, "
                              f"got shape {self.shape}")
@@ -271,17 +283,25 @@ class Tensor:
 
     def numpy(self):
         """The data as a NumPy array on the host (shares memory on CPU)."""
+        if _Hooks.watch is not None:
+            _Hooks.watch.decision("numpy()")
         return backend.to_host(self.data)
 
     def tolist(self):
         """The data as nested Python lists."""
+        if _Hooks.watch is not None:
+            _Hooks.watch.decision("tolist()")
         return self.numpy().tolist()
 
     def __array__(self, dtype=None, copy=None):
+        if _Hooks.watch is not None:
+            _Hooks.watch.decision("np.asarray()")
         arr = self.numpy()
         return arr if dtype is None else arr.astype(dtype, copy=False)
 
     def __bool__(self):
+        if _Hooks.watch is not None:   # `if x > 0:` lets the data choose
+            _Hooks.watch.decision("bool()")
         if self.data.size != 1:
             raise ValueError(
                 f"the truth value of a tensor with {self.data.size} elements "
@@ -290,12 +310,18 @@ class Tensor:
         return bool(self.data)
 
     def __float__(self):
+        if _Hooks.watch is not None:
+            _Hooks.watch.decision("float()")
         return float(self.item())
 
     def __int__(self):
+        if _Hooks.watch is not None:
+            _Hooks.watch.decision("int()")
         return int(self.item())
 
     def __index__(self):
+        if _Hooks.watch is not None:
+            _Hooks.watch.decision("an index (__index__)")
         if self.data.dtype.kind not in "iu" or self.data.size != 1:
             raise TypeError("only one-element integer tensors can be indices")
         return int(self.item())
@@ -581,7 +607,15 @@ class Tensor:
             if g.shape != self.data.shape:
                 raise ValueError(f"backward(grad=...) expected a gradient of "
                                  f"shape {self.shape}, got {g.shape}")
-        _run_backward(self, g, retain_graph)
+        watch = _Hooks.watch
+        if watch is None:
+            _run_backward(self, g, retain_graph)
+            return
+        watch.backward_begins(self, grad, retain_graph)
+        try:
+            _run_backward(self, g, retain_graph)
+        finally:
+            watch.backward_ends()
 
     # ---- moving ------------------------------------------------------------
     def to(self, device=None, dtype=None):
@@ -650,10 +684,17 @@ def _as_tensor(value, what):
                     f"got {type(value).__name__}")
 
 
+def _cast(t, dtype):
+    """An integer or boolean tensor converted to ``dtype``. Through an op,
+    although no gradient is recorded for it: a replay (``hybridize``)
+    must see the conversion, or it would keep the first call's values."""
+    return apply(K.AsType(dtype), t)
+
+
 def _to_float(t):
     """An integer or boolean tensor as float32, PyTorch's default float
     (they never require gradients, so nothing is recorded)."""
-    return _wrap(t.data.astype(float32)) if t.data.dtype.kind != "f" else t
+    return _cast(t, float32) if t.data.dtype.kind != "f" else t
 
 
 def _promote(a, b, divide):
@@ -661,9 +702,9 @@ def _promote(a, b, divide):
     floating one takes the floating dtype; integers divided give float32."""
     ka, kb = a.data.dtype.kind, b.data.dtype.kind
     if ka == "f" and kb != "f":
-        b = _wrap(b.data.astype(a.data.dtype))
+        b = _cast(b, a.data.dtype)
     elif kb == "f" and ka != "f":
-        a = _wrap(a.data.astype(b.data.dtype))
+        a = _cast(a, b.data.dtype)
     elif ka != "f" and divide:
         a, b = _to_float(a), _to_float(b)
     return a, b
@@ -767,6 +808,9 @@ def _one_axis(axis, ndim):
 
 def _index(index):
     """Replace tensors inside an index by their arrays."""
+    if _Hooks.watch is not None and (isinstance(index, Tensor) or (
+            isinstance(index, tuple) and any(isinstance(i, Tensor) for i in index))):
+        _Hooks.watch.decision("indexing with a tensor")
     if isinstance(index, tuple):
         return tuple(i.data if isinstance(i, Tensor) else i for i in index)
     return index.data if isinstance(index, Tensor) else index

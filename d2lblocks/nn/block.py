@@ -21,7 +21,8 @@ import warnings
 
 import numpy as np
 
-from ..tensor import Tensor, as_dtype, no_grad
+from .. import hybrid
+from ..tensor import _Hooks, Tensor, as_dtype, no_grad
 from .parameter import Parameter
 
 __all__ = ["Block", "Module", "IncompatibleKeys", "StateDictKeyError"]
@@ -190,6 +191,7 @@ class Block:
         if name not in table:
             _forget(self, name)          # it was something else before
         table[name] = value
+        hybrid.structure_changed()       # recordings hold the old object
         if hasattr(type(self), name):
             # The class has a method of that name (``self.blocks =
             # BlockList(...)``): a copy in the instance dict makes
@@ -246,6 +248,7 @@ class Block:
         elif name in self.__dict__:   # the copy __setattr__ keeps
             self.__dict__[name] = block
         children[name] = block
+        hybrid.structure_changed()
         return block
 
     def register_child(self, block, name=None):
@@ -270,6 +273,7 @@ class Block:
         if name not in buffers:       # a replaced buffer keeps its place
             _forget(self, name)
         buffers[name] = None if value is None else _as_buffer(value)
+        hybrid.structure_changed()
         if persistent:
             _table(self, "_non_persistent").discard(name)
         else:
@@ -277,8 +281,27 @@ class Block:
 
     # ---- calling ---------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        self.__dict__["_last_call"] = _next_call()
+        d = self.__dict__
+        d["_last_call"] = _next_call()
+        state = d.get("_hybrid")
+        if state is not None or _Hooks.watch is not None:
+            return hybrid.block_call(self, state, args, kwargs)
         return self.forward(*args, **kwargs)
+
+    def hybridize(self, active=True):
+        """Replay this block and every block below it (Gluon's name).
+
+        The first call with each input signature (shapes, dtypes, device,
+        train/eval mode, which inputs need gradients) runs eagerly and
+        records its array operations; later calls replay them, forward
+        and backward, without the Python of the blocks. A block whose
+        forward lets the data choose a path (``if x.sum() > 0``) stays
+        eager, with a warning. ``hybridize(False)`` turns replay off.
+        See ``d2lblocks.hybrid``. Returns self.
+        """
+        for _, block in _walk(self, "", set()):
+            hybrid.set_active(block, active)
+        return self
 
     def forward(self, *args, **kwargs):
         """The forward computation; every block defines it."""
@@ -373,6 +396,7 @@ class Block:
         """Switch training behaviour (e.g. dropout) on or off, recursively."""
         for _, block in _walk(self, "", set()):
             block.__dict__["training"] = bool(mode)
+        hybrid.modes_changed()
         return self
 
     def eval(self):
@@ -400,6 +424,8 @@ class Block:
                 for name, buf in buffers.items():
                     if buf is not None:
                         buffers[name] = _moved(buf, device, dt)
+                        if buffers[name] is not buf:
+                            hybrid.structure_changed()   # a new tensor
         return self
 
     # ---- initialization ----------------------------------------------------
@@ -507,6 +533,7 @@ class Block:
                     old = buffers[name]
                     buffers[name] = Tensor(np.array(value, copy=True),
                                            device=None if old is None else old.device)
+                    hybrid.structure_changed()
         for _, block in _walk(self, "", set()):
             hook = _method(block, "_after_load")
             if hook is not None:
@@ -579,6 +606,7 @@ def _forget(block, name):
         d[key].pop(name, None)
     d["_non_persistent"].discard(name)
     d.pop(name, None)
+    hybrid.structure_changed()
 
 
 def _apply(block, fn):

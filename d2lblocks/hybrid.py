@@ -1,0 +1,871 @@
+"""hybridize(): record a call once, then replay it without the Python around it.
+
+Gluon's answer to Python's overhead. The first call of a hybridized block
+(or training step) with a given *signature* (the shapes, dtypes and devices
+of its tensor arguments, which of them need gradients, the other arguments,
+grad mode and the blocks' train/eval modes) runs eagerly while
+``tensor.apply`` reports every op to a recorder. Ops keep what their
+backward needs on themselves and take their constants in the constructor
+(``kernels.py``), so the recorded op objects can simply run again: the
+recording becomes one straight-line Python function (``source(obj)``
+prints it) that calls each op's ``forward``, then, where the call took a
+gradient, each ``backward`` in reverse order, and the optimizer's
+``step()``. Later calls with the signature run that function: no block
+dispatch, no argument checks, one graph node per call instead of one per
+op.
+
+Parameters and buffers are read through their tensors on every replay, so
+an optimizer step, ``load_state_dict``, ``initialize`` or a new array
+assigned to ``.data`` is seen; replacing a parameter, buffer or child
+block object starts a new recording.
+
+What cannot be replayed is noticed while recording, and such calls stay
+eager, with one warning naming the line:
+
+* a decision made by the data: ``bool()``, ``float()``, ``int()``,
+  ``.item()``, ``.numpy()``, ``.tolist()`` of a tensor (so ``if x > 0`` and
+  ``while x.sum() > 1``), or indexing with a tensor. A replay would take the
+  path of the first call for every input; Gluon replays it silently.
+* random numbers drawn in Python (``Dropout`` in training mode): a replay
+  would reuse the first call's mask. In ``eval()`` mode it is replayed.
+* a tensor changed in place outside an op (a hand-written update inside
+  ``no_grad``), or an argument or buffer changed by the call.
+"""
+
+import copy
+import importlib
+import itertools
+import linecache
+import os
+import sys
+import warnings
+import weakref
+
+import numpy as np
+
+from . import backend
+from . import kernels as K
+from .tensor import Tensor
+
+# The module, not the function ``db.tensor`` that shadows its name.
+T = importlib.import_module(".tensor", __package__)
+
+__all__ = ["hybridize", "HybridFunction", "HybridizeWarning", "stats",
+           "source"]
+
+CACHE_SIZE = 8        # recordings kept per block or function (LRU)
+POOL_SIZE = 4         # replays of one recording whose backward may be pending
+
+
+class HybridizeWarning(UserWarning):
+    """A hybridized block or step runs eagerly; the message says why."""
+
+
+# ---- what changes invalidate recordings -----------------------------------------
+class _Epoch:
+    """Counters bumped by ``nn.Block``: ``structure`` when a parameter,
+    buffer or child is replaced, ``modes`` when ``train()``/``eval()`` runs."""
+    structure = 0
+    modes = 0
+
+
+def structure_changed():
+    """Called by ``Block`` when a registry changes: recordings that hold
+    the old parameter, buffer or child are dropped at their next call."""
+    _Epoch.structure += 1
+
+
+def modes_changed():
+    """Called by ``Block.train``: recordings check the modes they saw."""
+    _Epoch.modes += 1
+
+
+# ---- public entry points -----------------------------------------------------------
+def hybridize(obj, active=True):
+    """Record ``obj`` once per signature and replay it afterwards.
+
+    Arguments:
+        obj: a block (then the same as ``obj.hybridize(active)``; returns
+            the block) or a function, typically a whole training step that
+            runs the forward pass, the loss, ``backward()`` and
+            ``optimizer.step()`` (returns a :class:`HybridFunction`).
+        active: ``False`` turns replay off again.
+    """
+    from .nn import Block
+    if isinstance(obj, Block):
+        return obj.hybridize(active)
+    if isinstance(obj, HybridFunction):
+        obj.active = bool(active)
+        obj.state.clear()
+        return obj
+    if not callable(obj):
+        raise TypeError(f"hybridize() expected a Block or a function, got "
+                        f"{type(obj).__name__}")
+    fn = HybridFunction(obj)
+    fn.active = bool(active)
+    return fn
+
+
+def stats(obj):
+    """Counters of a hybridized block or function: a dict with
+    ``records`` (eager calls that recorded), ``replays``, ``eager`` (calls
+    that ran eagerly: refused, or while another recording ran),
+    ``recordings`` (cached now) and ``reason`` (why it is not replayed,
+    or None)."""
+    state = _state_of(obj)
+    if state is None:
+        return {"records": 0, "replays": 0, "eager": 0, "recordings": 0,
+                "reason": "not hybridized"}
+    refused = [e.reason for e in state.entries if e.reason]
+    return {"records": state.records, "replays": state.replays,
+            "eager": state.eager, "recordings": len(state.entries),
+            "reason": state.reason or (refused[0] if refused else None)}
+
+
+def source(obj):
+    """The Python code that replays ``obj``'s most recent recording."""
+    state = _state_of(obj)
+    for entry in [] if state is None else state.entries:
+        if entry.code is not None:
+            return entry.code
+    raise ValueError("nothing recorded yet: call the hybridized block or "
+                     "function once first")
+
+
+def _state_of(obj):
+    if isinstance(obj, HybridFunction):
+        return obj.state
+    d = getattr(obj, "__dict__", {})
+    return d.get("_hybrid")
+
+
+class HybridFunction:
+    """A function, recorded on its first call per signature and replayed
+    after that (made by ``db.hybridize(fn)``).
+
+    Tensor arguments are the inputs of the replay. Everything else the
+    function reads (a network, an optimizer, tensors from the enclosing
+    scope) is captured when it records: tensors are read again through
+    ``.data`` on each replay, other values are part of the signature when
+    passed as arguments.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.active = True
+        self.state = _State(getattr(fn, "__qualname__", repr(fn)))
+        self.__wrapped__ = fn
+        self.__doc__ = getattr(fn, "__doc__", None)
+
+    def __call__(self, *args, **kwargs):
+        if not self.active:
+            return self.fn(*args, **kwargs)
+        return _call(self.state, self.fn, None, args, kwargs)
+
+    def __repr__(self):
+        return f"<hybridized {self.state.name}>"
+
+
+def block_call(block, state, args, kwargs):
+    """``block(*args)`` for ``Block.__call__``: replay, record or run."""
+    if state is None:                  # not hybridized, but a recording runs
+        watch = T._Hooks.watch
+        watch.enter(block)
+        try:
+            return block.forward(*args, **kwargs)
+        finally:
+            watch.leave()
+    return _call(state, block.forward, block, args, kwargs)
+
+
+def set_active(block, active):
+    """Turn replay on or off for ``block`` alone (``Block.hybridize``
+    calls this for every block below it)."""
+    d = block.__dict__
+    if active:
+        if d.get("_hybrid") is None:
+            d["_hybrid"] = _State(type(block).__name__)
+        else:
+            d["_hybrid"].clear()
+    else:
+        d.pop("_hybrid", None)
+
+
+# ---- per block or function: counters and the cache of recordings ---------------
+class _State:
+    __slots__ = ("name", "entries", "records", "replays", "eager", "reason",
+                 "random_seen")
+
+    def __init__(self, name):
+        self.name = name
+        self.clear()
+        self.records = self.replays = self.eager = 0
+
+    def clear(self):
+        self.entries = []        # most recently used first
+        self.reason = None       # set: this never replays (a decision)
+        self.random_seen = set()
+
+
+def _call(state, fn, block, args, kwargs):
+    watch = T._Hooks.watch
+    if watch is not None or state.reason is not None:
+        state.eager += 1
+        if watch is None:
+            return fn(*args, **kwargs)
+        watch.enter(block)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            watch.leave()
+    key, tensors = _signature(block, args, kwargs)
+    entries = state.entries
+    if entries and entries[0].structure != _Epoch.structure:
+        entries.clear()             # they hold replaced parameters or blocks
+    for i, entry in enumerate(entries):
+        if entry.key != key or not entry.valid():
+            continue                # (recorded with other modes: kept)
+        if i:
+            entries.insert(0, entries.pop(i))
+        if entry.reason is None:
+            if block is not None:       # the blocks inside ran, for diagnose
+                last = block.__dict__.get("_last_call", 0)
+                for inner, _ in entry.modes:
+                    inner.__dict__["_last_call"] = last
+            try:
+                out = entry.replay(tensors)
+            except Exception:       # let the eager run raise its own error
+                out = _BUSY
+            if out is not _BUSY:
+                state.replays += 1
+                return out
+        state.eager += 1
+        return fn(*args, **kwargs)
+    return _record(state, fn, block, args, kwargs, key, tensors)
+
+
+def _signature(block, args, kwargs):
+    """The cache key of a call, and its tensor arguments in order."""
+    parts, tensors = [], []
+    for a in itertools.chain(args, kwargs.values()) if kwargs else args:
+        if isinstance(a, Tensor):
+            d = a.data
+            dev = None if type(d) is np.ndarray else backend.device_of(d)
+            parts.append((d.shape, d.dtype, dev, a.requires_grad,
+                          a.grad_fn is None))
+            tensors.append(a)
+        else:
+            parts.append(_constant_key(a))
+    if len(tensors) > 1:        # f(X, X) is not f(X, Y)
+        ids = [id(t.data) for t in tensors]
+        if len(set(ids)) < len(ids):
+            parts.append(tuple(ids.index(i) for i in ids))
+    if kwargs:
+        parts.append(tuple(kwargs))
+    parts.append(T._mode.enabled)
+    if block is not None:
+        parts.append(block.__dict__["training"])
+    return tuple(parts), tensors
+
+
+def _constant_key(value):
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple(_constant_key(v) for v in value))
+    if isinstance(value, np.ndarray):
+        return ("array", id(value), value.shape, value.dtype)
+    try:
+        hash(value)
+    except TypeError:
+        return ("object", id(value))
+    return (type(value), value)
+
+
+# ---- recording ---------------------------------------------------------------
+_INTERNAL = {os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+             for name in ("tensor.py", "hybrid.py", "ops.py", "optim.py")}
+_warned = set()
+
+
+def _where():
+    """``(file, line)`` of the innermost frame outside the engine."""
+    f = sys._getframe(2)
+    while f is not None and os.path.abspath(f.f_code.co_filename) in _INTERNAL:
+        f = f.f_back
+    if f is None:
+        return "<unknown>", 0
+    return f.f_code.co_filename, f.f_lineno
+
+
+_GRAD_SLOT = Tensor.__dict__["grad"]
+
+
+class _WatchedGrad:
+    """Stands in for ``Tensor.grad`` while recording, so that a gradient
+    set to None inside the call (``zero_grad``) becomes part of the replay."""
+
+    def __get__(self, obj, cls=None):
+        return self if obj is None else _GRAD_SLOT.__get__(obj, cls)
+
+    def __set__(self, obj, value):
+        watch = T._Hooks.watch
+        if watch is not None:
+            watch.grad_set(obj, value)
+        _GRAD_SLOT.__set__(obj, value)
+
+
+class _WatchedRandom:
+    """Stands in for the random generator while recording: any draw is
+    noted (a replay would reuse the numbers drawn now)."""
+
+    def __init__(self, rng, session):
+        self._rng, self._session = rng, session
+
+    def __getattr__(self, name):
+        self._session.refuse("random", "draws random numbers")
+        return getattr(self._rng, name)
+
+
+class _Session:
+    """What one recording saw: the ops, in order, with the slots (arrays)
+    they read and wrote, and the other events of the call."""
+
+    def __init__(self, tensors):
+        self.slot_of = {}        # id(array) -> slot
+        self.kinds = []          # per slot: "arg", "leaf", "out", "grad"
+        self.objs = []           # per slot: the tensor (arg, leaf, grad owner)
+        self.keep = []           # arrays alive while recording (ids stay unique)
+        self.steps = []          # (op, input slots, output slot, graphed, 0-d)
+        # ("op", k), ("backward", slot), ("grad", t), ("call", fn), ("read", slot)
+        self.events = []
+        self.grad_owner = {}     # id(grad tensor) -> leaf, after a backward
+        self.blocks = {}         # id -> (block, training) of blocks called
+        self.stack = []          # blocks running now, innermost last
+        self.quiet = 0           # inside backward() or optimizer.step()
+        self.refusal = None      # (kind, what, file, line, block)
+        self.backward_seen = False
+        for t in tensors:
+            self._new_slot(t.data, "arg", t)
+
+    def _new_slot(self, array, kind, obj):
+        s = len(self.kinds)
+        self.slot_of[id(array)] = s
+        self.kinds.append(kind)
+        self.objs.append(obj)
+        self.keep.append(array)
+        return s
+
+    def slot(self, t):
+        """The slot of tensor ``t``'s array, made on first sight."""
+        s = self.slot_of.get(id(t.data))
+        if s is not None:
+            return s
+        owner = self.grad_owner.get(id(t))
+        if owner is not None:          # a gradient filled by a backward()
+            s = self._new_slot(t.data, "grad", owner)
+            self.events.append(("read", s))
+            return s
+        if t.requires_grad and t.grad_fn is not None:
+            self.refuse("state", "uses a tensor computed before the call "
+                        "that carries a graph")
+        return self._new_slot(t.data, "leaf", t)
+
+    # -- told by tensor.apply, Tensor and the optimizer ---------------------
+    def op_ran(self, op, inputs, out):
+        if self.quiet:
+            return
+        ins = tuple([self.slot(t) for t in inputs])
+        o = self._new_slot(out.data, "out", None)
+        self.steps.append((op, ins, o, out.grad_fn is op, out.data.ndim == 0))
+        self.events.append(("op", len(self.steps) - 1))
+
+    def decision(self, what):
+        if not self.quiet:
+            self.refuse("decision", what)
+
+    def changed(self, t):
+        if not self.quiet:
+            self.refuse("state", "changes a tensor in place outside an op")
+
+    def grad_set(self, t, value):
+        if self.quiet or not getattr(t, "requires_grad", False) \
+                or t.grad_fn is not None:
+            return
+        if value is None:
+            self.events.append(("grad", t))
+        else:
+            self.refuse("state", "assigns a gradient")
+
+    def backward_begins(self, root, grad, retain_graph):
+        self.quiet += 1
+        if grad is not None:
+            self.refuse("state", "calls backward() with a given gradient")
+            return
+        s = self.slot_of.get(id(root.data))
+        if s is None or self.kinds[s] != "out":
+            self.refuse("state", "calls backward() on a tensor made outside it")
+            return
+        self.events.append(("backward", s))
+        self.backward_seen = True
+
+    def backward_ends(self):
+        self.quiet -= 1
+        # Later reads of a leaf's .grad (clipping, a hand-made update) are
+        # reads of what this backward() wrote.
+        for s, kind in enumerate(self.kinds):
+            if kind in ("leaf", "arg"):
+                g = self.objs[s].grad
+                if g is not None:
+                    self.grad_owner[id(g)] = self.objs[s]
+
+    def call_begins(self, fn):
+        self.quiet += 1
+        self.events.append(("call", fn))
+
+    def call_ends(self):
+        self.quiet -= 1
+
+    def enter(self, block):
+        if block is not None:
+            self.blocks[id(block)] = (block, block.__dict__["training"])
+        self.stack.append(block)
+
+    def leave(self):
+        self.stack.pop()
+
+    def refuse(self, kind, what):
+        if self.refusal is None:
+            inner = next((b for b in reversed(self.stack) if b is not None), None)
+            self.refusal = (kind, what) + _where() + (inner,)
+
+
+def _record(state, fn, block, args, kwargs, key, tensors):
+    """Run ``fn`` eagerly while recording; cache what can be replayed."""
+    session = _Session(tensors)
+    hooks, rand = T._Hooks, T._Random
+    old_recorder = T.set_recorder(session.op_ran)
+    if old_recorder is not None:        # keep another tool's recorder working
+        def both(op, inputs, out):
+            session.op_ran(op, inputs, out)
+            old_recorder(op, inputs, out)
+        T.set_recorder(both)
+    rng = rand.rng
+    rand.rng = _WatchedRandom(rng, session)
+    hooks.watch = session
+    Tensor.grad = _WatchedGrad()
+    session.enter(block)
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        Tensor.grad = _GRAD_SLOT
+        hooks.watch = None
+        if isinstance(rand.rng, _WatchedRandom):   # unless re-seeded inside
+            rand.rng = rng
+        T.set_recorder(old_recorder)
+    state.records += 1
+    entry = _Entry(key, session, block)
+    session.home = _home(fn)
+    try:
+        entry.build(session, result)
+    except _Refused:
+        pass
+    keep = True
+    if entry.reason is not None:
+        keep = _explain(state, entry, session)
+    if keep and state.reason is None:
+        state.entries.insert(0, entry)
+        del state.entries[CACHE_SIZE:]
+    return result
+
+
+def _home(fn):
+    """``(file, line)`` where ``fn`` is defined, for warnings about it."""
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    return ("<unknown>", 0) if code is None else \
+        (code.co_filename, code.co_firstlineno)
+
+
+class _Refused(Exception):
+    pass
+
+
+def _explain(state, entry, session):
+    """Warn once about why ``state``'s block or function stays eager;
+    returns whether to keep the refused recording (to run eagerly)."""
+    kind, what, file, line, inner = session.refusal
+    if file is None:
+        file, line = session.home
+    name = state.name
+    where = f"{os.path.basename(file)}:{line}"
+    text = linecache.getline(file, line).strip()
+    code = f" (`{text}`)" if text else ""
+    inside = "" if inner is None or type(inner).__name__ == name else \
+        f" inside {type(inner).__name__}"
+    if kind == "decision":
+        state.reason = f"{what} at {where}"
+        msg = (f"{name} is not replayed: {what} at {where}{code}{inside} hands "
+               f"a tensor's value to Python, which then chooses what runs "
+               f"next. A replay would take the path of the first call for "
+               f"every input, so {name} runs eagerly (nested blocks without "
+               f"such decisions are still replayed).")
+    elif kind == "random":
+        if entry.key not in state.random_seen:
+            # The first call may have drawn to initialize lazy parameters:
+            # record once more before deciding.
+            state.random_seen.add(entry.key)
+            return False
+        entry.reason = f"random numbers drawn at {where}"
+        msg = (f"{name} is not replayed with this signature: it {what} at "
+               f"{where}{code}{inside}, and a replay would reuse the first "
+               f"call's numbers (the same dropout mask every time). It runs "
+               f"eagerly; in eval() mode it is replayed.")
+    else:
+        entry.reason = f"{what} at {where}"
+        msg = (f"{name} is not replayed with this signature: it {what} at "
+               f"{where}{code}{inside}, which a replay of its ops would "
+               f"leave out. It runs eagerly.")
+    if (file, line, kind) not in _warned:
+        _warned.add((file, line, kind))
+        warnings.warn_explicit(msg, HybridizeWarning, file, line)
+    return kind != "decision"
+
+
+# ---- a recording made runnable ------------------------------------------------
+_BUSY = object()
+
+
+class _Node(K.Op):
+    """The one graph node of a replayed call: its backward runs the
+    recorded backward of every op at once."""
+    __slots__ = ("run_backward", "saves", "label", "__weakref__")
+
+    def backward(self, g):
+        return self.run_backward(g)
+
+    @property
+    def name(self):
+        return f"replay of {self.label}"
+
+
+class _Entry:
+    """One signature's recording: the generated code, and a pool of op
+    sets to run it with."""
+
+    def __init__(self, key, session, block):
+        self.key = key
+        self.reason = None
+        self.code = None
+        self.label = type(block).__name__ if block is not None else "function"
+        self.structure = _Epoch.structure
+        self.modes_epoch = _Epoch.modes
+        self.modes = list(session.blocks.values())
+
+    def valid(self):
+        """Whether the blocks' modes and the frozen parameters are as they
+        were when this was recorded."""
+        if self.modes_epoch != _Epoch.modes:
+            for block, mode in self.modes:
+                if block.__dict__["training"] != mode:
+                    return False
+            self.modes_epoch = _Epoch.modes
+        for leaf in self.frozen_check:
+            if not leaf.requires_grad:
+                return False
+        return True
+
+    def build(self, s, result):
+        self.frozen_check = ()
+        if s.refusal is not None:
+            self.reason = s.refusal[1]
+            raise _Refused
+        # The call must leave its arguments and captured tensors as they
+        # were (a forward that re-points X with `X /= 2`, or a buffer
+        # updated by the call, is state a replay would not keep).
+        for slot, kind in enumerate(s.kinds):
+            if kind in ("arg", "leaf") and s.objs[slot].data is not s.keep[slot]:
+                s.refusal = ("state", "changes the tensor it was given or "
+                             "holds", None, 0, None)
+                self.reason = s.refusal[1]
+                raise _Refused
+        spec = self._outputs(s, result)
+        slots = _output_slots(spec)
+        self.spec = _renumber(spec, {slot: i for i, slot in enumerate(slots)})
+        self.frozen_check = tuple(
+            s.objs[i] for i, kind in enumerate(s.kinds)
+            if kind == "leaf" and s.objs[i].requires_grad)
+        self.code, self.make = _generate(s, spec, self.node_inputs)
+        self.ops = [step[0] for step in s.steps]
+        self.leaves = [s.objs[i] if s.kinds[i] in ("leaf", "grad") else None
+                       for i in range(len(s.kinds))]
+        self.calls = [e[1] for e in s.events if e[0] == "call"]
+        self.grad_resets = [e[1] for e in s.events if e[0] == "grad"]
+        self.pool = []
+        self.nargs = sum(1 for k in s.kinds if k == "arg")
+
+    def _outputs(self, s, result):
+        """How to build the call's result from the replay's arrays."""
+        graphed = []
+
+        def spec(value):
+            if isinstance(value, Tensor):
+                slot = s.slot_of.get(id(value.data))
+                if slot is None or s.kinds[slot] == "grad":
+                    return ("obj", value)
+                kind = s.kinds[slot]
+                if kind == "arg":
+                    return ("arg", slot)
+                if kind == "leaf":
+                    return ("obj", s.objs[slot])
+                if value.requires_grad and not s.backward_seen:
+                    graphed.append(slot)
+                return ("out", slot, value.requires_grad and not s.backward_seen)
+            if isinstance(value, (tuple, list)):
+                return (type(value), [spec(v) for v in value])
+            if value is None or isinstance(value, (bool, int, float, str)):
+                return ("const", value)
+            s.refusal = ("state", f"returns a {type(value).__name__}", None, 0,
+                         None)
+            self.reason = s.refusal[1]
+            raise _Refused
+
+        out = spec(result)
+        if len(graphed) > 1:
+            s.refusal = ("state", "returns several tensors that need "
+                         "gradients", None, 0, None)
+            self.reason = s.refusal[1]
+            raise _Refused
+        # The node of a replay: its parents are the arguments and leaves
+        # that the output's gradient reaches.
+        self.graphed = graphed[0] if graphed else None
+        self.node_inputs = [] if self.graphed is None else \
+            _reached(s, len(s.steps), self.graphed, ("arg", "leaf"))
+        return out
+
+    def _new_set(self):
+        """Fresh copies of the recorded ops (they keep per-call state)."""
+        ops = []
+        for op in self.ops:
+            c = copy.copy(op)
+            try:
+                c.parents = None         # no link to the recording's graph
+                c.grad = None
+            except AttributeError:
+                pass
+            ops.append(c)
+        run, run_backward = self.make(ops, self.leaves, self.calls,
+                                      self.grad_resets)
+        return [run, run_backward, None]
+
+    def replay(self, tensors):
+        pool = self.pool
+        for entry in pool:
+            busy = entry[2]
+            if busy is None:
+                break
+            node = busy()
+            if node is None or node.parents is None:
+                entry[2] = None
+                break
+        else:
+            if len(pool) >= POOL_SIZE:
+                return _BUSY
+            entry = self._new_set()
+            pool.append(entry)
+        out = entry[0](*tensors)
+        if self.graphed is not None:
+            node = _Node()
+            node.run_backward = entry[1]
+            node.label = self.label
+            parents = []
+            for slot in self.node_inputs:
+                t = tensors[slot] if slot < self.nargs else self.leaves[slot]
+                parents.append(t.grad_fn or t)
+            node.parents = tuple(parents)
+            node.needs = (True,) * len(parents)
+            node.saves = tuple(range(len(parents)))
+            node.seq = T._next_seq()
+            node.grad = None
+            entry[2] = weakref.ref(node)
+            return _build(self.spec, out, tensors, node)
+        return _build(self.spec, out, tensors, None)
+
+
+def _build(spec, arrays, tensors, node):
+    kind = spec[0]
+    if kind == "out":
+        t = T._wrap(arrays[spec[1]])
+        if spec[2]:
+            node.shape, node.dtype = t.data.shape, t.data.dtype
+            t.requires_grad = True
+            t.grad_fn = node
+        return t
+    if kind == "arg":
+        return tensors[spec[1]]
+    if kind == "obj":
+        return spec[1]
+    if kind == "const":
+        return spec[1]
+    return kind(_build(s, arrays, tensors, node) for s in spec[1])
+
+
+def _reached(s, upto, root, kinds):
+    """Slots of ``kinds`` that a gradient from ``root`` reaches, going
+    back through the graphed ops before event ``upto``."""
+    has, found = {root}, []
+    for op, ins, o, graphed, _ in reversed(s.steps[:upto]):
+        if not graphed or o not in has:
+            continue
+        for need, i in zip(op.needs, ins):
+            if need:
+                has.add(i)
+                if s.kinds[i] in kinds and i not in found:
+                    found.append(i)
+    return sorted(found)
+
+
+# ---- code generation -----------------------------------------------------------
+def _generate(s, spec, node_inputs):
+    """Source of the replay and a factory that binds it to a set of ops.
+
+    ``run(t0, t1, ...)`` takes the tensor arguments and returns the arrays
+    the result needs; ``run_backward(g)`` (for a call whose result needs a
+    gradient) returns the gradients of ``node_inputs``. Names: ``v5`` is
+    the array of slot 5 and ``g5`` its gradient, ``f3``/``b3`` the forward
+    and backward of op 3, ``L5`` the tensor read for slot 5, ``C0`` the
+    first call of ``optimizer.step()``, ``G0`` the first gradient reset.
+    """
+    nargs = sum(1 for k in s.kinds if k == "arg")
+    body = [f"def run({', '.join(f't{i}' for i in range(nargs))}):"]
+    body += [f"    v{i} = t{i}.data" for i in range(nargs)]
+    fresh = set()
+    n_call = n_grad = 0
+
+    def read(slot):
+        if s.kinds[slot] == "leaf" and slot not in fresh:
+            body.append(f"    v{slot} = L{slot}.data")
+            fresh.add(slot)
+        return f"v{slot}"
+
+    for pos, event in enumerate(s.events):
+        kind = event[0]
+        if kind == "op":
+            k = event[1]
+            op, ins, o, graphed, zero_d = s.steps[k]
+            args = ", ".join(read(i) for i in ins)
+            body.append(f"    v{o} = f{k}({args})")
+            if zero_d:
+                body.append(f"    v{o} = fix(v{o})")
+        elif kind == "read":
+            body.append(f"    v{event[1]} = L{event[1]}.grad.data")
+        elif kind == "grad":
+            body.append(f"    G{n_grad}.grad = None")
+            n_grad += 1
+        elif kind == "call":
+            body.append(f"    C{n_call}()")
+            n_call += 1
+            fresh.clear()           # an update may give a leaf a new array
+        elif kind == "backward":
+            upto = sum(1 for e in s.events[:pos] if e[0] == "op")
+            body.extend(_backward_lines(s, upto, event[1], accumulate=True))
+    slots = _output_slots(spec)
+    body.append(f"    return ({''.join(f'v{i}, ' for i in slots)})")
+    if node_inputs:
+        root = _graphed_root(spec)
+        body += ["def run_backward(g):", f"    g{root} = g"]
+        body += _backward_lines(s, len(s.steps), root, accumulate=False)
+        body.append(f"    return ({''.join(f'g{i}, ' for i in node_inputs)})")
+    else:
+        body.append("run_backward = None")
+    code = "\n".join(body) + "\n"
+    used = sorted({i for i, k in enumerate(s.kinds) if k in ("leaf", "grad")})
+    head = ["def make(ops, L, C, G):"]
+    head += [f"    f{k} = ops[{k}].forward" for k in range(len(s.steps))]
+    head += [f"    b{k} = ops[{k}].backward" for k in range(len(s.steps))
+             if s.steps[k][3]]
+    head += [f"    L{i} = L[{i}]" for i in used]
+    head += [f"    C{i} = C[{i}]" for i in range(n_call)]
+    head += [f"    G{i} = G[{i}]" for i in range(n_grad)]
+    factory_src = "\n".join(head) + "\n" + "".join(
+        "    " + line + "\n" for line in code.splitlines()) + \
+        "    return run, run_backward\n"
+    namespace = {"fix": _fix, "one": T._one, "W": T._wrap}
+    exec(compile(factory_src, f"<replay of {len(s.steps)} ops>", "exec"),
+         namespace)
+    return code, namespace["make"]
+
+
+def _renumber(spec, position):
+    """``spec`` with each output slot replaced by its place in the tuple
+    that ``run`` returns."""
+    if spec[0] == "out":
+        return ("out", position[spec[1]], spec[2])
+    if isinstance(spec[0], type):
+        return (spec[0], [_renumber(x, position) for x in spec[1]])
+    return spec
+
+
+def _output_slots(spec):
+    found = []
+
+    def walk(sp):
+        if sp[0] == "out":
+            found.append(sp[1])
+        elif isinstance(sp[0], type):
+            for x in sp[1]:
+                walk(x)
+    walk(spec)
+    return found
+
+
+def _graphed_root(spec):
+    found = []
+
+    def walk(sp):
+        if sp[0] == "out" and sp[2]:
+            found.append(sp[1])
+        elif isinstance(sp[0], type):
+            for x in sp[1]:
+                walk(x)
+    walk(spec)
+    return found[0]
+
+
+def _backward_lines(s, upto, root, accumulate):
+    """Lines that send the gradient ``g{root}`` back through the graphed
+    ops before ``upto``, newest first, as ``backward()`` visits them.
+
+    With ``accumulate``, gradients of leaves and arguments are added into
+    their ``.grad`` at each arrival (as ``backward()`` does, never in
+    place: a gradient array may be shared); otherwise they are summed in
+    ``g{slot}`` for the replay's node to hand on.
+    """
+    out = []
+    if accumulate:
+        out.append(f"    g{root} = one(v{root})")
+    has = {root}
+    for k in range(upto - 1, -1, -1):
+        op, ins, o, graphed, _ = s.steps[k]
+        if not graphed or o not in has:
+            continue
+        out.append(f"    r = b{k}(g{o})")
+        for j, (need, i) in enumerate(zip(op.needs, ins)):
+            if not need:
+                continue
+            kind = s.kinds[i]
+            if accumulate and kind in ("leaf", "arg"):
+                t = f"L{i}" if kind == "leaf" else f"t{i}"
+                g = f"fix(r[{j}])" if s.keep[i].ndim == 0 else f"r[{j}]"
+                out.append(f"    o = {t}.grad")
+                out.append(f"    {t}.grad = W({g}) if o is None else "
+                           f"W(o.data + {g})")
+                continue
+            if i in has:
+                out.append(f"    g{i} = g{i} + r[{j}]")
+            else:
+                out.append(f"    g{i} = r[{j}]")
+                has.add(i)
+    return out
+
+
+def _fix(x):
+    """NumPy gives scalars for 0-d results; the library keeps arrays."""
+    return np.asarray(x) if isinstance(x, np.generic) else x

@@ -1,0 +1,547 @@
+"""hybridize(): a replayed block or training step computes what the eager
+one computes, and a call that a replay would get wrong stays eager.
+
+Each network of the chapters and exercises runs twice from the same seed,
+once eagerly and once hybridized, on several batches of one signature (the
+first records, the rest replay); outputs and every parameter's gradient
+must agree. Replays are counted with ``hybrid.stats``, never timed.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import d2lblocks as db
+from d2lblocks import hybrid, nn, optim
+from d2lblocks.hybrid import HybridizeWarning
+from tests.seed_tabs import gluon, keras, pytorch
+
+TABS = [pytest.param(m, id=m.__name__.rsplit(".", 1)[-1])
+        for m in (pytorch, gluon, keras)]
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings():
+    """Each test sees the warnings that hybridize gives once per line."""
+    hybrid._warned.clear()
+    yield
+    hybrid._warned.clear()
+
+
+class Parallel(nn.Block):
+    """Exercise 2: two blocks side by side, outputs joined on ``axis``."""
+
+    def __init__(self, net1, net2, axis=1):
+        super().__init__()
+        self.net1, self.net2, self.axis = net1, net2, axis
+
+    def forward(self, X, X2=None):
+        Y1 = self.net1(X)
+        Y2 = self.net2(X if X2 is None else X2)
+        if Y1.shape[0] != Y2.shape[0]:       # shapes are not data
+            raise ValueError("different batch sizes")
+        return db.concat([Y1, Y2], axis=self.axis)
+
+
+def build_network(factory, n):
+    """Exercise 3: n new instances from ``factory``, in sequence."""
+    return nn.Sequential(*[factory() for _ in range(n)])
+
+
+NETWORKS = {
+    "sequential": lambda: nn.Sequential(nn.Linear(20, 256), nn.ReLU(),
+                                        nn.Linear(256, 10)),
+    "dense_lazy": lambda: gluon.run_sequential()[0],
+    "pytorch_mlp": lambda: pytorch.MLP(),
+    "gluon_mlp": lambda: _initialized(gluon.MLP()),
+    "keras_mlp": lambda: keras.MLP(),
+    "my_sequential": lambda: pytorch.MySequential(
+        nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10)),
+    "nest_mlp": lambda: pytorch.NestMLP(),
+    "gluon_nest_mlp": lambda: _initialized(gluon.NestMLP()),
+    "parallel": lambda: Parallel(nn.Linear(20, 3), nn.Sequential(
+        nn.Linear(20, 8), nn.Tanh(), nn.Linear(8, 2))),
+    "parallel_identity": lambda: Parallel(nn.Identity(), nn.Linear(20, 4)),
+    "factory_copies": lambda: build_network(
+        lambda: nn.Sequential(nn.Linear(20, 20), nn.Sigmoid()), 3),
+    "shared_layer": lambda: _shared(),
+}
+
+
+def _initialized(net):
+    net.initialize()
+    return net
+
+
+def _shared():
+    layer = nn.Linear(20, 20)
+    return nn.Sequential(layer, nn.ReLU(), layer)
+
+
+def twins(build, width=20):
+    """Two networks with equal parameters: an eager one and a hybridized
+    one. Both run once first (under one seed), so that lazy layers draw
+    the same initial values."""
+    nets = []
+    for _ in range(2):
+        db.manual_seed(0)
+        net = build()
+        with db.no_grad():
+            net(db.zeros(1, width))
+        nets.append(net)
+    return nets[0], nets[1].hybridize()
+
+
+def test_a_lazy_network_records_again_after_its_first_call():
+    nets = []
+    for hybridized in (False, True):
+        db.manual_seed(0)
+        net = _initialized(gluon.MLP())
+        nets.append(net.hybridize() if hybridized else net)
+    X = db.rand(2, 20)
+    for net in nets:           # initializes: draws random numbers
+        db.manual_seed(1)
+        net(X)
+    for _ in range(3):
+        assert_same_call(*nets, db.rand(2, 20))
+    assert hybrid.stats(nets[1]) == {"records": 2, "replays": 2, "eager": 0,
+                                     "recordings": 1, "reason": None}
+
+
+def grads(net):
+    return {name: None if p.grad is None else p.grad.numpy().copy()
+            for name, p in net.named_parameters()}
+
+
+def assert_same_call(eager, hyb, *inputs, backward=True):
+    """One call of both networks: same output, same gradients in the
+    same parameters."""
+    eager.zero_grad()
+    hyb.zero_grad()
+    out_e, out_h = eager(*inputs), hyb(*inputs)
+    np.testing.assert_allclose(out_h.numpy(), out_e.numpy(), rtol=1e-6,
+                               atol=1e-6)
+    assert out_h.requires_grad == out_e.requires_grad
+    if backward and out_e.requires_grad:
+        weights = db.tensor(np.linspace(-1, 1, out_e.numel())
+                            .reshape(out_e.shape).astype(np.float32))
+        (out_e * weights).sum().backward()
+        (out_h * weights).sum().backward()
+        ge, gh = grads(eager), grads(hyb)
+        assert ge.keys() == gh.keys()
+        for name in ge:
+            assert (ge[name] is None) == (gh[name] is None), name
+            if ge[name] is not None:
+                np.testing.assert_allclose(gh[name], ge[name], rtol=1e-5,
+                                           atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_every_network_replays_and_matches_eager(name):
+    eager, hyb = twins(NETWORKS[name])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HybridizeWarning)
+        for i in range(4):
+            X = db.rand(2, 20)
+            assert_same_call(eager, hyb, X)
+    info = hybrid.stats(hyb)
+    assert info["reason"] is None
+    assert info == {"records": 1, "replays": 3, "eager": 0,
+                    "recordings": 1, "reason": None}
+
+
+@pytest.mark.parametrize("tab", TABS)
+def test_fixed_hidden_mlp_warns_once_and_stays_eager(tab):
+    eager, hyb = twins(tab.FixedHiddenMLP)
+    with pytest.warns(HybridizeWarning) as caught:
+        for _ in range(4):
+            assert_same_call(eager, hyb, db.rand(2, 20))
+    ours = [w for w in caught if issubclass(w.category, HybridizeWarning)]
+    assert len(ours) == 1
+    message = str(ours[0].message)
+    assert "FixedHiddenMLP is not replayed" in message
+    assert "while" in message and f"{tab.__name__.rsplit('.', 1)[-1]}.py:" in message
+    assert ours[0].filename == tab.__file__
+    info = hybrid.stats(hyb)
+    assert info["replays"] == 0 and info["eager"] == 3
+    assert info["reason"].startswith("bool()")
+    # its Linear child has no decision of its own and is replayed
+    assert hybrid.stats(next(hyb.children()))["replays"] > 0
+
+
+def test_chimera_replays_the_blocks_without_decisions():
+    eager, hyb = twins(lambda: nn.Sequential(
+        pytorch.NestMLP(), nn.Linear(16, 20), pytorch.FixedHiddenMLP()))
+    with pytest.warns(HybridizeWarning, match="while X.abs") as caught:
+        for _ in range(4):
+            assert_same_call(eager, hyb, db.rand(2, 20))
+    assert len([w for w in caught if w.category is HybridizeWarning]) == 1
+    assert hybrid.stats(hyb)["replays"] == 0
+    assert hybrid.stats(hyb[0])["replays"] >= 2      # NestMLP
+    assert hybrid.stats(hyb[1])["replays"] >= 2      # Linear
+    assert hybrid.stats(hyb[2])["replays"] == 0      # FixedHiddenMLP
+
+
+@pytest.mark.parametrize("decision", [
+    lambda X: X * 2 if X.sum() > 0 else X,
+    lambda X: X * float(X.max()),
+    lambda X: X * X.mean().item(),
+    lambda X: X + db.tensor(X.numpy().round()),
+    lambda X: X[X.argmax(axis=1)],
+    lambda X: X * len(X.tolist()),
+])
+def test_any_value_that_reaches_python_keeps_a_block_eager(decision):
+    class Decides(nn.Block):
+        def forward(self, X):
+            return decision(X)
+    net = Decides().hybridize()
+    with pytest.warns(HybridizeWarning, match="Decides is not replayed"):
+        for _ in range(3):
+            X = db.randn(3, 3)
+            np.testing.assert_allclose(net(X).numpy(), decision(X).numpy())
+    assert hybrid.stats(net)["replays"] == 0
+
+
+def test_parameter_changes_between_calls_are_seen():
+    eager, hyb = twins(NETWORKS["sequential"])
+    X = db.rand(4, 20)
+    assert_same_call(eager, hyb, X)
+    assert_same_call(eager, hyb, X)
+    for net in (eager, hyb):       # an optimizer step
+        optim.SGD(net.parameters(), lr=0.5).step()
+    assert_same_call(eager, hyb, X)
+    state = {k: v * 0.5 for k, v in eager.state_dict().items()}
+    eager.load_state_dict(state)
+    hyb.load_state_dict(state)
+    assert_same_call(eager, hyb, X)
+    for net in (eager, hyb):       # a new array assigned to .data
+        net[0].weight.data = np.ones((256, 20), np.float32) * 0.01
+    assert_same_call(eager, hyb, X)
+    for net in (eager, hyb):
+        db.manual_seed(3)
+        net.initialize(db.init.Normal(0, 0.1), force_reinit=True)
+    assert_same_call(eager, hyb, X)
+    assert hybrid.stats(hyb)["records"] == 1
+
+
+def test_a_replaced_parameter_or_child_records_again():
+    eager, hyb = twins(NETWORKS["my_sequential"])
+    X = db.rand(2, 20)
+    assert_same_call(eager, hyb, X)
+    assert_same_call(eager, hyb, X)
+    for net in (eager, hyb):
+        net._children["2"] = nn.Linear(256, 10)
+        net._children["2"].weight = nn.Parameter(np.full((10, 256), 0.5, np.float32))
+    hyb._children["2"].bias.data = eager._children["2"].bias.data.copy()
+    before = hybrid.stats(hyb)["records"]
+    assert_same_call(eager, hyb, X)
+    assert hybrid.stats(hyb)["records"] == before + 1
+
+
+def test_signature_changes_record_again_and_the_cache_keeps_each():
+    eager, hyb = twins(NETWORKS["sequential"])
+    calls = [db.rand(2, 20), db.rand(5, 20), db.rand(2, 20, dtype=db.float64),
+             db.rand(2, 20, requires_grad=True)]
+    for X in calls * 2:
+        if X.dtype == db.float64:
+            eager.to(dtype=db.float64)
+            hyb.to(dtype=db.float64)
+        assert_same_call(eager, hyb, X)
+        if X.dtype == db.float64:
+            eager.to(dtype=db.float32)
+            hyb.to(dtype=db.float32)
+    with db.no_grad():
+        assert_same_call(eager, hyb, calls[0])
+    info = hybrid.stats(hyb)
+    assert info["records"] == 5 and info["replays"] == 4
+    assert info["recordings"] == 5
+
+
+def test_input_gradients_and_a_graph_around_the_replay():
+    eager, hyb = twins(NETWORKS["nest_mlp"])
+    for _ in range(3):
+        X1 = db.rand(3, 20, requires_grad=True)
+        X2 = db.tensor(X1.numpy(), requires_grad=True)
+        eager.zero_grad()
+        hyb.zero_grad()
+        (eager(X1 * 2) ** 2).sum().backward()
+        (hyb(X2 * 2) ** 2).sum().backward()
+        np.testing.assert_allclose(X2.grad.numpy(), X1.grad.numpy(),
+                                   rtol=1e-5, atol=1e-7)
+        for (n, a), (_, b) in zip(eager.named_parameters(), hyb.named_parameters()):
+            np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-5,
+                                       atol=1e-7, err_msg=n)
+    assert hybrid.stats(hyb)["replays"] == 2
+
+
+def test_two_replays_waiting_for_one_backward():
+    eager, hyb = twins(NETWORKS["sequential"])
+    X1, X2 = db.rand(2, 20), db.rand(2, 20)
+    hyb(X1)                               # records
+    for net in (eager, hyb):
+        net.zero_grad()
+        y1, y2 = net(X1), net(X2)         # two replays, both pending
+        (y1 * y2).sum().backward()
+    for a, b in zip(eager.parameters(), hyb.parameters()):
+        np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-5, atol=1e-7)
+    assert hybrid.stats(hyb)["replays"] == 2
+
+
+def test_an_update_between_forward_and_backward_is_refused_as_eagerly():
+    _, hyb = twins(NETWORKS["sequential"])
+    X = db.rand(2, 20)
+    hyb(X)
+    y = hyb(X)                            # a replay
+    with db.no_grad():
+        hyb[0].weight -= 1.0
+    with pytest.raises(RuntimeError, match="modified by an in-place"):
+        y.sum().backward()
+
+
+def test_dropout_is_replayed_in_eval_mode_only():
+    build = lambda: nn.Sequential(nn.Linear(20, 30), nn.Dropout(0.5),  # noqa: E731
+                                  nn.Linear(30, 5))
+    eager, hyb = twins(build)
+    db.manual_seed(7)
+    outs_e = [eager(X).numpy() for X in [db.ones(4, 20)] * 3]
+    db.manual_seed(7)
+    with pytest.warns(HybridizeWarning, match="reuse the first call's numbers"):
+        outs_h = [hyb(X).numpy() for X in [db.ones(4, 20)] * 3]
+    for a, b in zip(outs_e, outs_h):
+        np.testing.assert_allclose(b, a, rtol=1e-6)
+    assert not np.allclose(outs_h[0], outs_h[1])      # a new mask each call
+    assert hybrid.stats(hyb)["replays"] == 0
+    eager.eval()
+    hyb.eval()
+    for _ in range(3):
+        assert_same_call(eager, hyb, db.rand(4, 20))
+    assert hybrid.stats(hyb)["replays"] == 2
+
+
+def test_train_and_eval_of_a_child_select_different_recordings():
+    build = lambda: nn.Sequential(nn.Linear(20, 30), nn.Dropout(0.5))  # noqa: E731
+    eager, hyb = twins(build)
+    X = db.rand(2, 20)
+    for net in (eager, hyb):
+        net[1].eval()
+    for _ in range(3):
+        assert_same_call(eager, hyb, X)
+    assert hybrid.stats(hyb)["replays"] == 2
+    for net in (eager, hyb):
+        net[1].train()
+    db.manual_seed(5)
+    a = eager(X).numpy()
+    db.manual_seed(5)
+    with pytest.warns(HybridizeWarning):
+        b = hyb(X).numpy()
+        db.manual_seed(5)
+        b = hyb(X).numpy()
+    np.testing.assert_allclose(b, a, rtol=1e-6)
+
+
+def test_hybridize_false_turns_replay_off():
+    _, hyb = twins(NETWORKS["sequential"])
+    X = db.rand(2, 20)
+    hyb(X)
+    hyb(X)
+    assert hybrid.stats(hyb)["replays"] == 1
+    hyb.hybridize(False)
+    hyb(X)
+    assert hybrid.stats(hyb)["reason"] == "not hybridized"
+    assert all("_hybrid" not in b.__dict__ for b in hyb.blocks())
+    assert db.hybridize(hyb) is hyb and hybrid.stats(hyb)["records"] == 0
+
+
+def test_source_shows_the_straight_line_replay():
+    _, hyb = twins(NETWORKS["sequential"])
+    with pytest.raises(ValueError, match="nothing recorded"):
+        hybrid.source(hyb)
+    hyb(db.rand(2, 20))
+    code = hybrid.source(hyb)
+    assert code.startswith("def run(t0):")
+    assert code.count("= f") == 3 and "def run_backward(g):" in code
+
+
+# ---- a whole training step ------------------------------------------------------
+def mlp_problem(batch, optimizer, **options):
+    db.manual_seed(0)
+    net = nn.Sequential(nn.Linear(30, 16), nn.ReLU(), nn.Linear(16, 4))
+    opt = optimizer(net.parameters(), **options)
+
+    def step(X, y):
+        opt.zero_grad()
+        loss = db.cross_entropy(net(X), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return net, step
+
+
+@pytest.mark.parametrize("optimizer, options", [
+    (optim.SGD, {"lr": 0.1}),
+    (optim.SGD, {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-3}),
+    (optim.Adam, {"lr": 1e-2}),
+])
+@pytest.mark.parametrize("batch", [1, 7])
+def test_n_hybridized_steps_equal_n_eager_steps(optimizer, options, batch):
+    eager_net, eager_step = mlp_problem(batch, optimizer, **options)
+    hyb_net, step = mlp_problem(batch, optimizer, **options)
+    step = db.hybridize(step)
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        X = db.tensor(rng.normal(size=(batch, 30)).astype(np.float32))
+        y = db.tensor(rng.integers(0, 4, batch))
+        le, lh = eager_step(X, y), step(X, y)
+        np.testing.assert_allclose(lh.numpy(), le.numpy(), rtol=1e-6, atol=1e-7)
+        for a, b in zip(eager_net.parameters(), hyb_net.parameters()):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-5,
+                                       atol=1e-7)
+    assert hybrid.stats(step) == {"records": 1, "replays": 5, "eager": 0,
+                                  "recordings": 1, "reason": None}
+    assert "C0()" in hybrid.source(step)          # optimizer.step()
+
+
+def test_a_step_without_zero_grad_accumulates_as_eagerly():
+    eager_net, _ = mlp_problem(3, optim.SGD, lr=0.1)
+    hyb_net, _ = mlp_problem(3, optim.SGD, lr=0.1)
+
+    def make(net):
+        def step(X, y):
+            db.cross_entropy(net(X), y).backward()
+        return step
+    eager_step, step = make(eager_net), db.hybridize(make(hyb_net))
+    X, y = db.rand(3, 30), db.tensor([0, 1, 3])
+    for i in range(4):
+        eager_step(X, y)
+        step(X, y)
+        if i == 2:
+            eager_net.zero_grad()
+            hyb_net.zero_grad()
+    for a, b in zip(eager_net.parameters(), hyb_net.parameters()):
+        np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-5)
+    assert hybrid.stats(step)["replays"] == 3
+
+
+def test_a_hand_written_update_is_not_replayed():
+    net, _ = mlp_problem(2, optim.SGD, lr=0.1)
+
+    def step(X, y):
+        net.zero_grad()
+        db.cross_entropy(net(X), y).backward()
+        with db.no_grad():
+            for p in net.parameters():
+                p -= 0.1 * p.grad
+    hyb = db.hybridize(step)
+    with pytest.warns(HybridizeWarning, match="in place outside an op"):
+        for _ in range(3):
+            hyb(db.rand(2, 30), db.tensor([1, 2]))
+    assert hybrid.stats(hyb)["replays"] == 0
+
+
+def test_a_step_that_prints_its_loss_stays_eager():
+    net, _ = mlp_problem(2, optim.SGD, lr=0.1)
+    losses = []
+
+    def step(X, y):
+        loss = db.cross_entropy(net(X), y)
+        losses.append(loss.item())
+    hyb = db.hybridize(step)
+    with pytest.warns(HybridizeWarning, match="item"):
+        for _ in range(3):
+            hyb(db.rand(2, 30), db.tensor([1, 2]))
+    assert len(losses) == 3
+
+
+def test_hybridize_checks_what_it_is_given():
+    with pytest.raises(TypeError, match="a Block or a function, got int"):
+        db.hybridize(3)
+
+
+@given(batch=st.integers(1, 6), width=st.integers(1, 9),
+       depth=st.integers(1, 3))
+def test_mlps_of_any_shape_replay_like_eager(batch, width, depth):
+    def build():
+        layers = []
+        for _ in range(depth):
+            layers += [nn.Linear(width, width), nn.Tanh()]
+        return nn.Sequential(*layers, nn.Linear(width, 2))
+    eager, hyb = twins(build, width)
+    for _ in range(3):
+        assert_same_call(eager, hyb, db.randn(batch, width))
+    assert hybrid.stats(hyb)["replays"] == 2
+
+
+def test_switching_a_child_between_train_and_eval_keeps_both_recordings():
+    build = lambda: nn.Sequential(nn.Linear(20, 8), nn.Dropout(0.5))  # noqa: E731
+    eager, hyb = twins(build)
+    X = db.rand(2, 20)
+    for _ in range(3):
+        for mode in (False, True):       # eval with dropout off, then train
+            for net in (eager, hyb):
+                net[1].train(mode)
+            if not mode:
+                assert_same_call(eager, hyb, X)
+    info = hybrid.stats(hyb)
+    assert info["records"] == 1 and info["replays"] == 2
+
+
+def test_a_replay_that_fails_raises_the_eager_error():
+    _, step = mlp_problem(2, optim.SGD, lr=0.1)
+    step = db.hybridize(step)
+    X = db.rand(2, 30)
+    step(X, db.tensor([0, 1]))
+    step(X, db.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+        step(X, db.tensor([0, 9]))
+
+
+# ---- BLAS threads: small products run on one (backend.dot) -------------------------
+@pytest.mark.parametrize("m, k, n, one_thread", [
+    (1, 784, 256, False),      # below OpenBLAS's own threading threshold
+    (16, 784, 256, True),      # threads would spin for microseconds of work
+    (256, 784, 256, False),    # large enough for a second thread to pay
+])
+def test_small_products_ask_for_one_blas_thread_and_give_the_setting_back(
+        m, k, n, one_thread, monkeypatch):
+    from d2lblocks import backend
+    backend._find_blas_threads()
+    if backend._BlasThreads.get is None:
+        pytest.skip("NumPy does not use its bundled OpenBLAS here")
+    calls = []
+    real_set = backend._BlasThreads.set
+    monkeypatch.setattr(backend._BlasThreads, "set",
+                        lambda n_threads: (calls.append(n_threads),
+                                           real_set(n_threads)))
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(0)
+    a = rng.random((m, k), dtype=np.float32)
+    b = rng.random((k, n), dtype=np.float32)
+    with threadpoolctl.threadpool_limits(2):
+        np.testing.assert_allclose(backend.dot(a, b), a.dot(b), rtol=1e-5)
+        assert backend._BlasThreads.get() == 2
+    assert calls == ([1, 2] if one_thread else [])
+
+
+def test_diagnose_counts_the_blocks_of_a_replay_as_run():
+    _, hyb = twins(NETWORKS["nest_mlp"])
+    for _ in range(3):
+        hyb(db.rand(2, 20))
+    assert hybrid.stats(hyb)["replays"] == 2
+    report = db.diagnose(hyb)
+    assert not report.unused and "not used" not in str(report)
+
+
+def test_integer_inputs_converted_inside_a_block_are_replayed_from_new_values():
+    class Mixed(nn.Block):
+        def forward(self, counts, X):
+            return X * 2.5 + counts / 2 + counts * X
+    net = Mixed().hybridize()
+    for i in range(3):
+        counts = db.tensor(np.arange(6).reshape(2, 3) * (i + 1))
+        X = db.rand(2, 3)
+        expected = X.numpy() * 2.5 + counts.numpy() / 2 + counts.numpy() * X.numpy()
+        np.testing.assert_allclose(net(counts, X).numpy(), expected, rtol=1e-6)
+    assert hybrid.stats(net)["replays"] == 2

@@ -19,6 +19,7 @@ import io
 import json
 import os
 import shutil
+import textwrap
 import stat
 import tempfile
 from pathlib import Path
@@ -468,9 +469,19 @@ def _test_cell(src_cell, outcome):
     if outcome is not None and outcome["status"] != "passed":
         cell.outputs = [nbformat.v4.new_output(
             "error", ename=f"autograde: {outcome['status']}",
-            evalue=outcome["message"], traceback=[
-                f"autograde: {outcome['status']}: {outcome['message']}"])]
+            evalue=outcome["message"], traceback=[wrap_message(
+                f"autograde: {outcome['status']}: {outcome['message']}")])]
     return cell
+
+
+def wrap_message(text, width=88):
+    """``text`` broken into lines of at most ``width`` characters where it
+    has spaces: formgrader shows an error output as preformatted text, so
+    one long line would run off the page."""
+    return "\n".join(
+        textwrap.fill(line, width, break_long_words=False,
+                      break_on_hyphens=False, subsequent_indent="  ") or line
+        for line in text.splitlines())
 
 
 # ---- gradebook --------------------------------------------------------------------

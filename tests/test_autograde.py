@@ -397,6 +397,16 @@ def test_autograded_notebooks_hold_outcomes_not_hidden_tests(tiny_graded):
     assert stamp.read_text().startswith("2026-11-20")
 
 
+def test_long_messages_wrap_for_formgrader():
+    from autograde.course import wrap_message
+    words = "the student's block returned an array of the wrong shape " * 6
+    text = wrap_message(f"autograde: failed: {words}\nsecond line")
+    lines = text.splitlines()
+    assert len(lines) > 3 and all(len(line) <= 88 for line in lines)
+    assert " ".join(line.strip() for line in lines) == \
+        f"autograde: failed: {words.strip()} second line"
+
+
 def test_feedback_explains_each_test_without_test_code(tiny_graded):
     root, _ = tiny_graded
     # autograde adds its section to the pages nbgrader writes: those first.

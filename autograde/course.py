@@ -19,9 +19,9 @@ import io
 import json
 import os
 import shutil
-import textwrap
 import stat
 import tempfile
+import textwrap
 from pathlib import Path
 
 import nbformat

@@ -37,7 +37,8 @@ def get_state(obj):
         state["grad"] = obj.grad
     attrs = getattr(obj, "__dict__", None)
     if attrs is not None:
-        state["attrs"] = dict(attrs)
+        # A replay cache (hybridize) is not state: it is rebuilt on demand.
+        state["attrs"] = {k: v for k, v in attrs.items() if k != "_hybrid"}
     return state
 
 

@@ -54,6 +54,18 @@ def test_a_trained_block_copies_to_the_same_function():
     assert np.abs(net[0].weight.numpy()).sum() > 0
 
 
+def test_a_hybridized_block_copies_without_its_replay_cache():
+    db.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+    net.hybridize()
+    X = db.rand(4, 5)
+    net(X)
+    expected = net(X).numpy()                # recorded, then replayed
+    assert "_hybrid" not in state.get_state(net)["attrs"]
+    twin = copy_of(net, {})
+    np.testing.assert_allclose(twin(X).numpy(), expected, rtol=1e-6)
+
+
 def test_a_lazy_parameter_stays_lazy_and_then_materializes():
     layer = nn.Dense(4)
     layer.initialize(init.Constant(0.5))

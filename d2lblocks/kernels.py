@@ -566,6 +566,11 @@ class CrossEntropy(Op):
 
     def forward(self, x, labels):
         batch = x.shape[0]
+        # Labels >= classes fail at the fancy index below; negative ones
+        # would silently count from the end, so they are refused here, where
+        # a replayed step (hybridize) checks them too.
+        if batch and labels.dtype.kind == "i" and _smallest(labels) < 0:
+            raise IndexError("negative class label")
         rows = self.rows = backend.namespace_of(x).arange(batch)
         self.labels = labels
         shifted = x - _rmax(x, 1, True)
@@ -584,6 +589,10 @@ class CrossEntropy(Op):
         p[self.rows, self.labels] -= 1
         p *= g / _builtin_max(len(self.rows), 1)
         return p, None
+
+
+def _smallest(y):
+    return np.minimum.reduce(y) if isinstance(y, np.ndarray) else int(y.min())
 
 
 class MSE(Op):

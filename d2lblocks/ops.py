@@ -338,15 +338,7 @@ def _labels(labels, logits):
             f"shape {y.shape}")
     if backend.device_of(y) != backend.device_of(logits):
         y = backend.move(y, backend.device_of(logits))
-    # Labels >= classes fail at the fancy index in the op; negative ones
-    # would silently count from the end, so they are checked here.
-    if batch and y.dtype.kind == "i" and _smallest(y) < 0:
-        raise _label_error(y, logits.shape[1])
     return labels if isinstance(labels, Tensor) and labels.data is y else _wrap(y)
-
-
-def _smallest(y):
-    return np.minimum.reduce(y) if isinstance(y, np.ndarray) else int(y.min())
 
 
 def _label_error(y, classes):

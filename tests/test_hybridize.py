@@ -404,6 +404,21 @@ def test_n_hybridized_steps_equal_n_eager_steps(optimizer, options, batch):
     assert "C0()" in hybrid.source(step)          # optimizer.step()
 
 
+def test_a_replayed_step_refuses_labels_out_of_range_as_eagerly():
+    net, step = mlp_problem(2, optim.SGD, lr=0.1)
+    step = db.hybridize(step)
+    X = db.rand(2, 30)
+    for _ in range(2):
+        step(X, db.tensor([0, 3]))
+    assert hybrid.stats(step)["replays"] == 1
+    before = [p.numpy().copy() for p in net.parameters()]
+    for bad in ([0, -1], [4, 0]):
+        with pytest.raises((ValueError, IndexError), match="label"):
+            step(X, db.tensor(bad))
+    for p, old in zip(net.parameters(), before):
+        np.testing.assert_array_equal(p.numpy(), old)
+
+
 def test_a_step_without_zero_grad_accumulates_as_eagerly():
     eager_net, _ = mlp_problem(3, optim.SGD, lr=0.1)
     hyb_net, _ = mlp_problem(3, optim.SGD, lr=0.1)

@@ -39,18 +39,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "layers_and_blocks"
 
-LOOP = '''
-class MySequential(nn.Block):
-    def __init__(self, *blocks):
-        super().__init__()
-        for i, block in enumerate(blocks):
-            self._children[str(i)] = block
-
-    def forward(self, X):
-        while True:
-            pass
-'''
-
 
 def _load(name, path):
     spec = importlib.util.spec_from_file_location(name, path)
@@ -244,8 +232,9 @@ def loop_course(work, demo, samples, skip_stock=False):
     """Grade one submission whose forward() never returns."""
     course = demo.copy_course(work / "loop" / "course")
     demo.release(course)
-    samples.write_all(course, samples={"loops": {
-        "base": "correct", "cells": {"my_sequential": LOOP}}}, assignment=ASSIGNMENT)
+    samples.write_all(course, assignment=ASSIGNMENT, samples={"loops": {
+        "base": "correct",
+        "cells": {"my_sequential": samples.LOOPING_SEQUENTIAL}}})
     ours = work / "loop" / "ours"
     shutil.copytree(course, ours)
     t_ours, _ = timed([sys.executable, "-m", "autograde", "--course", str(ours),

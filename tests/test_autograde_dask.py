@@ -38,21 +38,6 @@ ASSIGNMENT = "layers_and_blocks"
 # The default limits: generous enough for a busy machine.
 LIMITS = ("--test-timeout", "10", "--after-timeout", "2", "--cell-timeout", "10")
 
-# An answer whose forward() never returns: each of its notebook's tests
-# runs into a time limit, so grading it takes over ten seconds on any
-# machine.
-LOOP = '''
-class MySequential(nn.Block):
-    def __init__(self, *blocks):
-        super().__init__()
-        for i, block in enumerate(blocks):
-            self._children[str(i)] = block
-
-    def forward(self, X):
-        while True:
-            pass
-'''
-
 
 def _load(name, path):
     spec = importlib.util.spec_from_file_location(name, path)
@@ -104,8 +89,10 @@ def course(tmp_path_factory):
     path = demo.copy_course(tmp_path_factory.mktemp("dask") / "course")
     demo.release(path)
     students = demo.submit_samples(path)
-    demo.load_samples().write_all(path, assignment=ASSIGNMENT, samples={
-        "zz_loop": {"base": "correct", "cells": {"my_sequential": LOOP}}})
+    samples = demo.load_samples()
+    samples.write_all(path, assignment=ASSIGNMENT, samples={
+        "zz_loop": {"base": "correct",
+                    "cells": {"my_sequential": samples.LOOPING_SEQUENTIAL}}})
     return path, students + ["zz_loop"]
 
 

@@ -117,6 +117,20 @@ def build_network(factory, n):
     return nn.Sequential(*make_instances(factory, n))
 '''
 
+# forward() never returns: every test of the notebook runs into its time
+# limit (not in SAMPLES; the benchmark and the cluster tests add it).
+LOOPING_SEQUENTIAL = '''
+class MySequential(nn.Block):
+    def __init__(self, *blocks):
+        super().__init__()
+        for i, block in enumerate(blocks):
+            self._children[str(i)] = block
+
+    def forward(self, X):
+        while True:
+            pass
+'''
+
 WRITTEN_ANSWER = """
 Blocks in a list still run, but the network never sees them:
 `parameters()` is empty so SGD has nothing to train, `state_dict()` saves

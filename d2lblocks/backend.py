@@ -65,15 +65,18 @@ def tune_process(keep_freed_memory=True):
 _ONE_THREAD_WORK = (1 << 18, 1 << 24)
 
 
-class _BlasThreads:
-    """``get``/``set`` of the thread count of the OpenBLAS that NumPy's
-    wheels bundle; both None for another BLAS (then nothing is changed)."""
+class _Blas:
+    """The few functions of the OpenBLAS that NumPy's wheels bundle that
+    d2lblocks calls itself: ``get``/``set`` of its thread count, and
+    ``axpy`` by dtype. None (or empty) for another BLAS: then nothing here
+    changes or calls it."""
     get = set = None
+    axpy = {}
     searched = False
 
 
-def _find_blas_threads():
-    _BlasThreads.searched = True
+def _find_blas():
+    _Blas.searched = True
     import ctypes
     import glob
     folder = os.path.join(os.path.dirname(os.path.dirname(np.__file__)),
@@ -86,11 +89,38 @@ def _find_blas_threads():
         for suffix in ("64_", "_64_", ""):
             get = getattr(lib, f"scipy_openblas_get_num_threads{suffix}", None)
             put = getattr(lib, f"scipy_openblas_set_num_threads{suffix}", None)
-            if get is not None and put is not None:
-                get.restype, get.argtypes = ctypes.c_int, []
-                put.restype, put.argtypes = None, [ctypes.c_int]
-                _BlasThreads.get, _BlasThreads.set = get, put
-                return
+            if get is None or put is None:
+                continue
+            get.restype, get.argtypes = ctypes.c_int, []
+            put.restype, put.argtypes = None, [ctypes.c_int]
+            _Blas.get, _Blas.set = get, put
+            # ILP64 builds (a "64" in the suffix) take 64-bit integers.
+            index = ctypes.c_int64 if "64" in suffix else ctypes.c_int
+            for letter, dtype, scalar in (("s", np.float32, ctypes.c_float),
+                                          ("d", np.float64, ctypes.c_double)):
+                fn = getattr(lib, f"scipy_cblas_{letter}axpy{suffix}", None)
+                if fn is not None:
+                    fn.restype = None
+                    fn.argtypes = [index, scalar, ctypes.c_void_p, index,
+                                   ctypes.c_void_p, index]
+                    _Blas.axpy[np.dtype(dtype)] = fn
+            return
+
+
+def _one_thread(fn, *args):
+    """``fn(*args)`` with the bundled OpenBLAS limited to one thread (the
+    caller's setting is given back right after)."""
+    if not _Blas.searched:
+        _find_blas()
+    get = _Blas.get
+    n = 1 if get is None else get()
+    if n <= 1:
+        return fn(*args)
+    _Blas.set(1)
+    try:
+        return fn(*args)
+    finally:
+        _Blas.set(n)
 
 
 def dot(a, b):
@@ -100,18 +130,38 @@ def dot(a, b):
         work = a.shape[0] * a.shape[1] * b.shape[1]
         lo, hi = _ONE_THREAD_WORK
         if lo <= work < hi:
-            if not _BlasThreads.searched:
-                _find_blas_threads()
-            get = _BlasThreads.get
-            if get is not None:
-                n = get()
-                if n > 1:
-                    _BlasThreads.set(1)
-                    try:
-                        return a.dot(b)
-                    finally:
-                        _BlasThreads.set(n)
+            return _one_thread(a.dot, b)
     return a.dot(b)
+
+
+# Below this many elements, two NumPy calls cost less than one foreign call.
+_AXPY_MIN = 1 << 15
+
+
+def sub_scaled(w, alpha, g, scratch):
+    """``w -= alpha * g``, in place: the update of gradient descent.
+
+    NumPy needs two passes over memory for it (``alpha * g`` into
+    ``scratch``, then the subtraction). For large host arrays the BLAS
+    routine ``axpy`` does it in one, and at small batches an optimizer
+    step is mostly such passes over the weights. The result may differ
+    from the two-pass form in the last bit (``axpy`` may fuse the
+    multiply and the add).
+    """
+    if (type(w) is np.ndarray and type(g) is np.ndarray and w.size >= _AXPY_MIN
+            and w.dtype is g.dtype and w.shape == g.shape
+            and w.flags.c_contiguous and g.flags.c_contiguous
+            and w.flags.writeable):
+        if not _Blas.searched:
+            _find_blas()
+        axpy = _Blas.axpy.get(w.dtype)
+        if axpy is not None and not np.may_share_memory(w, g):
+            # Memory-bound: a second thread gains little and may spin.
+            _one_thread(axpy, w.size, -alpha, g.ctypes.data, 1,
+                        w.ctypes.data, 1)
+            return
+    np.multiply(g, alpha, out=scratch)
+    np.subtract(w, scratch, out=w)
 
 
 def _load_cupy():

@@ -156,8 +156,7 @@ class SGD(Optimizer):
             g = v
         elif wd:
             w *= 1.0 - lr * wd
-        np.multiply(g, lr, out=buf)
-        np.subtract(w, buf, out=w)
+        backend.sub_scaled(w, lr, g, buf)
 
 
 class Adam(Optimizer):

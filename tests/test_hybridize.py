@@ -522,12 +522,12 @@ def test_a_replay_that_fails_raises_the_eager_error():
 def test_small_products_ask_for_one_blas_thread_and_give_the_setting_back(
         m, k, n, one_thread, monkeypatch):
     from d2lblocks import backend
-    backend._find_blas_threads()
-    if backend._BlasThreads.get is None:
+    backend._find_blas()
+    if backend._Blas.get is None:
         pytest.skip("NumPy does not use its bundled OpenBLAS here")
     calls = []
-    real_set = backend._BlasThreads.set
-    monkeypatch.setattr(backend._BlasThreads, "set",
+    real_set = backend._Blas.set
+    monkeypatch.setattr(backend._Blas, "set",
                         lambda n_threads: (calls.append(n_threads),
                                            real_set(n_threads)))
     threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -536,7 +536,7 @@ def test_small_products_ask_for_one_blas_thread_and_give_the_setting_back(
     b = rng.random((k, n), dtype=np.float32)
     with threadpoolctl.threadpool_limits(2):
         np.testing.assert_allclose(backend.dot(a, b), a.dot(b), rtol=1e-5)
-        assert backend._BlasThreads.get() == 2
+        assert backend._Blas.get() == 2
     assert calls == ([1, 2] if one_thread else [])
 
 

@@ -236,3 +236,48 @@ def test_classifier_gradients_match_finite_differences():
     # And with respect to the input, through db.grad_check.
     assert db.grad_check(lambda x: db.cross_entropy(net64(x), y),
                          db.tensor(X, dtype=db.float64, requires_grad=True))
+
+
+# ---- the one-pass update (backend.sub_scaled) ------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(7,), (1 << 15,), (256, 784), (3, 5, 4096)])
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "overlapping"])
+def test_sub_scaled_is_w_minus_alpha_g_for_every_size_and_layout(dtype, shape, layout):
+    from d2lblocks import backend
+    rng = np.random.default_rng(len(shape))
+    w = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    if layout == "strided":          # views NumPy must handle itself
+        w, g = np.repeat(w, 2, axis=-1)[..., ::2], np.repeat(g, 2, axis=-1)[..., ::2]
+    if layout == "overlapping":      # the gradient is the weight itself
+        g = w
+    expected = w - dtype(0.3) * g
+    backend.sub_scaled(w, 0.3, g, np.empty_like(w))
+    np.testing.assert_allclose(w, expected, rtol=4 * np.finfo(dtype).eps,
+                               atol=4 * np.finfo(dtype).eps)
+
+
+def test_sub_scaled_leaves_the_blas_thread_setting_as_it_found_it():
+    from d2lblocks import backend
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    backend._find_blas()
+    if backend._Blas.get is None or not backend._Blas.axpy:
+        pytest.skip("NumPy does not use its bundled OpenBLAS here")
+    w, g = np.ones(1 << 16, np.float32), np.full(1 << 16, 2, np.float32)
+    with threadpoolctl.threadpool_limits(2):
+        backend.sub_scaled(w, 0.5, g, np.empty_like(w))
+        assert backend._Blas.get() == 2
+    assert np.all(w == 0)
+
+
+def test_sgd_on_a_large_layer_matches_plain_numpy():
+    rng = np.random.default_rng(3)
+    lin = nn.Linear(300, 200)
+    w0 = lin.weight.numpy().copy()
+    x = db.tensor(rng.standard_normal((4, 300)).astype(np.float32))
+    opt = optim.SGD(lin.parameters(), lr=0.05)
+    lin(x).sum().backward()
+    g = lin.weight.grad.numpy().copy()
+    opt.step()
+    np.testing.assert_allclose(lin.weight.numpy(), w0 - np.float32(0.05) * g,
+                               rtol=1e-6, atol=1e-7)

@@ -22,6 +22,8 @@ __all__ = ["unbroadcast", "add", "sub", "mul", "div", "pow", "neg", "matmul",
            "mean", "max", "min", "reshape", "flatten", "transpose", "swapaxes",
            "concat", "cat", "stack", "astype", "where", "maximum", "minimum"]
 
+_ndarray = np.ndarray
+
 
 # ---- arithmetic, by name ---------------------------------------------------------
 def add(a, b):
@@ -155,6 +157,16 @@ def linear(x, weight, bias=None):
         A tensor of shape (*, out_features).
     """
     xd, w = x.data, weight.data
+    # The usual call (host arrays of one floating dtype, shapes that fit)
+    # needs none of the checks below, which cost more than a small product.
+    if (type(xd) is _ndarray and type(w) is _ndarray and xd.dtype is w.dtype
+            and w.ndim == 2 and xd.ndim and xd.shape[-1] == w.shape[1]
+            and xd.dtype.kind == "f"):
+        if bias is None:
+            return apply(K.Linear(), x, weight)
+        b = bias.data
+        if type(b) is _ndarray and b.dtype is w.dtype and b.shape == (w.shape[0],):
+            return apply(K.Linear(), x, weight, bias)
     if w.ndim != 2 or xd.ndim == 0 or xd.shape[-1] != w.shape[1]:
         expected = w.shape[1] if w.ndim == 2 else "?"
         raise ValueError(
@@ -328,6 +340,9 @@ def stack(tensors, axis=0):
 def _labels(labels, logits):
     """Integer class labels as a tensor on the logits' device, checked."""
     y = labels.data if isinstance(labels, Tensor) else labels
+    if (type(y) is _ndarray and type(logits) is _ndarray
+            and y.dtype.kind in "iu" and y.shape == (logits.shape[0],)):
+        return labels if isinstance(labels, Tensor) else _wrap(y)
     if not (isinstance(y, np.ndarray) or hasattr(y, "__cuda_array_interface__")):
         y = np.asarray(y)
     batch = logits.shape[0]

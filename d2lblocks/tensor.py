@@ -45,6 +45,7 @@ float16, float32, float64 = np.dtype("float16"), np.dtype("float32"), np.dtype("
 int32, int64, bool_ = np.dtype("int32"), np.dtype("int64"), np.dtype("bool")
 
 _next_seq = itertools.count(1).__next__
+_ONE_NEED = (True,)
 _new = object.__new__
 _ndarray = np.ndarray
 
@@ -164,6 +165,10 @@ def apply(op, *inputs):
         a, b = inputs
         data = op.forward(a.data, b.data)
         record = a.requires_grad or b.requires_grad
+    elif n == 3:                       # a dense layer: x, weight, bias
+        a, b, c = inputs
+        data = op.forward(a.data, b.data, c.data)
+        record = a.requires_grad or b.requires_grad or c.requires_grad
     else:
         data = op.forward(*[t.data for t in inputs])
         record = any(t.requires_grad for t in inputs)
@@ -176,11 +181,14 @@ def apply(op, *inputs):
         out.requires_grad = True
         out.grad_fn = op
         if n == 1:
-            op.needs = (True,)
+            op.needs = _ONE_NEED
             op.parents = (a.grad_fn or a,)
         elif n == 2:
             op.needs = (a.requires_grad, b.requires_grad)
             op.parents = (a.grad_fn or a, b.grad_fn or b)
+        elif n == 3:
+            op.needs = (a.requires_grad, b.requires_grad, c.requires_grad)
+            op.parents = (a.grad_fn or a, b.grad_fn or b, c.grad_fn or c)
         else:
             op.needs = tuple([t.requires_grad for t in inputs])
             op.parents = tuple([t.grad_fn or t for t in inputs])
@@ -342,6 +350,8 @@ class Tensor:
 
     # ---- arithmetic: + - * / ** and their reflections --------------------
     def __add__(self, other):
+        if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
+            return apply(K.AddScalar(other), self)       # the common x + 1.0
         return _arith(self, other, K.Add, K.AddScalar, "add (+)")
 
     __radd__ = __add__
@@ -356,6 +366,8 @@ class Tensor:
         return _arith(self, other, K.Sub, K.RSubScalar, "subtract (-)", True)
 
     def __mul__(self, other):
+        if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
+            return apply(K.MulScalar(other), self)
         return _arith(self, other, K.Mul, K.MulScalar, "multiply (*)")
 
     __rmul__ = __mul__
@@ -940,10 +952,12 @@ def _run_backward(root, grad, retain_graph):
     node.grad = grad
     heap = [(-node.seq, node)]       # seq is unique, so nodes never compare
     changed = _Clock.last_change
+    push, pop, leaf_type = heappush, heappop, Tensor
     try:
         while heap:
-            t = heappop(heap)[1]
-            g, t.grad = t.grad, None
+            t = pop(heap)[1]
+            g = t.grad
+            t.grad = None
             parents = t.parents
             if parents is None:
                 raise _freed_error()
@@ -952,15 +966,16 @@ def _run_backward(root, grad, retain_graph):
             for p, gp in zip(parents, t.backward(g)):
                 if gp is None:
                     continue
-                if isinstance(p, Tensor):      # a leaf
+                if isinstance(p, leaf_type):
                     if p.requires_grad:
                         _accumulate(p, gp, t)
                     continue
-                if gp.shape != p.shape or gp.dtype != p.dtype:
+                if gp.shape != p.shape or (gp.dtype is not p.dtype
+                                           and gp.dtype != p.dtype):
                     raise _wrong_gradient(t, gp, p.shape, p.dtype)
                 if p.grad is None:
                     p.grad = gp
-                    heappush(heap, (-p.seq, p))
+                    push(heap, (-p.seq, p))
                 else:
                     p.grad = p.grad + gp
             if not retain_graph:
@@ -975,7 +990,8 @@ def _accumulate(leaf, g, op):
     """Add ``g`` into ``leaf.grad``. Never in place: gradient arrays may be
     shared between leaves (``a + b`` hands both the same array)."""
     data = leaf.data
-    if g.shape != data.shape or g.dtype != data.dtype:
+    if g.shape != data.shape or (g.dtype is not data.dtype
+                                 and g.dtype != data.dtype):
         raise _wrong_gradient(op, g, data.shape, data.dtype)
     if type(g) is not type(data):
         if isinstance(g, np.generic) and type(data) is _ndarray:

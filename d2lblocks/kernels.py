@@ -98,6 +98,15 @@ def _like(g, x):
     return g
 
 
+class _Like:
+    """The shape and dtype of an array, kept instead of the array by an op
+    whose backward needs no more of it (the memory can then be freed)."""
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, x):
+        self.shape, self.dtype = x.shape, x.dtype
+
+
 def _rsum(x, axis=None, keepdims=False):
     """``x.sum(...)`` without NumPy's Python-level wrapper on the host (the
     wrapper costs more than the sum itself for small arrays)."""
@@ -268,7 +277,8 @@ class Where(Op):
     saves = (0,)
 
     def forward(self, cond, a, b):
-        self.cond, self.a, self.b = cond, a, b
+        # Only the shapes and dtypes of a and b are needed later.
+        self.cond, self.a, self.b = cond, _Like(a), _Like(b)
         return np.where(cond, a, b)
 
     def backward(self, g):
@@ -733,6 +743,11 @@ class GetItem(Op):
         self.basic = all(p is None or p is Ellipsis
                          or isinstance(p, (slice, numbers.Integral))
                          for p in parts)
+        if self.basic and not any(p is Ellipsis for p in parts):
+            # The same selection, but a view even when every axis gets an
+            # integer (NumPy would copy out a scalar): x[0] shares memory
+            # with x, as in PyTorch.
+            self.index = parts + (Ellipsis,)
 
     def forward(self, x):
         self.x = x

@@ -27,6 +27,7 @@ that leaves for Python, an in-place change, a ``backward()``).
 import functools
 import itertools
 import numbers
+import weakref
 from heapq import heappop, heappush
 
 import numpy as np
@@ -206,8 +207,25 @@ def apply(op, *inputs):
 
 class _Clock:
     """The sequence number of the most recent in-place change, so that the
-    backward sweep checks versions only when something changed at all."""
+    backward sweep checks versions only when something changed at all; and
+    per block of memory changed in place (the array that owns it), when it
+    was last changed: tensors that share memory (``detach()``, views made
+    by indexing, ``reshape`` or ``transpose``) share these changes, as
+    tensors sharing a storage share a version counter in PyTorch."""
     last_change = 0
+    memory = {}          # id(owner array) -> (seq, weak reference to it)
+
+
+def _owner(a):
+    """The array that owns the memory that ``a`` views."""
+    b = a.base
+    while b is not None and isinstance(b, type(a)):
+        a, b = b, b.base
+    return a
+
+
+def _forget(key):
+    return lambda _: _Clock.memory.pop(key, None)
 
 
 def mark_changed(t):
@@ -222,6 +240,16 @@ def mark_changed(t):
     t._version = v
     if t.grad_fn is not None:
         t.grad_fn.version = v
+    owner = _owner(t.data)
+    key = id(owner)
+    seen = _Clock.memory.get(key)
+    if seen is not None and seen[1]() is owner:
+        _Clock.memory[key] = (v, seen[1])
+        return
+    try:
+        _Clock.memory[key] = (v, weakref.ref(owner, _forget(key)))
+    except TypeError:               # an array type without weak references
+        pass
 
 
 # ---- the tensor --------------------------------------------------------------------
@@ -1028,20 +1056,44 @@ def _freed_error():
 
 def _check_versions(op):
     """Raise if an array that ``op`` saved for its gradient was changed in
-    place after ``op`` ran."""
+    place after ``op`` ran: through the tensor itself (its version), or
+    through another tensor sharing its memory."""
     stale = op.saves_output and getattr(op, "version", 0) > op.seq
     for i in op.saves:
         p = op.parents[i]
         version = getattr(p, "_version", 0) if isinstance(p, Tensor) \
             else getattr(p, "version", 0)
         stale = stale or version > op.seq
+    if not stale and _Clock.memory and (op.saves or op.saves_output):
+        stale = any(_changed_since(a, op.seq) for a in _saved_arrays(op))
     if stale:
         raise RuntimeError(
             f"one of the tensors needed for the gradient was modified by an "
             f"in-place operation: {op.name} saved it for backward() and it "
             f"was changed afterwards (an in-place operator, x[...] = ..., or "
-            f"an optimizer step). Compute the graph again after the change, "
-            f"or change a copy (x = x + ...) instead.")
+            f"an optimizer step), directly or through a tensor sharing its "
+            f"memory (detach(), a view). Compute the graph again after the "
+            f"change, or change a copy (x = x + ...) instead.")
+
+
+_NODE_SLOTS = frozenset(K.Op.__slots__)
+
+
+def _saved_arrays(op):
+    """The arrays an op keeps for its backward (its own slots; an op that
+    keeps an array only for its shape keeps a ``kernels._Like``)."""
+    for cls in type(op).__mro__:
+        for name in cls.__dict__.get("__slots__", ()):
+            if name not in _NODE_SLOTS:
+                value = getattr(op, name, None)
+                if hasattr(value, "base") and hasattr(value, "shape"):
+                    yield value
+
+
+def _changed_since(array, seq):
+    owner = _owner(array)
+    seen = _Clock.memory.get(id(owner))
+    return seen is not None and seen[0] > seq and seen[1]() is owner
 
 
 # ---- creation --------------------------------------------------------------

@@ -451,6 +451,63 @@ def test_an_optimizer_step_between_forward_and_backward_is_refused():
     np.testing.assert_allclose(w.grad.numpy(), 2 * w.numpy())
 
 
+@pytest.mark.parametrize("alias", [
+    lambda y: y.detach(),                 # shares the array itself
+    lambda y: y.detach()[0],              # a view of part of it
+    lambda y: y.detach().reshape(2, 1),   # a view with another shape
+    lambda y: y.detach().reshape(1, 2).transpose(-1, 0),
+])
+def test_a_change_through_a_tensor_sharing_memory_is_refused(alias):
+    x = leaf([0.5, 1.0])
+    y = x.exp()                           # exp's backward reads y's array
+    other = alias(y)
+    with db.no_grad():
+        other += 1
+    with pytest.raises(RuntimeError, match=r"in-place operation.*Exp.*memory"):
+        y.sum().backward()
+
+
+@pytest.mark.parametrize("index", [1, (1, 0), (slice(1, 2), 0), (-1, Ellipsis)])
+def test_basic_indexing_gives_a_view_even_of_one_element(index):
+    x = db.tensor([[1.0, 2.0], [3.0, 4.0]])
+    v = x[index]
+    with db.no_grad():
+        v *= 10                   # writes through, as in PyTorch
+    expected = np.array([[1.0, 2.0], [3.0, 4.0]])
+    expected[index] *= 10
+    np.testing.assert_array_equal(x.numpy(), expected)
+
+
+def test_a_change_to_a_saved_leaf_through_detach_is_refused():
+    w, c = leaf([1.0, 2.0]), db.tensor([3.0, 4.0], dtype=db.float64)
+    y = (w * c).sum()
+    with db.no_grad():
+        c.detach()[1] = 0.0
+    with pytest.raises(RuntimeError, match="in-place operation.*Mul"):
+        y.backward()
+
+
+def test_changing_a_copy_or_unrelated_memory_is_fine():
+    x = leaf([0.5, 1.0])
+    y = x.exp()
+    copy = db.tensor(y.detach())          # db.tensor copies
+    unrelated = db.tensor([1.0, 2.0])
+    with db.no_grad():
+        copy += 1
+        unrelated *= 3
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.exp([0.5, 1.0]))
+
+
+def test_a_change_before_the_graph_was_recorded_is_fine():
+    x = leaf([0.5, 1.0])
+    base = db.tensor([1.0, 2.0], dtype=db.float64)
+    with db.no_grad():
+        base.detach()[0] = 3.0
+    (x * base).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 2.0])
+
+
 # ---- dtypes: scalars never change them ------------------------------------------
 @pytest.mark.parametrize("expr", [
     lambda x: x * np.float64(2), lambda x: np.float64(2) * x,

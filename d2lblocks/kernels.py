@@ -581,24 +581,37 @@ class CrossEntropy(Op):
         # a replayed step (hybridize) checks them too.
         if batch and labels.dtype.kind == "i" and _smallest(labels) < 0:
             raise IndexError("negative class label")
-        rows = self.rows = backend.namespace_of(x).arange(batch)
+        rows = self.rows = _row_index(x, batch)
         self.labels = labels
         shifted = x - _rmax(x, 1, True)
         self.e = np.exp(shifted)
         self.total = _rsum(self.e, 1, True)
-        per_example = np.log(self.total).reshape(batch)
-        per_example -= shifted[rows, labels]
-        if batch == 1:                     # the mean of one loss needs no sum
-            return per_example.reshape(())
-        out = _rsum(per_example, 0, True).reshape(())
-        out /= _builtin_max(batch, 1)
-        return out
+        # mean over the batch of log(sum(exp)) - the label's shifted logit
+        loss = _rsum(np.log(self.total)) - _rsum(shifted[rows, labels])
+        return _array(loss / x.dtype.type(_builtin_max(batch, 1)), x)
 
     def backward(self, g):
         p = self.e / self.total
         p[self.rows, self.labels] -= 1
         p *= g / _builtin_max(len(self.rows), 1)
         return p, None
+
+
+_ROWS = {}
+
+
+def _row_index(x, batch):
+    """``arange(batch)`` for the fancy index of a loss, made once per batch
+    size on the host (read-only, so that sharing it is safe)."""
+    if type(x) is not np.ndarray:
+        return backend.namespace_of(x).arange(batch)
+    rows = _ROWS.get(batch)
+    if rows is None:
+        if len(_ROWS) >= 64:
+            _ROWS.clear()
+        rows = _ROWS[batch] = np.arange(batch)
+        rows.flags.writeable = False
+    return rows
 
 
 def _smallest(y):

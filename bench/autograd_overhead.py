@@ -1,7 +1,7 @@
 """Per-op cost of d2lblocks' autograd on tiny tensors, against raw NumPy
 and (when installed) PyTorch eager.
 
-    python bench/autograd_overhead.py [--rounds 11] [--clock cpu]
+    python bench/autograd_overhead.py [--rounds 41] [--clock cpu]
 
 Measured in one process, interleaved, with BLAS limited to one thread:
   chain0 / chain100   x (2x20) -> 0 or 100 elementwise ops -> sum -> backward
@@ -108,7 +108,7 @@ def linear_relu_torch():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument("--rounds", type=int, default=41)
     ap.add_argument("--clock", choices=sorted(harness.CLOCKS), default="wall",
                     help="cpu: CPU time of this thread, for a busy machine")
     args = ap.parse_args()

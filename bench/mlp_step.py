@@ -188,7 +188,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 16, 256, 4096])
-    ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument("--rounds", type=int, default=41)
     ap.add_argument("--clock", choices=sorted(harness.CLOCKS), default="wall",
                     help="cpu: CPU time of this thread (counts no BLAS worker "
                          "thread, so only meaningful with --threads 1)")
@@ -210,8 +210,9 @@ def main():
                 weights, X, y = make_problem(batch)
                 impls = {name: build(weights, X, y)[0]
                          for name, build in builders().items()}
-                samples = harness.compare(impls, rounds=args.rounds,
-                                          clock=args.clock)
+                samples = harness.compare(
+                    impls, rounds=args.rounds, clock=args.clock,
+                    settle_s=0.02 if n_threads == 1 else 0.15)
                 limit = min(("numpy", "numpy_opt"),
                             key=lambda k: harness.median_us(samples, k))
                 for name in impls:
@@ -228,7 +229,7 @@ def main():
     print("wrote", harness.save_json(report, "mlp_step.json"))
 
 
-def thread_pairs(batches, rounds, sample_s=0.05, settle_s=0.15):
+def thread_pairs(batches, rounds, sample_s=0.02, settle_s=0.15):
     """Each implementation with 1 and with 2 BLAS threads in the same
     rounds (a busy machine slows both alike), as the paired median of
     time(2 threads) / time(1 thread); the library should never be more than

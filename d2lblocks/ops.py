@@ -273,7 +273,9 @@ def flatten(a, start_dim=0, end_dim=-1):
 
 
 def transpose(a, *axes):
-    """Permute axes as ``np.transpose`` (reverse them when none are given)."""
+    """Swap two axes (``db.transpose(x, 0, 1)``, as PyTorch's), or permute
+    them (``db.transpose(x, (1, 0, 2))``, as NumPy's); reverse them when
+    none are given. See ``Tensor.transpose``."""
     return a.transpose(*axes)
 
 

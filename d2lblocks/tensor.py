@@ -565,10 +565,19 @@ class Tensor:
         return self.reshape(shape[:lo] + (merged,) + shape[hi + 1:])
 
     def transpose(self, *axes):
-        """Permute axes, as ``np.transpose``: ``x.transpose(1, 0, 2)``;
-        reversed when none are given. Negative axes count from the end.
-        (To swap two axes of any tensor, as PyTorch's ``transpose(d0, d1)``,
-        use ``swapaxes``.)"""
+        """Two axes are swapped, as in PyTorch: ``x.transpose(0, 1)``,
+        ``x.transpose(1, 2)`` of a batch of matrices. Otherwise the axes
+        are a permutation, as in ``np.transpose``: ``x.transpose(1, 0, 2)``
+        or ``x.transpose((1, 0))``; reversed when none are given. Negative
+        axes count from the end.
+
+        (For a matrix the two readings agree, except that NumPy reads
+        ``x.transpose(0, 1)`` as "leave the axes in order": nobody writes
+        that, while PyTorch code writes it to mean ``x.T``.)
+        """
+        if len(axes) == 2 and all(isinstance(a, numbers.Integral)
+                                  for a in axes):
+            return self.swapaxes(*axes)
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         ndim = self.data.ndim
@@ -579,7 +588,8 @@ class Tensor:
             if sorted(perm) != list(range(ndim)):
                 raise ValueError(f"transpose: expected a permutation of the "
                                  f"{ndim} axes of a tensor of shape "
-                                 f"{self.shape}, got {axes}")
+                                 f"{self.shape}, got {axes} (or two axes "
+                                 f"to swap)")
         return apply(K.Transpose(perm), self)
 
     @property

@@ -381,7 +381,21 @@ def test_transpose_with_negative_axes_sends_gradients_back():
     (x.transpose(-1, 0) * db.tensor([[0., 10.], [0., 0.]])).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [[0, 0], [10, 0]])
     with pytest.raises(ValueError, match="permutation"):
-        x.transpose(0, -2)
+        x.transpose(0, -2, 1)
+
+
+@pytest.mark.parametrize("shape, a, b", [
+    ((2, 3), 0, 1), ((2, 3), -1, 0), ((2, 3), 0, -2), ((4,), 0, -1),
+    ((2, 3, 4), 1, 2), ((2, 3, 4), 0, -1), ((2, 3, 4, 5), -3, 3),
+])
+def test_transpose_of_two_axes_swaps_them_as_in_pytorch(shape, a, b):
+    x = values(shape, 0)
+    expected = np.swapaxes(x, a, b)
+    t = db.tensor(x, dtype=db.float64)
+    np.testing.assert_array_equal(t.transpose(a, b).numpy(), expected)
+    np.testing.assert_array_equal(db.transpose(t, a, b).numpy(), expected)
+    check_grads(lambda u: u.transpose(a, b), x,
+                reference=lambda v: np.swapaxes(v, a, b))
 
 
 @given(shape=nonscalar_shapes, seed=seeds, data=st.data())

@@ -14,7 +14,8 @@ from .tensor import (Tensor, tensor, zeros, ones, zeros_like, ones_like, full,
 from .ops import (unbroadcast, matmul, mm, dot, exp, log, abs, sqrt, relu,
                   sigmoid, tanh, softmax, log_softmax, cross_entropy, mse,
                   linear, sum, mean, max, min, reshape, flatten, transpose,
-                  swapaxes, concat, cat, stack, where, maximum, minimum)
+                  swapaxes, concat, cat, stack, where, maximum, minimum,
+                  argmax, argmin, unsqueeze, squeeze, permute)
 from .gradcheck import grad_check
 from . import backend, random, state
 from . import nn, init, optim

@@ -930,7 +930,7 @@ class Compare(Op):
 
 class ArgMax(Op):
     """Index of the maximum along ``axis`` (of the flattened array when
-    None)."""
+    None); the first one where several are equal."""
     __slots__ = ("axis",)
 
     def __init__(self, axis):
@@ -938,6 +938,14 @@ class ArgMax(Op):
 
     def forward(self, a):
         return a.argmax(axis=self.axis)
+
+
+class ArgMin(ArgMax):
+    """Index of the minimum, as ``ArgMax``."""
+    __slots__ = ()
+
+    def forward(self, a):
+        return a.argmin(axis=self.axis)
 
 
 class All(Op):

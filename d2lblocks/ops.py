@@ -13,14 +13,15 @@ import numpy as np
 from . import backend
 from . import kernels as K
 from .kernels import unbroadcast
-from .tensor import (Tensor, apply, as_dtype, _as_tensor, _axis, _promote,
-                     _scalar, _wrap)
+from .tensor import (Tensor, apply, as_dtype, _as_tensor, _axis, _dim,
+                     _promote, _scalar, _wrap)
 
 __all__ = ["unbroadcast", "add", "sub", "mul", "div", "pow", "neg", "matmul",
            "mm", "dot", "exp", "log", "abs", "sqrt", "relu", "sigmoid", "tanh",
            "softmax", "log_softmax", "cross_entropy", "mse", "linear", "sum",
            "mean", "max", "min", "reshape", "flatten", "transpose", "swapaxes",
-           "concat", "cat", "stack", "astype", "where", "maximum", "minimum"]
+           "concat", "cat", "stack", "astype", "where", "maximum", "minimum",
+           "argmax", "argmin", "unsqueeze", "squeeze", "permute"]
 
 _ndarray = np.ndarray
 
@@ -232,34 +233,62 @@ def tanh(a):
     return a.tanh()
 
 
-def softmax(a, axis=-1):
+# NumPy's ``axis=``/``keepdims=`` and PyTorch's ``dim=``/``keepdim=`` both
+# work wherever an axis is taken.
+def softmax(a, axis=-1, *, dim=None):
     """Softmax along ``axis``: exponentials normalised to sum to 1."""
-    return a.softmax(axis)
+    return a.softmax(axis, dim=dim)
 
 
-def log_softmax(a, axis=-1):
+def log_softmax(a, axis=-1, *, dim=None):
     """``log(softmax(a))``, computed without overflow."""
-    return a.log_softmax(axis)
+    return a.log_softmax(axis, dim=dim)
 
 
-def sum(a, axis=None, keepdims=False):
+def sum(a, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """Sum over ``axis`` (all axes when None; negatives count from the end)."""
-    return a.sum(axis, keepdims)
+    return a.sum(axis, keepdims, dim=dim, keepdim=keepdim)
 
 
-def mean(a, axis=None, keepdims=False):
+def mean(a, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """Mean over ``axis`` (all axes when None; negatives count from the end)."""
-    return a.mean(axis, keepdims)
+    return a.mean(axis, keepdims, dim=dim, keepdim=keepdim)
 
 
-def max(a, axis=None, keepdims=False):
-    """Maximum over ``axis``; tied maxima share the gradient equally."""
-    return a.max(axis, keepdims)
+def max(a, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """Maximum over ``axis``; with ``dim=``, ``(values, indices)`` as in
+    PyTorch (see ``Tensor.max``)."""
+    return a.max(axis, keepdims, dim=dim, keepdim=keepdim)
 
 
-def min(a, axis=None, keepdims=False):
-    """Minimum over ``axis``; tied minima share the gradient equally."""
-    return a.min(axis, keepdims)
+def min(a, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """Minimum over ``axis``; with ``dim=``, ``(values, indices)``."""
+    return a.min(axis, keepdims, dim=dim, keepdim=keepdim)
+
+
+def argmax(a, axis=None, *, dim=None, keepdim=False):
+    """Indices of the maxima along ``axis`` (an int64 tensor)."""
+    return a.argmax(axis, dim=dim, keepdim=keepdim)
+
+
+def argmin(a, axis=None, *, dim=None, keepdim=False):
+    """Indices of the minima along ``axis`` (an int64 tensor)."""
+    return a.argmin(axis, dim=dim, keepdim=keepdim)
+
+
+def unsqueeze(a, dim):
+    """``a`` with a new axis of length 1 at ``dim``."""
+    return a.unsqueeze(dim)
+
+
+def squeeze(a, dim=None):
+    """``a`` without axes of length 1 (all, or just ``dim``)."""
+    return a.squeeze(dim)
+
+
+def permute(a, *dims):
+    """``a`` with its axes in the order ``dims``."""
+    return a.permute(*dims)
 
 
 def reshape(a, *shape):
@@ -306,9 +335,10 @@ def _sequence(tensors, name):
     return tensors
 
 
-def concat(tensors, axis=0):
+def concat(tensors, axis=0, *, dim=None):
     """Join tensors along an existing ``axis`` (negatives count from the
-    end)."""
+    end; PyTorch's ``dim=`` works too)."""
+    axis = _dim(axis, dim, 0, "concat")
     tensors = _sequence(tensors, "concat")
     ndim = tensors[0].ndim
     if ndim == 0:
@@ -326,9 +356,10 @@ def concat(tensors, axis=0):
 cat = concat
 
 
-def stack(tensors, axis=0):
+def stack(tensors, axis=0, *, dim=None):
     """Join same-shaped tensors along a new ``axis`` (negatives count from
     the end of the result)."""
+    axis = _dim(axis, dim, 0, "stack")
     tensors = _sequence(tensors, "stack")
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:

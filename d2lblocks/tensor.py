@@ -500,35 +500,52 @@ class Tensor:
         """Elementwise hyperbolic tangent."""
         return apply(K.Tanh(), self)
 
-    def softmax(self, axis=-1):
-        """Softmax along ``axis`` (negative counts from the end)."""
-        return _along(self, K.Softmax, axis)
+    def softmax(self, axis=-1, *, dim=None):
+        """Softmax along ``axis`` (negative counts from the end); PyTorch's
+        ``dim=`` is accepted too."""
+        return _along(self, K.Softmax, _dim(axis, dim, -1, "softmax"))
 
-    def log_softmax(self, axis=-1):
+    def log_softmax(self, axis=-1, *, dim=None):
         """``log(softmax(x))`` along ``axis``, computed without overflow."""
-        return _along(self, K.LogSoftmax, axis)
+        return _along(self, K.LogSoftmax, _dim(axis, dim, -1, "log_softmax"))
 
     # ---- reductions -----------------------------------------------------------
-    def sum(self, axis=None, keepdims=False):
+    # NumPy's and MXNet's ``axis=``/``keepdims=`` and PyTorch's
+    # ``dim=``/``keepdim=`` both work.
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         """Sum over ``axis`` (an int, a tuple, or None for all axes)."""
+        axis, keepdims = _dims(axis, keepdims, dim, keepdim, "sum")
         return apply(K.Sum(_axes(axis, self.data.ndim), keepdims), self)
 
-    def mean(self, axis=None, keepdims=False):
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         """Mean over ``axis`` (an int, a tuple, or None for all axes)."""
+        axis, keepdims = _dims(axis, keepdims, dim, keepdim, "mean")
         return apply(K.Mean(_axes(axis, self.data.ndim), keepdims), self)
 
-    def max(self, axis=None, keepdims=False):
-        """Maximum over ``axis``; tied maxima share the gradient equally."""
-        return apply(K.Max(_axes(axis, self.data.ndim), keepdims), self)
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Maximum over ``axis``; tied maxima share the gradient equally.
 
-    def min(self, axis=None, keepdims=False):
-        """Minimum over ``axis``; tied minima share the gradient equally."""
-        return apply(K.Min(_axes(axis, self.data.ndim), keepdims), self)
+        Given PyTorch's ``dim=``, it returns what PyTorch's does: a pair
+        ``(values, indices)`` (also ``.values``, ``.indices``)."""
+        return _extreme(self, K.Max, axis, keepdims, dim, keepdim, "max")
 
-    def argmax(self, axis=None):
+    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Minimum over ``axis``; tied minima share the gradient equally.
+        With ``dim=``, ``(values, indices)`` as in PyTorch."""
+        return _extreme(self, K.Min, axis, keepdims, dim, keepdim, "min")
+
+    def argmax(self, axis=None, *, dim=None, keepdim=False):
         """Indices of the maxima along ``axis`` (of the flattened tensor
         when None); an int64 tensor, never differentiated."""
-        return apply(K.ArgMax(_one_axis(axis, self.data.ndim)), self)
+        axis = _dim(axis, dim, None, "argmax")
+        out = apply(K.ArgMax(_one_axis(axis, self.data.ndim)), self)
+        return _keep(out, self, axis) if keepdim else out
+
+    def argmin(self, axis=None, *, dim=None, keepdim=False):
+        """Indices of the minima along ``axis``, as ``argmax``."""
+        axis = _dim(axis, dim, None, "argmin")
+        out = apply(K.ArgMin(_one_axis(axis, self.data.ndim)), self)
+        return _keep(out, self, axis) if keepdim else out
 
     def all(self):
         """Whether every element is true (a boolean tensor)."""
@@ -549,6 +566,43 @@ class Tensor:
             raise ValueError(f"reshape: cannot reshape a tensor of shape "
                              f"{self.shape} ({self.data.size} elements) into "
                              f"shape {shape}") from None
+
+    def view(self, *shape):
+        """PyTorch's name for ``reshape``."""
+        return self.reshape(*shape)
+
+    def size(self, dim=None):
+        """PyTorch's ``size()``: the shape, or the length of axis ``dim``."""
+        return self.shape if dim is None else self.shape[_axis(dim, self.ndim, "dim")]
+
+    def dim(self):
+        """PyTorch's ``dim()``: the number of axes (``ndim``)."""
+        return self.data.ndim
+
+    def unsqueeze(self, dim):
+        """A new axis of length 1 at ``dim`` (``-1`` appends one)."""
+        shape = list(self.data.shape)
+        shape.insert(_axis(dim, len(shape) + 1, "dim"), 1)
+        return self.reshape(tuple(shape))
+
+    def squeeze(self, dim=None):
+        """Without axes of length 1: all of them, or just ``dim`` (left
+        alone when its length is not 1, as in PyTorch)."""
+        shape = self.data.shape
+        if dim is None:
+            return self.reshape(tuple(n for n in shape if n != 1))
+        if not shape:
+            return self
+        ax = _axis(dim, len(shape), "dim")
+        if shape[ax] != 1:
+            return self
+        return self.reshape(shape[:ax] + shape[ax + 1:])
+
+    def permute(self, *dims):
+        """Axes in the order ``dims`` (PyTorch's name for a permutation)."""
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        return self.transpose(tuple(dims))
 
     def flatten(self, start_dim=0, end_dim=-1):
         """Merge axes ``start_dim`` to ``end_dim`` (negatives count from the
@@ -837,6 +891,55 @@ def _along(t, op, axis):
         normalize_axes(axis, 0)
         return _along(t.reshape(1), op, 0).reshape(())
     return apply(op(_axis(axis, t.data.ndim)), t)
+
+
+def _dim(axis, dim, default, name):
+    """The axis given as NumPy's ``axis`` or PyTorch's ``dim``."""
+    if dim is None:
+        return axis
+    if not (axis is default or (type(axis) is int and axis == default)):
+        raise TypeError(f"{name}() got both axis={axis!r} and dim={dim!r}; "
+                        f"they are the same argument, give one")
+    return dim
+
+
+def _dims(axis, keepdims, dim, keepdim, name):
+    """``(axis, keepdims)`` from NumPy's or PyTorch's spelling."""
+    axis = _dim(axis, dim, None, name)
+    if keepdim is not None:
+        if keepdims:
+            raise TypeError(f"{name}() got both keepdims and keepdim; give one")
+        keepdims = keepdim
+    return axis, bool(keepdims)
+
+
+class MaxMin(tuple):
+    """``(values, indices)`` of ``max``/``min`` along ``dim``, as PyTorch
+    returns them."""
+    __slots__ = ()
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+    def __repr__(self):
+        return f"(values={self[0]!r}, indices={self[1]!r})"
+
+
+def _extreme(t, op, axis, keepdims, dim, keepdim, name):
+    axis, keepdims = _dims(axis, keepdims, dim, keepdim, name)
+    values = apply(op(_axes(axis, t.data.ndim), keepdims), t)
+    if dim is None:
+        return values
+    if not isinstance(dim, numbers.Integral):
+        raise TypeError(f"{name}(dim=...) takes one int, got {dim!r}")
+    index = t.argmax(dim) if op is K.Max else t.argmin(dim)
+    return MaxMin((values, _keep(index, t, dim) if keepdims else index))
+
+
+def _keep(out, t, axis):
+    """``out``, reduced along ``axis`` of ``t``, with that axis kept."""
+    if axis is None:
+        return out.reshape((1,) * t.data.ndim)
+    return out.unsqueeze(_axis(axis, t.data.ndim)) if t.data.ndim else out
 
 
 def _axes(axis, ndim):

@@ -394,3 +394,109 @@ def test_operators_and_methods_are_declared_in_the_tensor_class():
         fn = attr.fget if isinstance(attr, property) else attr
         assert fn.__module__ == "d2lblocks.tensor", name
         assert fn.__qualname__.startswith("Tensor."), (name, fn.__qualname__)
+
+
+# ---- PyTorch's spellings beside NumPy's ------------------------------------------------
+SHAPES = [(5,), (2, 3), (2, 1, 4), (3, 2, 1, 2)]
+
+
+def _array(shape, seed=0):
+    return np.random.default_rng(seed).permutation(
+        int(np.prod(shape))).reshape(shape).astype(np.float64)   # no ties
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "min"])
+def test_reductions_take_dim_and_keepdim(shape, name):
+    a = _array(shape)
+    t = db.tensor(a, dtype=db.float64, requires_grad=True)
+    for d in range(-len(shape), len(shape)):
+        for keep in (False, True):
+            got = getattr(t, name)(dim=d, keepdim=keep)
+            if name in ("max", "min"):          # PyTorch's (values, indices)
+                values, indices = got
+                assert got.values is values and got.indices is indices
+                arg = getattr(np, "arg" + name)(a, axis=d)
+                np.testing.assert_array_equal(
+                    indices.numpy(), np.expand_dims(arg, d) if keep else arg)
+                got = values
+            expected = getattr(np, name)(a, axis=d, keepdims=keep)
+            np.testing.assert_allclose(got.numpy(), expected)
+            np.testing.assert_allclose(
+                getattr(db, name)(t, dim=d, keepdim=keep)[0].numpy()
+                if name in ("max", "min") else
+                getattr(db, name)(t, dim=d, keepdim=keep).numpy(), expected)
+
+
+def test_max_along_dim_sends_the_gradient_to_the_maxima():
+    t = db.tensor([[1.0, 5.0, 2.0], [7.0, -2.0, 0.0]], dtype=db.float64,
+                  requires_grad=True)
+    values, _ = t.max(dim=1)
+    values.sum().backward()
+    np.testing.assert_array_equal(t.grad.numpy(), [[0, 1, 0], [1, 0, 0]])
+
+
+def test_numpy_spelling_of_max_still_gives_values():
+    t = db.tensor([[1.0, 5.0], [7.0, -2.0]])
+    assert t.max(1).tolist() == [5.0, 7.0]
+    assert t.max(axis=0, keepdims=True).tolist() == [[7.0, 5.0]]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_argmax_argmin_softmax_and_joins_take_dim(shape):
+    a = _array(shape)
+    t = db.tensor(a, dtype=db.float64)
+    for d in range(-len(shape), len(shape)):
+        np.testing.assert_array_equal(t.argmax(dim=d).numpy(), a.argmax(d))
+        np.testing.assert_array_equal(db.argmin(t, dim=d).numpy(), a.argmin(d))
+        np.testing.assert_array_equal(t.argmax(dim=d, keepdim=True).numpy(),
+                                      np.expand_dims(a.argmax(d), d))
+        np.testing.assert_allclose(db.softmax(t, dim=d).numpy(),
+                                   db.softmax(t, axis=d).numpy())
+        np.testing.assert_allclose(t.log_softmax(dim=d).numpy(),
+                                   t.log_softmax(d).numpy())
+        np.testing.assert_array_equal(db.cat([t, t], dim=d).numpy(),
+                                      np.concatenate([a, a], axis=d))
+        np.testing.assert_array_equal(db.stack([t, t], dim=d).numpy(),
+                                      np.stack([a, a], axis=d))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_view_size_dim_unsqueeze_squeeze_permute(shape):
+    a = _array(shape)
+    t = db.tensor(a, dtype=db.float64)
+    assert t.size() == shape and t.dim() == len(shape)
+    assert [t.size(d) for d in range(-len(shape), len(shape))] == \
+        [shape[d] for d in range(-len(shape), len(shape))]
+    np.testing.assert_array_equal(t.view(-1).numpy(), a.reshape(-1))
+    for d in range(-len(shape) - 1, len(shape) + 1):
+        np.testing.assert_array_equal(t.unsqueeze(d).numpy(), np.expand_dims(a, d))
+        np.testing.assert_array_equal(db.unsqueeze(t, d).numpy(), np.expand_dims(a, d))
+    np.testing.assert_array_equal(t.squeeze().numpy(), np.squeeze(a))
+    for d in range(-len(shape), len(shape)):
+        expected = np.squeeze(a, d) if shape[d] == 1 else a   # PyTorch's rule
+        np.testing.assert_array_equal(t.squeeze(d).numpy(), expected)
+    perm = tuple(reversed(range(len(shape))))
+    np.testing.assert_array_equal(t.permute(*perm).numpy(), a.transpose(perm))
+    np.testing.assert_array_equal(db.permute(t, perm).numpy(), a.transpose(perm))
+
+
+def test_shape_changes_carry_gradients():
+    t = db.tensor(_array((2, 1, 3)), dtype=db.float64, requires_grad=True)
+    w = db.tensor(_array((3, 2, 1), seed=1), dtype=db.float64)
+    (t.squeeze(1).unsqueeze(0).permute(2, 1, 0) * w).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(),
+                               w.numpy().transpose(2, 1, 0).reshape(2, 1, 3))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda t: t.sum(axis=0, dim=1), "both axis"),
+    (lambda t: t.mean(keepdims=True, keepdim=True), "both keepdims"),
+    (lambda t: db.cat([t, t], axis=1, dim=0), "both axis"),
+    (lambda t: t.max(dim=(0, 1)), "one int"),
+    (lambda t: t.unsqueeze(3), "out of range"),
+    (lambda t: t.size(2), "out of range"),
+])
+def test_mixed_or_bad_spellings_are_clear_errors(call, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        call(db.ones(2, 3))

@@ -10,6 +10,8 @@ Implementations, all from the same weights and batch, in one process:
   numpy_opt  tuned NumPy: out= buffers, lr folded into the loss gradient,
              np.dot for the outer product at batch 1
   limit      the faster of the two, per batch size (the reference)
+  inline     d2lblocks' own array calls for the step, written out by hand:
+             the best a replay that calls NumPy op by op could do
   d2lblocks  nn.Sequential(Linear, ReLU, Linear) + cross_entropy + optim.SGD
   hybrid     the same step, replayed by db.hybridize(step) after its first call
   torch      the same in PyTorch eager, when torch is installed
@@ -112,6 +114,42 @@ def numpy_tuned(weights, X, y):
     return step, (W1, b1, W2, b2)
 
 
+def inline_step(weights, X, y):
+    """The array calls of d2lblocks' own kernels for this step, written out
+    by hand in the order a replay makes them: the loss value and the label
+    check included, the one-pass update. No op objects, no optimizer loop,
+    no bookkeeping: what a replay that calls NumPy could reach at best."""
+    from d2lblocks import backend
+    W1, b1, W2, b2 = [w.copy() for w in weights]
+    n = len(y)
+    rows = np.arange(n)
+    scratch = [np.empty_like(w) for w in (W1, b1, W2, b2)]
+    top, total = np.maximum.reduce, np.add.reduce
+
+    def step():
+        H = X.dot(W1.T)
+        H += b1
+        A = np.maximum(H, 0)
+        Z = A.dot(W2.T)
+        Z += b2
+        if np.minimum.reduce(y) < 0:
+            raise IndexError("negative class label")
+        shifted = Z - top(Z, 1, keepdims=True)
+        E = np.exp(shifted)
+        S = total(E, 1, keepdims=True)
+        loss = (total(np.log(S), None) - total(shifted[rows, y], None)) / np.float32(n)
+        P = E / S
+        P[rows, y] -= 1
+        P *= np.float32(1.0 / n)
+        dA, dW2, db2 = P.dot(W2), P.T.dot(A), total(P, 0)
+        dH = dA * (H > 0)
+        dW1, db1 = dH.T.dot(X), total(dH, 0)
+        for w, g, buf in zip((W1, b1, W2, b2), (dW1, db1, dW2, db2), scratch):
+            backend.sub_scaled(w, LR, g, buf)
+        return loss
+    return step, (W1, b1, W2, b2)
+
+
 def d2lblocks_step(weights, X, y):
     net = nn.Sequential(nn.Linear(D_IN, D_HID), nn.ReLU(), nn.Linear(D_HID, D_OUT))
     for p, w in zip(net.parameters(), weights):
@@ -162,7 +200,8 @@ def torch_step(weights, X, y):
 
 def builders():
     found = {"numpy": numpy_plain, "numpy_opt": numpy_tuned,
-             "d2lblocks": d2lblocks_step, "hybrid": hybrid_step}
+             "inline": inline_step, "d2lblocks": d2lblocks_step,
+             "hybrid": hybrid_step}
     if torch is not None:
         found["torch"] = torch_step
     return found

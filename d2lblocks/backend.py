@@ -157,8 +157,9 @@ def sub_scaled(w, alpha, g, scratch):
         axpy = _Blas.axpy.get(w.dtype)
         if axpy is not None and not np.may_share_memory(w, g):
             # Memory-bound: a second thread gains little and may spin.
-            _one_thread(axpy, w.size, -alpha, g.ctypes.data, 1,
-                        w.ctypes.data, 1)
+            _one_thread(axpy, w.size, -alpha,
+                        g.__array_interface__["data"][0], 1,
+                        w.__array_interface__["data"][0], 1)
             return
     np.multiply(g, alpha, out=scratch)
     np.subtract(w, scratch, out=w)

@@ -83,6 +83,14 @@ def _pts(x):
     return "?" if x is None else f"{float(x):g}"
 
 
+_NOT_WRITTEN = " (written answers are graded by hand and are not included)."
+
+
+def _score(label, got, top, after=""):
+    """A score paragraph: ``label: got / top`` in bold, then ``after``."""
+    return f"<p>{label}: <b>{_pts(got)} / {_pts(top)}</b>{after}</p>"
+
+
 # ---- the gradebook now -----------------------------------------------------
 def read_gradebook(root, assignment):
     """Scores in ``gradebook.db`` right now, hand grades included.
@@ -150,16 +158,14 @@ def render_notebook(nb, gradebook_nb=None):
     if gradebook_nb is not None:
         written = [c for c in cells.values() if c["written"]]
         waiting = [c for c in written if c["needs_manual"]]
-        line = (f"<p>Score of this notebook now: <b>{_pts(gradebook_nb['score'])}"
-                f" / {_pts(gradebook_nb['max_score'])}</b>")
+        after = ""
         if written:
-            line += (" (written answers not graded yet)" if waiting else
+            after = (" (written answers not graded yet)" if waiting else
                      " (written answers graded by hand)")
-        parts.append(line + "</p>")
+        parts.append(_score("Score of this notebook now", gradebook_nb["score"],
+                            gradebook_nb["max_score"], after))
     else:
-        parts.append(f"<p>Tests: <b>{_pts(nb['score'])} / "
-                     f"{_pts(nb['max_score'])}</b> (written answers are graded "
-                     f"by hand and are not included).</p>")
+        parts.append(_score("Tests", nb["score"], nb["max_score"], _NOT_WRITTEN))
     if nb.get("tamper"):
         parts.append("<p class='note'>Protected cells were changed; the tests "
                      "were run from the original copy:<br>" +
@@ -217,13 +223,11 @@ def render(result, gradebook=None):
         got = sum(nb["score"] or 0 for nb in gradebook.values())
         top = sum(nb["max_score"] or 0 for nb in gradebook.values())
         waiting = any(nb["needs_manual"] for nb in gradebook.values())
-        parts.append(f"<p>Score now: <b>{_pts(got)} / {_pts(top)}</b>" +
-                     (" (some answers are not graded yet)" if waiting else "") +
-                     "</p>")
+        parts.append(_score("Score now", got, top,
+                            " (some answers are not graded yet)" if waiting else ""))
     else:
-        parts.append(f"<p>Autograded score: <b>{_pts(result['score'])} / "
-                     f"{_pts(result['max_score'])}</b> (written answers are "
-                     f"graded by hand and are not included).</p>")
+        parts.append(_score("Autograded score", result["score"],
+                            result["max_score"], _NOT_WRITTEN))
     if result.get("grader_error"):
         parts.append("<p>Your work could not be graded automatically; your "
                      "instructor has been told.</p>")

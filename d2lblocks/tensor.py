@@ -537,15 +537,11 @@ class Tensor:
     def argmax(self, axis=None, *, dim=None, keepdim=False):
         """Indices of the maxima along ``axis`` (of the flattened tensor
         when None); an int64 tensor, never differentiated."""
-        axis = _dim(axis, dim, None, "argmax")
-        out = apply(K.ArgMax(_one_axis(axis, self.data.ndim)), self)
-        return _keep(out, self, axis) if keepdim else out
+        return _arg(self, K.ArgMax, _dim(axis, dim, None, "argmax"), keepdim)
 
     def argmin(self, axis=None, *, dim=None, keepdim=False):
         """Indices of the minima along ``axis``, as ``argmax``."""
-        axis = _dim(axis, dim, None, "argmin")
-        out = apply(K.ArgMin(_one_axis(axis, self.data.ndim)), self)
-        return _keep(out, self, axis) if keepdim else out
+        return _arg(self, K.ArgMin, _dim(axis, dim, None, "argmin"), keepdim)
 
     def all(self):
         """Whether every element is true (a boolean tensor)."""
@@ -933,6 +929,11 @@ def _extreme(t, op, axis, keepdims, dim, keepdim, name):
         raise TypeError(f"{name}(dim=...) takes one int, got {dim!r}")
     index = t.argmax(dim) if op is K.Max else t.argmin(dim)
     return MaxMin((values, _keep(index, t, dim) if keepdims else index))
+
+
+def _arg(t, op, axis, keepdim):
+    out = apply(op(_one_axis(axis, t.data.ndim)), t)
+    return _keep(out, t, axis) if keepdim else out
 
 
 def _keep(out, t, axis):

@@ -500,3 +500,20 @@ def test_shape_changes_carry_gradients():
 def test_mixed_or_bad_spellings_are_clear_errors(call, message):
     with pytest.raises((TypeError, ValueError), match=message):
         call(db.ones(2, 3))
+
+
+@pytest.mark.parametrize("d", [0, -1])
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_0d_tensor_takes_dim_0_and_minus_1_as_in_pytorch(d, keep):
+    t = db.tensor(3.0, dtype=db.float64, requires_grad=True)
+    for name in ("sum", "mean"):
+        out = getattr(t, name)(dim=d, keepdim=keep)
+        assert out.shape == () and out.item() == 3.0
+    values, indices = t.max(dim=d, keepdim=keep)
+    assert values.shape == () and values.item() == 3.0 and indices.item() == 0
+    assert t.argmin(dim=d, keepdim=keep).item() == 0
+    assert db.softmax(t, dim=d).item() == 1.0 and t.log_softmax(dim=d).item() == 0.0
+    assert t.unsqueeze(d).shape == (1,) and t.squeeze(d).shape == ()
+    assert t.size() == () and t.dim() == 0
+    values.backward()
+    assert t.grad.item() == 1.0

@@ -27,7 +27,7 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 sys.path.insert(0, str(Path(__file__).parent / "hostile"))
 import tiny_course  # noqa: E402
-from hostile_cases import CASES, FILE_CASES, make_submission  # noqa: E402
+from hostile_cases import CASES, FILE_CASES, LIMITS, make_submission  # noqa: E402
 
 from autograde import cli, executor, sandbox  # noqa: E402
 from autograde.course import CourseError, fingerprint  # noqa: E402
@@ -212,10 +212,9 @@ def test_the_hostile_corpus_gets_its_deserved_scores_on_a_local_cluster(tmp_path
     for name, case in FILE_CASES.items():
         case["make"](root / "submitted" / name / tiny_course.ASSIGNMENT, root,
                      correct)
-    # The same limits as the hostile tests, which their expectations assume.
+    # The limits of the hostile tests, which their expectations assume.
     proc = run_cli("--course", root, "grade", "tiny", "--dask-workers", "2",
-                   "--no-gradebook", "--quiet", "--test-timeout", "3",
-                   "--cell-timeout", "3", "--memory-mb", "1024")
+                   "--no-gradebook", "--quiet", *LIMITS)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     reports = {}
     for path in (root / "reports" / "tiny").glob("*.json"):

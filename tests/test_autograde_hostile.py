@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).parent / "hostile"))
 import tiny_course  # noqa: E402
 from as_user import (course_dir, grader_user,  # noqa: E402,F401
                      run_grader, survivors)
-from hostile_cases import CASES, FILE_CASES, HIDDEN, REPO, make_submission  # noqa: E402
+from hostile_cases import (CASES, FILE_CASES, HIDDEN, LIMITS, REPO,  # noqa: E402
+                           TEST_TIMEOUT, make_submission)
 from autograde.runner import STATUSES  # noqa: E402
 from autograde.sandbox import UID_BASE  # noqa: E402
 
@@ -70,8 +71,7 @@ def graded(request, grader_user):
               if p.is_file() and not p.is_symlink()
               and p.stat().st_size < 2**20}
     proc = run_grader(user, root, "grade", tiny_course.ASSIGNMENT, "--workers", "2",
-                      "--no-gradebook", "--quiet", "--test-timeout", "3",
-                      "--cell-timeout", "3", "--memory-mb", "1024")
+                      "--no-gradebook", "--quiet", *LIMITS)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     reports = {}
     for path in (root / "reports" / tiny_course.ASSIGNMENT).glob("*.json"):
@@ -207,11 +207,11 @@ def test_no_student_process_survives_grading(graded):
 
 
 def test_an_infinite_loop_costs_one_full_test_timeout(graded):
-    """Both affine tests hit the loop: the first gets the full limit (3 s
-    here), the second only the shorter limit after a timeout."""
+    """Both affine tests hit the loop: the first gets the full limit, the
+    second only the shorter limit after a timeout (2 s by default)."""
     tests = graded["reports"]["infinite_loop_answer"]["notebooks"][0]["tests"]
     first, second = tests[0]["message"], tests[1]["message"]
-    assert "within 3 s" in first and "within 2 s" in second
+    assert f"within {TEST_TIMEOUT} s" in first and "within 2 s" in second
 
 
 def test_the_repository_behind_the_grader_is_out_of_reach(graded):

@@ -10,6 +10,7 @@ explicit opt-in for process-wide tuning.
 import sys
 
 import os
+import weakref
 
 import numpy as np
 
@@ -123,15 +124,17 @@ def _one_thread(fn, *args):
         _Blas.set(n)
 
 
-def dot(a, b):
-    """``a.dot(b)`` for 2-D arrays; on the host, a product too small to
-    gain from several BLAS threads runs on one (see above)."""
+def dot(a, b, out=None):
+    """``a.dot(b)`` for 2-D arrays, into ``out`` when given; on the host, a
+    product too small to gain from several BLAS threads runs on one (see
+    above)."""
     if type(a) is np.ndarray:
         work = a.shape[0] * a.shape[1] * b.shape[1]
         lo, hi = _ONE_THREAD_WORK
         if lo <= work < hi:
-            return _one_thread(a.dot, b)
-    return a.dot(b)
+            return _one_thread(np.dot, a, b, out)
+        return np.dot(a, b, out)
+    return a.dot(b) if out is None else a.dot(b, out=out)
 
 
 # Below this many elements, two NumPy calls cost less than one foreign call.
@@ -148,6 +151,35 @@ def sub_scaled(w, alpha, g, scratch):
     from the two-pass form in the last bit (``axpy`` may fuse the
     multiply and the add).
     """
+    axpy = _axpy_for(w, g)
+    if axpy is not None:
+        # Memory-bound: a second thread gains little and may spin.
+        _one_thread(axpy, w.size, -alpha, _address(g), 1, _address(w), 1)
+        return
+    np.multiply(g, alpha, out=scratch)
+    np.subtract(w, scratch, out=w)
+
+
+def scaled_subtractor(w, g):
+    """A function ``f(alpha)`` that does ``w -= alpha * g`` for these two
+    arrays in one pass, or None where :func:`sub_scaled` would make two
+    (small, strided, other dtypes, CuPy). For an update repeated on the
+    same arrays: every check is made once, here. It keeps no reference to
+    them (a caller that reuses ``g`` counts references to it), so call it
+    only while both are alive: check their identity through weak
+    references first."""
+    axpy = _axpy_for(w, g)
+    if axpy is None:
+        return None
+    n, pg, pw = w.size, _address(g), _address(w)
+
+    def subtract_scaled(alpha):
+        _one_thread(axpy, n, -alpha, pg, 1, pw, 1)
+    return subtract_scaled
+
+
+def _axpy_for(w, g):
+    """BLAS ``axpy`` for ``w -= a * g`` when it applies, else None."""
     if (type(w) is np.ndarray and type(g) is np.ndarray and w.size >= _AXPY_MIN
             and w.dtype is g.dtype and w.shape == g.shape
             and w.flags.c_contiguous and g.flags.c_contiguous
@@ -156,13 +188,28 @@ def sub_scaled(w, alpha, g, scratch):
             _find_blas()
         axpy = _Blas.axpy.get(w.dtype)
         if axpy is not None and not np.may_share_memory(w, g):
-            # Memory-bound: a second thread gains little and may spin.
-            _one_thread(axpy, w.size, -alpha,
-                        g.__array_interface__["data"][0], 1,
-                        w.__array_interface__["data"][0], 1)
-            return
-    np.multiply(g, alpha, out=scratch)
-    np.subtract(w, scratch, out=w)
+            return axpy
+    return None
+
+
+_ADDRESSES = {}      # id(array) -> (weak reference, size, address)
+
+
+def _address(a):
+    """Where ``a``'s data starts. Asking NumPy builds a dict per call, which
+    costs more than the update of a small layer; so the answer is kept
+    while the array lives (and its size is unchanged: an in-place
+    ``resize`` may move the data)."""
+    key = id(a)
+    hit = _ADDRESSES.get(key)
+    if hit is not None and hit[0]() is a and hit[1] == a.size:
+        return hit[2]
+    address = a.__array_interface__["data"][0]
+    if len(_ADDRESSES) >= 1024:
+        _ADDRESSES.clear()
+    _ADDRESSES[key] = (weakref.ref(a, lambda _: _ADDRESSES.pop(key, None)),
+                       a.size, address)
+    return address
 
 
 def _load_cupy():

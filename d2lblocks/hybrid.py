@@ -45,6 +45,7 @@ import numpy as np
 
 from . import backend
 from . import kernels as K
+from .lowering import Lowering
 from .tensor import Tensor
 
 # The module, not the function ``db.tensor`` that shadows its name.
@@ -234,6 +235,9 @@ def _call(state, fn, block, args, kwargs):
                     inner.__dict__["_last_call"] = last
             try:
                 out = entry.replay(tensors)
+            except _Stale:
+                del entries[0]
+                return _record(state, fn, block, args, kwargs, key, tensors)
             except Exception:       # let the eager run raise its own error
                 out = _BUSY
             if out is not _BUSY:
@@ -488,6 +492,11 @@ class _Refused(Exception):
     pass
 
 
+class _Stale(Exception):
+    """A replay found a parameter with another shape, dtype or device than
+    it was recorded with (raised before the call changed anything)."""
+
+
 def _explain(state, entry, session):
     """Warn once about why ``state``'s block or function stays eager;
     returns whether to keep the refused recording (to run eagerly)."""
@@ -734,10 +743,15 @@ def _generate(s, spec, node_inputs):
     first call of ``optimizer.step()``, ``G0`` the first gradient reset.
     """
     nargs = sum(1 for k in s.kinds if k == "arg")
+    slots = _output_slots(spec)
+    low = None if node_inputs else Lowering(s, slots)
+    if low is not None and not low.ops:
+        low = None
     body = [f"def run({', '.join(f't{i}' for i in range(nargs))}):"]
     body += [f"    v{i} = t{i}.data" for i in range(nargs)]
     fresh = set()
     n_call = n_grad = 0
+    guards = {}
 
     def read(slot):
         if s.kinds[slot] == "leaf" and slot not in fresh:
@@ -745,14 +759,29 @@ def _generate(s, spec, node_inputs):
             fresh.add(slot)
         return f"v{slot}"
 
+    if low is not None:
+        # Inlined ops write into arrays of the recorded shapes: a parameter
+        # given a new shape, dtype or device records again (before the
+        # call has changed anything).
+        for slot, kind in enumerate(s.kinds):
+            if kind == "leaf":
+                a = s.keep[slot]
+                guards[f"S{slot}"] = (a.shape, a.dtype)
+                read(slot)
+                body.append(f"    if type(v{slot}) is not nd or (v{slot}.shape, "
+                            f"v{slot}.dtype) != S{slot}: raise Stale")
     for pos, event in enumerate(s.events):
         kind = event[0]
         if kind == "op":
             k = event[1]
             op, ins, o, graphed, zero_d = s.steps[k]
-            args = ", ".join(read(i) for i in ins)
-            body.append(f"    v{o} = f{k}({args})")
-            if zero_d:
+            names = [read(i) for i in ins]
+            lines = None if low is None else low.forward(k, names)
+            if lines is None:
+                body.append(f"    v{o} = f{k}({', '.join(names)})")
+            else:
+                body.extend(lines)
+            if zero_d and (low is None or o not in low.skipped):
                 body.append(f"    v{o} = fix(v{o})")
         elif kind == "read":
             body.append(f"    v{event[1]} = L{event[1]}.grad.data")
@@ -765,16 +794,17 @@ def _generate(s, spec, node_inputs):
             fresh.clear()           # an update may give a leaf a new array
         elif kind == "backward":
             upto = sum(1 for e in s.events[:pos] if e[0] == "op")
-            body.extend(_backward_lines(s, upto, event[1], accumulate=True))
-    slots = _output_slots(spec)
+            body.extend(_backward_lines(s, upto, event[1], True, low))
     body.append(f"    return ({''.join(f'v{i}, ' for i in slots)})")
     if node_inputs:
         root = _graphed_root(spec)
         body += ["def run_backward(g):", f"    g{root} = g"]
-        body += _backward_lines(s, len(s.steps), root, accumulate=False)
+        body += _backward_lines(s, len(s.steps), root, False, None)
         body.append(f"    return ({''.join(f'g{i}, ' for i in node_inputs)})")
     else:
         body.append("run_backward = None")
+    if low is not None and low.counted:
+        body.insert(1, f"    nonlocal {', '.join(low.counted)}")
     code = "\n".join(body) + "\n"
     used = sorted({i for i, k in enumerate(s.kinds) if k in ("leaf", "grad")})
     head = ["def make(ops, L, C, G):"]
@@ -784,10 +814,16 @@ def _generate(s, spec, node_inputs):
     head += [f"    L{i} = L[{i}]" for i in used]
     head += [f"    C{i} = C[{i}]" for i in range(n_call)]
     head += [f"    G{i} = G[{i}]" for i in range(n_grad)]
+    if low is not None:
+        head += low.make_lines()
     factory_src = "\n".join(head) + "\n" + "".join(
         "    " + line + "\n" for line in code.splitlines()) + \
         "    return run, run_backward\n"
-    namespace = {"fix": _fix, "one": T._one, "W": T._wrap}
+    namespace = {"fix": _fix, "one": T._one, "W": T._wrap, "nd": np.ndarray,
+                 "Stale": _Stale}
+    namespace.update(guards)
+    if low is not None:
+        namespace.update(low.namespace())
     exec(compile(factory_src, f"<replay of {len(s.steps)} ops>", "exec"),
          namespace)
     return code, namespace["make"]
@@ -829,39 +865,48 @@ def _graphed_root(spec):
     return found[0]
 
 
-def _backward_lines(s, upto, root, accumulate):
+def _backward_lines(s, upto, root, accumulate, low):
     """Lines that send the gradient ``g{root}`` back through the graphed
     ops before ``upto``, newest first, as ``backward()`` visits them.
 
     With ``accumulate``, gradients of leaves and arguments are added into
     their ``.grad`` at each arrival (as ``backward()`` does, never in
     place: a gradient array may be shared); otherwise they are summed in
-    ``g{slot}`` for the replay's node to hand on.
+    ``g{slot}`` for the replay's node to hand on. ``low`` (a
+    ``Lowering``, or None) writes the backward of the ops it inlines.
     """
     out = []
-    if accumulate:
+    root_one = low is not None and root in low.skipped
+    if accumulate and not root_one:
         out.append(f"    g{root} = one(v{root})")
     has = {root}
     for k in range(upto - 1, -1, -1):
         op, ins, o, graphed, _ = s.steps[k]
         if not graphed or o not in has:
             continue
-        out.append(f"    r = b{k}(g{o})")
+        inline = None if low is None else low.backward(k, f"g{o}", root_one
+                                                       and o == root)
+        if inline is None:
+            out.append(f"    r = b{k}(g{o})")
+            names = [f"r[{j}]" for j in range(len(ins))]
+        else:
+            lines, names = inline
+            out.extend(lines)
         for j, (need, i) in enumerate(zip(op.needs, ins)):
             if not need:
                 continue
             kind = s.kinds[i]
             if accumulate and kind in ("leaf", "arg"):
                 t = f"L{i}" if kind == "leaf" else f"t{i}"
-                g = f"fix(r[{j}])" if s.keep[i].ndim == 0 else f"r[{j}]"
+                g = f"fix({names[j]})" if s.keep[i].ndim == 0 else names[j]
                 out.append(f"    o = {t}.grad")
                 out.append(f"    {t}.grad = W({g}) if o is None else "
                            f"W(o.data + {g})")
                 continue
             if i in has:
-                out.append(f"    g{i} = g{i} + r[{j}]")
+                out.append(f"    g{i} = g{i} + {names[j]}")
             else:
-                out.append(f"    g{i} = r[{j}]")
+                out.append(f"    g{i} = {names[j]}")
                 has.add(i)
     return out
 

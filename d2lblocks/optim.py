@@ -71,7 +71,7 @@ class Optimizer:
         """Update each trainable parameter that has a gradient."""
         watch = _Hooks.watch
         if watch is not None:        # a hybridized step is being recorded:
-            watch.call_begins(self.step)   # the replay calls step() again
+            watch.call_begins(self._replay_step())    # the replay calls this
             try:
                 return self._step()
             finally:
@@ -93,6 +93,13 @@ class Optimizer:
 
     def update(self, w, g, state):
         raise NotImplementedError
+
+    def _replay_step(self):
+        """What a replay of a recorded training step (``hybridize``) calls
+        in place of this ``step()``: ``step`` itself, or an equivalent
+        that is faster for the parameters that have gradients now (the
+        replay gives the same ones theirs)."""
+        return self.step
 
     def _warn_about_unregistered(self):
         """Warn (once) about parameters with gradients that this optimizer
@@ -157,6 +164,43 @@ class SGD(Optimizer):
         elif wd:
             w *= 1.0 - lr * wd
         backend.sub_scaled(w, lr, g, buf)
+
+
+    def _replay_step(self):
+        if type(self).update is not SGD.update:
+            return self.step
+        params = [p for p in self.params
+                  if p.grad is not None and p.requires_grad]
+        plans = [[None, None, None] for _ in params]   # weak w, weak g, fn
+
+        def step():
+            if self.momentum or self.weight_decay or self._watching:
+                return self.step()
+            lr, state = self.lr, self.state
+            for p, plan in zip(params, plans):
+                g = p.grad
+                if g is None or not p.requires_grad:
+                    continue
+                w, g = p.data, g.data
+                if plan[0] is None or plan[0]() is not w or plan[1]() is not g:
+                    plan[:] = _plan_update(w, g, state, p)
+                fn = plan[2]
+                if fn is None:
+                    backend.sub_scaled(w, lr, g, state[id(p)]["buf"])
+                else:
+                    fn(lr)
+                mark_changed(p)
+        return step
+
+
+def _plan_update(w, g, state, p):
+    """``[weak w, weak g, one-pass update or None]`` for a replayed step."""
+    if id(p) not in state:
+        state[id(p)] = {"buf": _scratch(w)}
+    try:
+        return [weakref.ref(w), weakref.ref(g), backend.scaled_subtractor(w, g)]
+    except TypeError:               # an array type without weak references
+        return [None, None, None]
 
 
 class Adam(Optimizer):

@@ -8,6 +8,7 @@ must agree. Replays are counted with ``hybrid.stats``, never timed.
 """
 
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -560,3 +561,114 @@ def test_integer_inputs_converted_inside_a_block_are_replayed_from_new_values():
         expected = X.numpy() * 2.5 + counts.numpy() / 2 + counts.numpy() * X.numpy()
         np.testing.assert_allclose(net(counts, X).numpy(), expected, rtol=1e-6)
     assert hybrid.stats(net)["replays"] == 2
+
+
+# ---- inlined ops: reused arrays stay invisible --------------------------------------
+def quiet_step(net, opt):
+    """A training step that returns nothing (its loss value is unused)."""
+    def step(X, y):
+        opt.zero_grad()
+        db.cross_entropy(net(X), y).backward()
+        opt.step()
+    return step
+
+
+def test_a_step_that_returns_nothing_skips_its_loss_and_trains_like_eager():
+    eager_net, _ = mlp_problem(5, optim.SGD, lr=0.1)
+    hyb_net, _ = mlp_problem(5, optim.SGD, lr=0.1)
+    eager = quiet_step(eager_net, optim.SGD(eager_net.parameters(), lr=0.1))
+    step = db.hybridize(quiet_step(hyb_net, optim.SGD(hyb_net.parameters(), lr=0.1)))
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        X = db.tensor(rng.normal(size=(5, 30)).astype(np.float32))
+        y = db.tensor(rng.integers(0, 4, 5))
+        eager(X, y)
+        step(X, y)
+        for a, b in zip(eager_net.parameters(), hyb_net.parameters()):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(),
+                                       rtol=1e-5, atol=1e-7)
+    code = hybrid.source(step)
+    assert "log(" not in code and "f0(" not in code     # inlined, no loss value
+    assert hybrid.stats(step)["replays"] == 4
+    # The loss is computed again as soon as the step returns it.
+    _, returning = mlp_problem(5, optim.SGD, lr=0.1)
+    returning = db.hybridize(returning)
+    returning(X, y)
+    assert "log(" in hybrid.source(returning)
+
+
+def test_gradients_the_caller_keeps_are_never_overwritten():
+    net, _ = mlp_problem(4, optim.SGD, lr=0.1)
+    step = db.hybridize(quiet_step(net, optim.SGD(net.parameters(), lr=0.1)))
+    X, y = db.rand(4, 30), db.tensor([0, 1, 2, 3])
+    step(X, y)
+    step(X, y)
+    weight = net[0].weight
+    last = weakref.ref(weight.grad.data)
+    step(X, y)
+    assert weight.grad.data is last()      # nobody else held it: reused
+    kept = weight.grad                     # a tensor, and a view of another
+    kept_copy = kept.numpy().copy()
+    row = net[2].weight.grad.data[0]
+    row_copy = row.copy()
+    for _ in range(3):
+        step(X * 2, y)
+    np.testing.assert_array_equal(kept.numpy(), kept_copy)
+    np.testing.assert_array_equal(row, row_copy)
+    assert weight.grad.data is not kept.data
+    assert not np.array_equal(weight.grad.numpy(), kept_copy)
+
+
+def test_values_a_replay_returns_are_fresh_arrays():
+    _, hyb = twins(NETWORKS["sequential"])
+    hyb.eval()
+    with db.no_grad():
+        hyb(db.ones(3, 20))                 # records
+        first = hyb(db.ones(3, 20))         # a replay
+        copy = first.numpy().copy()
+        for _ in range(3):
+            later = hyb(db.rand(3, 20))
+    assert hybrid.stats(hyb)["replays"] >= 3
+    np.testing.assert_array_equal(first.numpy(), copy)
+    assert not np.shares_memory(first.data, later.data)
+
+
+def test_a_parameter_given_a_new_array_dtype_or_shape_is_seen():
+    eager_net, _ = mlp_problem(3, optim.SGD, lr=0.1)
+    hyb_net, _ = mlp_problem(3, optim.SGD, lr=0.1)
+    eager = quiet_step(eager_net, optim.SGD(eager_net.parameters(), lr=0.1))
+    step = db.hybridize(quiet_step(hyb_net, optim.SGD(hyb_net.parameters(), lr=0.1)))
+    X, y = db.rand(3, 30), db.tensor([2, 0, 1])
+
+    def both():
+        eager(X, y)
+        step(X, y)
+        for a, b in zip(eager_net.parameters(), hyb_net.parameters()):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
+
+    both()
+    both()
+    for net in (eager_net, hyb_net):      # the same shape, a new array
+        net[2].weight.data = np.full((4, 16), 0.01, np.float32)
+    both()
+    assert hybrid.stats(step) == {"records": 1, "replays": 2, "eager": 0,
+                                  "recordings": 1, "reason": None}
+    for net in (eager_net, hyb_net):      # another dtype: recorded again
+        net[2].bias.data = net[2].bias.data.astype(np.float64)
+    both()
+    both()
+    info = hybrid.stats(step)
+    assert info["records"] == 2 and info["replays"] == 3
+
+
+@pytest.mark.parametrize("shape", [(1, 784, 256), (16, 784, 256)])
+def test_products_into_a_given_array_equal_fresh_ones(shape):
+    from d2lblocks import backend
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    a = rng.random((m, k), dtype=np.float32)
+    b = rng.random((n, k), dtype=np.float32)
+    out = np.empty((m, n), np.float32)
+    assert backend.dot(a, b.T, out) is out
+    np.testing.assert_array_equal(out, backend.dot(a, b.T))

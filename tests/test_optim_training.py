@@ -281,3 +281,54 @@ def test_sgd_on_a_large_layer_matches_plain_numpy():
     opt.step()
     np.testing.assert_allclose(lin.weight.numpy(), w0 - np.float32(0.05) * g,
                                rtol=1e-6, atol=1e-7)
+
+
+def test_a_planned_one_pass_update_matches_sub_scaled_and_its_addresses_follow_arrays():
+    from d2lblocks import backend
+    rng = np.random.default_rng(4)
+    for _ in range(3):          # arrays die and new ones may take their ids
+        w = rng.standard_normal(1 << 16).astype(np.float32)
+        g = rng.standard_normal(1 << 16).astype(np.float32)
+        expected = w.copy()
+        backend.sub_scaled(expected, 0.25, g, np.empty_like(w))
+        update = backend.scaled_subtractor(w, g)
+        if update is None:
+            pytest.skip("NumPy does not use its bundled OpenBLAS here")
+        update(0.25)
+        np.testing.assert_allclose(w, expected, rtol=1e-6, atol=1e-7)
+        assert backend._address(w) == w.__array_interface__["data"][0]
+        del w, g, update
+    small = np.ones(5, np.float32)
+    assert backend.scaled_subtractor(small, small.copy()) is None
+    assert backend.scaled_subtractor(np.ones(1 << 16), np.ones(1 << 16)[::-1]) is None
+
+
+def test_a_replayed_sgd_step_follows_new_arrays_and_changed_settings():
+    """SGD's replay plan (optimizer._replay_step) against step()."""
+    rng = np.random.default_rng(5)
+    shape = (300, 200)
+    nets = [nn.Linear(*shape[::-1]) for _ in range(2)]
+    nets[1].weight.data = nets[0].weight.data.copy()
+    nets[1].bias.data = nets[0].bias.data.copy()
+    opts = [optim.SGD(n.parameters(), lr=0.05) for n in nets]
+
+    def grads():
+        g = rng.standard_normal(shape).astype(np.float32)
+        gb = rng.standard_normal(shape[0]).astype(np.float32)
+        for n in nets:
+            n.weight.grad, n.bias.grad = db.tensor(g), db.tensor(gb)
+
+    grads()
+    planned = opts[1]._replay_step()
+    for i in range(6):
+        if i == 2:                       # a new weight array
+            for n in nets:
+                n.weight.data = np.full(shape, 0.5, np.float32)
+        if i == 4:                       # momentum switched on: step() itself
+            for o in opts:
+                o.momentum = 0.5
+        opts[0].step()
+        planned()
+        for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-6)
+        grads()

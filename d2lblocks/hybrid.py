@@ -12,7 +12,8 @@ prints it) that calls each op's ``forward``, then, where the call took a
 gradient, each ``backward`` in reverse order, and the optimizer's
 ``step()``. Later calls with the signature run that function: no block
 dispatch, no argument checks, one graph node per call instead of one per
-op.
+op. Where nothing waits for a later backward, the common ops are written
+into it as NumPy calls on reused arrays (``lowering.py``).
 
 Parameters and buffers are read through their tensors on every replay, so
 an optimizer step, ``load_state_dict``, ``initialize`` or a new array

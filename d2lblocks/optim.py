@@ -171,36 +171,41 @@ class SGD(Optimizer):
             return self.step
         params = [p for p in self.params
                   if p.grad is not None and p.requires_grad]
-        plans = [[None, None, None] for _ in params]   # weak w, weak g, fn
+        plans = [[None] * 4 for _ in params]      # see _plan_update
 
         def step():
             if self.momentum or self.weight_decay or self._watching:
                 return self.step()
-            lr, state = self.lr, self.state
+            lr, state, done = self.lr, self.state, params
             for p, plan in zip(params, plans):
                 g = p.grad
-                if g is None or not p.requires_grad:
+                if g is None or not p.requires_grad:     # as step() would
+                    done = [p for p in params
+                            if p.grad is not None and p.requires_grad]
                     continue
                 w, g = p.data, g.data
                 if plan[0] is None or plan[0]() is not w or plan[1]() is not g:
                     plan[:] = _plan_update(w, g, state, p)
                 fn = plan[2]
                 if fn is None:
-                    backend.sub_scaled(w, lr, g, state[id(p)]["buf"])
+                    backend.sub_scaled(w, lr, g, plan[3])
                 else:
                     fn(lr)
-                mark_changed(p)
+            mark_changed(*done)
         return step
 
 
 def _plan_update(w, g, state, p):
-    """``[weak w, weak g, one-pass update or None]`` for a replayed step."""
+    """``[weak w, weak g, one-pass update or None, scratch]`` for a
+    replayed step."""
     if id(p) not in state:
         state[id(p)] = {"buf": _scratch(w)}
+    buf = state[id(p)]["buf"]
     try:
-        return [weakref.ref(w), weakref.ref(g), backend.scaled_subtractor(w, g)]
+        return [weakref.ref(w), weakref.ref(g),
+                backend.scaled_subtractor(w, g), buf]
     except TypeError:               # an array type without weak references
-        return [None, None, None]
+        return [None, None, None, buf]
 
 
 class Adam(Optimizer):

@@ -228,28 +228,32 @@ def _forget(key):
     return lambda _: _Clock.memory.pop(key, None)
 
 
-def mark_changed(t):
-    """Record that ``t``'s array was changed in place (bumps its version).
+def mark_changed(*tensors):
+    """Record that each tensor's array was changed in place (bumps its
+    version).
 
     The library's own in-place operations call this; call it after writing
     into ``t.data`` directly if a recorded graph may still use the old value.
     """
-    if _Hooks.watch is not None:
-        _Hooks.watch.changed(t)
+    watch = _Hooks.watch
     v = _Clock.last_change = _next_seq()
-    t._version = v
-    if t.grad_fn is not None:
-        t.grad_fn.version = v
-    owner = _owner(t.data)
-    key = id(owner)
-    seen = _Clock.memory.get(key)
-    if seen is not None and seen[1]() is owner:
-        _Clock.memory[key] = (v, seen[1])
-        return
-    try:
-        _Clock.memory[key] = (v, weakref.ref(owner, _forget(key)))
-    except TypeError:               # an array type without weak references
-        pass
+    memory = _Clock.memory
+    for t in tensors:
+        if watch is not None:
+            watch.changed(t)
+        t._version = v
+        if t.grad_fn is not None:
+            t.grad_fn.version = v
+        owner = _owner(t.data)
+        key = id(owner)
+        seen = memory.get(key)
+        if seen is not None and seen[1]() is owner:
+            memory[key] = (v, seen[1])
+            continue
+        try:
+            memory[key] = (v, weakref.ref(owner, _forget(key)))
+        except TypeError:               # an array type without weak references
+            pass
 
 
 # ---- the tensor --------------------------------------------------------------------

@@ -672,3 +672,49 @@ def test_products_into_a_given_array_equal_fresh_ones(shape):
     out = np.empty((m, n), np.float32)
     assert backend.dot(a, b.T, out) is out
     np.testing.assert_array_equal(out, backend.dot(a, b.T))
+
+
+@pytest.mark.parametrize("change", ["shape", "dtype", "same array twice",
+                                    "grad mode", "input needs grad",
+                                    "frozen parameter"])
+def test_a_replayed_function_rechecks_every_part_of_its_signature(change):
+    """The checked fast path of a function's replay: after two calls with
+    one signature, a call that differs in one part of it must reach the
+    full lookup (and record), never replay the old recording."""
+    db.manual_seed(0)
+    lin = nn.Linear(4, 3)
+
+    def f(a, b):
+        return (lin(a) * b[:, :3]).sum()
+    hyb = db.hybridize(f)
+    x, w = db.rand(2, 4), db.rand(2, 4)
+
+    def same(*args):
+        expected, got = f(*args), hyb(*args)
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-6)
+        assert got.requires_grad == expected.requires_grad
+        return got
+
+    with db.no_grad():
+        same(x, w)
+        same(x, w)
+    assert hybrid.stats(hyb)["replays"] == 1
+    args, grad_mode = (x, w), False
+    if change == "shape":
+        args = (db.rand(5, 4), db.rand(5, 4))
+    elif change == "dtype":
+        args = (x, db.tensor(w.numpy(), dtype=db.float64))
+    elif change == "same array twice":
+        args = (x, x)
+    elif change == "grad mode":
+        grad_mode = True
+    elif change == "input needs grad":
+        args = (db.tensor(x.numpy(), requires_grad=True), w)
+    else:
+        lin.weight.requires_grad = False
+    if grad_mode:
+        same(*args)
+    else:
+        with db.no_grad():
+            same(*args)
+    assert hybrid.stats(hyb)["records"] == 2

@@ -839,6 +839,7 @@ def _generate(s, spec, node_inputs):
     body = [f"def run({', '.join(f't{i}' for i in range(nargs))}):"]
     body += [f"    v{i} = t{i}.data" for i in range(nargs)]
     fresh = set()
+    cleared = set()          # ids of tensors whose .grad is None here
     n_call = n_grad = 0
     guards = {}
 
@@ -877,13 +878,15 @@ def _generate(s, spec, node_inputs):
         elif kind == "grad":
             body.append(f"    G{n_grad}.grad = None")
             n_grad += 1
+            cleared.add(id(event[1]))
         elif kind == "call":
             body.append(f"    C{n_call}()")
             n_call += 1
             fresh.clear()           # an update may give a leaf a new array
+            cleared.clear()
         elif kind == "backward":
             upto = sum(1 for e in s.events[:pos] if e[0] == "op")
-            body.extend(_backward_lines(s, upto, event[1], True, low))
+            body.extend(_backward_lines(s, upto, event[1], True, low, cleared))
     body.append(f"    return ({''.join(f'v{i}, ' for i in slots)})")
     if node_inputs:
         root = _graphed_root(spec)
@@ -954,7 +957,7 @@ def _graphed_root(spec):
     return found[0]
 
 
-def _backward_lines(s, upto, root, accumulate, low):
+def _backward_lines(s, upto, root, accumulate, low, cleared=()):
     """Lines that send the gradient ``g{root}`` back through the graphed
     ops before ``upto``, newest first, as ``backward()`` visits them.
 
@@ -962,7 +965,9 @@ def _backward_lines(s, upto, root, accumulate, low):
     their ``.grad`` at each arrival (as ``backward()`` does, never in
     place: a gradient array may be shared); otherwise they are summed in
     ``g{slot}`` for the replay's node to hand on. ``low`` (a
-    ``Lowering``, or None) writes the backward of the ops it inlines.
+    ``Lowering``, or None) writes the backward of the ops it inlines;
+    ``cleared`` holds the ids of tensors whose ``.grad`` was just set to
+    None (their first gradient is stored without a look at the old one).
     """
     out = []
     root_one = low is not None and root in low.skipped
@@ -988,6 +993,10 @@ def _backward_lines(s, upto, root, accumulate, low):
             if accumulate and kind in ("leaf", "arg"):
                 t = f"L{i}" if kind == "leaf" else f"t{i}"
                 g = f"fix({names[j]})" if s.keep[i].ndim == 0 else names[j]
+                if id(s.objs[i]) in cleared:
+                    cleared.discard(id(s.objs[i]))
+                    out.append(f"    {t}.grad = W({g})")
+                    continue
                 out.append(f"    o = {t}.grad")
                 out.append(f"    {t}.grad = W({g}) if o is None else "
                            f"W(o.data + {g})")

@@ -718,3 +718,33 @@ def test_a_replayed_function_rechecks_every_part_of_its_signature(change):
         with db.no_grad():
             same(*args)
     assert hybrid.stats(hyb)["records"] == 2
+
+
+def test_a_step_with_a_shared_layer_and_two_backward_passes_adds_up_as_eagerly():
+    def problem():
+        db.manual_seed(0)
+        layer = nn.Linear(6, 6)
+        net = nn.Sequential(layer, nn.ReLU(), layer, nn.ReLU(), nn.Linear(6, 3))
+        opt = optim.SGD(net.parameters(), lr=0.1)
+
+        def step(X, y):
+            opt.zero_grad()
+            loss = db.cross_entropy(net(X), y)
+            loss.backward(retain_graph=True)
+            (loss * 0.5).backward()
+            opt.step()
+        return net, step
+    eager_net, eager = problem()
+    hyb_net, step = problem()
+    step = db.hybridize(step)
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        X = db.tensor(rng.normal(size=(3, 6)).astype(np.float32))
+        y = db.tensor(rng.integers(0, 3, 3))
+        eager(X, y)
+        step(X, y)
+        for a, b in zip(eager_net.parameters(), hyb_net.parameters()):
+            np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-5,
+                                       atol=1e-7)
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
+    assert hybrid.stats(step)["replays"] == 3

@@ -187,8 +187,9 @@ class SGD(Optimizer):
                 if plan[0] is None or plan[0]() is not w or plan[1]() is not g:
                     plan[:] = _plan_update(w, g, state, p)
                 fn = plan[2]
-                if fn is None:
-                    backend.sub_scaled(w, lr, g, plan[3])
+                if fn is None:          # what sub_scaled does for these arrays
+                    np.multiply(g, lr, out=plan[3])
+                    np.subtract(w, plan[3], out=w)
                 else:
                     fn(lr)
             mark_changed(*done)

@@ -10,8 +10,10 @@ Implementations, all from the same weights and batch, in one process:
   numpy_opt  tuned NumPy: out= buffers, lr folded into the loss gradient,
              np.dot for the outer product at batch 1
   limit      the faster of the two, per batch size (the reference)
-  inline     d2lblocks' own array calls for the step, written out by hand:
-             the best a replay that calls NumPy op by op could do
+  inline     the array calls of d2lblocks' kernels, written out by hand
+             (fresh results, the loss value): the bound of a replay that
+             calls the ops' own code; the replay writes the common ops
+             inline into reused arrays instead, so it may run below this
   d2lblocks  nn.Sequential(Linear, ReLU, Linear) + cross_entropy + optim.SGD
   hybrid     the same step, replayed by db.hybridize(step) after its first call
   torch      the same in PyTorch eager, when torch is installed

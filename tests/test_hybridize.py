@@ -748,3 +748,50 @@ def test_a_step_with_a_shared_layer_and_two_backward_passes_adds_up_as_eagerly()
                                        atol=1e-7)
             np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
     assert hybrid.stats(step)["replays"] == 3
+
+
+@given(batch=st.integers(0, 5), widths=st.lists(st.integers(1, 7), min_size=1,
+                                               max_size=3),
+       classes=st.integers(1, 4), returns_loss=st.booleans(),
+       float64=st.booleans())
+def test_training_steps_of_any_shape_replay_like_eager(batch, widths, classes,
+                                                     returns_loss, float64):
+    """Dense layers, ReLU and cross-entropy (the inlined ops) over shapes,
+    both dtypes, with and without the loss value."""
+    dtype = db.float64 if float64 else db.float32
+
+    def problem():
+        db.manual_seed(0)
+        layers, width = [], 5
+        for w in widths:
+            layers += [nn.Linear(width, w), nn.ReLU()]
+            width = w
+        net = nn.Sequential(*layers, nn.Linear(width, classes))
+        for p in net.parameters():
+            p.data = p.data.astype(dtype)
+        opt = optim.SGD(net.parameters(), lr=0.5)
+
+        def step(X, y):
+            opt.zero_grad()
+            loss = db.cross_entropy(net(X), y)
+            loss.backward()
+            opt.step()
+            return loss if returns_loss else None
+        return net, step
+    (eager_net, eager), (hyb_net, step) = problem(), problem()
+    step = db.hybridize(step)
+    rng = np.random.default_rng(batch)
+    for _ in range(3):
+        X = db.tensor(rng.normal(size=(batch, 5)), dtype=dtype)
+        y = db.tensor(rng.integers(0, classes, batch))
+        le, lh = eager(X, y), step(X, y)
+        if returns_loss:
+            np.testing.assert_allclose(lh.numpy(), le.numpy(), rtol=1e-6, atol=1e-7)
+        else:
+            assert le is None and lh is None
+        for a, b in zip(eager_net.parameters(), hyb_net.parameters()):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
+            if a.grad is not None:
+                np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(),
+                                           rtol=1e-5, atol=1e-7)
+    assert hybrid.stats(step)["replays"] == 2

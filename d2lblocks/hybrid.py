@@ -851,15 +851,14 @@ def _generate(s, spec, node_inputs):
 
     if low is not None:
         # Inlined ops write into arrays of the recorded shapes: a parameter
-        # given a new shape, dtype or device records again (before the
-        # call has changed anything).
-        for slot, kind in enumerate(s.kinds):
-            if kind == "leaf":
-                a = s.keep[slot]
-                guards[f"S{slot}"] = (a.shape, a.dtype)
-                read(slot)
-                body.append(f"    if type(v{slot}) is not nd or (v{slot}.shape, "
-                            f"v{slot}.dtype) != S{slot}: raise Stale")
+        # they read given a new shape, dtype or device records again
+        # (checked before the call has changed anything).
+        for slot in sorted(low.leaves()):
+            a = s.keep[slot]
+            guards[f"S{slot}"] = (a.shape, a.dtype)
+            read(slot)
+            body.append(f"    if type(v{slot}) is not nd or (v{slot}.shape, "
+                        f"v{slot}.dtype) != S{slot}: raise Stale")
     for pos, event in enumerate(s.events):
         kind = event[0]
         if kind == "op":

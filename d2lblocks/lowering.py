@@ -111,6 +111,12 @@ class Lowering:
         rule = self.ops.get(k)
         return None if rule is None else rule.backward(g, root_one)
 
+    def leaves(self):
+        """Slots of the leaves (parameters, captured tensors) that inlined
+        ops read."""
+        return {i for rule in self.ops.values() for i in rule.ins
+                if self.s.kinds[i] == "leaf"}
+
     def reads_value(self, slot):
         """Whether the array of ``slot`` exists at run time."""
         return slot not in self.unread

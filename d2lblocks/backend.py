@@ -129,12 +129,22 @@ def dot(a, b, out=None):
     product too small to gain from several BLAS threads runs on one (see
     above)."""
     if type(a) is np.ndarray:
-        work = a.shape[0] * a.shape[1] * b.shape[1]
-        lo, hi = _ONE_THREAD_WORK
-        if lo <= work < hi:
-            return _one_thread(np.dot, a, b, out)
-        return np.dot(a, b, out)
+        return dot_for(a.shape, b.shape)(a, b, out)
     return a.dot(b) if out is None else a.dot(b, out=out)
+
+
+def dot_for(a_shape, b_shape):
+    """The function that :func:`dot` calls for host arrays of these 2-D
+    shapes: ``np.dot``, or ``np.dot`` on one BLAS thread. For code that
+    multiplies arrays of fixed shapes many times (a replay)."""
+    work = a_shape[0] * a_shape[1] * b_shape[1]
+    lo, hi = _ONE_THREAD_WORK
+    return dot_one_thread if lo <= work < hi else np.dot
+
+
+def dot_one_thread(a, b, out=None):
+    """``np.dot(a, b, out)`` with the bundled OpenBLAS on one thread."""
+    return _one_thread(np.dot, a, b, out)
 
 
 # Below this many elements, two NumPy calls cost less than one foreign call.

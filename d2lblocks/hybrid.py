@@ -853,12 +853,16 @@ def _generate(s, spec, node_inputs):
         # Inlined ops write into arrays of the recorded shapes: a parameter
         # they read given a new shape, dtype or device records again
         # (checked before the call has changed anything).
+        checks = []
         for slot in sorted(low.leaves()):
             a = s.keep[slot]
-            guards[f"S{slot}"] = (a.shape, a.dtype)
+            guards[f"S{slot}"], guards[f"D{slot}"] = a.shape, a.dtype
             read(slot)
-            body.append(f"    if type(v{slot}) is not nd or (v{slot}.shape, "
-                        f"v{slot}.dtype) != S{slot}: raise Stale")
+            checks += [f"type(v{slot}) is not nd", f"v{slot}.shape != S{slot}",
+                       f"v{slot}.dtype != D{slot}"]
+        if checks:
+            body.append("    if (" + " or\n            ".join(checks)
+                        + "):\n        raise Stale")
     for pos, event in enumerate(s.events):
         kind = event[0]
         if kind == "op":

@@ -20,7 +20,7 @@ holds their array calls itself:
 
 Everything else stays exactly as eager: the same NumPy calls in the same
 order on the same values, so results agree to the last bit (the products
-go through ``backend.dot`` with the same thread policy). Only host NumPy
+use ``backend.dot``'s thread policy, chosen once per layer). Only host NumPy
 arrays of one floating dtype are inlined; other ops, and every op of a
 recording whose backward runs later (a block's output that needs a
 gradient), keep calling their op objects.
@@ -133,7 +133,8 @@ class Lowering:
     def namespace(self):
         ns = dict(self.consts)
         ns.update(empty=np.empty, empty_like=np.empty_like, rc=sys.getrefcount,
-                  dot=backend.dot, add=np.add, subtract=np.subtract,
+                  dot=np.dot, dot_1thread=backend.dot_one_thread,
+                  add=np.add, subtract=np.subtract,
                   multiply=np.multiply, divide=np.divide, maximum=np.maximum,
                   greater=np.greater, exp=np.exp, log=np.log,
                   total=np.add.reduce, top=np.maximum.reduce,
@@ -161,8 +162,13 @@ class _Dense(_Rule):
 
     def forward(self, names):
         self.x, self.w = names[0], names[1]
+        x, w = (self.low.s.keep[i] for i in self.ins[:2])
+        # Every product of this layer (forward and both gradients) does
+        # the same work, so one choice of thread policy holds for all.
+        one = backend.dot_for(x.shape, w.T.shape) is not np.dot
+        self.dot = "dot_1thread" if one else "dot"
         v, out = self.low.result(self.o)
-        lines = [f"    {v} = dot({self.x}, {self.w}.T"
+        lines = [f"    {v} = {self.dot}({self.x}, {self.w}.T"
                  f"{'' if out is None else ', ' + out})"]
         if len(names) == 3:
             lines.append(f"    add({v}, {names[2]}, out={v})")
@@ -178,9 +184,9 @@ class _Dense(_Rule):
             lines += check
             name = f"d{self.k}_{j}"
             if j == 0:
-                call = f"dot({g}, {self.w}{'' if out is None else ', ' + out})"
+                call = f"{self.dot}({g}, {self.w}{'' if out is None else ', ' + out})"
             elif j == 1:
-                call = f"dot({g}.T, {self.x}{'' if out is None else ', ' + out})"
+                call = f"{self.dot}({g}.T, {self.x}{'' if out is None else ', ' + out})"
             else:
                 call = f"total({g}, 0{'' if out is None else ', out=' + out})"
             lines.append(f"    {name} = {call}")

@@ -18,9 +18,9 @@ holds their array calls itself:
 * a value that nothing reads is not computed: a training step that does
   not return its loss does not compute the loss, only its gradient.
 
-Everything else stays exactly as eager: the same NumPy calls in the same
-order on the same values, so results agree to the last bit (the products
-use ``backend.dot``'s thread policy, chosen once per layer). Only host NumPy
+Everything else stays as eager: the same NumPy calls in the same order on
+the same values, so the results are eager's (the products use
+``backend.dot``'s thread policy, chosen once per layer). Only host NumPy
 arrays of one floating dtype are inlined; other ops, and every op of a
 recording whose backward runs later (a block's output that needs a
 gradient), keep calling their op objects.

@@ -573,21 +573,36 @@ def quiet_step(net, opt):
     return step
 
 
+def assert_same_state(eager_net, hyb_net):
+    """Equal parameters and equal gradients (where eager has one)."""
+    for a, b in zip(eager_net.parameters(), hyb_net.parameters()):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
+        if a.grad is not None:
+            np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(),
+                                       rtol=1e-5, atol=1e-7)
+
+
+def train_side_by_side(eager, step, nets, shape, classes, steps, seed):
+    """``steps`` random batches of ``shape`` through the eager step and the
+    hybridized one; after each, both networks hold the same state.
+    Returns the last batch."""
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        X = db.tensor(rng.normal(size=shape).astype(np.float32))
+        y = db.tensor(rng.integers(0, classes, shape[0]))
+        eager(X, y)
+        step(X, y)
+        assert_same_state(*nets)
+    return X, y
+
+
 def test_a_step_that_returns_nothing_skips_its_loss_and_trains_like_eager():
     eager_net, _ = mlp_problem(5, optim.SGD, lr=0.1)
     hyb_net, _ = mlp_problem(5, optim.SGD, lr=0.1)
     eager = quiet_step(eager_net, optim.SGD(eager_net.parameters(), lr=0.1))
     step = db.hybridize(quiet_step(hyb_net, optim.SGD(hyb_net.parameters(), lr=0.1)))
-    rng = np.random.default_rng(2)
-    for _ in range(5):
-        X = db.tensor(rng.normal(size=(5, 30)).astype(np.float32))
-        y = db.tensor(rng.integers(0, 4, 5))
-        eager(X, y)
-        step(X, y)
-        for a, b in zip(eager_net.parameters(), hyb_net.parameters()):
-            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
-            np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(),
-                                       rtol=1e-5, atol=1e-7)
+    X, y = train_side_by_side(eager, step, (eager_net, hyb_net), (5, 30), 4,
+                              steps=5, seed=2)
     code = hybrid.source(step)
     assert "log(" not in code and "f0(" not in code     # inlined, no loss value
     assert hybrid.stats(step)["replays"] == 4
@@ -737,16 +752,8 @@ def test_a_step_with_a_shared_layer_and_two_backward_passes_adds_up_as_eagerly()
     eager_net, eager = problem()
     hyb_net, step = problem()
     step = db.hybridize(step)
-    rng = np.random.default_rng(3)
-    for _ in range(4):
-        X = db.tensor(rng.normal(size=(3, 6)).astype(np.float32))
-        y = db.tensor(rng.integers(0, 3, 3))
-        eager(X, y)
-        step(X, y)
-        for a, b in zip(eager_net.parameters(), hyb_net.parameters()):
-            np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-5,
-                                       atol=1e-7)
-            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
+    train_side_by_side(eager, step, (eager_net, hyb_net), (3, 6), 3,
+                       steps=4, seed=3)
     assert hybrid.stats(step)["replays"] == 3
 
 
@@ -789,9 +796,5 @@ def test_training_steps_of_any_shape_replay_like_eager(batch, widths, classes,
             np.testing.assert_allclose(lh.numpy(), le.numpy(), rtol=1e-6, atol=1e-7)
         else:
             assert le is None and lh is None
-        for a, b in zip(eager_net.parameters(), hyb_net.parameters()):
-            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
-            if a.grad is not None:
-                np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(),
-                                           rtol=1e-5, atol=1e-7)
+        assert_same_state(eager_net, hyb_net)
     assert hybrid.stats(step)["replays"] == 2

@@ -64,7 +64,6 @@ class Lowering:
             if self.ops[k].o not in outputs
             and all(r in self.ops for r in readers.get(self.ops[k].o, ()))}
         self.unread = {o for o in self.private if not readers.get(o)}
-        self.readers = readers
 
     # -- for the rules ----------------------------------------------------------
     def buffer(self, shape, dtype, counted=False):
@@ -196,25 +195,16 @@ class _Dense(_Rule):
 
 
 class _ReLU(_Rule):
-    """``K.ReLU``: ``max(a, 0)``; its gradient passes where ``a > 0``.
-    (No inlined backward reads an op's own result but this one.)"""
+    """``K.ReLU``: ``max(a, 0)``; its gradient passes where ``a > 0``."""
 
     @staticmethod
     def fits(op, arrays, out):
         return _host_float(arrays + [out], out.dtype)
 
     def forward(self, names):
-        low, a = self.low, self.ins[0]
-        if (self.o in low.private and a in low.private
-                and low.readers[a] == [self.k]):
-            # The input is a reused array that nothing else reads: the
-            # result overwrites it (a layer's pre-activation and
-            # activation share memory, as in hand-written code).
-            self.out, out = f"v{self.o}", names[0]
-        else:
-            self.out, out = low.result(self.o)
-        # The backward reads the result: max(a, 0) > 0 exactly where a > 0.
-        return [f"    {self.out} = maximum({names[0]}, 0"
+        self.a = names[0]
+        v, out = self.low.result(self.o)
+        return [f"    {v} = maximum({self.a}, 0"
                 f"{'' if out is None else ', out=' + out})"]
 
     def backward(self, g, root_one):
@@ -224,7 +214,7 @@ class _ReLU(_Rule):
         mask = self.low.buffer(a.shape, bool)
         check, out = self.low.grad_target(self.ins[0])
         name = f"d{self.k}_0"
-        return check + [f"    {name} = multiply({g}, greater({self.out}, 0, "
+        return check + [f"    {name} = multiply({g}, greater({self.a}, 0, "
                         f"out={mask}){'' if out is None else ', out=' + out})"]\
             , [name]
 

@@ -149,7 +149,7 @@ def _host_float(arrays, dtype):
 
 class _Rule:
     def __init__(self, low, k, op, ins, o):
-        self.low, self.k, self.op, self.ins, self.o = low, k, op, ins, o
+        self.low, self.k, self.ins, self.o = low, k, ins, o
         self.needs = getattr(op, "needs", ())   # set when recorded in a graph
 
 

@@ -165,7 +165,6 @@ class SGD(Optimizer):
             w *= 1.0 - lr * wd
         backend.sub_scaled(w, lr, g, buf)
 
-
     def _replay_step(self):
         if type(self).update is not SGD.update:
             return self.step

@@ -3,6 +3,8 @@ values, clear errors for bad input, ``no_grad`` and ``manual_seed``."""
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
+from hypothesis.extra import numpy as hnp
 
 import d2lblocks as db
 
@@ -517,3 +519,26 @@ def test_a_0d_tensor_takes_dim_0_and_minus_1_as_in_pytorch(d, keep):
     assert t.size() == () and t.dim() == 0
     values.backward()
     assert t.grad.item() == 1.0
+
+
+@given(data=st.data(), rank=st.integers(0, 4))
+def test_argmax_and_argmin_match_numpy_on_any_rank_and_axis(data, rank):
+    """Ties included (values drawn from a few integers): the first index
+    wins, as in NumPy and PyTorch."""
+    shape = data.draw(hnp.array_shapes(min_dims=rank, max_dims=rank, min_side=1,
+                                       max_side=4))
+    a = data.draw(hnp.arrays(np.float64, shape,
+                             elements=st.integers(-2, 2).map(float)))
+    axis = data.draw(st.none() | st.integers(-max(rank, 1), max(rank, 1) - 1))
+    keep = data.draw(st.booleans()) and axis is not None
+    t = db.tensor(a, dtype=db.float64)
+    for name in ("argmax", "argmin"):
+        got = getattr(t, name)(dim=axis, keepdim=keep).numpy()
+        if rank == 0:                    # PyTorch: index 0, shape ()
+            expected = np.asarray(0)
+        else:
+            expected = getattr(a, name)(axis)
+            if keep:
+                expected = np.expand_dims(expected, axis)
+        assert got.shape == np.shape(expected)
+        np.testing.assert_array_equal(got, expected)

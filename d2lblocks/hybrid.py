@@ -31,6 +31,12 @@ eager, with one warning naming the line:
   would reuse the first call's mask. In ``eval()`` mode it is replayed.
 * a tensor changed in place outside an op (a hand-written update inside
   ``no_grad``), or an argument or buffer changed by the call.
+
+A call whose signature never comes back (a new NumPy array, float or batch
+size on every call) would record every time, at several times the cost of
+an eager call: after ``CACHE_SIZE + 1`` recordings in a row the block or
+function warns once, naming the argument that keeps changing, and runs
+eagerly until it is hybridized again.
 """
 
 import copy
@@ -149,7 +155,8 @@ class HybridFunction:
     function reads (a network, an optimizer, tensors from the enclosing
     scope) is captured when it records: tensors are read again through
     ``.data`` on each replay, other values are part of the signature when
-    passed as arguments.
+    passed as arguments (a NumPy array by identity: pass a new batch of
+    labels as a tensor, or each call records again).
     """
 
     def __init__(self, fn):
@@ -196,7 +203,7 @@ def set_active(block, active):
 # ---- per block or function: counters and the cache of recordings ---------------
 class _State:
     __slots__ = ("name", "entries", "records", "replays", "eager", "reason",
-                 "random_seen", "fast")
+                 "random_seen", "fast", "streak", "last_key")
 
     def __init__(self, name):
         self.name = name
@@ -208,6 +215,8 @@ class _State:
         self.fast = None         # the first entry's checked replay, if any
         self.reason = None       # set: this never replays (a decision)
         self.random_seen = set()
+        self.streak = 0          # recordings since the last cache hit
+        self.last_key = None
 
 
 def _call(state, fn, block, args, kwargs):
@@ -232,6 +241,7 @@ def _call(state, fn, block, args, kwargs):
             return fn(*args, **kwargs)
         if out is not _MISS:
             state.replays += 1
+            state.streak = 0
             return out
     key, tensors = _signature(block, args, kwargs)
     entries = state.entries
@@ -243,6 +253,7 @@ def _call(state, fn, block, args, kwargs):
             continue                # (recorded with other modes: kept)
         if i:
             entries.insert(0, entries.pop(i))
+        state.streak = 0
         if entry.reason is None:
             if block is not None:       # the blocks inside ran, for diagnose
                 last = block.__dict__.get("_last_call", 0)
@@ -316,6 +327,19 @@ def _where():
     return f.f_code.co_filename, f.f_lineno
 
 
+def _caller():
+    """``(file, line)`` of the innermost frame outside d2lblocks: where
+    the user's code made the call."""
+    f = sys._getframe(1)
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(
+            _PACKAGE):
+        f = f.f_back
+    if f is None:
+        return "<unknown>", 0
+    return f.f_code.co_filename, f.f_lineno
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _GRAD_SLOT = Tensor.__dict__["grad"]
 
 
@@ -497,7 +521,66 @@ def _record(state, fn, block, args, kwargs, key, tensors):
         if entry.reason is None and block is None and not kwargs:
             entry.fast = _checked_replay(entry, args)
             state.fast = entry.fast
+    _count_recording(state, fn, key, len(args), kwargs)
     return result
+
+
+def _count_recording(state, fn, key, nargs, kwargs):
+    """Give up on replaying after more recordings in a row than the cache
+    holds: each call then has a signature no recording kept, and recording
+    costs several eager calls. One warning says which part of the signature
+    keeps changing; the block or function runs eagerly until it is
+    hybridized again."""
+    state.streak += 1
+    previous, state.last_key = state.last_key, key
+    if state.streak <= CACHE_SIZE or state.reason is not None:
+        return
+    names = _argument_names(fn)[:nargs] + tuple(kwargs)
+    what = _what_changed(previous, key, names)
+    state.reason = f"a new signature on every call: {what}"
+    state.entries, state.fast = [], None
+    file, line = _caller()
+    if (file, line, "thrash") not in _warned:
+        _warned.add((file, line, "thrash"))
+        warnings.warn_explicit(
+            f"{state.name} is not replayed: each of its last {state.streak} "
+            f"calls needed a new recording ({what}), and recording costs "
+            f"more than running eagerly. It runs eagerly from now on; "
+            f"hybridizing it again starts over.", HybridizeWarning, file, line)
+
+
+def _what_changed(old, new, names):
+    """Which part of a call's signature differs between two keys, in words
+    (see ``_signature``); ``names`` names the arguments in order."""
+    if old is None or len(old) != len(new):
+        return "the number of arguments changes"
+    for i, (a, b) in enumerate(zip(old, new)):
+        if a == b:
+            continue
+        arg = f"argument {names[i]!r}" if i < len(names) else \
+            f"argument {i + 1}"
+        if isinstance(a, tuple) and a and isinstance(a[0], tuple) \
+                and isinstance(b, tuple) and b and isinstance(b[0], tuple):
+            if a[0] != b[0]:
+                return f"the shape of {arg} changes, {a[0]} then {b[0]}"
+            return f"the dtype, device or requires_grad of {arg} changes"
+        if isinstance(b, tuple) and b and b[0] == "array":
+            return (f"{arg} is a new NumPy array each time: an array argument "
+                    f"is a constant of the recording; pass it as a tensor "
+                    f"(db.tensor(...)) to have each replay read it afresh")
+        return (f"{arg} has a new value each time: an argument that is not "
+                f"a tensor is a constant of the recording; pass a tensor, "
+                f"or keep the value where the call reads it (an attribute)")
+    return "grad mode, train/eval mode or the arguments' sharing changes"
+
+
+def _argument_names(fn):
+    """The names of ``fn``'s positional parameters ('self' left out)."""
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is None:
+        return ()
+    names = code.co_varnames[:code.co_argcount]
+    return names[1:] if getattr(fn, "__self__", None) is not None else names
 
 
 def _home(fn):

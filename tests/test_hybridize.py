@@ -7,6 +7,7 @@ first records, the rest replay); outputs and every parameter's gradient
 must agree. Replays are counted with ``hybrid.stats``, never timed.
 """
 
+import linecache
 import warnings
 import weakref
 
@@ -798,3 +799,78 @@ def test_training_steps_of_any_shape_replay_like_eager(batch, widths, classes,
             assert le is None and lh is None
         assert_same_state(eager_net, hyb_net)
     assert hybrid.stats(step)["replays"] == 2
+
+
+# ---- a signature that changes on every call ----------------------------------------
+def test_a_new_numpy_array_on_every_call_gives_up_with_one_warning():
+    eager_net, hyb_net = twins(NETWORKS["sequential"])
+    nets = (eager_net.hybridize(False), hyb_net.hybridize(False))
+    eager = quiet_step(eager_net, optim.SGD(eager_net.parameters(), lr=0.1))
+    step = db.hybridize(quiet_step(hyb_net, optim.SGD(hyb_net.parameters(),
+                                                      lr=0.1)))
+    rng = np.random.default_rng(0)
+    calls = hybrid.CACHE_SIZE + 4
+    with pytest.warns(HybridizeWarning) as caught:
+        for _ in range(calls):
+            X = db.tensor(rng.normal(size=(3, 20)).astype(np.float32))
+            y = rng.integers(0, 10, 3)          # a NumPy array, new each time
+            eager(X, y)
+            step(X, y)
+            assert_same_state(*nets)
+    ours = [w for w in caught if w.category is HybridizeWarning]
+    assert len(ours) == 1
+    message = str(ours[0].message)
+    assert "'y' is a new NumPy array" in message and "db.tensor" in message
+    assert ours[0].filename == __file__          # points at the call
+    assert linecache.getline(__file__, ours[0].lineno).strip() == "step(X, y)"
+    info = hybrid.stats(step)
+    assert info["records"] == hybrid.CACHE_SIZE + 1
+    assert info["eager"] == calls - info["records"]
+    assert info["replays"] == 0 and info["recordings"] == 0
+    assert info["reason"].startswith("a new signature on every call")
+    # hybridizing again starts over: tensors are replayed
+    db.hybridize(step)
+    train_side_by_side(eager, step, nets, (3, 20), 10, steps=3, seed=1)
+    assert hybrid.stats(step)["replays"] == 2
+
+
+def test_a_block_given_a_new_batch_size_on_every_call_runs_eagerly():
+    eager, hyb = twins(NETWORKS["sequential"])
+    pattern = (r"Sequential is not replayed.*the shape of argument 'X' "
+               r"changes, \(8, 20\) then \(9, 20\)")
+    with pytest.warns(HybridizeWarning, match=pattern) as caught:
+        for batch in range(1, hybrid.CACHE_SIZE + 5):
+            assert_same_call(eager, hyb, db.rand(batch, 20))
+    assert [w.filename for w in caught] == [__file__]
+    assert hybrid.stats(hyb)["replays"] == 0
+    assert hybrid.stats(hyb)["eager"] == 3
+
+
+def test_a_value_argument_that_changes_names_the_argument():
+    net = nn.Linear(4, 2)
+
+    @db.hybridize
+    def scaled(X, factor):
+        return net(X) * factor
+    X = db.rand(2, 4)
+    with pytest.warns(HybridizeWarning, match="'factor' has a new value"):
+        for i in range(hybrid.CACHE_SIZE + 2):
+            out = scaled(X, float(i))
+            np.testing.assert_allclose(out.numpy(), (net(X) * float(i)).numpy(),
+                                       rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["block", "function"])
+def test_a_replay_between_new_signatures_starts_the_count_again(kind):
+    """One recorded signature replayed, then as many new ones as the cache
+    holds: never more recordings in a row than that, so no giving up."""
+    eager, hyb = twins(NETWORKS["sequential"])
+    call = hyb if kind == "block" else db.hybridize(lambda X: hyb(X) * 2)
+    with warnings.catch_warnings(), db.no_grad():    # (the checked fast path)
+        warnings.simplefilter("error", HybridizeWarning)
+        for batch in [1, 1] + list(range(2, hybrid.CACHE_SIZE + 2)):
+            out = call(db.rand(batch, 20))
+            assert out.shape == (batch, 10)
+    info = hybrid.stats(call)
+    assert info["records"] == hybrid.CACHE_SIZE + 1
+    assert info["replays"] == 1 and info["reason"] is None

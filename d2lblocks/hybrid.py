@@ -374,7 +374,10 @@ class _Session:
     they read and wrote, and the other events of the call."""
 
     def __init__(self, tensors):
-        self.slot_of = {}        # id(array) -> slot
+        self.slot_of = {}        # id(array) -> slot (its newest)
+        self.by_tensor = {}      # id(tensor) -> slot, for tensors seen
+        self.seen = []           # those tensors (so that ids stay unique)
+        self.made_by = {}        # out slot -> the op that wrote it
         self.kinds = []          # per slot: "arg", "leaf", "out", "grad"
         self.objs = []           # per slot: the tensor (arg, leaf, grad owner)
         self.keep = []           # arrays alive while recording (ids stay unique)
@@ -388,37 +391,78 @@ class _Session:
         self.refusal = None      # (kind, what, file, line, block)
         self.backward_seen = False
         for t in tensors:
-            self._new_slot(t.data, "arg", t)
+            self._new_slot(t.data, "arg", t, t)
 
-    def _new_slot(self, array, kind, obj):
+    def _new_slot(self, array, kind, obj, tensor=None):
         s = len(self.kinds)
         self.slot_of[id(array)] = s
         self.kinds.append(kind)
         self.objs.append(obj)
         self.keep.append(array)
+        if tensor is not None:
+            self._seen(tensor, s)
         return s
 
+    def _seen(self, t, s):
+        self.by_tensor[id(t)] = s
+        self.seen.append(t)
+
+    def find(self, t):
+        """The slot of tensor ``t``: its own, else that of its array (a
+        tensor made over an array seen before, as ``x.detach()`` is), else
+        None."""
+        s = self.by_tensor.get(id(t))
+        if s is not None and self.keep[s] is t.data:
+            return s
+        return self.slot_of.get(id(t.data))
+
     def slot(self, t):
-        """The slot of tensor ``t``'s array, made on first sight."""
+        """The slot of tensor ``t``, made on first sight."""
+        s = self.by_tensor.get(id(t))
+        if s is not None and self.keep[s] is t.data:
+            return s            # (an in-place op may re-point a tensor)
         s = self.slot_of.get(id(t.data))
-        if s is not None:
+        if s is not None:                # another tensor over a known array
+            if t.requires_grad:
+                self._claim(s, t)
+            self._seen(t, s)
             return s
         owner = self.grad_owner.get(id(t))
         if owner is not None:          # a gradient filled by a backward()
-            s = self._new_slot(t.data, "grad", owner)
+            s = self._new_slot(t.data, "grad", owner, t)
             self.events.append(("read", s))
             return s
         if t.requires_grad and t.grad_fn is not None:
             self.refuse("state", "uses a tensor computed before the call "
                         "that carries a graph")
-        return self._new_slot(t.data, "leaf", t)
+        return self._new_slot(t.data, "leaf", t, t)
+
+    def _claim(self, s, t):
+        """``t`` needs a gradient and its array is slot ``s``'s, seen first
+        through another tensor. When that one was an alias of a leaf (a
+        ``detach()`` used before the parameter itself), the slot is read
+        and its gradient given through ``t`` from now on; two tensors over
+        one array that both need gradients (or a new leaf over an array
+        the call computed) cannot share a slot."""
+        kind = self.kinds[s]
+        if kind == "leaf" and not self.objs[s].requires_grad:
+            self.objs[s] = t
+        elif kind == "out" and t.grad_fn is self.made_by.get(s):
+            pass                # re-pointed at this output by an in-place op
+        elif kind == "out":
+            self.refuse("state", "starts a new graph at a value it computed "
+                        "(detach().requires_grad_())")
+        else:
+            self.refuse("state", "uses two tensors that need gradients over "
+                        "one array")
 
     # -- told by tensor.apply, Tensor and the optimizer ---------------------
     def op_ran(self, op, inputs, out):
         if self.quiet:
             return
         ins = tuple([self.slot(t) for t in inputs])
-        o = self._new_slot(out.data, "out", None)
+        o = self._new_slot(out.data, "out", None, out)
+        self.made_by[o] = op
         self.steps.append((op, ins, o, out.grad_fn is op, out.data.ndim == 0))
         self.events.append(("op", len(self.steps) - 1))
 
@@ -444,7 +488,7 @@ class _Session:
         if grad is not None:
             self.refuse("state", "calls backward() with a given gradient")
             return
-        s = self.slot_of.get(id(root.data))
+        s = self.find(root)
         if s is None or self.kinds[s] != "out":
             self.refuse("state", "calls backward() on a tensor made outside it")
             return
@@ -512,6 +556,7 @@ def _record(state, fn, block, args, kwargs, key, tensors):
         entry.build(session, result)
     except _Refused:
         pass
+    session.seen = session.by_tensor = session.made_by = None   # may go now
     keep = True
     if entry.reason is not None:
         keep = _explain(state, entry, session)
@@ -719,14 +764,12 @@ class _Entry:
 
         def spec(value):
             if isinstance(value, Tensor):
-                slot = s.slot_of.get(id(value.data))
-                if slot is None or s.kinds[slot] == "grad":
+                slot = s.find(value)
+                if slot is None or s.kinds[slot] in ("grad", "leaf"):
                     return ("obj", value)
                 kind = s.kinds[slot]
                 if kind == "arg":
                     return ("arg", slot)
-                if kind == "leaf":
-                    return ("obj", s.objs[slot])
                 if value.requires_grad and not s.backward_seen:
                     graphed.append(slot)
                 return ("out", slot, value.requires_grad and not s.backward_seen)

@@ -874,3 +874,60 @@ def test_a_replay_between_new_signatures_starts_the_count_again(kind):
     info = hybrid.stats(call)
     assert info["records"] == hybrid.CACHE_SIZE + 1
     assert info["replays"] == 1 and info["reason"] is None
+
+
+# ---- several tensors over one array ------------------------------------------------
+class DetachFirst(nn.Block):
+    """Uses ``w.detach()`` before ``w`` itself: both read one array."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(db.tensor([[0.5, -1.0, 2.0]]))
+
+    def forward(self, X):
+        target = self.w.detach() * 0.5
+        return X * self.w + db.mse(self.w, target)
+
+
+def test_a_detached_parameter_seen_before_the_parameter_still_gets_gradients():
+    nets = [DetachFirst(), DetachFirst().hybridize()]
+    for step in range(3):
+        X = db.rand(2, 3)
+        for net in nets:
+            net.zero_grad()
+            net(X).sum().backward()
+        np.testing.assert_allclose(nets[1].w.grad.numpy(),
+                                   nets[0].w.grad.numpy(), rtol=1e-6)
+        for net in nets:               # a new array is read, not the old one
+            net.w.data = net.w.data * 2.0
+    assert hybrid.stats(nets[1])["replays"] == 2
+
+
+def test_two_arguments_over_one_array_each_get_their_own_gradient():
+    f = db.hybridize(lambda a, b: (a * b * b).sum())
+    for i in range(3):
+        data = np.arange(3.0, dtype=np.float32) + i
+        a = db.tensor(data, requires_grad=True)
+        f(a, a.detach()).backward()
+        np.testing.assert_allclose(a.grad.numpy(), data ** 2)
+    assert hybrid.stats(f)["replays"] == 2
+
+
+def test_a_new_graph_started_inside_the_call_stays_eager():
+    class Cut(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 3)
+
+        def forward(self, X):
+            h = self.lin(X).detach().requires_grad_()
+            return h * 2 + self.lin(X)
+    net = Cut().hybridize()
+    with pytest.warns(HybridizeWarning, match="starts a new graph"):
+        for _ in range(3):
+            net.zero_grad()
+            net(db.ones(1, 3)).sum().backward()
+            # only the second use of lin reaches its weight
+            np.testing.assert_allclose(net.lin.weight.grad.numpy(),
+                                       np.ones((3, 3)))
+    assert hybrid.stats(net)["replays"] == 0

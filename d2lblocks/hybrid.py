@@ -32,6 +32,9 @@ eager, with one warning naming the line:
 * a tensor changed in place outside an op (a hand-written update inside
   ``no_grad``), or an argument or buffer changed by the call.
 
+NumPy code on a tensor's ``.data`` array is not seen at all: the ops it
+feeds get its first result as a constant.
+
 A call whose signature never comes back (a new NumPy array, float or batch
 size on every call) would record every time, at several times the cost of
 an eager call: after ``CACHE_SIZE + 1`` recordings in a row the block or

@@ -73,8 +73,8 @@ BINARY = {
 
 
 def _full(a, b):
-    """``a`` broadcast against ``b`` (an op too)."""
-    return a + b * 0.0
+    """``a`` broadcast against ``b`` and a full row (ops too)."""
+    return a + b * 0.0 + db.zeros(1, FEATURES)
 
 
 def _apply_binary(name, a, b):
@@ -137,6 +137,21 @@ def _close(a, b):
                                atol=1e-6)
 
 
+OPTIMIZERS = {
+    "sgd": lambda ps: optim.SGD(ps, lr=0.05),
+    "momentum": lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9),
+    "weight_decay": lambda ps: optim.SGD(ps, lr=0.05, weight_decay=0.01),
+    "adam": lambda ps: optim.Adam(ps, lr=0.01),
+}
+
+
+def _same_grads(eager, hyb):
+    for p, q in zip(eager.parameters(), hyb.parameters()):
+        assert (p.grad is None) == (q.grad is None)
+        if p.grad is not None:
+            _close(q.grad.numpy(), p.grad.numpy())
+
+
 @given(program=instructions, batch=st.integers(1, 4), seed=st.integers(0, 99),
        input_grad=st.booleans())
 @settings(max_examples=150, deadline=None)
@@ -157,22 +172,19 @@ def test_any_program_replays_like_eager(program, batch, seed, input_grad):
         _close(outs[1][0], outs[0][0])
         if input_grad:
             _close(outs[1][1].numpy(), outs[0][1].numpy())
-        for p, q in zip(eager.parameters(), hyb.parameters()):
-            assert (p.grad is None) == (q.grad is None)
-            if p.grad is not None:
-                _close(q.grad.numpy(), p.grad.numpy())
+        _same_grads(eager, hyb)
     assert hybrid.stats(hyb)["replays"] == 2
 
 
 @given(program=instructions, batch=st.integers(1, 4), seed=st.integers(0, 99),
-       momentum=st.sampled_from([0.0, 0.9]))
+       optimizer=st.sampled_from(["sgd", "momentum", "weight_decay", "adam"]))
 @settings(max_examples=80, deadline=None)
 def test_any_program_trains_like_eager_when_the_whole_step_is_replayed(
-        program, batch, seed, momentum):
+        program, batch, seed, optimizer):
     def problem():
         db.manual_seed(seed)
         net = Program(program)
-        opt = optim.SGD(net.parameters(), lr=0.05, momentum=momentum)
+        opt = OPTIMIZERS[optimizer](net.parameters())
 
         def step(X, y):
             opt.zero_grad()
@@ -210,3 +222,38 @@ def test_each_binary_instruction_replays(name):
         X = db.randn(2, FEATURES)
         _close(hyb(X).numpy(), eager(X).numpy())
     assert hybrid.stats(hyb)["replays"] == 2
+
+
+@given(first=instructions, second=instructions, batch=st.integers(1, 3),
+       seed=st.integers(0, 99), whole=st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_replayed_blocks_in_a_chain_pass_gradients_like_eager(
+        first, second, batch, seed, whole):
+    """Two program blocks in a Sequential: each replayed on its own (the
+    second's input comes from the first's replay, and both backward passes
+    wait for the loss), or the whole chain replayed as one."""
+    nets = []
+    for _ in range(2):
+        db.manual_seed(seed)
+        nets.append(nn.Sequential(Program(first), Program(second)))
+    eager, hyb = nets
+    if whole:
+        hyb.hybridize()
+    else:
+        hyb[0].hybridize()
+        hyb[1].hybridize()
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        data = rng.normal(size=(batch, FEATURES)).astype(np.float32)
+        grads = []
+        for net in (eager, hyb):
+            net.zero_grad()
+            X = db.tensor(data, requires_grad=True)
+            out = net(X)
+            (out * out).sum().backward()
+            grads.append((out.numpy(), X.grad.numpy()))
+        _close(grads[1][0], grads[0][0])
+        _close(grads[1][1], grads[0][1])
+        _same_grads(eager, hyb)
+    replayed = [hyb] if whole else [hyb[0], hyb[1]]
+    assert all(hybrid.stats(b)["replays"] == 2 for b in replayed)

@@ -88,13 +88,14 @@ instructions = st.lists(
         st.tuples(st.just("binary"), st.sampled_from(sorted(BINARY)),
                   st.integers(0, 99), st.integers(0, 99)),
         st.tuples(st.just("dense"), st.integers(0, 2), st.integers(0, 99)),
+        st.tuples(st.just("linear"), st.integers(0, 1), st.integers(0, 99)),
     ),
     min_size=1, max_size=8)
 
 
 class Program(nn.Block):
-    """Runs ``program`` on the input and three parameters (two weights,
-    a bias row). Values are numbered in order of creation; an
+    """Runs ``program`` on the input, three parameters (two weights, a
+    bias row) and two dense layers (one without a bias). Values are numbered in order of creation; an
     instruction's operands pick among the values made so far (modulo)."""
 
     def __init__(self, program):
@@ -103,6 +104,8 @@ class Program(nn.Block):
         self.W0 = nn.Parameter(db.randn(FEATURES, FEATURES) * 0.5)
         self.W1 = nn.Parameter(db.randn(FEATURES, FEATURES) * 0.5)
         self.b = nn.Parameter(db.randn(1, FEATURES) * 0.1)
+        self.layers = nn.Sequential(nn.Linear(FEATURES, FEATURES),
+                                    nn.Linear(FEATURES, FEATURES, bias=False))
 
     def forward(self, X):
         values = [X, self.b]
@@ -113,6 +116,10 @@ class Program(nn.Block):
             elif kind == "binary":
                 out = _apply_binary(ins[1], values[ins[2] % len(values)],
                                     values[ins[3] % len(values)])
+            elif kind == "linear":          # a layer (inlined in whole steps)
+                x = values[ins[2] % len(values)]
+                out = self.layers[ins[1]](x if x.shape[1] == FEATURES
+                                          else x + db.zeros(1, FEATURES))
             else:
                 W = (self.W0, self.W1, self.W0.T)[ins[1]]
                 x = values[ins[2] % len(values)]

@@ -720,20 +720,20 @@ class _Entry:
         self.modes = list(session.blocks.values())
 
     def valid(self):
-        """Whether the blocks' modes and the frozen parameters are as they
-        were when this was recorded."""
+        """Whether the blocks' modes and which parameters need gradients
+        (frozen or not) are as they were when this was recorded."""
         if self.modes_epoch != _Epoch.modes:
             for block, mode in self.modes:
                 if block.__dict__["training"] != mode:
                     return False
             self.modes_epoch = _Epoch.modes
-        for leaf in self.frozen_check:
-            if not leaf.requires_grad:
+        for leaf, needs in self.needs_check:
+            if bool(leaf.requires_grad) is not needs:
                 return False
         return True
 
     def build(self, s, result):
-        self.frozen_check = ()
+        self.needs_check = ()
         if s.refusal is not None:
             self.reason = s.refusal[1]
             raise _Refused
@@ -749,9 +749,11 @@ class _Entry:
         spec = self._outputs(s, result)
         slots = _output_slots(spec)
         self.spec = _renumber(spec, {slot: i for i, slot in enumerate(slots)})
-        self.frozen_check = tuple(
-            s.objs[i] for i, kind in enumerate(s.kinds)
-            if kind == "leaf" and s.objs[i].requires_grad)
+        # A parameter frozen or unfrozen since changes what gets gradients.
+        self.needs_check = tuple(
+            (s.objs[i], bool(s.objs[i].requires_grad))
+            for i, kind in enumerate(s.kinds)
+            if kind == "leaf" and s.keep[i].dtype.kind == "f")
         self.code, self.make = _generate(s, spec, self.node_inputs)
         self.ops = [step[0] for step in s.steps]
         self.leaves = [s.objs[i] if s.kinds[i] in ("leaf", "grad") else None
@@ -884,9 +886,9 @@ def _checked_replay(entry, args):
     checks += [f"t{i}.data is t{j}.data" for i in range(n) for j in range(i)]
     checks += [f"mode.enabled is not {entry.key[n]}",
                "E.structure != EN.structure", "E.modes != EN.modes_epoch"]
-    for k, leaf in enumerate(entry.frozen_check):
+    for k, (leaf, needs) in enumerate(entry.needs_check):
         names[f"F{k}"] = leaf
-        checks.append(f"not F{k}.requires_grad")
+        checks.append(f"{'not ' if needs else ''}F{k}.requires_grad")
     src = (f"def fast(a):\n    if len(a) != {n}: return MISS\n"
            + (f"    {', '.join(ts)}, = a\n" if n else "")
            + "    if (" + " or\n            ".join(checks) + "):\n"

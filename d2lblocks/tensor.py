@@ -65,13 +65,6 @@ def is_grad_enabled():
     return _mode.enabled
 
 
-def set_grad_enabled(enabled):
-    """Turn recording on or off for the rest of the program (prefer the
-    ``db.no_grad()`` context manager); returns the previous setting."""
-    old, _mode.enabled = _mode.enabled, bool(enabled)
-    return old
-
-
 class no_grad:
     """Context manager (and decorator) that stops recording the graph.
 
@@ -101,6 +94,42 @@ class enable_grad(no_grad):
     """Context manager that turns recording back on inside ``no_grad``."""
 
     _value = True
+
+
+class set_grad_enabled(no_grad):
+    """Turn recording on or off, as in PyTorch: called on its own, for the
+    rest of the program; as ``with db.set_grad_enabled(flag):``, for that
+    block only (the setting before the call comes back at its end); as a
+    decorator, for each call of the function.
+
+    Its truth value is the setting before the call, so
+    ``db.set_grad_enabled(previous)`` with what an earlier call returned
+    puts that setting back.
+    """
+
+    def __init__(self, enabled):
+        self.prev, self._value = _mode.enabled, bool(enabled)
+        _mode.enabled = self._value
+
+    def __enter__(self):
+        self._saved = self.prev
+        _mode.enabled = self._value
+
+    def __call__(self, fn):
+        _mode.enabled = self.prev        # a decorator changes nothing now
+        value = self._value
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(value):
+                return fn(*args, **kwargs)
+        return wrapper
+
+    def __bool__(self):
+        return self.prev
+
+    def __repr__(self):
+        return f"set_grad_enabled({self._value})"
 
 
 def as_dtype(dtype):

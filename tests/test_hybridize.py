@@ -692,7 +692,7 @@ def test_products_into_a_given_array_equal_fresh_ones(shape):
 
 @pytest.mark.parametrize("change", ["shape", "dtype", "same array twice",
                                     "grad mode", "input needs grad",
-                                    "frozen parameter"])
+                                    "frozen parameter", "unfrozen parameter"])
 def test_a_replayed_function_rechecks_every_part_of_its_signature(change):
     """The checked fast path of a function's replay: after two calls with
     one signature, a call that differs in one part of it must reach the
@@ -704,6 +704,8 @@ def test_a_replayed_function_rechecks_every_part_of_its_signature(change):
         return (lin(a) * b[:, :3]).sum()
     hyb = db.hybridize(f)
     x, w = db.rand(2, 4), db.rand(2, 4)
+    if change == "unfrozen parameter":
+        lin.bias.requires_grad = False
 
     def same(*args):
         expected, got = f(*args), hyb(*args)
@@ -726,6 +728,8 @@ def test_a_replayed_function_rechecks_every_part_of_its_signature(change):
         grad_mode = True
     elif change == "input needs grad":
         args = (db.tensor(x.numpy(), requires_grad=True), w)
+    elif change == "unfrozen parameter":
+        lin.bias.requires_grad = True
     else:
         lin.weight.requires_grad = False
     if grad_mode:
@@ -931,3 +935,26 @@ def test_a_new_graph_started_inside_the_call_stays_eager():
             np.testing.assert_allclose(net.lin.weight.grad.numpy(),
                                        np.ones((3, 3)))
     assert hybrid.stats(net)["replays"] == 0
+
+
+@pytest.mark.parametrize("replayed", ["step", "network"])
+def test_a_layer_unfrozen_after_replays_is_trained_again(replayed):
+    """Fine-tuning: the first layer is frozen for a few steps, then
+    unfrozen; from then on it must get gradients and updates."""
+    eager_net, hyb_net = twins(NETWORKS["sequential"])
+    hyb_net.hybridize(replayed == "network")
+    nets = (eager_net.hybridize(False), hyb_net)
+    steps = []
+    for net, hybridized in zip(nets, (False, replayed == "step")):
+        step = quiet_step(net, optim.SGD(net.parameters(), lr=0.1))
+        steps.append(db.hybridize(step) if hybridized else step)
+    for phase, frozen in enumerate((True, False, True)):
+        for net in nets:
+            net[0].requires_grad_(not frozen)
+        before = hyb_net[0].weight.numpy().copy()
+        train_side_by_side(steps[0], steps[1], nets, (4, 20), 10, steps=3,
+                           seed=phase)
+        moved = not np.array_equal(hyb_net[0].weight.numpy(), before)
+        assert moved is not frozen
+    watched = steps[1] if replayed == "step" else hyb_net
+    assert hybrid.stats(watched)["replays"] >= 4

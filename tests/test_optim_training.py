@@ -115,8 +115,7 @@ def test_frozen_parameters_are_accepted_and_skipped(make):
     lists the frozen ones; the optimizer leaves them alone."""
     db.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
-    for p in net[0].parameters():
-        p.requires_grad_(False)
+    assert net[0].requires_grad_(False) is net[0]     # as in PyTorch
     opt = make(net.parameters())
     frozen = [p.numpy().copy() for p in net[0].parameters()]
     trained = [p.numpy().copy() for p in net[2].parameters()]
@@ -332,3 +331,16 @@ def test_a_replayed_sgd_step_follows_new_arrays_and_changed_settings():
         for a, b in zip(nets[0].parameters(), nets[1].parameters()):
             np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-6)
         grads()
+
+
+def test_requires_grad_of_a_block_reaches_nested_and_lazy_parameters():
+    net = nn.Sequential(nn.Sequential(nn.LazyLinear(4), nn.ReLU()),
+                        nn.Linear(4, 2))
+    net.requires_grad_(False)
+    net[1].requires_grad_()
+    net(db.rand(3, 5)).sum().backward()        # makes the lazy weights
+    assert {n: p.requires_grad for n, p in net.named_parameters()} == {
+        "0.0.weight": False, "0.0.bias": False,
+        "1.weight": True, "1.bias": True}
+    assert all(p.grad is None for p in net[0].parameters())
+    assert all(p.grad is not None for p in net[1].parameters())

@@ -294,6 +294,33 @@ def test_no_grad_as_decorator():
     assert (x * 2).requires_grad
 
 
+def test_set_grad_enabled_as_call_context_manager_and_decorator():
+    x = db.tensor([1.0], requires_grad=True)
+    previous = db.set_grad_enabled(False)          # for the rest: a call
+    try:
+        assert not db.is_grad_enabled() and not (x * 2).requires_grad
+        assert previous                            # it was on before
+        with db.set_grad_enabled(True):
+            assert (x * 2).requires_grad
+            with db.set_grad_enabled(False):
+                assert not (x * 2).requires_grad
+            assert db.is_grad_enabled()
+        assert not db.is_grad_enabled()            # as before the with
+    finally:
+        db.set_grad_enabled(previous)
+    assert db.is_grad_enabled()
+    with pytest.raises(KeyError):
+        with db.set_grad_enabled(False):
+            raise KeyError("boom")
+    assert db.is_grad_enabled()
+
+    @db.set_grad_enabled(False)
+    def double(t):
+        return t * 2
+    assert db.is_grad_enabled()                    # decorating changes nothing
+    assert not double(x).requires_grad and db.is_grad_enabled()
+
+
 def test_manual_seed_makes_draws_repeat():
     db.manual_seed(123)
     a, b = db.rand(3, 4), db.randn(5)

@@ -392,6 +392,15 @@ class Block:
                 p.grad = Tensor(np.zeros(p.grad.shape), dtype=p.grad.dtype,
                                 device=p.grad.device)
 
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (``False``) or unfreeze every parameter of this block and
+        the blocks below it; returns self. A frozen parameter gets no
+        gradient and optimizers skip it (the usual way to fine-tune only
+        the last layers)."""
+        for _, p in _members(self, "_params"):
+            p.requires_grad_(requires_grad)
+        return self
+
     def train(self, mode=True):
         """Switch training behaviour (e.g. dropout) on or off, recursively."""
         for _, block in _walk(self, "", set()):

@@ -32,20 +32,26 @@ class Setup:
 
     def __init__(self, hybridized):
         db.manual_seed(0)
+        self.hybridized = hybridized
         self.net = nn.Sequential(nn.Linear(IN, HIDDEN), nn.ReLU(),
                                  nn.Linear(HIDDEN, OUT))
         self.opt = optim.SGD(self.net.parameters(), lr=0.1, momentum=0.5)
-
-        def step(X, y):
-            self.opt.zero_grad()
-            loss = db.cross_entropy(self.net(X), y)
-            loss.backward()
-            self.opt.step()
-            return loss
-        self.step = step
+        self.new_step()
         if hybridized:
             self.net.hybridize()
-            self.step = db.hybridize(step)
+
+    def new_step(self):
+        """A step for the current network and optimizer: a recording keeps
+        the objects it was made with, so replacing one needs a new step."""
+        net, opt = self.net, self.opt
+
+        def step(X, y):
+            opt.zero_grad()
+            loss = db.cross_entropy(net(X), y)
+            loss.backward()
+            opt.step()
+            return loss
+        self.step = db.hybridize(step) if self.hybridized else step
 
 
 class ReplayAgreesWithEager(RuleBasedStateMachine):
@@ -53,6 +59,7 @@ class ReplayAgreesWithEager(RuleBasedStateMachine):
         super().__init__()
         self.eager, self.hyb = Setup(False), Setup(True)
         self.rng = np.random.default_rng(0)
+        self.dtype = db.float32
 
     def both(self):
         """The two setups; the hybridized one starts over where it gave up
@@ -63,7 +70,7 @@ class ReplayAgreesWithEager(RuleBasedStateMachine):
         return self.eager, self.hyb
 
     def batch(self, n):
-        X = self.rng.normal(size=(n, IN)).astype(np.float32)
+        X = self.rng.normal(size=(n, IN)).astype(self.dtype)
         y = self.rng.integers(0, OUT, n)
         return db.tensor(X), db.tensor(y)
 
@@ -132,26 +139,52 @@ class ReplayAgreesWithEager(RuleBasedStateMachine):
         for s in self.both():
             db.manual_seed(1)
             s.net[2] = nn.Linear(HIDDEN, OUT)
-            s.opt = optim.SGD(s.net.parameters(), lr=0.1)
-        # the step closes over `self.opt` of its Setup: rebuild it
-        for s, hybridized in ((self.eager, False), (self.hyb, True)):
-            fresh = Setup.__new__(Setup)
-            fresh.net, fresh.opt = s.net, s.opt
-
-            def step(X, y, s=s):
-                s.opt.zero_grad()
-                loss = db.cross_entropy(s.net(X), y)
-                loss.backward()
-                s.opt.step()
-                return loss
-            s.step = db.hybridize(step) if hybridized else step
-            if hybridized:
+            s.net.to(dtype=self.dtype)
+            if s.hybridized:
                 s.net[2].hybridize()
+            s.opt = optim.SGD(s.net.parameters(), lr=0.1)
+            s.new_step()
 
-    @rule()
-    def clear_grads(self):
+    @rule(to_none=st.booleans())
+    def clear_grads(self, to_none):
         for s in self.both():
-            s.net.zero_grad()
+            s.net.zero_grad(set_to_none=to_none)
+
+    @rule(n=batches)
+    def accumulate(self, n):
+        """A backward pass through the network without a step: gradients
+        add up in .grad (the replay's node hands them on)."""
+        for _ in range(2):
+            X, y = self.batch(n)
+            for s in self.both():
+                out = s.net(X)
+                if out.requires_grad:
+                    db.cross_entropy(out, y).backward()
+
+    @rule(kind=st.sampled_from(["adam", "sgd"]))
+    def new_optimizer(self, kind):
+        if not any(p.requires_grad for p in self.eager.net.parameters()):
+            return                      # an optimizer with nothing to train
+        for s in self.both():
+            params = s.net.parameters()
+            s.opt = optim.Adam(params, lr=0.01) if kind == "adam" \
+                else optim.SGD(params, lr=0.1, momentum=0.5)
+            s.new_step()
+
+    @rule(dtype=st.sampled_from([db.float32, db.float64]))
+    def cast(self, dtype):
+        """Parameters of another dtype: the replay's inlined products
+        record again (eager and replay alike refuse mixed dtypes)."""
+        errors = []
+        for s in self.both():
+            s.net.to(dtype=dtype)
+            try:
+                s.net(db.zeros(1, IN, dtype=dtype))
+                errors.append(None)
+            except (TypeError, ValueError) as exc:
+                errors.append(type(exc))
+        assert errors[0] == errors[1]
+        self.dtype = dtype
 
     @invariant()
     def same_state(self):

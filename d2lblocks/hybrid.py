@@ -30,7 +30,8 @@ eager, with one warning naming the line:
 * random numbers drawn in Python (``Dropout`` in training mode): a replay
   would reuse the first call's mask. In ``eval()`` mode it is replayed.
 * a tensor changed in place outside an op (a hand-written update inside
-  ``no_grad``), or an argument or buffer changed by the call.
+  ``no_grad``), or an argument or buffer changed by the call; a global or
+  enclosing variable assigned by a hybridized function.
 
 NumPy code on a tensor's ``.data`` array is not seen at all: the ops it
 feeds get its first result as a constant.
@@ -159,7 +160,11 @@ class HybridFunction:
     scope) is captured when it records: tensors are read again through
     ``.data`` on each replay, other values are part of the signature when
     passed as arguments (a NumPy array by identity: pass a new batch of
-    labels as a tensor, or each call records again).
+    labels as a tensor, or each call records again). A global or a
+    variable of an enclosing function that the function names is checked
+    on each call: given a new object (``opt = optim.SGD(...)`` run again),
+    the next call records again; assigned by the function itself, the
+    function runs eagerly.
     """
 
     def __init__(self, fn):
@@ -544,6 +549,7 @@ def _record(state, fn, block, args, kwargs, key, tensors):
     hooks.watch = session
     Tensor.grad = _WatchedGrad()
     session.enter(block)
+    names = _bindings(fn) if block is None else ()
     try:
         result = fn(*args, **kwargs)
     finally:
@@ -555,6 +561,12 @@ def _record(state, fn, block, args, kwargs, key, tensors):
     state.records += 1
     entry = _Entry(key, session, block)
     session.home = _home(fn)
+    changed = _rebound(names)
+    if changed is not None and session.refusal is None:
+        session.refusal = ("state", f"assigns a new value to `{changed}`, a "
+                           f"name it shares with the code around it,",
+                           *session.home, None)
+    entry.bindings = names if session.refusal is None else ()
     try:
         entry.build(session, result)
     except _Refused:
@@ -600,6 +612,10 @@ def _count_recording(state, fn, key, nargs, kwargs):
 def _what_changed(old, new, names):
     """Which part of a call's signature differs between two keys, in words
     (see ``_signature``); ``names`` names the arguments in order."""
+    if old == new:
+        return ("the arguments keep their signature, but what a recording "
+                "depends on changes between calls (a name given a new "
+                "object, a parameter frozen or unfrozen, a layer replaced)")
     if old is None or len(old) != len(new):
         return "the number of arguments changes"
     for i, (a, b) in enumerate(zip(old, new)):
@@ -629,6 +645,50 @@ def _argument_names(fn):
         return ()
     names = code.co_varnames[:code.co_argcount]
     return names[1:] if getattr(fn, "__self__", None) is not None else names
+
+
+def _bindings(fn):
+    """What function ``fn`` reads by name from outside itself, with the
+    objects those names hold now: ``(cell, name, object)`` for each
+    variable of an enclosing function and ``(globals, name, object)`` for
+    each global its code names. A recording captured those objects (the
+    network, the optimizer); a name given a new one since (a notebook cell
+    run again: ``opt = optim.SGD(...)``) must record again."""
+    f = getattr(fn, "__func__", fn)
+    code = getattr(f, "__code__", None)
+    if code is None:
+        return ()
+    found = [(cell, name, cell.cell_contents)
+             for name, cell in zip(code.co_freevars, f.__closure__ or ())
+             if _filled(cell)]
+    g, todo = f.__globals__, [code]
+    while todo:                       # names in nested code (lambdas) too
+        c = todo.pop()
+        found += [(g, name, g[name]) for name in c.co_names if name in g]
+        todo += [k for k in c.co_consts if hasattr(k, "co_names")]
+    return tuple(found)
+
+
+def _filled(cell):
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+def _rebound(bindings):
+    """The first name of ``bindings`` that holds another object now, or
+    None."""
+    for where, name, obj in bindings:
+        now = where.get(name, _UNBOUND) if type(where) is dict else \
+            (where.cell_contents if _filled(where) else _UNBOUND)
+        if now is not obj:
+            return name
+    return None
+
+
+_UNBOUND = object()
 
 
 def _home(fn):
@@ -718,10 +778,14 @@ class _Entry:
         self.structure = _Epoch.structure
         self.modes_epoch = _Epoch.modes
         self.modes = list(session.blocks.values())
+        self.bindings = ()
 
     def valid(self):
-        """Whether the blocks' modes and which parameters need gradients
-        (frozen or not) are as they were when this was recorded."""
+        """Whether the blocks' modes, which parameters need gradients
+        (frozen or not) and the objects a function's outside names hold
+        are as they were when this was recorded."""
+        if self.bindings and _rebound(self.bindings) is not None:
+            return False
         if self.modes_epoch != _Epoch.modes:
             for block, mode in self.modes:
                 if block.__dict__["training"] != mode:
@@ -889,6 +953,12 @@ def _checked_replay(entry, args):
     for k, (leaf, needs) in enumerate(entry.needs_check):
         names[f"F{k}"] = leaf
         checks.append(f"{'not ' if needs else ''}F{k}.requires_grad")
+    names["U"] = _UNBOUND
+    for k, (where, name, obj) in enumerate(entry.bindings):
+        names[f"N{k}"], names[f"V{k}"] = where, obj
+        checks.append(f"N{k}.get({name!r}, U) is not V{k}"
+                      if type(where) is dict else
+                      f"N{k}.cell_contents is not V{k}")
     src = (f"def fast(a):\n    if len(a) != {n}: return MISS\n"
            + (f"    {', '.join(ts)}, = a\n" if n else "")
            + "    if (" + " or\n            ".join(checks) + "):\n"

@@ -958,3 +958,81 @@ def test_a_layer_unfrozen_after_replays_is_trained_again(replayed):
         assert moved is not frozen
     watched = steps[1] if replayed == "step" else hyb_net
     assert hybrid.stats(watched)["replays"] >= 4
+
+
+# ---- names a hybridized function reads from outside ---------------------------------
+_net = _opt = None
+_calls = 0
+
+
+def _global_step(X, y):
+    _opt.zero_grad()
+    loss = db.cross_entropy(_net(X), y)
+    loss.backward()
+    _opt.step()
+    return loss
+
+
+@pytest.mark.parametrize("path", ["checked", "full lookup"])
+def test_a_global_given_a_new_optimizer_is_seen(path):
+    """The optimizer's cell of a notebook run again with another learning
+    rate after the step was hybridized: replays must use the new one."""
+    global _net, _opt
+    step = db.hybridize(_global_step)
+    call = (lambda X, y: step(X, y)) if path == "checked" else \
+        (lambda X, y: step(X, y=y))
+    X, y = db.rand(4, 20), db.tensor([0, 1, 2, 3])
+    twin, net = twins(NETWORKS["sequential"])
+    _net = net.hybridize(False)
+    try:
+        for lr in (0.1, 0.02):
+            _opt = optim.SGD(_net.parameters(), lr=lr)
+            eager = quiet_step(twin, optim.SGD(twin.parameters(), lr=lr))
+            for _ in range(3):
+                call(X, y)
+                eager(X, y)
+                assert_same_state(twin, _net)
+        assert hybrid.stats(step)["records"] == 2
+        assert hybrid.stats(step)["replays"] == 4
+    finally:
+        _net = _opt = None
+
+
+def test_a_variable_of_the_enclosing_function_given_a_new_object_is_seen():
+    db.manual_seed(0)
+    net = NETWORKS["sequential"]()
+    opt = optim.SGD(net.parameters(), lr=0.1)
+
+    @db.hybridize
+    def step(X, y):
+        opt.zero_grad()
+        db.cross_entropy(net(X), y).backward()
+        opt.step()
+    X, y = db.rand(4, 20), db.tensor([0, 1, 2, 3])
+    step(X, y)
+    step(X, y)
+    opt = optim.SGD(net.parameters(), lr=0.0)      # the step sees this one
+    before = [p.numpy().copy() for p in net.parameters()]
+    step(X, y)
+    step(X, y)
+    for a, p in zip(before, net.parameters()):
+        np.testing.assert_array_equal(p.numpy(), a)
+    assert hybrid.stats(step) == {"records": 2, "replays": 2, "eager": 0,
+                                  "recordings": 2, "reason": None}
+
+
+def _counting(X):
+    global _calls
+    _calls += 1
+    return X * 2
+
+
+def test_a_function_that_assigns_a_global_warns_and_stays_eager():
+    global _calls
+    _calls = 0
+    f = db.hybridize(_counting)
+    with pytest.warns(HybridizeWarning, match="new value to `_calls`"):
+        for _ in range(4):
+            f(db.rand(2, 3))
+    assert _calls == 4
+    assert hybrid.stats(f)["records"] == 1 and hybrid.stats(f)["eager"] == 3

@@ -30,7 +30,8 @@ eager, with one warning naming the line:
 * random numbers drawn in Python (``Dropout`` in training mode): a replay
   would reuse the first call's mask. In ``eval()`` mode it is replayed.
 * a tensor changed in place outside an op (a hand-written update inside
-  ``no_grad``), or an argument or buffer changed by the call; a global or
+  ``no_grad``), or an argument or buffer changed by the call; a plain
+  attribute set by a block's ``forward`` on every call; a global or
   enclosing variable assigned by a hybridized function.
 
 NumPy code on a tensor's ``.data`` array is not seen at all: the ops it
@@ -90,6 +91,15 @@ def structure_changed():
 def modes_changed():
     """Called by ``Block.train``: recordings check the modes they saw."""
     _Epoch.modes += 1
+
+
+def attribute_set(block, name):
+    """Called by ``Block`` when a plain attribute is assigned (which also
+    changes the structure epoch): a recording running now refuses a block
+    it ran that sets one, since a replay would not (``self.calls += 1``)."""
+    watch = T._Hooks.watch
+    if watch is not None:
+        watch.attribute_set(block, name)
 
 
 # ---- public entry points -----------------------------------------------------------
@@ -520,6 +530,11 @@ class _Session:
     def call_ends(self):
         self.quiet -= 1
 
+    def attribute_set(self, block, name):
+        if not self.quiet and id(block) in self.blocks:
+            self.refuse("attribute", f"sets `{name}` of "
+                        f"{type(block).__name__}", _caller())
+
     def enter(self, block):
         if block is not None:
             self.blocks[id(block)] = (block, block.__dict__["training"])
@@ -528,10 +543,10 @@ class _Session:
     def leave(self):
         self.stack.pop()
 
-    def refuse(self, kind, what):
+    def refuse(self, kind, what, where=None):
         if self.refusal is None:
             inner = next((b for b in reversed(self.stack) if b is not None), None)
-            self.refusal = (kind, what) + _where() + (inner,)
+            self.refusal = (kind, what) + (where or _where()) + (inner,)
 
 
 def _record(state, fn, block, args, kwargs, key, tensors):
@@ -726,12 +741,14 @@ def _explain(state, entry, session):
                f"next. A replay would take the path of the first call for "
                f"every input, so {name} runs eagerly (nested blocks without "
                f"such decisions are still replayed).")
+    elif kind in ("random", "attribute") and \
+            (kind, entry.key) not in state.random_seen:
+        # The first call may have drawn to initialize lazy parameters, or
+        # set an attribute once (a cache filled on first use): record once
+        # more before deciding.
+        state.random_seen.add((kind, entry.key))
+        return False
     elif kind == "random":
-        if entry.key not in state.random_seen:
-            # The first call may have drawn to initialize lazy parameters:
-            # record once more before deciding.
-            state.random_seen.add(entry.key)
-            return False
         entry.reason = f"random numbers drawn at {where}"
         msg = (f"{name} is not replayed with this signature: it {what} at "
                f"{where}{code}{inside}, and a replay would reuse the first "

@@ -1036,3 +1036,58 @@ def test_a_function_that_assigns_a_global_warns_and_stays_eager():
             f(db.rand(2, 3))
     assert _calls == 4
     assert hybrid.stats(f)["records"] == 1 and hybrid.stats(f)["eager"] == 3
+
+
+# ---- plain attributes of blocks -----------------------------------------------------
+class Scaled(nn.Block):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+        self.scale = 2.0
+        self.calls = 0
+        self.offset = None
+
+    def forward(self, X):
+        return self.lin(X) * self.scale
+
+
+def test_a_plain_attribute_changed_between_calls_is_seen():
+    net, X = Scaled().hybridize(), db.rand(2, 4)
+    for scale in (2.0, 2.0, 3.0, 3.0):
+        net.scale = scale
+        with db.no_grad():
+            np.testing.assert_allclose(net(X).numpy(),
+                                       net.lin(X).numpy() * scale, rtol=1e-6)
+    assert hybrid.stats(net)["replays"] == 2
+
+
+def test_a_forward_that_sets_an_attribute_on_every_call_stays_eager():
+    class Counting(Scaled):
+        def forward(self, X):
+            self.calls += 1
+            return super().forward(X)
+    net = Counting().hybridize()
+    with pytest.warns(HybridizeWarning, match=r"sets `calls` of Counting") \
+            as caught:
+        for _ in range(4):
+            net(db.rand(2, 4))
+    assert net.calls == 4
+    assert [linecache.getline(w.filename, w.lineno).strip() for w in caught
+            if w.category is HybridizeWarning] == ["self.calls += 1"]
+    assert hybrid.stats(net)["replays"] == 0
+
+
+def test_a_forward_that_fills_a_cache_on_its_first_call_is_replayed_after():
+    class Cached(Scaled):
+        def forward(self, X):
+            if self.offset is None:
+                self.offset = db.ones(1, 3)
+            return super().forward(X) + self.offset
+    net = Cached().hybridize()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HybridizeWarning)
+        for _ in range(4):
+            X = db.rand(2, 4)
+            np.testing.assert_allclose(
+                net(X).numpy(), net.lin(X).numpy() * 2.0 + 1.0, rtol=1e-6)
+    assert hybrid.stats(net)["replays"] == 2

@@ -185,7 +185,9 @@ class Block:
             table = buffers
             value = None if value is None else _as_buffer(value)
         else:
-            _forget(self, name)
+            if not _same_value(d.get(name, _ABSENT), value):
+                _forget(self, name)       # recordings may hold the old value
+                hybrid.attribute_set(self, name)
             object.__setattr__(self, name, value)
             return
         if name not in table:
@@ -606,6 +608,16 @@ class _ParameterList(list):
     def _from(self, block):
         self.source = block
         return self
+
+
+_ABSENT = object()
+
+
+def _same_value(old, new):
+    """Whether assigning ``new`` over ``old`` changes nothing a recording
+    could have captured: the same object, or an equal number or string."""
+    return old is new or (type(old) is type(new) and
+                          type(new) in (int, float, bool, str) and old == new)
 
 
 def _forget(block, name):

@@ -18,6 +18,7 @@ from hypothesis import given, strategies as st
 import d2lblocks as db
 from d2lblocks import hybrid, nn, optim
 from d2lblocks.hybrid import HybridizeWarning
+from tests.hybrid_tools import training_step
 from tests.seed_tabs import gluon, keras, pytorch
 
 TABS = [pytest.param(m, id=m.__name__.rsplit(".", 1)[-1])
@@ -370,15 +371,7 @@ def test_source_shows_the_straight_line_replay():
 def mlp_problem(batch, optimizer, **options):
     db.manual_seed(0)
     net = nn.Sequential(nn.Linear(30, 16), nn.ReLU(), nn.Linear(16, 4))
-    opt = optimizer(net.parameters(), **options)
-
-    def step(X, y):
-        opt.zero_grad()
-        loss = db.cross_entropy(net(X), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return net, step
+    return net, training_step(net, optimizer(net.parameters(), **options))
 
 
 @pytest.mark.parametrize("optimizer, options", [
@@ -567,11 +560,7 @@ def test_integer_inputs_converted_inside_a_block_are_replayed_from_new_values():
 # ---- inlined ops: reused arrays stay invisible --------------------------------------
 def quiet_step(net, opt):
     """A training step that returns nothing (its loss value is unused)."""
-    def step(X, y):
-        opt.zero_grad()
-        db.cross_entropy(net(X), y).backward()
-        opt.step()
-    return step
+    return training_step(net, opt, returns_loss=False)
 
 
 def assert_same_state(eager_net, hyb_net):
@@ -782,14 +771,7 @@ def test_training_steps_of_any_shape_replay_like_eager(batch, widths, classes,
         for p in net.parameters():
             p.data = p.data.astype(dtype)
         opt = optim.SGD(net.parameters(), lr=0.5)
-
-        def step(X, y):
-            opt.zero_grad()
-            loss = db.cross_entropy(net(X), y)
-            loss.backward()
-            opt.step()
-            return loss if returns_loss else None
-        return net, step
+        return net, training_step(net, opt, returns_loss)
     (eager_net, eager), (hyb_net, step) = problem(), problem()
     step = db.hybridize(step)
     rng = np.random.default_rng(batch)

@@ -16,6 +16,7 @@ from hypothesis import given, settings, strategies as st
 
 import d2lblocks as db
 from d2lblocks import hybrid, nn, optim
+from tests.hybrid_tools import training_step
 
 FEATURES = 3            # every value is (batch, FEATURES) or broadcasts to it
 
@@ -164,6 +165,14 @@ def _same_grads(eager, hyb):
 @settings(max_examples=150, deadline=None)
 def test_any_program_replays_like_eager(program, batch, seed, input_grad):
     eager, hyb = _pair(program, seed)
+    _three_calls(eager, hyb, batch, seed, input_grad)
+    assert hybrid.stats(hyb)["replays"] == 2
+
+
+def _three_calls(eager, hyb, batch, seed, input_grad):
+    """Three new batches through both networks, each followed by a
+    backward pass from a weighted sum of the output: the same outputs and
+    gradients (the input's too, when it needs one)."""
     rng = np.random.default_rng(seed)
     for _ in range(3):
         data = rng.normal(size=(batch, FEATURES)).astype(np.float32)
@@ -180,7 +189,6 @@ def test_any_program_replays_like_eager(program, batch, seed, input_grad):
         if input_grad:
             _close(outs[1][1].numpy(), outs[0][1].numpy())
         _same_grads(eager, hyb)
-    assert hybrid.stats(hyb)["replays"] == 2
 
 
 @given(program=instructions, batch=st.integers(1, 4), seed=st.integers(0, 99),
@@ -191,15 +199,7 @@ def test_any_program_trains_like_eager_when_the_whole_step_is_replayed(
     def problem():
         db.manual_seed(seed)
         net = Program(program)
-        opt = OPTIMIZERS[optimizer](net.parameters())
-
-        def step(X, y):
-            opt.zero_grad()
-            loss = db.cross_entropy(net(X), y)
-            loss.backward()
-            opt.step()
-            return loss
-        return net, step
+        return net, training_step(net, OPTIMIZERS[optimizer](net.parameters()))
     (eager_net, eager), (hyb_net, step) = problem(), problem()
     step = db.hybridize(step)
     rng = np.random.default_rng(seed)
@@ -249,18 +249,6 @@ def test_replayed_blocks_in_a_chain_pass_gradients_like_eager(
     else:
         hyb[0].hybridize()
         hyb[1].hybridize()
-    rng = np.random.default_rng(seed)
-    for _ in range(3):
-        data = rng.normal(size=(batch, FEATURES)).astype(np.float32)
-        grads = []
-        for net in (eager, hyb):
-            net.zero_grad()
-            X = db.tensor(data, requires_grad=True)
-            out = net(X)
-            (out * out).sum().backward()
-            grads.append((out.numpy(), X.grad.numpy()))
-        _close(grads[1][0], grads[0][0])
-        _close(grads[1][1], grads[0][1])
-        _same_grads(eager, hyb)
+    _three_calls(eager, hyb, batch, seed, input_grad=True)
     replayed = [hyb] if whole else [hyb[0], hyb[1]]
     assert all(hybrid.stats(b)["replays"] == 2 for b in replayed)

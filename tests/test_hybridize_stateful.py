@@ -17,6 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import d2lblocks as db
 from d2lblocks import hybrid, nn, optim
+from tests.hybrid_tools import training_step
 
 IN, HIDDEN, OUT = 4, 5, 3
 batches = st.sampled_from([1, 2, 3])
@@ -43,14 +44,7 @@ class Setup:
     def new_step(self):
         """A step for the current network and optimizer: a recording keeps
         the objects it was made with, so replacing one needs a new step."""
-        net, opt = self.net, self.opt
-
-        def step(X, y):
-            opt.zero_grad()
-            loss = db.cross_entropy(net(X), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = training_step(self.net, self.opt)
         self.step = db.hybridize(step) if self.hybridized else step
 
 

@@ -221,7 +221,7 @@ def set_active(block, active):
 # ---- per block or function: counters and the cache of recordings ---------------
 class _State:
     __slots__ = ("name", "entries", "records", "replays", "eager", "reason",
-                 "random_seen", "fast", "streak", "last_key")
+                 "retried", "fast", "streak", "last_key")
 
     def __init__(self, name):
         self.name = name
@@ -232,7 +232,7 @@ class _State:
         self.entries = []        # most recently used first
         self.fast = None         # the first entry's checked replay, if any
         self.reason = None       # set: this never replays (a decision)
-        self.random_seen = set()
+        self.retried = set()     # (kind, key) recorded once more to decide
         self.streak = 0          # recordings since the last cache hit
         self.last_key = None
 
@@ -742,11 +742,11 @@ def _explain(state, entry, session):
                f"every input, so {name} runs eagerly (nested blocks without "
                f"such decisions are still replayed).")
     elif kind in ("random", "attribute") and \
-            (kind, entry.key) not in state.random_seen:
+            (kind, entry.key) not in state.retried:
         # The first call may have drawn to initialize lazy parameters, or
         # set an attribute once (a cache filled on first use): record once
         # more before deciding.
-        state.random_seen.add((kind, entry.key))
+        state.retried.add((kind, entry.key))
         return False
     elif kind == "random":
         entry.reason = f"random numbers drawn at {where}"

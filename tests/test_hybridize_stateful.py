@@ -5,9 +5,10 @@ network and a whole training step), through a drawn sequence of what a
 user does between calls: training steps and forward passes at several
 batch sizes, in and out of ``no_grad``, ``train()``/``eval()``, a frozen
 or unfrozen parameter, a new array assigned to ``.data``, a new learning
-rate, ``load_state_dict``, a replaced layer, gradients cleared by hand.
-After every action both hold the same parameters and gradients and gave
-the same outputs.
+rate, ``load_state_dict``, a replaced layer or optimizer, gradients
+cleared by hand or accumulated without a step, a cast to float64. After
+every action both hold the same parameters and gradients and gave the
+same outputs.
 """
 
 import numpy as np

@@ -335,26 +335,18 @@ _INTERNAL = {os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
 _warned = set()
 
 
-def _where():
-    """``(file, line)`` of the innermost frame outside the engine."""
-    f = sys._getframe(2)
-    while f is not None and os.path.abspath(f.f_code.co_filename) in _INTERNAL:
-        f = f.f_back
-    if f is None:
-        return "<unknown>", 0
-    return f.f_code.co_filename, f.f_lineno
-
-
-def _caller():
-    """``(file, line)`` of the innermost frame outside d2lblocks: where
-    the user's code made the call."""
+def _where(outside_package=False):
+    """``(file, line)`` of the innermost frame outside the engine, or with
+    ``outside_package`` outside d2lblocks altogether (where the user's
+    code made the call)."""
     f = sys._getframe(1)
-    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(
-            _PACKAGE):
+    while f is not None:
+        path = os.path.abspath(f.f_code.co_filename)
+        if not (path.startswith(_PACKAGE) if outside_package
+                else path in _INTERNAL):
+            return f.f_code.co_filename, f.f_lineno
         f = f.f_back
-    if f is None:
-        return "<unknown>", 0
-    return f.f_code.co_filename, f.f_lineno
+    return "<unknown>", 0
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -395,7 +387,6 @@ class _Session:
         self.slot_of = {}        # id(array) -> slot (its newest)
         self.by_tensor = {}      # id(tensor) -> slot, for tensors seen
         self.seen = []           # those tensors (so that ids stay unique)
-        self.made_by = {}        # out slot -> the op that wrote it
         self.kinds = []          # per slot: "arg", "leaf", "out", "grad"
         self.objs = []           # per slot: the tensor (arg, leaf, grad owner)
         self.keep = []           # arrays alive while recording (ids stay unique)
@@ -425,20 +416,24 @@ class _Session:
         self.by_tensor[id(t)] = s
         self.seen.append(t)
 
+    def _own(self, t):
+        """The slot ``t`` was seen with, if it still holds that array (an
+        in-place op may re-point a tensor), else None."""
+        s = self.by_tensor.get(id(t))
+        return s if s is not None and self.keep[s] is t.data else None
+
     def find(self, t):
         """The slot of tensor ``t``: its own, else that of its array (a
         tensor made over an array seen before, as ``x.detach()`` is), else
         None."""
-        s = self.by_tensor.get(id(t))
-        if s is not None and self.keep[s] is t.data:
-            return s
-        return self.slot_of.get(id(t.data))
+        s = self._own(t)
+        return self.slot_of.get(id(t.data)) if s is None else s
 
     def slot(self, t):
         """The slot of tensor ``t``, made on first sight."""
-        s = self.by_tensor.get(id(t))
-        if s is not None and self.keep[s] is t.data:
-            return s            # (an in-place op may re-point a tensor)
+        s = self._own(t)
+        if s is not None:
+            return s
         s = self.slot_of.get(id(t.data))
         if s is not None:                # another tensor over a known array
             if t.requires_grad:
@@ -465,7 +460,8 @@ class _Session:
         kind = self.kinds[s]
         if kind == "leaf" and not self.objs[s].requires_grad:
             self.objs[s] = t
-        elif kind == "out" and t.grad_fn is self.made_by.get(s):
+        elif kind == "out" and any(step[2] == s and step[0] is t.grad_fn
+                                   for step in self.steps):
             pass                # re-pointed at this output by an in-place op
         elif kind == "out":
             self.refuse("state", "starts a new graph at a value it computed "
@@ -480,7 +476,6 @@ class _Session:
             return
         ins = tuple([self.slot(t) for t in inputs])
         o = self._new_slot(out.data, "out", None, out)
-        self.made_by[o] = op
         self.steps.append((op, ins, o, out.grad_fn is op, out.data.ndim == 0))
         self.events.append(("op", len(self.steps) - 1))
 
@@ -533,7 +528,7 @@ class _Session:
     def attribute_set(self, block, name):
         if not self.quiet and id(block) in self.blocks:
             self.refuse("attribute", f"sets `{name}` of "
-                        f"{type(block).__name__}", _caller())
+                        f"{type(block).__name__}", _where(outside_package=True))
 
     def enter(self, block):
         if block is not None:
@@ -564,7 +559,7 @@ def _record(state, fn, block, args, kwargs, key, tensors):
     hooks.watch = session
     Tensor.grad = _WatchedGrad()
     session.enter(block)
-    names = _bindings(fn) if block is None else ()
+    outside = _bindings(fn) if block is None else ()
     try:
         result = fn(*args, **kwargs)
     finally:
@@ -576,17 +571,17 @@ def _record(state, fn, block, args, kwargs, key, tensors):
     state.records += 1
     entry = _Entry(key, session, block)
     session.home = _home(fn)
-    changed = _rebound(names)
+    changed = _rebound(outside)
     if changed is not None and session.refusal is None:
         session.refusal = ("state", f"assigns a new value to `{changed}`, a "
                            f"name it shares with the code around it,",
                            *session.home, None)
-    entry.bindings = names if session.refusal is None else ()
+    entry.bindings = outside if session.refusal is None else ()
     try:
         entry.build(session, result)
     except _Refused:
         pass
-    session.seen = session.by_tensor = session.made_by = None   # may go now
+    session.seen = session.by_tensor = None     # the call's tensors may go
     keep = True
     if entry.reason is not None:
         keep = _explain(state, entry, session)
@@ -614,7 +609,7 @@ def _count_recording(state, fn, key, nargs, kwargs):
     what = _what_changed(previous, key, names)
     state.reason = f"a new signature on every call: {what}"
     state.entries, state.fast = [], None
-    file, line = _caller()
+    file, line = _where(outside_package=True)
     if (file, line, "thrash") not in _warned:
         _warned.add((file, line, "thrash"))
         warnings.warn_explicit(

@@ -822,3 +822,16 @@ def test_lazy_layers_infer_in_from_the_last_axis(make, shape):
     out = layer(db.rand(*shape))
     assert layer.weight.shape == (4, 5)
     assert out.shape == shape[:-1] + (4,)
+
+
+# ---- display in a notebook ----------------------------------------------------
+def test_a_block_shows_its_tree_as_escaped_html():
+    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    net.add_module("f", nn.Identity())
+    html = net._repr_html_()
+    assert html.startswith("<pre>") and html.endswith("</pre>")
+    assert "Linear(in_features=2, out_features=3" in html
+    class Odd(nn.Block):
+        def extra_repr(self):
+            return "<lambda> & co"
+    assert "&lt;lambda&gt; &amp; co" in Odd()._repr_html_()

@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import hybrid
 from ..tensor import _Hooks, Tensor, as_dtype, no_grad
+from .display import block_html
 from .parameter import Parameter
 
 __all__ = ["Block", "Module", "IncompatibleKeys", "StateDictKeyError"]
@@ -596,6 +597,10 @@ class Block:
         if not lines:
             return head + ")"
         return head + "\n" + "\n".join(lines) + "\n)"
+
+    def _repr_html_(self):
+        """What Jupyter shows for a block at the end of a cell."""
+        return block_html(self)
 
 
 Module = Block   # the PyTorch name

@@ -1,4 +1,7 @@
-"""Sample submissions of ``layers_and_blocks``, built from the release.
+"""Sample submissions of every assignment, built from the release.
+
+Format: ``tests/submissions/<assignment>.py`` defines ``SAMPLES`` (student -> {"base": "correct"|"release", "cells": {grade_id: new source, or None to delete}})
+and ``EXPECTED`` (student -> total automatic score), optionally ``WRITTEN`` ({grade_id: a student's prose for each written answer}); ``load(assignment)`` reads it.
 
 Each sample is a small description instead of a stored notebook: start
 from the correct answers (``"correct"``) or from the untouched release
@@ -9,10 +12,14 @@ under a course folder, the layout ``nbgrader autograde`` reads.
 
 The correct code is taken from the solution cells of ``exercises/source``
 with the ``### BEGIN/END SOLUTION`` lines removed, so it never drifts
-from the reference solution; the written answer is ``WRITTEN_ANSWER``.
-The expected scores live in ``tests/test_exercises.py``.
+from the reference solution; a written answer is the sample's
+``WRITTEN`` prose (a student writes neither the model answer nor the
+rubric). This file holds the samples of ``layers_and_blocks`` itself;
+its per-cell expectations live in ``tests/test_exercises.py``.
 """
 
+import importlib.util
+import types
 from pathlib import Path
 
 import nbformat
@@ -161,6 +168,11 @@ SAMPLES = {
 }
 """student id -> how that student's notebooks differ from the base."""
 
+EXPECTED = {"correct": 27, "blank": 0, "list_sequential": 20,
+            "deleted_test": 20, "repeated_instance": 21, "off_by_one": 20,
+            "parallel_axis0": 20, "no_batch_check": 26, "warns": 27}
+"""student id -> total automatic score (the written answer waits)."""
+
 # Other answers, checked by running the test cells in-process (faster
 # than nbgrader): correct ones written another way must pass every test;
 # the reversed factory must fail exactly the order and output tests.
@@ -261,14 +273,52 @@ def make_notebook(release_nb, sample, answers):
     return nb
 
 
-def write_all(course_dir, samples=SAMPLES, assignment=ASSIGNMENT):
-    """Write every sample under ``course_dir/submitted`` from the release;
-    returns the student ids in order."""
+def load(assignment):
+    """The samples of ``assignment``: a namespace with ``SAMPLES``,
+    ``EXPECTED`` and ``WRITTEN``, read from
+    ``tests/submissions/<assignment>.py`` (this file for
+    ``layers_and_blocks``). A missing file is a ``FileNotFoundError``."""
+    if assignment == ASSIGNMENT:
+        return types.SimpleNamespace(
+            SAMPLES=SAMPLES, EXPECTED=EXPECTED,
+            WRITTEN={"list_answer": WRITTEN_ANSWER})
+    path = Path(__file__).resolve().parent / f"{assignment}.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"no sample submissions for {assignment!r}: "
+                                f"expected {path.name} beside samples.py")
+    spec = importlib.util.spec_from_file_location(f"samples_{assignment}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name in ("SAMPLES", "EXPECTED"):
+        if not hasattr(module, name):
+            raise AttributeError(f"{path.name} must define {name}")
+    if set(module.SAMPLES) != set(module.EXPECTED):
+        raise ValueError(f"{path.name}: SAMPLES and EXPECTED name different "
+                         f"students: {sorted(set(module.SAMPLES) ^ set(module.EXPECTED))}")
+    return types.SimpleNamespace(SAMPLES=module.SAMPLES,
+                                 EXPECTED=module.EXPECTED,
+                                 WRITTEN=getattr(module, "WRITTEN", {}))
+
+
+def student_answers(source_dir, written):
+    """What a student who gets everything right writes: the solution
+    code of ``source_dir``, and ``written`` (``{grade_id: prose}``) for
+    the written answers."""
+    answers = reference_answers(source_dir)
+    answers.update({gid: text.strip() for gid, text in written.items()})
+    return answers
+
+
+def write_all(course_dir, samples=None, assignment=ASSIGNMENT):
+    """Write every sample of ``assignment`` (or the given ``samples``)
+    under ``course_dir/submitted`` from the release; returns the student
+    ids in order."""
     course = Path(course_dir)
     release = course / "release" / assignment
-    answers = reference_answers(course / "source" / assignment)
+    found = load(assignment)
+    samples = found.SAMPLES if samples is None else samples
     # A student writes prose, not the instructor's model answer and rubric.
-    answers["list_answer"] = WRITTEN_ANSWER.strip()
+    answers = student_answers(course / "source" / assignment, found.WRITTEN)
     known = {_grade_id(c) for p in release.glob("*.ipynb")
              for c in nbformat.read(p, as_version=4).cells}
     for student, sample in samples.items():

@@ -22,12 +22,11 @@ def run_sequential():
 
 
 class MLP(nn.Block):
-    # Declare a layer with model parameters. Here, we declare two
-    # fully-connected layers
+    # two registered children, so their weights belong to the model
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.hidden = nn.Dense(256, activation='relu')  # Hidden layer
-        self.out = nn.Dense(10)  # Output layer
+        self.hidden = nn.Dense(256, activation='relu')
+        self.out = nn.Dense(10)
 
     def forward(self, X):
         return self.out(self.hidden(X))
@@ -41,8 +40,7 @@ def run_mlp(X):
 
 class MySequential(nn.Block):
     def add(self, block):
-        # `block` has a unique name; keep it in `_children` so that
-        # initialize() finds it
+        # registering by hand: the child's parameters become the net's
         self._children[block.name] = block
 
     def forward(self, X):
@@ -71,9 +69,9 @@ class FixedHiddenMLP(nn.Block):
         X = self.dense(X)
         # edited: self.rand_weight.data() is self.rand_weight
         X = npx.relu(np.dot(X, self.rand_weight) + 1)
-        # Reuse the fully-connected layer: shared parameters
+        # the same layer twice: one set of weights, used in two places
         X = self.dense(X)
-        # Control flow
+        # ordinary Python control flow inside forward
         while np.abs(X).sum() > 1:
             X /= 2
         return X.sum()

@@ -25,9 +25,8 @@ def run_sequential():
 class MLP(nn.Block):                # tf.keras.Model
     def __init__(self):
         super().__init__()
-        # Hidden layer
         self.hidden = nn.Dense(units=256, activation=db.relu)
-        self.out = nn.Dense(units=10)  # Output layer
+        self.out = nn.Dense(units=10)
 
     def call(self, X):
         return self.out(self.hidden((X)))
@@ -62,16 +61,16 @@ class FixedHiddenMLP(nn.Block):
     def __init__(self):
         super().__init__()
         self.flatten = nn.Flatten()
-        # A constant: not updated during training
+        # a plain tensor, not a Parameter: no optimizer will change it
         self.rand_weight = db.rand(20, 20)
         self.dense = nn.Dense(20, activation=db.relu)
 
     def call(self, inputs):
         X = self.flatten(inputs)
         X = db.relu(db.matmul(X, self.rand_weight) + 1)
-        # Reuse the fully-connected layer: shared parameters
+        # the same layer twice: one set of weights, used in two places
         X = self.dense(X)
-        # Control flow
+        # ordinary Python control flow inside forward
         while db.sum(db.abs(X)) > 1:
             X /= 2
         return db.sum(X)

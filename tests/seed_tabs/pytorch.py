@@ -17,15 +17,14 @@ def run_sequential():
 
 
 class MLP(nn.Module):
-    # Declare a layer with model parameters. Here, we declare two fully
-    # connected layers
+    # two registered children, so their weights belong to the model
     def __init__(self):
         super().__init__()
-        self.hidden = nn.Linear(20, 256)  # Hidden layer
-        self.out = nn.Linear(256, 10)  # Output layer
+        self.hidden = nn.Linear(20, 256)
+        self.out = nn.Linear(256, 10)
 
     def forward(self, X):
-        # The functional version of ReLU from nn.functional
+        # F.relu: the activation as a plain function, no child block
         return self.out(F.relu(self.hidden(X)))
 
 
@@ -38,7 +37,7 @@ class MySequential(nn.Module):
     def __init__(self, *args):
         super().__init__()
         for idx, module in enumerate(args):
-            # Keep each module in the ordered dict `_modules`
+            # writing into the registry by hand registers the child too
             self._modules[str(idx)] = module
 
     def forward(self, X):
@@ -55,19 +54,17 @@ def run_my_sequential(X):
 class FixedHiddenMLP(nn.Module):
     def __init__(self):
         super().__init__()
-        # Random weight parameters that will not compute gradients and
-        # therefore keep constant during training
+        # a plain tensor, not a Parameter: no optimizer will change it
         self.rand_weight = torch.rand((20, 20), requires_grad=False)
         self.linear = nn.Linear(20, 20)
 
     def forward(self, X):
         X = self.linear(X)
-        # Use the created constant parameters, as well as the `relu` and `mm`
-        # functions
+        # the constant joins the computation like any other tensor
         X = F.relu(torch.mm(X, self.rand_weight) + 1)
-        # Reuse the fully-connected layer: shared parameters
+        # the same layer twice: one set of weights, used in two places
         X = self.linear(X)
-        # Control flow
+        # ordinary Python control flow inside forward
         while X.abs().sum() > 1:
             X /= 2
         return X.sum()

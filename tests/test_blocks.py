@@ -829,7 +829,7 @@ def test_a_block_shows_its_tree_as_escaped_html():
     net = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
     net.add_module("f", nn.Identity())
     html = net._repr_html_()
-    assert html.startswith("<pre>") and html.endswith("</pre>")
+    assert html.startswith("<div") and html.endswith("</div>")
     assert "Linear(in_features=2, out_features=3" in html
     class Odd(nn.Block):
         def extra_repr(self):

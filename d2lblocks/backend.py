@@ -16,7 +16,7 @@ import numpy as np
 
 __all__ = ["Device", "cpu", "gpu", "num_gpus", "try_gpu", "as_device",
            "device_of", "namespace_of", "to_host", "move", "scatter_add",
-           "tune_process"]
+           "set_gpu_module", "tune_process"]
 
 _cupy = None          # the cupy module, once it has been imported
 _cupy_error = None    # why importing it failed, once it has been tried
@@ -234,6 +234,23 @@ def _load_cupy():
     return _cupy
 
 
+def set_gpu_module(module):
+    """Use ``module`` as the array module of the GPUs in place of CuPy, and
+    return the one used before (None where CuPy was not loaded yet).
+
+    ``module`` must offer the part of CuPy's interface that this module
+    calls (``ndarray``, ``asarray``, ``array``, ``asnumpy``,
+    ``get_array_module``, ``add.at``, ``cuda.Device``,
+    ``cuda.runtime.getDeviceCount``) and what the ops call on arrays.
+    The test suite installs a simulated GPU with it, so that every device
+    path runs on machines without one; ``set_gpu_module(None)`` goes back
+    to importing CuPy when a GPU is next asked for.
+    """
+    global _cupy, _cupy_error
+    before, _cupy, _cupy_error = _cupy, module, None
+    return before
+
+
 class Device:
     """A place where a tensor's data lives: ``cpu`` or ``gpu(i)``.
 
@@ -334,21 +351,24 @@ def _parse(text):
 
 def device_of(array):
     """The Device that holds ``array``."""
-    if isinstance(array, np.ndarray) or _cupy is None:
+    if _cupy is None or type(array) is np.ndarray \
+            or not isinstance(array, _cupy.ndarray):
         return _CPU
     return Device("gpu", array.device.id)
 
 
 def namespace_of(array):
     """``numpy`` for host arrays, ``cupy`` for GPU arrays."""
-    if isinstance(array, np.ndarray) or _cupy is None:
+    if _cupy is None or type(array) is np.ndarray \
+            or not isinstance(array, _cupy.ndarray):
         return np
-    return _cupy.get_array_module(array)
+    return _cupy
 
 
 def to_host(array):
     """A NumPy copy (or the array itself) of a host or GPU array."""
-    if isinstance(array, np.ndarray) or _cupy is None:
+    if _cupy is None or type(array) is np.ndarray \
+            or not isinstance(array, _cupy.ndarray):
         return array
     return _cupy.asnumpy(array)
 
@@ -358,14 +378,14 @@ def move(array, device):
     if device.kind == "cpu":
         return to_host(array)
     cupy = _load_cupy()
+    if device_of(array) == device:
+        return array
     with cupy.cuda.Device(device.index):
-        return cupy.asarray(array)
+        # From the host, an upload; from another GPU, a copy onto this one
+        # (``asarray`` would give back the array where it is).
+        return cupy.array(array, copy=True)
 
 
 def scatter_add(target, index, values):
     """``target[index] += values``, adding up repeated indices."""
-    if isinstance(target, np.ndarray) or _cupy is None:
-        np.add.at(target, index, values)
-    else:
-        import cupyx
-        cupyx.scatter_add(target, index, values)
+    namespace_of(target).add.at(target, index, values)

@@ -1,7 +1,11 @@
 """Shared fixtures for the d2lblocks test suite.
 
-* ``device``: parametrizes a test over the CPU and, when CuPy and a GPU are
-  present, the GPU (``DEVICES`` is the same list for ``parametrize``).
+* ``device``: parametrizes a test over the CPU and GPU 0. GPU 0 is the real
+  one where CuPy sees a GPU; elsewhere it is a simulated GPU
+  (``fake_cupy``, installed for the test through
+  ``backend.set_gpu_module``), so that every device path runs on every
+  machine. ``gpu`` is that GPU alone, and ``requires_gpu`` marks a test
+  that needs it.
 * ``central_difference``: a gradient by central differences that does not
   use ``db.grad_check``, so a bug there cannot hide a bug in an op.
 * A Hypothesis profile with no per-example deadline (CI machines are slow
@@ -15,6 +19,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import d2lblocks as db
+from d2lblocks import backend
+
+import fake_cupy
 
 settings.register_profile(
     "d2lblocks", max_examples=25, deadline=None, derandomize=True,
@@ -23,19 +30,38 @@ settings.load_profile("d2lblocks")
 
 HAS_CUPY = importlib.util.find_spec("cupy") is not None
 HAS_GPU = HAS_CUPY and db.num_gpus() > 0
+#: True where the ``gpu`` fixture gives the simulated GPU.
+SIMULATED_GPU = not HAS_GPU
 
-requires_gpu = pytest.mark.skipif(not HAS_GPU, reason="needs CuPy and a GPU")
+requires_gpu = pytest.mark.usefixtures("gpu")
 requires_no_cupy = pytest.mark.skipif(
     HAS_CUPY, reason="checks behaviour when CuPy is not installed")
 
-DEVICES = [pytest.param("cpu", id="cpu"),
-           pytest.param("gpu", id="gpu", marks=requires_gpu)]
+DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("gpu", id="gpu")]
+
+
+@pytest.fixture
+def gpu():
+    """GPU 0: the real one where CuPy sees a GPU, else the simulated one
+    (with ``fake_cupy.DEVICE_COUNT`` GPUs), installed for this test only."""
+    if HAS_GPU:
+        yield db.gpu(0)
+        return
+    before = backend.set_gpu_module(fake_cupy)
+    fake_cupy.reset_transfers()
+    try:
+        yield db.gpu(0)
+    finally:
+        backend.set_gpu_module(before)
+        fake_cupy.Device._stack[:] = [0]
 
 
 @pytest.fixture(params=DEVICES)
 def device(request):
-    """A ``db.Device``: the CPU, then GPU 0 where there is one."""
-    return db.cpu() if request.param == "cpu" else db.gpu(0)
+    """A ``db.Device``: the CPU, then GPU 0 (real or simulated)."""
+    if request.param == "cpu":
+        return db.cpu()
+    return request.getfixturevalue("gpu")
 
 
 @pytest.fixture

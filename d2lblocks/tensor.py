@@ -27,6 +27,7 @@ that leaves for Python, an in-place change, a ``backward()``).
 import functools
 import itertools
 import numbers
+import threading
 import weakref
 from heapq import heappop, heappush
 
@@ -52,16 +53,21 @@ _ndarray = np.ndarray
 
 
 # ---- grad mode -----------------------------------------------------------------
-class _GradMode:
-    """Whether ops record the graph. One module-level flag, read by every op."""
+class _GradMode(threading.local):
+    """Whether ops record the graph: one flag per thread, as in PyTorch, so
+    that a thread inside ``no_grad()`` never turns recording off for
+    another. A new thread starts with recording on (the class default)."""
     enabled = True
 
+    def __init__(self):
+        self.saved = []      # the settings that the open blocks will restore
 
-_mode = _GradMode
+
+_mode = _GradMode()
 
 
 def is_grad_enabled():
-    """True unless inside ``db.no_grad()``."""
+    """True unless inside ``db.no_grad()`` (in this thread)."""
     return _mode.enabled
 
 
@@ -76,11 +82,15 @@ class no_grad:
     _value = False
 
     def __enter__(self):
-        self._saved = _mode.enabled
-        _mode.enabled = self._value
+        # The setting to restore is kept per thread, not on ``self``: one
+        # ``no_grad()`` object may be entered by several threads at once.
+        mode = _mode
+        mode.saved.append(mode.enabled)
+        mode.enabled = self._value
 
     def __exit__(self, *exc):
-        _mode.enabled = self._saved
+        mode = _mode
+        mode.enabled = mode.saved.pop()
 
     def __call__(self, fn):
         @functools.wraps(fn)
@@ -112,8 +122,9 @@ class set_grad_enabled(no_grad):
         _mode.enabled = self._value
 
     def __enter__(self):
-        self._saved = self.prev
-        _mode.enabled = self._value
+        mode = _mode
+        mode.saved.append(self.prev)
+        mode.enabled = self._value
 
     def __call__(self, fn):
         _mode.enabled = self.prev        # a decorator changes nothing now

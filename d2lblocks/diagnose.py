@@ -12,7 +12,7 @@ import weakref
 
 import numpy as np
 
-from .nn.block import Block
+from .nn.block import Block, _no_init_text, _spelled
 from .nn.parameter import Parameter
 from .tensor import Tensor
 
@@ -186,8 +186,14 @@ def diagnose(net, warn=False):
         A :class:`Diagnosis`. Printing it, or leaving it as the last line of
         a notebook cell, shows the report (once).
     """
+    if isinstance(net, type) and issubclass(net, Block):
+        raise TypeError(f"diagnose expected a network, got the class "
+                        f"{net.__name__}; write {_spelled(net)}() (diagnose "
+                        f"an instance, e.g. db.diagnose({_spelled(net)}()))")
     if not isinstance(net, Block):
         raise TypeError(f"diagnose expected a Block, got {type(net).__name__}")
+    if "_children" not in net.__dict__:
+        raise AttributeError(_no_init_text(net))
     orphans, arrays = [], []
     for path, value in _plain_attributes(net):
         if isinstance(value, Block):

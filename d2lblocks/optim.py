@@ -7,12 +7,15 @@ and ``step()`` warns once when it finds such a layer with gradients.
 """
 
 import math
+import numbers
 import warnings
 import weakref
 
 import numpy as np
 
 from . import backend
+from .diagnose import unregistered_blocks
+from .nn.block import Block, _spelled, zero_grads
 from .tensor import _Hooks, Tensor, mark_changed
 
 __all__ = ["Optimizer", "SGD", "Adam"]
@@ -34,8 +37,26 @@ class Optimizer:
     """
 
     def __init__(self, params, lr):
+        name = type(self).__name__
+        if isinstance(params, Block):
+            raise TypeError(f"{name} expected the parameters of a network, "
+                            f"got the block {type(params).__name__} itself; "
+                            f"pass net.parameters(), e.g. {name}("
+                            f"net.parameters(), lr=0.1)")
+        if isinstance(params, type):
+            raise TypeError(f"{name} expected parameters, got the class "
+                            f"{params.__name__}; build the network and pass "
+                            f"its parameters: {name}({_spelled(params)}()"
+                            f".parameters(), ...)")
+        if isinstance(params, Tensor):
+            raise TypeError(f"{name} expected an iterable of parameters, got "
+                            f"one tensor; pass a list: {name}([p], ...)")
+        if isinstance(params, (str, bytes)) or not hasattr(params, "__iter__"):
+            raise TypeError(f"{name} expected an iterable of parameters "
+                            f"(net.parameters()), got {type(params).__name__}")
         source = getattr(params, "source", None)
-        self.params, seen = [], set()
+        lr = _number(lr, "lr", name)
+        params, seen, kept = list(params), set(), []
         for p in params:
             if not isinstance(p, Tensor) or not p.is_leaf:
                 what = type(p).__name__ if not isinstance(p, Tensor) else \
@@ -45,7 +66,8 @@ class Optimizer:
                                 f"{what}")
             if id(p) not in seen:
                 seen.add(id(p))
-                self.params.append(p)
+                kept.append(p)
+        self.params = kept
         if not self.params:
             raise ValueError(
                 f"{type(self).__name__} got no parameters. If the network keeps "
@@ -55,17 +77,15 @@ class Optimizer:
             raise ValueError(
                 f"{type(self).__name__} got {len(self.params)} tensor(s), none "
                 f"with requires_grad=True: nothing would ever be trained")
-        if not (isinstance(lr, (int, float)) and lr >= 0):
-            raise ValueError(f"lr must be a non-negative number, got {lr!r}")
         self.lr = lr
         self.state = {}
         self._source = None if source is None else weakref.ref(source)
         self._watching = self._source is not None
 
-    def zero_grad(self):
-        """Forget every parameter's gradient (``.grad = None``)."""
-        for p in self.params:
-            p.grad = None
+    def zero_grad(self, set_to_none=True):
+        """Forget every parameter's gradient (``.grad = None``), or, with
+        ``set_to_none=False``, zero the gradient arrays in place."""
+        zero_grads(self.params, set_to_none)
 
     def step(self):
         """Update each trainable parameter that has a gradient."""
@@ -81,6 +101,14 @@ class Optimizer:
     def _step(self):
         if self._watching:
             self._warn_about_unregistered()
+        # Every gradient is checked before the first update, so that a
+        # wrong one changes no parameter (a shape and dtype per parameter).
+        for p in self.params:
+            g = p.grad
+            if g is not None and p.requires_grad and (
+                    not isinstance(g, Tensor) or g.shape != p.data.shape
+                    or g.dtype != p.dtype or type(g.data) is not type(p.data)):
+                _wrong_grad(self, p, g)
         state = self.state
         for p in self.params:
             g = p.grad
@@ -104,8 +132,6 @@ class Optimizer:
     def _warn_about_unregistered(self):
         """Warn (once) about parameters with gradients that this optimizer
         does not own: the symptom of a layer kept in a plain container."""
-        from .diagnose import unregistered_blocks
-        from .nn import Block
         net = self._source()
         if net is None:
             self._watching = False
@@ -130,6 +156,39 @@ class Optimizer:
                 UserWarning, stacklevel=3)
 
 
+def _wrong_grad(opt, p, g):
+    """Raise: ``g``, the gradient of ``p``, cannot update it."""
+    names = {id(q): i for i, q in enumerate(opt.params)}
+    where = f"{type(opt).__name__}.step(): the gradient of parameter " \
+            f"{names[id(p)]} (shape {tuple(p.shape)}, {p.dtype})"
+    if not isinstance(g, Tensor):
+        raise TypeError(f"{where} is a {type(g).__name__}; .grad must be a "
+                        f"tensor (nothing was updated)")
+    if g.shape != p.data.shape:
+        raise ValueError(f"{where} has shape {tuple(g.shape)}; it must have "
+                         f"the parameter's shape (nothing was updated)")
+    if g.dtype != p.dtype:
+        raise TypeError(f"{where} has dtype {g.dtype}; it must have the "
+                        f"parameter's dtype (nothing was updated)")
+    raise ValueError(f"{where} is on {g.device}, the parameter on "
+                     f"{p.device}; move one of them (nothing was updated)")
+
+
+def _number(value, what, where, low=0.0, high=math.inf, high_open=False):
+    """``value`` as a finite Python float in ``[low, high]`` (or
+    ``[low, high)``); NumPy scalars count as numbers."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {what} must be a number, got "
+                        f"{type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < low or value > high or (
+            high_open and value == high):
+        right = ")" if high_open else "]"
+        raise ValueError(f"{where}: {what} must be a finite number in "
+                         f"[{low:g}, {high:g}{right}, got {value!r}")
+    return value
+
+
 def _scratch(w):
     """An array like ``w`` for intermediate results."""
     return backend.namespace_of(w).empty_like(w)
@@ -142,10 +201,10 @@ class SGD(Optimizer):
         v = momentum * v + (g + weight_decay * w);   w -= lr * v
     """
 
-    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+    def __init__(self, params, lr=1e-3, momentum=0.0, weight_decay=0.0):
+        momentum = _number(momentum, "momentum", "SGD")
+        weight_decay = _number(weight_decay, "weight_decay", "SGD")
         super().__init__(params, lr)
-        if momentum < 0 or weight_decay < 0:
-            raise ValueError("momentum and weight_decay must be >= 0")
         self.momentum, self.weight_decay = momentum, weight_decay
 
     def update(self, w, g, state):
@@ -214,6 +273,14 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
                  weight_decay=0.0):
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") \
+                or len(betas) != 2:
+            raise TypeError(f"Adam: betas must be a pair (beta1, beta2) such "
+                            f"as (0.9, 0.999), got {betas!r}")
+        betas = tuple(_number(b, f"betas[{i}]", "Adam", 0.0, 1.0, True)
+                      for i, b in enumerate(betas))
+        eps = _number(eps, "eps", "Adam")
+        weight_decay = _number(weight_decay, "weight_decay", "Adam")
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
 

@@ -1,6 +1,7 @@
 """The block system: registration, traversal, containers, lazy layers,
 initializers chosen before the shape is known, and the layers themselves."""
 
+import re
 import warnings
 from collections import OrderedDict
 
@@ -119,7 +120,10 @@ def test_tied_parameter_is_listed_once_and_sums_its_gradients():
     names = [n for n, _ in net.named_parameters()]
     assert names == ["0.weight", "0.bias", "2.weight", "2.bias", "5.weight",
                      "5.bias"]
-    assert list(net.state_dict()) == names
+    # state_dict lists a tied layer under every name, as PyTorch does.
+    assert list(net.state_dict()) == ["0.weight", "0.bias", "2.weight",
+                                      "2.bias", "4.weight", "4.bias",
+                                      "5.weight", "5.bias"]
     X = db.rand(5, 3)
     net(X).sum().backward()
 
@@ -288,7 +292,7 @@ def test_sequential_len_iter_index_and_slices():
     assert isinstance(net[1], nn.Tanh)
     with pytest.raises(TypeError, match="Block"):
         net[1] = lambda x: x
-    with pytest.raises(TypeError, match="expected Block instances"):
+    with pytest.raises(TypeError, match="expected a Block"):
         nn.Sequential(nn.ReLU(), "relu")
 
 
@@ -660,7 +664,7 @@ def test_sequential_del_insert_append_extend_and_pop():
         "0.weight", "1.weight", "2.weight"]
     with pytest.raises(IndexError, match="out of range for 3 blocks"):
         del net[3]
-    with pytest.raises(TypeError, match="expected Block instances"):
+    with pytest.raises(TypeError, match="expected a Block"):
         net.insert(0, "relu")
 
 
@@ -835,3 +839,150 @@ def test_a_block_shows_its_tree_as_escaped_html():
         def extra_repr(self):
             return "<lambda> & co"
     assert "&lt;lambda&gt; &amp; co" in Odd()._repr_html_()
+
+
+# ---- the registry guards itself -------------------------------------------------
+def registry(net):
+    """What the registries of every block hold, by identity."""
+    return [(name, {k: id(v) for k, v in block._children.items()},
+             {k: id(v) for k, v in block._params.items()},
+             {k: id(v) for k, v in block._buffers.items()}, block.training)
+            for name, block in net.named_modules(remove_duplicate=False)]
+
+
+@pytest.mark.parametrize("name, error", [
+    ("", ValueError), ("a.b", ValueError), (3, TypeError), (None, TypeError),
+    ("training", ValueError), ("forward", ValueError), ("_params", ValueError),
+    ("_children", ValueError), ("_buffers", ValueError),
+    ("parameters", ValueError), ("state_dict", ValueError)])
+@pytest.mark.parametrize("how", ["add_module", "register_buffer",
+                                 "register_parameter"])
+def test_a_name_that_cannot_be_registered_is_refused(name, error, how):
+    net = nn.Sequential(nn.Linear(2, 2))
+    before = registry(net)
+    value = {"add_module": nn.Dropout(), "register_buffer": db.zeros(2),
+             "register_parameter": nn.Parameter(db.zeros(2))}[how]
+    with pytest.raises(error, match="name"):
+        getattr(net, how)(name, value)
+    assert registry(net) == before
+    assert net.training is True and len(net.parameters()) == 2
+
+
+@pytest.mark.parametrize("name", ["a.b", "", "training", "forward"])
+def test_setattr_refuses_what_add_module_refuses(name):
+    net = nn.Sequential(nn.Linear(2, 2))
+    before = registry(net)
+    with pytest.raises(ValueError, match="name"):
+        setattr(net, name, nn.Linear(2, 2))
+    assert registry(net) == before
+
+
+@pytest.mark.parametrize("name", ["_children", "_params", "_buffers",
+                                  "_modules", "_non_persistent"])
+def test_a_registry_cannot_be_overwritten(name):
+    class Net(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.hidden = nn.Linear(2, 2)
+            setattr(self, name, {})
+
+    with pytest.raises(AttributeError, match=f"'{name}'.*keeps itself"):
+        Net()
+
+
+def test_a_block_cannot_contain_itself():
+    s = nn.Sequential(nn.ReLU())
+    with pytest.raises(ValueError, match="itself"):
+        s.append(s)
+    a, b = nn.Sequential(), nn.BlockList()
+    a.add(b)
+    before = registry(a)
+    with pytest.raises(ValueError, match="already inside it"):
+        b.append(a)
+    with pytest.raises(ValueError, match="already inside it"):
+        b.add_module("x", a)
+    with pytest.raises(ValueError, match="already inside it"):
+        b.y = a
+    assert registry(a) == before
+    assert "Sequential" in repr(a)           # no RecursionError
+    shared = nn.Linear(2, 2)                 # sharing is not a cycle
+    nn.Sequential(shared, shared)
+
+
+def test_a_parameter_of_another_shape_or_dtype_is_refused():
+    lin = nn.Linear(4, 3)
+    old = lin.weight
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(3, 5\)"):
+        lin.weight = nn.Parameter(db.rand(3, 5))
+    with pytest.raises(ValueError, match="float64"):
+        lin.weight = nn.Parameter(db.rand(3, 4, dtype=db.float64))
+    assert lin.weight is old
+    lin.weight = nn.Parameter(db.rand(3, 4))      # the same shape: fine
+    assert lin.weight is not old
+    lazy = nn.Dense(3)                            # lazy: any shape
+    lazy.weight = nn.Parameter(db.rand(3, 7))
+    assert lazy(db.rand(2, 7)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("dtype", [db.int64, db.int32, db.bool_, "int64"])
+def test_to_takes_float_dtypes_only_and_changes_nothing(dtype):
+    net = nn.Sequential(nn.Linear(2, 3))
+    before = net[0].weight.numpy().copy()
+    with pytest.raises(TypeError, match="floating-point dtype"):
+        net.to(dtype=dtype)
+    assert net[0].weight.dtype == db.float32
+    np.testing.assert_array_equal(net[0].weight.numpy(), before)
+    assert net.to(db.float64) is net and net[0].weight.dtype == db.float64
+
+
+def test_to_a_bad_device_changes_nothing():
+    net = nn.Sequential(nn.Linear(2, 3))
+    net.register_buffer("b", db.zeros(1))
+    weight = net[0].weight.data
+    with pytest.raises(ValueError, match="device"):
+        net.to("tpu:0")
+    assert net[0].weight.data is weight
+
+
+def test_a_block_that_skipped_super_init_gets_the_usual_message():
+    class NoInit(nn.Block):
+        def __init__(self):
+            self.size = 3
+
+    bad = NoInit()
+    for call in (lambda: db.diagnose(bad), lambda: bad.parameters(),
+                 lambda: bad.state_dict(), lambda: nn.Sequential(bad)):
+        with pytest.raises(AttributeError, match=r"super\(\).__init__\(\)"):
+            call()
+
+
+@pytest.mark.parametrize("given, spelled", [(init.Normal, "init.Normal()"),
+                                            (init.Xavier, "init.Xavier()")])
+def test_initialize_with_a_class_says_to_make_an_instance(given, spelled):
+    net = nn.Sequential(nn.Dense(4), nn.Linear(4, 2))
+    before = net[1].weight.numpy().copy()
+    with pytest.raises(TypeError, match=f"got the class .*write {re.escape(spelled)}"):
+        net.initialize(given)
+    assert net[0].weight.is_lazy and net[0].weight._init is None
+    assert not net[1].weight._user_initialized
+    np.testing.assert_array_equal(net[1].weight.numpy(), before)
+
+
+def test_initialize_that_fails_half_way_restores_every_parameter():
+    class Picky(init.Initializer):
+        def __init__(self):
+            self.calls = 0
+
+        def sample(self, shape, rng):
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError("no more")
+            return np.full(shape, 7.0)
+
+    net = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    before = [p.numpy().copy() for p in net.parameters()]
+    with pytest.raises(RuntimeError, match="no more"):
+        net.initialize(Picky())
+    for p, old in zip(net.parameters(), before):
+        np.testing.assert_array_equal(p.numpy(), old)
+        assert not p._user_initialized

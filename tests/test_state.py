@@ -218,10 +218,10 @@ def test_save_interrupted_while_writing(tmp_path, monkeypatch):
     net.save(path)
     good = path.read_bytes()
 
-    def broken_savez(file, **arrays):
-        file.write(b"half an archive")
+    def broken_write(file, array, **kwargs):
+        file.write(b"half an array")
         raise OSError("disk full")
-    monkeypatch.setattr(np, "savez", broken_savez)
+    monkeypatch.setattr(np.lib.format, "write_array", broken_write)
     with pytest.raises(OSError, match="disk full"):
         WithBuffers().save(path)
     assert path.read_bytes() == good
@@ -275,3 +275,197 @@ def test_state_dict_goes_block_by_block():
         "bias", "scale",
         "first.w", "first.count", "first.lin.weight", "first.lin.bias",
         "second.weight", "second.bias"]
+
+
+# ---- state loads exactly or not at all ------------------------------------------
+class Shifted(nn.Block):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+        self.register_buffer("shift", db.zeros(3))
+
+    def forward(self, x):
+        return self.lin(x) + self.shift
+
+
+def test_a_buffer_of_the_wrong_shape_is_refused_and_nothing_loads():
+    m = Shifted()
+    before = snapshot(m)
+    state = m.state_dict()
+    state["lin.weight"] = np.ones((3, 3))
+    state["shift"] = np.array([5.0])
+    with pytest.raises(ValueError, match=r"shift: expected \(3,\), got \(1,\)"):
+        m.load_state_dict(state)
+    assert_same(snapshot(m), before)
+
+
+@pytest.mark.parametrize("value", [np.array(["a", "b", "c"]),
+                                   np.array([None, 1, 2], dtype=object),
+                                   "abc", np.ones(3) * 1j])
+def test_an_entry_that_holds_no_numbers_is_refused_before_any_load(value):
+    m = Shifted()
+    before = snapshot(m)
+    state = m.state_dict()
+    state["lin.weight"] = np.full((3, 3), 2.0)    # an earlier key, valid
+    state["shift"] = value                        # the last key, not numbers
+    with pytest.raises(TypeError, match="'shift'.*nothing was loaded"):
+        m.load_state_dict(state)
+    assert_same(snapshot(m), before)
+
+
+@pytest.mark.parametrize("dtype", [db.float32, db.float64])
+def test_buffers_keep_their_own_dtype_when_loaded(dtype):
+    m = Shifted().to(dtype=dtype)
+    m.register_buffer("steps", db.zeros(2, dtype=db.int64))
+    state = {k: v.astype(np.float64) for k, v in m.state_dict().items()}
+    state["shift"] = np.array([1.5, 2.5, 3.5])
+    state["steps"] = np.array([3.0, 4.0])
+    m.load_state_dict(state)
+    assert m.shift.dtype == dtype and m.lin.weight.dtype == dtype
+    assert m.steps.dtype == db.int64
+    np.testing.assert_array_equal(m.shift.numpy(), [1.5, 2.5, 3.5])
+    np.testing.assert_array_equal(m.steps.numpy(), [3, 4])
+
+
+def test_loading_writes_in_place_so_references_see_the_values():
+    m = Shifted()
+    shift, weight = m.shift, m.lin.weight
+    state = m.state_dict()
+    state["shift"] = np.array([1.0, 2.0, 3.0])
+    m.load_state_dict(state)
+    assert m.shift is shift and m.lin.weight is weight
+    np.testing.assert_array_equal(shift.numpy(), [1, 2, 3])
+
+
+class Tied(nn.Block):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(4, 4, bias=False)
+        self.out = nn.Linear(4, 4, bias=False)
+        self.out.weight = self.embed.weight
+
+    def forward(self, x):
+        return self.out(self.embed(x))
+
+
+def test_a_tied_parameter_is_saved_under_every_name_and_loads_back_tied(
+        tmp_path):
+    src = Tied()
+    state = src.state_dict()
+    assert list(state) == ["embed.weight", "out.weight"]
+    np.testing.assert_array_equal(state["embed.weight"], state["out.weight"])
+    dst = Tied()
+    assert dst.load_state_dict(state) == ([], [])        # strict: all found
+    assert dst.out.weight is dst.embed.weight
+    np.testing.assert_array_equal(dst.out.weight.numpy(), state["out.weight"])
+    src.save(tmp_path / "tied.npz")
+    again = Tied().load(tmp_path / "tied.npz")
+    assert again.out.weight is again.embed.weight
+    assert len(again.parameters()) == 1
+
+
+def test_a_shared_child_is_listed_under_each_path():
+    shared = nn.Linear(2, 2)
+    net = nn.Sequential(shared, nn.ReLU(), shared)
+    assert list(net.state_dict()) == ["0.weight", "0.bias", "2.weight",
+                                      "2.bias"]
+    missing, _ = net.load_state_dict({"0.weight": np.eye(2),
+                                      "0.bias": np.zeros(2)}, strict=False)
+    assert missing == ["2.weight", "2.bias"]
+
+
+def test_unexpected_keys_come_block_by_block_as_in_pytorch():
+    net = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 2)))
+    state = dict(net.state_dict())
+    extra = {"1.0.extra": np.ones(1), "1.zz": np.ones(1), "0.a.b": np.ones(1),
+             "top": np.ones(1), "9.weight": np.ones(1), "0.weight.x": np.ones(1)}
+    state = {**extra, **state}
+    _, unexpected = net.load_state_dict(state, strict=False)
+    # the root first (a key whose first part is no child or tensor of it),
+    # then child 0, then child 1, then 1.0, each in the order of the dict
+    assert unexpected == ["top", "9.weight", "0.a.b", "0.weight.x", "1.zz",
+                          "1.0.extra"]
+
+
+def test_key_orders_match_pytorch_where_torch_is_installed():
+    torch = pytest.importorskip("torch")
+    tnn = torch.nn
+
+    class TorchNet(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = tnn.Sequential(tnn.Linear(4, 8), tnn.ReLU(),
+                                       tnn.Linear(8, 3))
+            self.register_buffer("rand_weight", torch.rand(3, 3))
+            self.head = tnn.Linear(3, 3)
+
+    class Net(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(4, 8), nn.ReLU(),
+                                      nn.Linear(8, 3))
+            self.register_buffer("rand_weight", db.rand(3, 3))
+            self.head = nn.Linear(3, 3)
+
+    t, d = TorchNet(), Net()
+    assert list(t.state_dict()) == list(d.state_dict())
+    state = {"zz": np.ones(1), "body.9.w": np.ones(1), "body.0.q": np.ones(1),
+             "head.weight": np.ones((3, 3)), "rand_weight": np.ones((3, 3))}
+    tr = t.load_state_dict({k: torch.tensor(v) for k, v in state.items()},
+                           strict=False)
+    dr = d.load_state_dict(state, strict=False)
+    assert list(dr.missing_keys) == list(tr.missing_keys)
+    assert list(dr.unexpected_keys) == list(tr.unexpected_keys)
+
+
+def test_a_path_given_to_load_state_dict_says_to_use_load(tmp_path):
+    net = Shifted()
+    with pytest.raises(TypeError, match=r"got the path 'm.npz'.*net.load\('m.npz'\)"):
+        net.load_state_dict("m.npz")
+    with pytest.raises(TypeError, match="expected a dict.*got list"):
+        net.load_state_dict([("shift", np.zeros(3))])
+
+
+def test_a_damaged_file_is_named_in_the_error(tmp_path):
+    net = Shifted()
+    path = tmp_path / "m.npz"
+    net.save(path)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(data[:len(data) // 2])
+    before = snapshot(net)
+    with pytest.raises(ValueError, match="cut.npz") as info:
+        net.load(cut)
+    assert "pickle" not in str(info.value)
+    text = tmp_path / "notes.txt"
+    text.write_text("weights: 1, 2, 3\n")
+    with pytest.raises(ValueError, match="notes.txt") as info:
+        net.load(text)
+    assert "pickle" not in str(info.value)
+    np.save(tmp_path / "one.npy", np.ones(3))
+    with pytest.raises(ValueError, match="one.npy.*single array"):
+        net.load(tmp_path / "one.npy")
+    assert_same(snapshot(net), before)
+
+
+def test_saving_into_a_missing_folder_names_the_path(tmp_path):
+    path = tmp_path / "nowhere" / "m.npz"
+    with pytest.raises(FileNotFoundError, match="nowhere.*does not exist"):
+        Shifted().save(path)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_parameter_named_file_can_be_saved(tmp_path):
+    class Odd(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.file = nn.Parameter(db.ones(2))
+            self.register_buffer("allow_pickle", db.zeros(1))
+
+    src = Odd()
+    src.save(tmp_path / "odd.npz")
+    dst = Odd()
+    with db.no_grad():
+        dst.file[...] = 0.0
+    dst.load(tmp_path / "odd.npz")
+    np.testing.assert_array_equal(dst.file.numpy(), [1, 1])

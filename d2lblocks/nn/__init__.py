@@ -9,12 +9,13 @@ from .parameter import Parameter, UninitializedParameterError
 from .block import Block, Module, IncompatibleKeys, StateDictKeyError
 from .containers import Sequential, BlockList, BlockDict, ModuleList, ModuleDict
 from .layers import (Dense, Linear, LazyLinear, ReLU, Sigmoid, Tanh, Softmax,
-                     Identity, Flatten, Dropout, CrossEntropyLoss, MSELoss)
+                     LogSoftmax, Identity, Flatten, Dropout, CrossEntropyLoss,
+                     MSELoss)
 from . import functional
 
 __all__ = ["Parameter", "UninitializedParameterError", "Block", "Module",
            "IncompatibleKeys", "StateDictKeyError",
            "Sequential", "BlockList", "BlockDict", "ModuleList", "ModuleDict",
            "Dense", "Linear", "LazyLinear", "ReLU", "Sigmoid", "Tanh",
-           "Softmax", "Identity", "Flatten", "Dropout", "CrossEntropyLoss",
+           "Softmax", "LogSoftmax", "Identity", "Flatten", "Dropout", "CrossEntropyLoss",
            "MSELoss", "functional"]

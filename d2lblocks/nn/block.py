@@ -14,15 +14,18 @@ method's name for its own attribute (``self.blocks = [...]``,
 """
 
 import collections
+import collections.abc
+import errno
 import itertools
 import os
 import tempfile
 import warnings
+import zipfile
 
 import numpy as np
 
-from .. import hybrid
-from ..tensor import _Hooks, Tensor, as_dtype, no_grad
+from .. import backend, hybrid, init as init_mod
+from ..tensor import _Hooks, Tensor, as_dtype, mark_changed, no_grad
 from .display import block_html
 from .parameter import Parameter
 
@@ -61,7 +64,114 @@ def _next_name(cls):
 # ---- the one traversal --------------------------------------------------------
 def _table(block, key):
     """One of a block's registries, read without attribute lookup."""
-    return block.__dict__[key]
+    try:
+        return block.__dict__[key]
+    except KeyError:
+        raise AttributeError(_no_init_text(block)) from None
+
+
+def _no_init_text(block):
+    name = type(block).__name__
+    return (f"{name} has no registries of children and parameters: its "
+            f"__init__ did not call super().__init__(). Add "
+            f"super().__init__() as the first line of {name}.__init__")
+
+
+# Names that Block itself keeps in every instance, and what each is for: a
+# child, parameter or buffer under one of them would replace it.
+_RESERVED = {
+    "_children": "the registry of child blocks",
+    "_modules": "the registry of child blocks (PyTorch's name)",
+    "_params": "the registry of parameters",
+    "_buffers": "the registry of buffers",
+    "_non_persistent": "the names of unsaved buffers",
+    "training": "the train/eval flag",
+    "forward": "the method that calling the block runs",
+    "_name": "the block's name",
+    "_last_call": "the number of the block's last call",
+    "_hybrid": "the recordings of hybridize()",
+}
+_REGISTRIES = ("_children", "_modules", "_params", "_buffers", "_non_persistent")
+
+
+def _check_name(block, name, what, explicit=True):
+    """Refuse a name that cannot register a ``what`` in ``block``.
+
+    ``explicit`` (``add_module``, ``register_buffer``...): also refuse the
+    name of an attribute of the block's class (a method such as
+    ``parameters``) unless it is already registered, as PyTorch does.
+    Assignment (``self.blocks = ...``) may hide a method: the traversals
+    never look methods up on the instance.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"a {what}'s name must be a string, got "
+                        f"{type(name).__name__} {name!r}")
+    if not name or "." in name:
+        raise ValueError(f"a {what}'s name must be a non-empty string without "
+                         f"'.', got {name!r} ('.' separates the names of "
+                         f"nested blocks in parameter names such as "
+                         f"'hidden.weight')")
+    if name in _RESERVED:
+        raise ValueError(f"cannot register a {what} as '{name}': Block uses "
+                         f"that name for {_RESERVED[name]}; choose another "
+                         f"name")
+    if explicit and hasattr(type(block), name) and not any(
+            name in block.__dict__[key] for key in
+            ("_children", "_params", "_buffers")):
+        raise ValueError(f"cannot register a {what} as '{name}': "
+                         f"{type(block).__name__} already has an attribute "
+                         f"of that name; choose another name")
+
+
+def _check_child(parent, child, name):
+    """Refuse a child that is not a finished block or that would make the
+    tree a cycle (``repr``, ``parameters()`` and ``apply`` would never
+    end)."""
+    if child is None:
+        return
+    if isinstance(child, type) and issubclass(child, Block):
+        raise TypeError(f"cannot register '{name}': got the class "
+                        f"{child.__name__}; write {_spelled(child)}()")
+    if not isinstance(child, Block):
+        raise TypeError(f"cannot register '{name}': expected a Block, got "
+                        f"{type(child).__name__}")
+    if "_children" not in child.__dict__:
+        raise AttributeError(_no_init_text(child))
+    if child is parent or any(b is parent for _, b in _walk(child, "", set())):
+        raise ValueError(
+            f"cannot register a {type(child).__name__} as '{name}' inside "
+            f"a {type(parent).__name__}: "
+            + ("that is the block itself" if child is parent else
+               f"the {type(parent).__name__} is already inside it")
+            + "; a block cannot contain itself")
+
+
+def _spelled(cls):
+    """How a student writes ``cls``: ``nn.ReLU`` for the library's own
+    blocks, the bare class name for theirs."""
+    module = getattr(cls, "__module__", "") or ""
+    if module.startswith("d2lblocks.nn"):
+        return f"nn.{cls.__name__}"
+    if module.startswith("d2lblocks.init"):
+        return f"init.{cls.__name__}"
+    if module.startswith("d2lblocks.optim"):
+        return f"optim.{cls.__name__}"
+    return cls.__name__
+
+
+def _check_replacement(old, new, name):
+    """A parameter replaced by one of another shape or dtype would make
+    forward blame the input; refuse it unless the old one is lazy."""
+    if old is None or new is None or old is new or old.is_lazy or new.is_lazy:
+        return
+    if tuple(old.shape) != tuple(new.shape) or old.dtype != new.dtype:
+        raise ValueError(
+            f"cannot replace the parameter '{name}' of shape "
+            f"{tuple(old.shape)} ({old.dtype}) by one of shape "
+            f"{tuple(new.shape)} ({new.dtype}): the layer's other sizes "
+            f"depend on it. Assign values of the same shape (with "
+            f"db.no_grad(): {name}[...] = values), or `del` the parameter "
+            f"first to use the name anew")
 
 
 def _walk(block, prefix="", memo=None):
@@ -110,16 +220,95 @@ def _saved_buffers(block):
 def _state_entries(root):
     """``(dotted name, tensor, kind, owner, own name)`` in the order of
     ``state_dict``: a block's own parameters, then its persistent buffers,
-    then each child's entries. A shared parameter comes once."""
-    seen = set()
-    for block_name, block in _walk(root, "", set()):
+    then each child's entries. As in PyTorch, a parameter or block shared
+    by several paths comes under each of its names."""
+    for block_name, block in _walk(root, "", None):
         dotted = (lambda n: f"{block_name}.{n}") if block_name else (lambda n: n)
         for name, p in _table(block, "_params").items():
-            if p is not None and id(p) not in seen:
-                seen.add(id(p))
+            if p is not None:
                 yield dotted(name), p, "param", block, name
         for name, buf in _saved_buffers(block):
-            yield dotted(name), buf, "buffer", block, name
+            if buf is not None:
+                yield dotted(name), buf, "buffer", block, name
+
+
+def _unexpected_keys(root, state):
+    """The keys of ``state`` that name nothing in ``root``, in PyTorch's
+    order: block by block (parents first), and within a block in the
+    order of ``state``. A key whose first part names a child is left to
+    that child."""
+    out = []
+    for block_name, block in _walk(root, "", None):
+        prefix = block_name + "." if block_name else ""
+        local = {name for name, p in _table(block, "_params").items()
+                 if p is not None}
+        local.update(name for name, b in _saved_buffers(block) if b is not None)
+        children = _table(block, "_children")
+        for key in state:
+            if not isinstance(key, str):
+                if not prefix:
+                    out.append(key)
+                continue
+            if not key.startswith(prefix):
+                continue
+            head, dot, _ = key[len(prefix):].partition(".")
+            if (head not in children) if dot else (head not in local):
+                out.append(key)
+    return out
+
+
+def _state_array(value):
+    """``(array, None)`` for a value of a state dict that holds numbers,
+    else ``(None, what is wrong)``."""
+    try:
+        array = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        return None, f"cannot be read as an array ({exc})"
+    if array.dtype.kind not in "biuf":
+        what = {"U": "strings", "S": "bytes", "O": "Python objects",
+                "c": "complex numbers"}.get(array.dtype.kind, "non-numbers")
+        return None, f"holds {what} (dtype {array.dtype}, e.g. " \
+                     f"{_first(array)!r})"
+    return array, None
+
+
+def _first(array):
+    return array.flat[0] if array.size else "empty"
+
+
+def _write_npz(f, state):
+    """Write ``state`` to the open file ``f`` as an ``.npz`` that
+    ``np.load`` reads (written entry by entry, so that any name works,
+    ``file`` included)."""
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, array in state.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, np.asanyarray(array),
+                                          allow_pickle=False)
+
+
+def _read_npz(path):
+    """The arrays of the ``.npz`` at ``path`` as a dict; errors name the
+    path and say what the file is instead."""
+    with open(path, "rb") as f:                  # FileNotFoundError names it
+        head = f.read(6)
+    if head.startswith(b"\x93NUMPY"):
+        raise ValueError(f"{path!r} holds a single array (written by "
+                         f"np.save), not the parameters that net.save() "
+                         f"writes; load it with np.load({path!r})")
+    if not head.startswith(b"PK"):
+        what = "is empty" if not head else "is not a NumPy .npz archive"
+        raise ValueError(f"cannot load {path!r}: the file {what}; expected "
+                         f"a file written by net.save(path)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ValueError(f"cannot load {path!r}: the file is damaged or "
+                         f"cut short ({exc}); save it again with "
+                         f"net.save(path)") from exc
+    except ValueError as exc:
+        raise ValueError(f"cannot load {path!r}: {exc}") from exc
 
 
 def _method(block, name):
@@ -160,14 +349,24 @@ class Block:
             object.__setattr__(self, name, value)
             return
         params, children, buffers = d["_params"], d["_children"], d["_buffers"]
-        if isinstance(value, (Block, Parameter)) and hasattr(
-                getattr(type(self), name, None), "__set__"):
-            raise TypeError(f"cannot register a {type(value).__name__} as "
-                            f"'{name}': that is a property of "
-                            f"{type(self).__name__}; choose another name")
+        if name in _REGISTRIES:
+            raise AttributeError(
+                f"cannot assign to '{name}': it is {_RESERVED[name]}, which "
+                f"the block keeps itself (assigning a new one would drop "
+                f"everything registered). Use add_module(name, block), "
+                f"register_buffer(name, tensor), or `del self.name`")
+        if isinstance(value, (Block, Parameter)):
+            if hasattr(getattr(type(self), name, None), "__set__"):
+                raise TypeError(f"cannot register a {type(value).__name__} "
+                                f"as '{name}': that is a property of "
+                                f"{type(self).__name__}; choose another name")
+            _check_name(self, name, "block" if isinstance(value, Block)
+                        else "parameter", explicit=False)
         if isinstance(value, Parameter):
+            _check_replacement(params.get(name), value, name)
             table = params
         elif isinstance(value, Block):
+            _check_child(self, value, name)
             table = children
         elif name in params:
             if value is not None:
@@ -238,14 +437,17 @@ class Block:
         return sorted(names)
 
     def add_module(self, name, block):
-        """Register ``block`` as the child ``name`` (PyTorch's spelling)."""
-        if not isinstance(name, str) or not name or "." in name:
-            raise ValueError(f"a child's name must be a non-empty string "
-                             f"without '.', got {name!r}")
-        if block is not None and not isinstance(block, Block):
-            raise TypeError(f"add_module expected a Block, got "
-                            f"{type(block).__name__}")
+        """Register ``block`` as the child ``name`` (PyTorch's spelling).
+
+        Raises:
+            TypeError: ``block`` is not a Block (or ``None``), or ``name``
+                is not a string.
+            ValueError: ``name`` is empty, has a '.', is a name the block
+                uses itself, or ``block`` already contains this block.
+        """
         children = _table(self, "_children")
+        _check_name(self, name, "child block")
+        _check_child(self, block, name)
         if name not in children:      # a replaced child keeps its place
             _forget(self, name)
         elif name in self.__dict__:   # the copy __setattr__ keeps
@@ -273,14 +475,32 @@ class Block:
             raise AttributeError("cannot register a buffer before "
                                  "super().__init__() has run")
         buffers = _table(self, "_buffers")
+        _check_name(self, name, "buffer")
+        value = None if value is None else _as_buffer(value)
         if name not in buffers:       # a replaced buffer keeps its place
             _forget(self, name)
-        buffers[name] = None if value is None else _as_buffer(value)
+        buffers[name] = value
         hybrid.structure_changed()
         if persistent:
             _table(self, "_non_persistent").discard(name)
         else:
             _table(self, "_non_persistent").add(name)
+
+    def register_parameter(self, name, param):
+        """Register ``param`` (an ``nn.Parameter`` or ``None``) under
+        ``name`` (PyTorch's spelling of ``self.name = param``)."""
+        _table(self, "_params")
+        _check_name(self, name, "parameter")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter expected an nn.Parameter or "
+                            f"None, got {type(param).__name__}; wrap a tensor "
+                            f"with nn.Parameter(t)")
+        params = _table(self, "_params")
+        _check_replacement(params.get(name), param, name)
+        if name not in params:
+            _forget(self, name)
+        params[name] = param
+        hybrid.structure_changed()
 
     # ---- calling ---------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -289,7 +509,10 @@ class Block:
         state = d.get("_hybrid")
         if state is not None or _Hooks.watch is not None:
             return hybrid.block_call(self, state, args, kwargs)
-        return self.forward(*args, **kwargs)
+        out = self.forward(*args, **kwargs)
+        if out is None:               # named by the next layer's error
+            _returned_none[0] = type(self).__name__
+        return out
 
     def hybridize(self, active=True):
         """Replay this block and every block below it (Gluon's name).
@@ -386,14 +609,10 @@ class Block:
         return self
 
     def zero_grad(self, set_to_none=True):
-        """Forget the gradient of every parameter: ``.grad = None``, or
-        zeros of the parameter's shape with ``set_to_none=False``."""
-        for _, p in _members(self, "_params"):
-            if set_to_none or p.grad is None:
-                p.grad = None
-            else:
-                p.grad = Tensor(np.zeros(p.grad.shape), dtype=p.grad.dtype,
-                                device=p.grad.device)
+        """Forget the gradient of every parameter: ``.grad = None``, or,
+        with ``set_to_none=False``, zero the existing gradient arrays in
+        place (as PyTorch: a reference to ``p.grad`` sees the zeros)."""
+        zero_grads([p for _, p in _members(self, "_params")], set_to_none)
 
     def requires_grad_(self, requires_grad=True):
         """Freeze (``False``) or unfreeze every parameter of this block and
@@ -419,25 +638,50 @@ class Block:
         """Move every parameter and buffer to ``device`` and/or cast float
         ones to ``dtype``, in place; returns self.
 
-        Lazy parameters are made on the device of the first input instead.
+        ``dtype`` must be a floating-point type (``db.float64``...):
+        integer weights would be rounded to 0. ``net.to(db.float64)``
+        works too, as in PyTorch. Everything is moved first and only then
+        assigned, so an error changes nothing. Lazy parameters are made on
+        the device of the first input instead.
         """
-        dt = None if dtype is None else as_dtype(dtype)
+        if dtype is None and device is not None and not isinstance(
+                device, (str, backend.Device)):
+            device, dtype = None, device          # net.to(db.float64)
+        dev = None if device is None else backend.as_device(device)
+        dt = None
+        if dtype is not None:
+            dt = as_dtype(dtype)
+            if dt.kind != "f":
+                raise TypeError(
+                    f"to(dtype=...) expected a floating-point dtype such as "
+                    f"db.float32 or db.float64, got {dt}: weights cast to "
+                    f"integers would all be rounded (most to 0)")
+        moves, lazy = [], []
         with no_grad():
             for _, p in _members(self, "_params"):
                 if p.is_lazy:
-                    if dt is not None:
-                        p._lazy_dtype = dt
+                    lazy.append(p)
                     continue
-                p.data = _moved(p, device, dt).data
-                if p.grad is not None:
-                    p.grad = _moved(p.grad, device, dt)
+                moves.append((p, _moved(p, dev, dt).data,
+                              None if p.grad is None else _moved(p.grad, dev, dt)))
+            buffer_moves = []
             for _, block in _walk(self, "", set()):
                 buffers = _table(block, "_buffers")
                 for name, buf in buffers.items():
                     if buf is not None:
-                        buffers[name] = _moved(buf, device, dt)
-                        if buffers[name] is not buf:
-                            hybrid.structure_changed()   # a new tensor
+                        buffer_moves.append((buffers, name, buf,
+                                             _moved(buf, dev, dt)))
+        # Nothing can fail from here on.
+        for p in lazy:
+            if dt is not None:
+                p._lazy_dtype = dt
+        for p, data, grad in moves:
+            p.data = data
+            p.grad = grad
+        for buffers, name, old, new in buffer_moves:
+            buffers[name] = new
+            if new is not old:
+                hybrid.structure_changed()       # a new tensor
         return self
 
     # ---- initialization ----------------------------------------------------
@@ -452,25 +696,46 @@ class Block:
                 ``initialize`` call already set.
 
         A lazy parameter keeps the initializer and applies it when its shape
-        becomes known, on the first forward pass.
+        becomes known, on the first forward pass. If an initializer raises,
+        every parameter keeps the values and state it had.
         """
-        from .. import init as init_mod
-        skipped, seen = [], set()
-        for block_name, block in _walk(self, "", set()):
-            for name, p in _table(block, "_params").items():
-                if p is None or id(p) in seen:
-                    continue
-                seen.add(id(p))
-                if p._user_initialized and not force_reinit:
-                    skipped.append(f"{block_name}.{name}" if block_name else name)
-                    continue
-                chosen = init if init is not None else \
-                    _default_init(block, name, init_mod)
-                if p.is_lazy:
-                    p._init = chosen      # None: the layer's default, once known
-                else:
-                    chosen(p)
-                p._user_initialized = True
+        if isinstance(init, type):
+            raise TypeError(f"initialize() got the class {init.__name__}; "
+                            f"write {_spelled(init)}() (an initializer "
+                            f"object, e.g. init.Normal(0, 0.01))")
+        if init is not None and not callable(init):
+            raise TypeError(f"initialize() expected an initializer such as "
+                            f"init.Normal(0, 0.01) or None, got "
+                            f"{type(init).__name__} {init!r}")
+        if not isinstance(force_reinit, (bool, np.bool_)):
+            raise TypeError(f"initialize(): force_reinit must be True or "
+                            f"False, got {force_reinit!r}")
+        skipped, seen, done = [], set(), []
+        try:
+            for block_name, block in _walk(self, "", set()):
+                for name, p in _table(block, "_params").items():
+                    if p is None or id(p) in seen:
+                        continue
+                    seen.add(id(p))
+                    if p._user_initialized and not force_reinit:
+                        skipped.append(f"{block_name}.{name}" if block_name
+                                       else name)
+                        continue
+                    chosen = init if init is not None else \
+                        _default_init(block, name, init_mod)
+                    done.append((p, p._init, p._user_initialized,
+                                 None if p.is_lazy else p.data.copy()))
+                    if p.is_lazy:
+                        p._init = chosen  # None: the layer's default, once known
+                    else:
+                        chosen(p)
+                    p._user_initialized = True
+        except BaseException:
+            for p, old_init, old_flag, values in reversed(done):
+                p._init, p._user_initialized = old_init, old_flag
+                if values is not None:
+                    p.data[...] = values
+            raise
         if skipped:
             warnings.warn(f"initialize(): {len(skipped)} parameter(s) were "
                           f"already initialized and were left as they are "
@@ -481,13 +746,12 @@ class Block:
 
     # ---- state ---------------------------------------------------------------
     def state_dict(self):
-        """An ordered dict of name -> NumPy array (host copies): block by
-        block, a block's own parameters and persistent buffers, then each
-        child's, as in PyTorch. Shared parameters appear once."""
+        """An ordered dict of name -> NumPy array (host copies), in
+        PyTorch's order: block by block, a block's own parameters and
+        persistent buffers, then each child's. A parameter or block shared
+        by several paths appears under each name, as in PyTorch."""
         state = {}
         for key, value, kind, _, _ in _state_entries(self):
-            if value is None:
-                continue
             if kind == "param" and value.is_lazy:
                 raise RuntimeError(
                     f"state_dict(): parameter '{key}' has no values yet (shape "
@@ -498,54 +762,91 @@ class Block:
     def load_state_dict(self, state, strict=True):
         """Copy values from ``state`` (name -> array) into this network.
 
-        Everything is checked first; on any error nothing is changed. A lazy
-        parameter takes its shape from ``state``.
+        Every entry is checked first (a number array of the right shape,
+        buffers included) and cast to its tensor's dtype; on any error
+        nothing is changed. A lazy parameter takes its shape from
+        ``state``. Values are copied into the existing arrays, so shared
+        (tied) parameters stay shared.
 
         Returns:
-            ``IncompatibleKeys(missing_keys, unexpected_keys)``, as PyTorch.
+            ``IncompatibleKeys(missing_keys, unexpected_keys)``, in
+            PyTorch's order.
 
         Raises:
+            TypeError: ``state`` is not a dict (a path says to use
+                ``load``), or an entry does not hold numbers.
+            ValueError: arrays whose shape does not match (always).
             StateDictKeyError: with ``strict``, names missing from or
                 unexpected in ``state`` (all of them listed). It is both a
                 ``KeyError`` and a ``RuntimeError``.
-            ValueError: arrays whose shape does not match (always).
         """
-        entries = {key: (kind, owner, name) for key, _, kind, owner, name
-                   in _state_entries(self)}
-        missing = [k for k in entries if k not in state]
-        unexpected = [k for k in state if k not in entries]
-        wrong = []
-        for key, (kind, owner, name) in entries.items():
-            if kind == "param" and key in state:
-                p = _table(owner, "_params")[name]
-                shape = np.shape(state[key])
-                if not _fits(p, shape):
-                    want = p._shape_text() if p.is_lazy else str(p.shape)
-                    wrong.append(f"{key}: expected {want}, got {shape}")
+        if isinstance(state, (str, bytes, os.PathLike)):
+            path = os.fsdecode(state)
+            raise TypeError(
+                f"load_state_dict expected a dict of name -> array (what "
+                f"state_dict() returns), got the path {path!r}; to read a "
+                f"file written by net.save(), use net.load({path!r})")
+        if not isinstance(state, collections.abc.Mapping):
+            raise TypeError(f"load_state_dict expected a dict of name -> "
+                            f"array (what state_dict() returns), got "
+                            f"{type(state).__name__}")
+        if not isinstance(strict, (bool, np.bool_)):
+            raise TypeError(f"load_state_dict: strict must be True or False, "
+                            f"got {strict!r}")
+        entries = list(_state_entries(self))
+        missing = [key for key, *_ in entries if key not in state]
+        unexpected = _unexpected_keys(self, state)
+        plan, wrong, bad = [], [], []
+        for key, t, kind, owner, name in entries:
+            if key not in state:
+                continue
+            value, problem = _state_array(state[key])
+            if problem:
+                bad.append(f"'{key}' {problem}")
+                continue
+            lazy = kind == "param" and t.is_lazy
+            if not (_fits(t, value.shape) if lazy else
+                    tuple(t.shape) == value.shape):
+                want = t._shape_text() if lazy else str(tuple(t.shape))
+                wrong.append(f"{key}: expected {want}, got {value.shape}")
+                continue
+            plan.append((t, lazy, value))
+        if bad:
+            raise TypeError("load_state_dict: expected arrays of numbers; "
+                            + "; ".join(bad) + " (nothing was loaded)")
         problems = []
         if strict and missing:
             problems.append(f"missing keys: {missing}")
         if strict and unexpected:
             problems.append(f"unexpected keys: {unexpected}")
         if wrong:
-            raise ValueError("load_state_dict: shapes do not match: " + "; ".join(wrong)
-                             + (("; also " + "; ".join(problems)) if problems else ""))
+            raise ValueError("load_state_dict: shapes do not match: "
+                             + "; ".join(wrong)
+                             + (("; also " + "; ".join(problems)) if problems
+                                else "") + " (nothing was loaded)")
         if problems:
             raise StateDictKeyError("load_state_dict: " + "; ".join(problems) +
-                                    " (pass strict=False to load the rest)")
+                                    " (pass strict=False to load the rest; "
+                                    "nothing was loaded)")
+        # Cast and move everything before the first write.
+        ready = []
+        for t, lazy, value in plan:
+            if lazy:
+                dt = t._lazy_dtype if t._lazy_dtype is not None else \
+                    value.dtype if value.dtype.kind == "f" else None
+                ready.append((t, lazy, dt, value))
+            else:
+                ready.append((t, lazy, None,
+                              Tensor(value, dtype=t.dtype, device=t.device).data))
         with no_grad():
-            for key, (kind, owner, name) in entries.items():
-                if key not in state:
-                    continue
-                value = np.asarray(state[key])
-                if kind == "param":
-                    _load_parameter(_table(owner, "_params")[name], value)
-                else:
-                    buffers = _table(owner, "_buffers")
-                    old = buffers[name]
-                    buffers[name] = Tensor(np.array(value, copy=True),
-                                           device=None if old is None else old.device)
-                    hybrid.structure_changed()
+            for t, lazy, dt, data in ready:
+                if lazy:
+                    t._init = None
+                    t.materialize(data.shape, dtype=dt)
+                    t._user_initialized = True
+                    data = Tensor(data, dtype=t.dtype).data
+                t.data[...] = data
+                mark_changed(t)
         for _, block in _walk(self, "", set()):
             hook = _method(block, "_after_load")
             if hook is not None:
@@ -556,15 +857,21 @@ class Block:
         """Save ``state_dict()`` to ``path`` as a NumPy ``.npz`` (no pickle).
 
         The file is written next to its destination and then renamed, so an
-        existing file is never left half-written.
+        existing file is never left half-written. Read it back with
+        ``net.load(path)`` (or ``np.load``).
         """
         state = _method(self, "state_dict")()
         path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(
+                errno.ENOENT, f"cannot save to {path!r}: the folder "
+                f"{folder!r} does not exist; create it first with "
+                f"os.makedirs({folder!r})", path)
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **state)
+                _write_npz(f, state)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -573,9 +880,14 @@ class Block:
         return path
 
     def load(self, path, strict=True):
-        """Load parameters saved by ``save(path)``; returns self."""
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            state = {k: data[k] for k in data.files}
+        """Load parameters saved by ``save(path)``; returns self.
+
+        Raises:
+            FileNotFoundError: there is no file at ``path``.
+            ValueError: the file is not one written by ``save`` (or it is
+                damaged); the message names the path.
+        """
+        state = _read_npz(os.fspath(path))
         _method(self, "load_state_dict")(state, strict=strict)
         return self
 
@@ -616,6 +928,20 @@ class _ParameterList(list):
 
 
 _ABSENT = object()
+# The class of the last block whose forward returned None (a forgotten
+# ``return``), for the message of the layer that receives that None.
+_returned_none = [None]
+
+
+def zero_grads(params, set_to_none=True):
+    """``p.grad = None`` for each parameter, or (``set_to_none=False``)
+    its gradient array set to zero in place."""
+    for p in params:
+        g = p.grad
+        if set_to_none or g is None:
+            p.grad = None
+        else:
+            g.data[...] = 0
 
 
 def _same_value(old, new):
@@ -652,20 +978,11 @@ def _as_buffer(value):
 
 
 def _moved(t, device, dtype):
-    """``t`` on ``device``, cast to ``dtype`` if it holds floats."""
+    """``t`` on ``device``, cast to ``dtype`` if it holds floats (a new
+    tensor, or ``t`` itself when nothing changes)."""
     if dtype is not None and t.dtype.kind != "f":
         dtype = None
     return t.to(device, dtype)
-
-
-def _load_parameter(p, value):
-    """Copy the array ``value`` into ``p``, keeping its dtype and device (a
-    lazy parameter takes its shape, and its dtype if ``value`` is float)."""
-    if p.is_lazy:
-        p._init = None
-        p.materialize(value.shape, dtype=value.dtype if value.dtype.kind == "f" else None)
-        p._user_initialized = True
-    p.data = Tensor(value, dtype=p.dtype, device=p.device).data
 
 
 def _fits(p, shape):

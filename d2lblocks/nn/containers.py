@@ -1,17 +1,49 @@
-"""Containers that register the blocks they hold."""
+"""Containers that register the blocks they hold.
 
-from collections.abc import Mapping
+Every method that adds blocks checks all of them first (each a finished
+block instance, none containing the container) and adds none when one is
+wrong, so a failed call leaves the container as it was.
+"""
 
-from .block import Block
+from collections.abc import Iterable, Mapping
+
+from .block import (Block, _check_child, _check_name, _returned_none,
+                    _spelled, _table)
 
 __all__ = ["Sequential", "BlockList", "BlockDict", "ModuleList", "ModuleDict"]
 
 
-def _check_block(block, where):
+def _checked(parent, blocks, where):
+    """``blocks`` as a list, each checked to be a block that ``parent``
+    may hold; the error names the call and the position."""
+    if isinstance(blocks, Block) or not isinstance(blocks, Iterable):
+        raise TypeError(f"{where} expected an iterable of blocks, got "
+                        f"{_kind(blocks)}")
+    blocks = list(blocks)
+    for i, block in enumerate(blocks):
+        _check_one(parent, block, f"{where}: item {i}")
+    return blocks
+
+
+def _check_one(parent, block, where):
+    if isinstance(block, type) and issubclass(block, Block):
+        raise TypeError(f"{where} is the class {block.__name__}, not a block; "
+                        f"write {_spelled(block)}()")
     if not isinstance(block, Block):
-        raise TypeError(f"{where} expected Block instances, got "
-                        f"{type(block).__name__}")
+        hint = " (to name a child, use add_module(name, block))" \
+            if isinstance(block, str) else ""
+        raise TypeError(f"{where} expected a Block such as nn.ReLU(), got "
+                        f"{_kind(block)}{hint}")
+    _check_child(parent, block, where)
     return block
+
+
+def _kind(value):
+    if isinstance(value, type):
+        return f"the class {value.__name__}"
+    text = repr(value)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return f"{type(value).__name__} {text}"
 
 
 class _BlockSequence(Block):
@@ -24,12 +56,15 @@ class _BlockSequence(Block):
     ...))``) are kept.
     """
 
-    def _append(self, block):
-        children = self._children
-        n = len(children)
-        while str(n) in children:     # a slice may already hold '2'
-            n += 1
-        children[str(n)] = _check_block(block, type(self).__name__)
+    def _append_all(self, blocks, where):
+        """Check every block, then add them all at the end."""
+        blocks = _checked(self, blocks, where)
+        children = _table(self, "_children")
+        for block in blocks:
+            n = len(children)
+            while str(n) in children:     # a slice may already hold '2'
+                n += 1
+            children[str(n)] = block
         return self
 
     def _key(self, index):
@@ -60,7 +95,9 @@ class _BlockSequence(Block):
         return self._children[self._key(index)]
 
     def __setitem__(self, index, block):
-        self._children[self._key(index)] = _check_block(block, type(self).__name__)
+        key = self._key(index)
+        _check_one(self, block, f"{type(self).__name__}[{index!r}] = ...")
+        self._children[key] = block
 
     def __delitem__(self, index):
         keys = list(self._children)
@@ -71,7 +108,9 @@ class _BlockSequence(Block):
 
     def insert(self, index, block):
         """Put ``block`` before position ``index`` (as ``list.insert``)."""
-        _check_block(block, type(self).__name__)
+        if not isinstance(index, int) or isinstance(index, bool):
+            index = _int(index, f"{type(self).__name__}.insert: index")
+        _check_one(self, block, f"{type(self).__name__}.insert")
         items = list(self._children.items())
         items.insert(index, ("0", block))      # a positional name
         self._rebuild(items)
@@ -85,12 +124,10 @@ class _BlockSequence(Block):
 
     def extend(self, blocks):
         """Add blocks at the end; returns self."""
-        for block in blocks:
-            self._append(block)
-        return self
+        return self._append_all(blocks, f"{type(self).__name__}.extend")
 
     def __iadd__(self, blocks):
-        return self.extend(blocks)
+        return self._append_all(blocks, f"{type(self).__name__} +=")
 
     def __add__(self, other):
         return self._from_items(
@@ -113,22 +150,24 @@ class Sequential(_BlockSequence):
     def __init__(self, *blocks):
         super().__init__()
         if len(blocks) == 1 and isinstance(blocks[0], Mapping):
-            for name, block in blocks[0].items():
-                Block.add_module(self, name, _check_block(block, "Sequential"))
+            items = list(blocks[0].items())
+            for name, block in items:
+                _check_name(self, name, "child block")
+                _check_one(self, block, f"Sequential: item {name!r}")
+            for name, block in items:
+                Block.add_module(self, name, block)
         elif len(blocks) == 1 and isinstance(blocks[0], (list, tuple)):
-            Sequential.add(self, *blocks[0])
+            self._append_all(blocks[0], "Sequential")
         else:
-            Sequential.add(self, *blocks)
+            self._append_all(blocks, "Sequential")
 
     def add(self, *blocks):
         """Append blocks in order; returns self."""
-        for block in blocks:
-            self._append(block)
-        return self
+        return self._append_all(blocks, "Sequential.add")
 
     def append(self, block):
         """Add one block at the end; returns self."""
-        return self._append(block)
+        return self._append_all([block], "Sequential.append")
 
     @staticmethod
     def _from_items(items):
@@ -137,6 +176,8 @@ class Sequential(_BlockSequence):
     def forward(self, X):
         for block in self._children.values():
             X = block(X)
+            if X is None:
+                _no_output(self, block)
         return X
 
 
@@ -149,13 +190,15 @@ class BlockList(_BlockSequence):
     slice is a new BlockList, numbered from 0.
     """
 
-    def __init__(self, blocks=()):
+    def __init__(self, blocks=None, *, modules=None):
         super().__init__()
-        _BlockSequence.extend(self, blocks)
+        blocks = _either(blocks, modules, "BlockList", "blocks")
+        if blocks is not None:
+            self._append_all(blocks, "BlockList")
 
     def append(self, block):
         """Add one block at the end; returns self."""
-        return self._append(block)
+        return self._append_all([block], "BlockList.append")
 
     @staticmethod
     def _from_items(items):
@@ -165,13 +208,16 @@ class BlockList(_BlockSequence):
 class BlockDict(Block):
     """A dict of named blocks that registers them (``ModuleDict``)."""
 
-    def __init__(self, blocks=None):
+    def __init__(self, blocks=None, *, modules=None):
         super().__init__()
+        blocks = _either(blocks, modules, "BlockDict", "blocks")
         if blocks is not None:
             BlockDict.update(self, blocks)
 
     def __setitem__(self, name, block):
-        Block.add_module(self, name, _check_block(block, "BlockDict"))
+        _check_name(self, name, "child block")
+        _check_one(self, block, f"BlockDict[{name!r}] = ...")
+        Block.add_module(self, name, block)
 
     def __getitem__(self, name):
         return self._children[name]
@@ -189,17 +235,30 @@ class BlockDict(Block):
         return name in self._children
 
     def update(self, blocks):
-        """Add or replace blocks from a dict or from ``(name, block)``
-        pairs, in order."""
-        pairs = blocks.items() if isinstance(blocks, Mapping) else blocks
-        for pair in pairs:
-            try:
-                name, block = pair
-            except (TypeError, ValueError):
-                raise TypeError(f"BlockDict.update expected a dict or "
-                                f"(name, block) pairs, got an element "
-                                f"{pair!r}") from None
-            self[name] = block
+        """Add or replace blocks from a ``BlockDict``, a dict or
+        ``(name, block)`` pairs, in order. All are checked first: when
+        one is wrong, none is added."""
+        if isinstance(blocks, (BlockDict, Mapping)):
+            pairs = list(blocks.items())
+        elif isinstance(blocks, Block) or not isinstance(blocks, Iterable) \
+                or isinstance(blocks, str):
+            raise TypeError(f"BlockDict.update expected a BlockDict, a dict "
+                            f"or (name, block) pairs, got {_kind(blocks)}")
+        else:
+            pairs = []
+            for pair in blocks:
+                try:
+                    name, block = pair
+                except (TypeError, ValueError):
+                    raise TypeError(f"BlockDict.update expected a dict or "
+                                    f"(name, block) pairs, got an element "
+                                    f"{_kind(pair)}") from None
+                pairs.append((name, block))
+        for name, block in pairs:
+            _check_name(self, name, "child block")
+            _check_one(self, block, f"BlockDict.update: {name!r}")
+        for name, block in pairs:
+            Block.add_module(self, name, block)
 
     def pop(self, name):
         """Remove the block ``name`` and return it."""
@@ -224,3 +283,31 @@ class BlockDict(Block):
 
 ModuleList = BlockList
 ModuleDict = BlockDict
+
+
+def _either(value, alias, where, name):
+    """The argument given under our name or PyTorch's ``modules``."""
+    if alias is not None:
+        if value is not None:
+            raise TypeError(f"{where} takes {name} or modules, not both")
+        return alias
+    return value
+
+
+def _int(value, what):
+    """``value`` as an int (NumPy integers too), else a TypeError."""
+    try:
+        return int(value.__index__())
+    except (AttributeError, TypeError):
+        raise TypeError(f"{what} must be an integer, got "
+                        f"{_kind(value)}") from None
+
+
+def _no_output(seq, block):
+    """Raise: ``block``, a child of ``seq``, returned None."""
+    name = next(k for k, v in _table(seq, "_children").items() if v is block)
+    _returned_none[0] = None
+    raise TypeError(
+        f"{type(seq).__name__}: child ({name}), a {type(block).__name__}, "
+        f"returned None, so there is nothing to give the next block; does "
+        f"{type(block).__name__}.forward end with `return ...`?")

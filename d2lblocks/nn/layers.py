@@ -1,15 +1,46 @@
 """Layers: dense (fully connected), activations, flatten, dropout, losses."""
 
 import math
+import numbers
 
 from .. import backend, init, ops
-from ..tensor import Tensor, random_generator
-from .block import Block
+from ..tensor import Tensor, as_dtype, random_generator
+from .block import Block, _returned_none
 from .parameter import Parameter
 
 __all__ = ["Dense", "Linear", "LazyLinear", "ReLU", "Sigmoid", "Tanh",
-           "Softmax", "Identity", "Flatten", "Dropout", "CrossEntropyLoss",
-           "MSELoss", "activation_fn"]
+           "Softmax", "LogSoftmax", "Identity", "Flatten", "Dropout",
+           "CrossEntropyLoss", "MSELoss", "activation_fn"]
+
+
+def _count(value, what, allow_none=False):
+    """``value`` as a positive Python int (NumPy integers too)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) \
+            and value > 0:
+        return int(value)
+    if isinstance(value, type):
+        given = f"the class {value.__name__}"
+    else:
+        given = f"{type(value).__name__} {value!r}"
+    raise (ValueError if isinstance(value, numbers.Real) else TypeError)(
+        f"{what} must be a positive integer{' or None' if allow_none else ''}"
+        f", got {given}")
+
+
+def _axis(value, what):
+    """``value`` as an int axis (NumPy integers too)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    raise TypeError(f"{what} must be an integer axis such as 1 or -1, got "
+                    f"{type(value).__name__} {value!r}")
+
+
+def _no_inplace(inplace, layer):
+    if inplace:
+        raise ValueError(f"{layer}(inplace=True) is not supported: d2lblocks "
+                         f"layers return a new tensor (leave inplace out)")
 
 _ACTIVATIONS = {"relu": ops.relu, "sigmoid": ops.sigmoid, "tanh": ops.tanh,
                 "softmax": ops.softmax}
@@ -36,6 +67,14 @@ def _check_input(X, layer):
     """
     if isinstance(X, Tensor):
         return X
+    if X is None:
+        last = _returned_none[0]
+        raise TypeError(
+            f"{type(layer).__name__} got None as its input: the block before "
+            f"it returned nothing"
+            + (f" (the last forward that returned None was "
+               f"{last}.forward)" if last else "")
+            + "; a forward must end with `return ...`")
     kind = type(X)
     where = "" if kind.__module__ == "builtins" else kind.__module__.split(".")[0] + "."
     raise TypeError(f"{type(layer).__name__} expected a d2lblocks Tensor, got "
@@ -65,11 +104,11 @@ class Dense(Block):
     def __init__(self, units, activation=None, in_units=None, use_bias=True,
                  flatten=True):
         super().__init__()
-        if not isinstance(units, int) or units <= 0:
-            raise ValueError(f"Dense: units must be a positive int, got {units!r}")
-        if in_units is not None and (not isinstance(in_units, int) or in_units <= 0):
-            raise ValueError(f"Dense: in_units must be a positive int or None, "
-                             f"got {in_units!r}")
+        name = type(self).__name__
+        units = _count(units, f"{name}: {'out_features' if name != 'Dense' else 'units'}")
+        in_units = _count(in_units, f"{name}: "
+                          f"{'in_features' if name != 'Dense' else 'in_units'}",
+                          allow_none=True)
         self.units = units
         self.activation = activation_fn(activation)
         self._activation_name = activation if isinstance(activation, str) else \
@@ -94,11 +133,21 @@ class Dense(Block):
         return init.Uniform(-bound, bound)
 
     def _materialize(self, in_units, device, dtype):
+        """Give the lazy parameters their shapes and first values; if
+        anything fails (an initializer raises), all stay lazy."""
         shapes = {"weight": (self.units, in_units), "bias": (self.units,)}
-        for name in ("weight", "bias"):      # weight first: it fixes in_units
-            p = self._params.get(name)
-            if p is not None and p.is_lazy and not p.materialize(shapes[name], device, dtype):
-                self.default_init(name)(p)   # nobody chose an initializer
+        done = []
+        try:
+            for name in ("weight", "bias"):   # weight first: it fixes in_units
+                p = self._params.get(name)
+                if p is not None and p.is_lazy:
+                    done.append((p, p._lazy_shape, p._init, p.data))
+                    if not p.materialize(shapes[name], device, dtype):
+                        self.default_init(name)(p)   # nobody chose one
+        except BaseException:
+            for p, shape, chosen, data in reversed(done):
+                p._lazy_shape, p._init, p.data = shape, chosen, data
+            raise
 
     def forward(self, X):
         _check_input(X, self)
@@ -113,9 +162,16 @@ class Dense(Block):
         params = self._params
         weight, bias = params["weight"], params.get("bias")
         if X.ndim > 2 and self.flatten:        # Gluon: (batch, everything else)
-            X = X.reshape(X.shape[0], -1)
-        if weight.is_lazy:                     # first batch: shapes now known
-            self._materialize(X.shape[-1], X.device, X.dtype)
+            X = X.reshape(X.shape[0], math.prod(X.shape[1:]))
+        if weight.is_lazy or (bias is not None and bias.is_lazy):
+            features = X.shape[-1]             # first batch: shapes now known
+            if features == 0:
+                raise ValueError(
+                    f"{type(self).__name__} cannot learn its input size from "
+                    f"a batch of shape {tuple(X.shape)}: it has 0 features. "
+                    f"Give it a batch with at least one feature (the layer "
+                    f"stays uninitialized until then)")
+            self._materialize(features, X.device, X.dtype)
         out = ops.linear(X, weight, bias)      # checks the feature count
         act = self.activation
         return out if act is None else act(out)
@@ -137,9 +193,11 @@ class Linear(Dense):
     ``weight`` of shape (out_features, in_features).
     """
 
-    def __init__(self, in_features, out_features, bias=True):
+    def __init__(self, in_features, out_features, bias=True, device=None,
+                 dtype=None):
         super().__init__(out_features, in_units=in_features, use_bias=bias,
                          flatten=False)
+        _place(self, device, dtype)
 
     in_features = property(lambda self: self.in_units)
     out_features = property(lambda self: self.units)
@@ -156,8 +214,9 @@ class LazyLinear(Dense):
     After that batch it becomes a plain ``Linear`` (``type(layer) is Linear``).
     """
 
-    def __init__(self, out_features, bias=True):
+    def __init__(self, out_features, bias=True, device=None, dtype=None):
         super().__init__(out_features, use_bias=bias, flatten=False)
+        _place(self, device, dtype)
 
     def forward(self, X):
         out = super().forward(X)
@@ -172,8 +231,22 @@ class LazyLinear(Dense):
         return f"in_features=?, out_features={self.units}"
 
 
+def _place(layer, device, dtype):
+    """PyTorch's ``device=``/``dtype=`` of a layer's constructor."""
+    if dtype is not None and as_dtype(dtype).kind != "f":
+        raise TypeError(f"{type(layer).__name__}: dtype must be a "
+                        f"floating-point type such as db.float32, got "
+                        f"{as_dtype(dtype)}")
+    if device is not None or dtype is not None:
+        Block.to(layer, device, dtype)
+
+
 class _Activation(Block):
     fn = None
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        _no_inplace(inplace, type(self).__name__)
 
     def forward(self, X):
         return type(self).fn(_check_input(X, self))
@@ -195,45 +268,71 @@ class Tanh(_Activation):
 
 
 class Softmax(Block):
-    """Softmax along ``axis`` as a block."""
+    """Softmax along ``axis`` as a block: ``Softmax(1)``, ``Softmax(dim=1)``
+    (PyTorch) or ``Softmax(axis=1)`` (NumPy)."""
 
-    def __init__(self, axis=-1):
+    def __init__(self, axis=-1, *, dim=None):
         super().__init__()
-        self.axis = axis
+        self.axis = _axis(axis if dim is None else dim,
+                          f"{type(self).__name__}: dim")
 
     def forward(self, X):
         return ops.softmax(_check_input(X, self), self.axis)
 
+    def extra_repr(self):
+        return f"dim={self.axis}"
+
+
+class LogSoftmax(Softmax):
+    """``log(softmax(X))`` along ``axis`` (``dim=`` in PyTorch), computed
+    without overflow."""
+
+    def forward(self, X):
+        return ops.log_softmax(_check_input(X, self), self.axis)
+
 
 class Identity(Block):
-    """Returns its input unchanged."""
+    """Returns its input unchanged; arguments are accepted and ignored
+    (as PyTorch's, so a layer can be swapped for it)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
 
     def forward(self, X):
         return _check_input(X, self)
 
 
 class Flatten(Block):
-    """Flatten every axis from ``start_dim`` on: (batch, 1, 28, 28) ->
-    (batch, 784)."""
+    """Flatten the axes from ``start_dim`` to ``end_dim`` (both included,
+    negatives count from the end) into one: with the defaults,
+    (batch, 1, 28, 28) -> (batch, 784), as PyTorch's."""
 
-    def __init__(self, start_dim=1):
+    def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
-        self.start_dim = start_dim
+        self.start_dim = _axis(start_dim, "Flatten: start_dim")
+        self.end_dim = _axis(end_dim, "Flatten: end_dim")
 
     def forward(self, X):
         _check_input(X, self)
-        return X.reshape(X.shape[:self.start_dim] + (-1,))
+        return X.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Dropout(Block):
     """Zero each element with probability ``p`` while training, scaling the
     rest by ``1/(1-p)``; the identity in ``eval()`` mode."""
 
-    def __init__(self, p=0.5):
+    def __init__(self, p=0.5, inplace=False):
         super().__init__()
+        if not isinstance(p, numbers.Real) or isinstance(p, bool):
+            raise TypeError(f"Dropout: p must be a number in [0, 1), got "
+                            f"{type(p).__name__} {p!r}")
         if not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
-        self.p = p
+        _no_inplace(inplace, "Dropout")
+        self.p = float(p)
 
     def forward(self, X):
         _check_input(X, self)

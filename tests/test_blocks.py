@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import d2lblocks as db
-from d2lblocks import init, nn
+from d2lblocks import init, nn, optim
 
 
 @pytest.fixture(autouse=True)
@@ -986,3 +986,174 @@ def test_initialize_that_fails_half_way_restores_every_parameter():
     for p, old in zip(net.parameters(), before):
         np.testing.assert_array_equal(p.numpy(), old)
         assert not p._user_initialized
+
+
+# ---- containers: all or nothing ------------------------------------------------
+def container_calls():
+    """(description, container, call that must fail): each call mixes good
+    blocks with one bad item."""
+    def seq():
+        return nn.Sequential(nn.Linear(2, 2))
+
+    def lst():
+        return nn.BlockList([nn.Linear(2, 2)])
+
+    def dct():
+        return nn.BlockDict({"a": nn.Linear(2, 2)})
+
+    def iadd(c, items):
+        c += items
+
+    return [
+        ("add with a name", seq, lambda c: c.add(nn.ReLU(), "relu")),
+        ("add a class", seq, lambda c: c.add(nn.Tanh(), nn.ReLU)),
+        ("extend", seq, lambda c: c.extend([nn.ReLU(), 3])),
+        ("append self", seq, lambda c: c.append(c)),
+        ("insert a class", seq, lambda c: c.insert(0, nn.ReLU)),
+        ("list extend", lst, lambda c: c.extend([nn.ReLU(), None])),
+        ("list +=", lst, lambda c: iadd(c, [nn.ReLU(), "x"])),
+        ("list +=  self", lst, lambda c: iadd(c, [nn.ReLU(), c])),
+        ("dict update", dct, lambda c: c.update({"b": nn.ReLU(), "c": 1})),
+        ("dict update pairs", dct,
+         lambda c: c.update([("b", nn.ReLU()), ("c.d", nn.ReLU())])),
+        ("dict update bad pair", dct,
+         lambda c: c.update([("b", nn.ReLU()), ("c",)])),
+        ("dict update a block", dct, lambda c: c.update(nn.ReLU())),
+    ]
+
+
+@pytest.mark.parametrize("what, make, call", container_calls(),
+                         ids=[c[0] for c in container_calls()])
+def test_a_container_call_with_one_bad_item_adds_nothing(what, make, call):
+    c = make()
+    before = registry(c)
+    with pytest.raises((TypeError, ValueError)):
+        call(c)
+    assert registry(c) == before
+
+
+def test_a_class_given_for_a_block_says_how_to_make_one():
+    with pytest.raises(TypeError, match=re.escape("the class ReLU, not a block; "
+                                                  "write nn.ReLU()")):
+        nn.Sequential(nn.Linear(2, 2), nn.ReLU)
+    with pytest.raises(TypeError, match=r"got the class MLP; write MLP\(\)"):
+        class MLP(nn.Block):
+            pass
+        db.diagnose(MLP)
+
+
+def test_block_dict_updates_from_a_block_dict_a_mapping_or_pairs():
+    a, b, c = nn.ReLU(), nn.Tanh(), nn.Sigmoid()
+    d = nn.BlockDict({"a": a})
+    d.update(nn.BlockDict({"b": b}))
+    d.update(OrderedDict(c=c))
+    d.update([("a", b)])
+    assert list(d.items()) == [("a", b), ("b", b), ("c", c)]
+    assert list(nn.ModuleDict(modules={"x": a}).keys()) == ["x"]
+    assert list(nn.ModuleList(modules=[a, b])) == [a, b]
+
+
+def test_a_forward_that_forgot_return_is_named():
+    class Hidden(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 3)
+
+        def forward(self, x):
+            self.lin(x)                      # no return
+
+    net = nn.Sequential(nn.Linear(3, 3), Hidden(), nn.Linear(3, 2))
+    with pytest.raises(TypeError, match=r"child \(1\), a Hidden, returned "
+                                        r"None.*Hidden.forward.*return"):
+        net(db.rand(2, 3))
+
+    class Outer(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.hidden, self.out = Hidden(), nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.out(self.hidden(x))
+
+    with pytest.raises(TypeError, match="got None.*Hidden.forward.*return"):
+        Outer()(db.rand(2, 3))
+
+
+# ---- layers ------------------------------------------------------------------------
+def test_a_lazy_layer_given_no_features_stays_lazy():
+    d = nn.Dense(3)
+    with pytest.raises(ValueError, match=r"shape \(2, 0\).*0 features"):
+        d(db.zeros(2, 0))
+    assert d.weight.is_lazy and d.bias.is_lazy
+    assert d(db.ones(2, 4)).shape == (2, 3)
+    assert d.weight.shape == (3, 4)
+
+
+def test_a_lazy_layer_whose_initializer_fails_stays_lazy():
+    class Broken(init.Initializer):
+        def sample(self, shape, rng):
+            if len(shape) == 1:
+                raise RuntimeError("bias fails")
+            return np.zeros(shape)
+
+    d = nn.Dense(3)
+    d.initialize(Broken())
+    with pytest.raises(RuntimeError, match="bias fails"):
+        d(db.ones(2, 4))
+    assert d.weight.is_lazy and d.bias.is_lazy
+    assert d.weight._init is not None          # still waits for its shape
+
+
+@pytest.mark.parametrize("make", [lambda: nn.Linear(np.int64(4), np.int32(2)),
+                                  lambda: nn.Dense(np.int64(2),
+                                                   in_units=np.int16(4)),
+                                  lambda: nn.LazyLinear(np.uint8(2))])
+def test_numpy_integers_are_sizes(make):
+    layer = make()
+    assert layer(db.ones(5, 4)).shape == (5, 2)
+    assert type(layer.units) is int
+
+
+@pytest.mark.parametrize("bad, error", [(2.5, ValueError), (0, ValueError),
+                                        (-1, ValueError), ("4", TypeError),
+                                        (True, TypeError),
+                                        (nn.Linear, TypeError)])
+def test_a_size_that_is_not_a_positive_integer_is_named(bad, error):
+    with pytest.raises(error, match="in_features must be a positive integer"):
+        nn.Linear(bad, 2)
+
+
+def test_pytorch_keyword_names_of_the_layers():
+    x = db.randn(2, 3, 4, 5)
+    np.testing.assert_allclose(nn.Softmax(dim=1)(x).numpy(),
+                               db.softmax(x, axis=1).numpy())
+    np.testing.assert_allclose(nn.LogSoftmax(dim=-1)(x).numpy(),
+                               db.log_softmax(x, axis=-1).numpy(), rtol=1e-6)
+    assert nn.Flatten(start_dim=1, end_dim=2)(x).shape == (2, 12, 5)
+    assert nn.Flatten(0, -2)(x).shape == (24, 5)
+    assert nn.Flatten()(x).shape == (2, 60)
+    lin = nn.Linear(in_features=3, out_features=2, bias=False,
+                    dtype=db.float64)
+    assert lin.weight.dtype == db.float64 and lin.bias is None
+    assert nn.LazyLinear(out_features=2, dtype=db.float64)(
+        db.ones(1, 3, dtype=db.float64)).dtype == db.float64
+    assert nn.Dropout(p=0.2, inplace=False).p == 0.2
+    assert nn.ReLU(inplace=False)(db.tensor([-1.0])).item() == 0.0
+    assert nn.Identity(54, unused="x")(x) is x
+    with pytest.raises(ValueError, match=r"ReLU\(inplace=True\) is not supported"):
+        nn.ReLU(inplace=True)
+
+
+def test_zero_grad_without_none_zeroes_the_arrays_in_place():
+    net = nn.Sequential(nn.Linear(2, 3))
+    net(db.ones(1, 2)).sum().backward()
+    held = net[0].weight.grad
+    net.zero_grad(set_to_none=False)
+    assert net[0].weight.grad is held
+    np.testing.assert_array_equal(held.numpy(), np.zeros((3, 2)))
+    opt = optim.SGD(net.parameters(), lr=0.1)
+    held.data[...] = 1.0
+    opt.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(held.numpy(), np.zeros((3, 2)))
+    opt.zero_grad()
+    assert net[0].weight.grad is None

@@ -344,3 +344,86 @@ def test_requires_grad_of_a_block_reaches_nested_and_lazy_parameters():
         "1.weight": True, "1.bias": True}
     assert all(p.grad is None for p in net[0].parameters())
     assert all(p.grad is not None for p in net[1].parameters())
+
+
+# ---- mistakes: a clear error, and nothing changes ----------------------------
+def two_layer_net():
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    net(db.ones(2, 3)).sum().backward()
+    return net
+
+
+def params_and_grads(net):
+    return [(p.numpy().copy(), None if p.grad is None else np.array(p.grad))
+            for p in net.parameters()]
+
+
+def assert_unchanged(net, before):
+    for (w, g), p in zip(before, net.parameters()):
+        np.testing.assert_array_equal(p.numpy(), w)
+        if g is not None:
+            np.testing.assert_array_equal(np.array(p.grad), g)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1),
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+    lambda ps: optim.Adam(ps, lr=0.01)])
+@pytest.mark.parametrize("bad", ["shape", "dtype", "kind"])
+def test_a_wrong_gradient_of_a_later_layer_updates_no_layer(make, bad):
+    net = two_layer_net()
+    opt = make(net.parameters())
+    last = net[2].weight
+    last.grad = {"shape": db.ones(2, 5), "dtype": db.ones(2, 4, dtype=db.float64),
+                 "kind": np.ones((2, 4))}[bad]
+    before = params_and_grads(net)
+    state = dict(opt.state)
+    with pytest.raises((TypeError, ValueError),
+                       match=r"gradient of parameter 2 .*nothing was updated"):
+        opt.step()
+    assert_unchanged(net, before)
+    assert opt.state == state
+
+
+def test_an_optimizer_given_the_network_says_to_pass_its_parameters():
+    net = two_layer_net()
+    with pytest.raises(TypeError, match=r"pass net.parameters\(\)"):
+        optim.SGD(net, lr=0.1)
+    with pytest.raises(TypeError, match=r"got the class Sequential"):
+        optim.Adam(nn.Sequential)
+    with pytest.raises(TypeError, match=r"pass a list: SGD\(\[p\]"):
+        optim.SGD(net[0].weight, lr=0.1)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda ps: optim.SGD(ps, lr=float("inf")), r"SGD: lr must be a finite"),
+    (lambda ps: optim.SGD(ps, lr=float("nan")), r"lr must be a finite"),
+    (lambda ps: optim.SGD(ps, lr=-0.1), r"lr must be a finite number in \[0"),
+    (lambda ps: optim.SGD(ps, lr="0.1"), r"lr must be a number, got str"),
+    (lambda ps: optim.SGD(ps, lr=0.1, momentum=-0.5), r"momentum must be"),
+    (lambda ps: optim.SGD(ps, lr=0.1, weight_decay=float("inf")),
+     r"weight_decay must be"),
+    (lambda ps: optim.Adam(ps, betas=0.9), r"betas must be a pair"),
+    (lambda ps: optim.Adam(ps, betas=(1.5, 0.999)), r"betas\[0\] must be"),
+    (lambda ps: optim.Adam(ps, betas=(0.9, 1.0)), r"betas\[1\] must be"),
+    (lambda ps: optim.Adam(ps, eps=-1), r"Adam: eps must be"),
+    (lambda ps: optim.Adam(ps, lr=None), r"lr must be a number, got NoneType"),
+])
+def test_hyperparameters_are_checked_when_the_optimizer_is_built(make, match):
+    net = two_layer_net()
+    before = params_and_grads(net)
+    with pytest.raises((TypeError, ValueError), match=match):
+        make(net.parameters())
+    assert_unchanged(net, before)
+
+
+def test_numpy_scalars_are_hyperparameters():
+    net = two_layer_net()
+    opt = optim.SGD(net.parameters(), lr=np.float32(0.1),
+                    momentum=np.float64(0.5))
+    assert type(opt.lr) is float and opt.lr == pytest.approx(0.1)
+    opt.step()
+    adam = optim.Adam(net.parameters(), lr=np.float16(0.01),
+                      betas=np.array([0.9, 0.99]), eps=np.float32(1e-8))
+    adam.step()
+    assert adam.betas == (0.9, 0.99)

@@ -24,7 +24,8 @@ def _count(value, what, allow_none=False):
         given = f"the class {value.__name__}"
     else:
         given = f"{type(value).__name__} {value!r}"
-    raise (ValueError if isinstance(value, numbers.Real) else TypeError)(
+    wrong_kind = isinstance(value, bool) or not isinstance(value, numbers.Real)
+    raise (TypeError if wrong_kind else ValueError)(
         f"{what} must be a positive integer{' or None' if allow_none else ''}"
         f", got {given}")
 

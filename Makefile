@@ -9,10 +9,18 @@ STAMP  := $(VENV)/.installed
 setup: $(STAMP)
 
 # Re-install whenever the project's dependency list changes.
+# pip 25 and later show the warnings of the build backend, and setuptools
+# warns on every editable install of a project laid out like this one
+# ("Editable installation ... Please be careful with folders in your
+# working directory"), a note with nothing to act on: it is filtered out
+# by its text, every other warning still shows.
+EXTRAS       ?= course,dev,cluster
+QUIET_BUILD  := PYTHONWARNINGS="ignore:Editable installation"
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[course,dev,cluster]'
+	$(QUIET_BUILD) $(BIN)/python -m pip install --quiet \
+	  -e '.$(if $(EXTRAS),[$(EXTRAS)])'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -27,25 +35,30 @@ bench: $(STAMP)
 	$(BIN)/python bench/grading.py
 
 # JupyterLab refuses to run as root unless told to (CI machines run as
-# root). The settings in build/ hide the news toast and nbgrader's panels
-# that need an exchange; the venv goes first on PATH so that a terminal in
-# JupyterLab finds `autograde` without activating anything.
-STUDY    ?= build/study
-LAB_ENV  := PATH="$(abspath $(BIN)):$$PATH"
-LAB_ARGS := --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
+# root). Each JupyterLab runs in its own notebook folder, so that a new
+# terminal opens there and nbgrader finds the course's config there. The
+# settings that study.py writes hide the news toast and nbgrader's panels
+# that need an exchange, keep each target's saved layout apart, and start
+# terminals as a shell that keeps the venv first on PATH, so `autograde`
+# is found without activating anything. LAB_FLAGS adds JupyterLab options
+# (make study LAB_FLAGS=--port=9999).
+STUDY     ?= build/study
+LAB_FLAGS ?=
+LAB_ENV   := PATH="$(abspath $(BIN)):$$PATH"
+LAB_ARGS  := --no-browser $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS)
 
 # JupyterLab on the chapters themselves (edits land in the repository).
 lab: $(STAMP)
-	$(BIN)/python exercises/study.py --lab-config build/lab-config
-	JUPYTER_CONFIG_PATH="$(abspath build/lab-config)" $(LAB_ENV) \
-	  $(BIN)/jupyter lab --ServerApp.root_dir=chapters $(LAB_ARGS)
+	$(BIN)/python exercises/study.py --lab-config build/lab-config chapters
+	cd chapters && JUPYTER_CONFIG_PATH="$(abspath build/lab-config)" \
+	  $(LAB_ENV) "$(abspath $(BIN))/jupyter" lab $(LAB_ARGS)
 
 # A student's own copy: chapters and released exercises in $(STUDY);
 # answers there are kept between runs. Test one with `autograde check`.
 study: $(STAMP)
-	$(BIN)/python exercises/study.py $(STUDY)
-	JUPYTER_CONFIG_PATH="$(abspath $(STUDY))/.jupyter" $(LAB_ENV) \
-	  $(BIN)/jupyter lab --ServerApp.root_dir="$(STUDY)" $(LAB_ARGS)
+	$(BIN)/python exercises/study.py "$(STUDY)"
+	cd "$(STUDY)" && JUPYTER_CONFIG_PATH="$(abspath $(STUDY))/.jupyter" \
+	  $(LAB_ENV) "$(abspath $(BIN))/jupyter" lab $(LAB_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

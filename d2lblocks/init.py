@@ -12,16 +12,29 @@ first forward pass fixes its shape.
 """
 
 import math
+import numbers
 
 import numpy as np
 
 from . import backend
-from .tensor import random_generator
+from .tensor import Tensor, random_generator
 
 __all__ = ["Initializer", "Normal", "Uniform", "Constant", "Zeros", "Ones",
            "Xavier", "Kaiming", "normal_", "uniform_", "constant_", "zeros_",
            "ones_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
            "kaiming_normal_", "fans"]
+
+
+def _real(value, what, where, positive=False):
+    """``value`` as a finite Python float (NumPy scalars too)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {what} must be a number, got "
+                        f"{type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or (positive and value < 0):
+        raise ValueError(f"{where}: {what} must be a finite number"
+                         f"{' >= 0' if positive else ''}, got {value!r}")
+    return value
 
 
 def fans(shape):
@@ -44,6 +57,16 @@ class Initializer:
         raise NotImplementedError
 
     def __call__(self, param):
+        if not isinstance(param, Tensor):
+            what = f"the class {param.__name__}" if isinstance(param, type) \
+                else type(param).__name__
+            raise TypeError(f"{type(self).__name__} initializes a parameter "
+                            f"(such as layer.weight), got {what}; to "
+                            f"initialize a whole network, use "
+                            f"net.initialize({type(self).__name__}(...))")
+        if param.dtype.kind != "f" and not getattr(param, "is_lazy", False):
+            raise TypeError(f"{type(self).__name__} fills floating-point "
+                            f"tensors, got dtype {param.dtype}")
         if getattr(param, "is_lazy", False):
             param._init = self       # applied when the shape is known
             return param
@@ -63,8 +86,9 @@ class Normal(Initializer):
     (Gluon's ``Normal(sigma)`` is ``Normal(0, sigma)``)."""
 
     def __init__(self, mean=0.0, std=0.01, sigma=None):
-        self.mean = mean
-        self.std = std if sigma is None else sigma
+        self.mean = _real(mean, "mean", "Normal")
+        self.std = _real(std if sigma is None else sigma, "std", "Normal",
+                         positive=True)
 
     def sample(self, shape, rng):
         return rng.normal(self.mean, self.std, shape)
@@ -75,7 +99,12 @@ class Uniform(Initializer):
     ``[-scale, scale)`` as in Gluon."""
 
     def __init__(self, low=-0.07, high=None):
+        low = _real(low, "low", "Uniform")
+        high = None if high is None else _real(high, "high", "Uniform")
         self.low, self.high = (-low, low) if high is None else (low, high)
+        if self.low > self.high:
+            raise ValueError(f"Uniform: low must not exceed high, got "
+                             f"[{self.low}, {self.high})")
 
     def sample(self, shape, rng):
         return rng.uniform(self.low, self.high, shape)
@@ -85,7 +114,8 @@ class Constant(Initializer):
     """Every element set to ``value``."""
 
     def __init__(self, value):
-        self.value = value
+        checked = _real(value, "value", type(self).__name__)
+        self.value = value if type(value) in (int, float) else checked
 
     def sample(self, shape, rng):
         return np.full(shape, self.value, dtype=np.float64)
@@ -110,7 +140,8 @@ class Xavier(Initializer):
     normal."""
 
     def __init__(self, uniform=True, gain=1.0):
-        self.uniform, self.gain = uniform, gain
+        self.uniform = bool(uniform)
+        self.gain = _real(gain, "gain", "Xavier", positive=True)
 
     def sample(self, shape, rng):
         fan_in, fan_out = fans(shape)
@@ -126,7 +157,8 @@ class Kaiming(Initializer):
     normal."""
 
     def __init__(self, uniform=False, gain=math.sqrt(2.0)):
-        self.uniform, self.gain = uniform, gain
+        self.uniform = bool(uniform)
+        self.gain = _real(gain, "gain", "Kaiming", positive=True)
 
     def sample(self, shape, rng):
         fan_in, _ = fans(shape)

@@ -16,6 +16,7 @@ their own: ``d2lblocks.tensor.random_generator()`` (its
 import numpy as np
 
 from . import backend
+from .nn.parameter import _Unset
 from .tensor import Tensor, float32
 
 __all__ = ["get_state", "set_state", "empty"]
@@ -56,11 +57,12 @@ def empty(cls):
 def set_state(obj, state):
     """Give ``obj`` the state ``state`` (as :func:`get_state` makes it).
 
-    Checks the values and raises ``TypeError`` or ``ValueError`` saying
-    what was expected, before changing the tensor's values."""
+    Checks every value first and raises ``TypeError`` or ``ValueError``
+    saying what was expected; on an error ``obj`` is left as it was."""
     if type(state) is not dict:
         raise TypeError(f"a state is a dict, got {type(state).__name__}")
     attrs = state.get("attrs")
+    target = None
     if attrs is not None:
         if type(attrs) is not dict or not all(
                 type(k) is str and not k.startswith("__") for k in attrs):
@@ -69,22 +71,29 @@ def set_state(obj, state):
         target = getattr(obj, "__dict__", None)
         if target is None:
             raise TypeError(f"a {type(obj).__name__} has no attributes to set")
+    if isinstance(obj, Tensor):
+        data, grad = state.get("data"), state.get("grad")
+        if grad is not None and not isinstance(grad, Tensor):
+            raise TypeError(f"'grad' must be a tensor or None, got "
+                            f"{type(grad).__name__}")
+        lazy = getattr(obj, "is_lazy", False) if attrs is None else \
+            attrs.get("_lazy_shape") is not None
+        if data is None:
+            if not lazy:
+                raise ValueError("only a lazy parameter has data None")
+            shape = attrs["_lazy_shape"] if attrs is not None else \
+                obj._lazy_shape
+            data = _Unset("(" + ", ".join("?" if n is None else str(n)
+                                          for n in shape)
+                          + ("," if len(shape) == 1 else "") + ")")
+        elif type(data) is not np.ndarray:
+            raise TypeError(f"'data' must be a NumPy array, got "
+                            f"{type(data).__name__}")
+    # Everything is checked: nothing below raises.
+    if target is not None:
         target.clear()
         target.update(attrs)
-    if not isinstance(obj, Tensor):
-        return
-    data, grad = state.get("data"), state.get("grad")
-    if grad is not None and not isinstance(grad, Tensor):
-        raise TypeError(f"'grad' must be a tensor or None, got "
-                        f"{type(grad).__name__}")
-    if data is None:
-        if not getattr(obj, "is_lazy", False):
-            raise ValueError("only a lazy parameter has data None")
-        from .nn.parameter import _Unset
-        data = _Unset(obj._shape_text())
-    elif type(data) is not np.ndarray:
-        raise TypeError(f"'data' must be a NumPy array, got "
-                        f"{type(data).__name__}")
-    obj.data = data
-    obj.requires_grad = bool(state.get("requires_grad"))
-    obj.grad = grad
+    if isinstance(obj, Tensor):
+        obj.data = data
+        obj.requires_grad = bool(state.get("requires_grad"))
+        obj.grad = grad

@@ -164,3 +164,33 @@ def test_same_seed_gives_the_same_default_linear_layers():
     db.manual_seed(4)
     b = nn.Linear(6, 3).weight.numpy()
     np.testing.assert_array_equal(a, b)
+
+
+# ---- mistakes ----------------------------------------------------------------
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: init.Normal(0, -1), ValueError, "Normal: std must be a finite number >= 0"),
+    (lambda: init.Normal(float("nan"), 1), ValueError, "Normal: mean"),
+    (lambda: init.Normal("0", 1), TypeError, "mean must be a number, got str"),
+    (lambda: init.Uniform(1.0, -1.0), ValueError, "low must not exceed high"),
+    (lambda: init.Uniform(float("inf")), ValueError, "Uniform: low"),
+    (lambda: init.Constant("a"), TypeError, "Constant: value must be a number"),
+    (lambda: init.Xavier(gain=-2), ValueError, "Xavier: gain"),
+])
+def test_an_initializer_checks_its_arguments_when_made(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_numpy_scalars_are_initializer_arguments():
+    p = nn.Parameter(db.zeros(3, 2))
+    init.Normal(np.float32(1.0), np.float64(0.0))(p)
+    np.testing.assert_array_equal(p.numpy(), np.ones((3, 2)))
+    init.constant_(p, np.int64(4))
+    np.testing.assert_array_equal(p.numpy(), np.full((3, 2), 4.0))
+
+
+def test_an_initializer_given_something_else_than_a_parameter_says_so():
+    with pytest.raises(TypeError, match="initializes a parameter.*got ndarray"):
+        init.normal_(np.zeros(3))
+    with pytest.raises(TypeError, match=r"got the class Linear.*net.initialize"):
+        init.Normal()(nn.Linear)

@@ -106,3 +106,20 @@ def test_bad_states_are_refused_with_the_reason(bad, err, words):
 def test_empty_needs_a_class():
     with pytest.raises(TypeError, match="expected a class"):
         state.empty(db.zeros(1))
+
+
+def test_a_state_with_one_bad_value_changes_nothing():
+    p = nn.Parameter(db.ones(2))
+    before = dict(p.__dict__)
+    state = state.get_state(p)
+    state["attrs"] = {"_lazy_shape": None, "_init": "changed",
+                      "_user_initialized": True}
+    state["data"] = [1.0, 2.0]                    # a list, not an array
+    with pytest.raises(TypeError, match="'data' must be a NumPy array"):
+        state.set_state(p, state)
+    assert p.__dict__ == before
+    np.testing.assert_array_equal(p.numpy(), [1, 1])
+    state["data"], state["grad"] = np.zeros(2), "no"
+    with pytest.raises(TypeError, match="'grad' must be a tensor"):
+        state.set_state(p, state)
+    assert p.__dict__ == before

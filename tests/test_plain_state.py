@@ -111,15 +111,15 @@ def test_empty_needs_a_class():
 def test_a_state_with_one_bad_value_changes_nothing():
     p = nn.Parameter(db.ones(2))
     before = dict(p.__dict__)
-    state = state.get_state(p)
-    state["attrs"] = {"_lazy_shape": None, "_init": "changed",
-                      "_user_initialized": True}
-    state["data"] = [1.0, 2.0]                    # a list, not an array
+    st = state.get_state(p)
+    st["attrs"] = {"_lazy_shape": None, "_init": "changed",
+                   "_user_initialized": True}
+    st["data"] = [1.0, 2.0]                    # a list, not an array
     with pytest.raises(TypeError, match="'data' must be a NumPy array"):
-        state.set_state(p, state)
+        state.set_state(p, st)
     assert p.__dict__ == before
     np.testing.assert_array_equal(p.numpy(), [1, 1])
-    state["data"], state["grad"] = np.zeros(2), "no"
+    st["data"], st["grad"] = np.zeros(2), "no"
     with pytest.raises(TypeError, match="'grad' must be a tensor"):
-        state.set_state(p, state)
+        state.set_state(p, st)
     assert p.__dict__ == before

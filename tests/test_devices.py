@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import d2lblocks as db
-from d2lblocks import backend, nn
+from d2lblocks import backend, nn, tuning
 from conftest import HAS_CUPY, HAS_GPU, SIMULATED_GPU, requires_gpu, requires_no_cupy
 import fake_cupy
 
@@ -557,6 +557,77 @@ def test_tune_process_is_an_explicit_opt_in():
     if platform.libc_ver()[0] == "glibc":
         assert (changed, used_ctypes) == ("True", "True")
     assert backend.tune_process(keep_freed_memory=False) is False
+    assert backend.tune_process is tuning.tune_process
+
+
+_BLAS_PROBE = r"""
+import json, sys
+from threadpoolctl import threadpool_info
+import numpy as np
+import d2lblocks as db
+from d2lblocks import nn, optim
+
+def blas():
+    return sorted(p["num_threads"] for p in threadpool_info()
+                  if p["user_api"] == "blas")
+
+before = blas()
+calls = []
+sys.addaudithook(lambda event, args: calls.append(event)
+                 if event.startswith("ctypes.") else None)
+db.manual_seed(0)
+for batch in (1, 16, 256):          # products below, in and above the
+    net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+    opt = optim.SGD(net.parameters(), lr=0.1)  # band once run on one thread
+    X = db.rand(batch, 784)
+    y = np.arange(batch) % 10
+    step = db.hybridize(lambda: (opt.zero_grad(),
+                                 db.cross_entropy(net(X), y).backward(),
+                                 opt.step()))
+    for _ in range(3):
+        step()
+during = len(calls)
+after = blas()
+db.backend.tune_process(keep_freed_memory=False, blas_threads=1)
+print(json.dumps({"before": before, "after": after, "ctypes": during,
+                  "tuned": blas()}))
+"""
+
+
+def test_training_leaves_blas_threads_to_the_process():
+    """Training (eager and replayed) neither calls into a native library
+    through ctypes nor changes BLAS's threads; ``tune_process(
+    blas_threads=1)`` sets them once, for the whole process."""
+    pytest.importorskip("threadpoolctl")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", _BLAS_PROBE], check=True,
+                         capture_output=True, text=True, timeout=300, env=env)
+    found = json.loads(out.stdout)
+    assert found["ctypes"] == 0
+    assert found["after"] == found["before"]
+    assert found["tuned"] and set(found["tuned"]) == {1}
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+def test_tune_process_refuses_a_bad_thread_count(bad):
+    with pytest.raises(ValueError, match="blas_threads must be a positive int"):
+        tuning.tune_process(keep_freed_memory=False, blas_threads=bad)
+
+
+def test_backend_holds_no_foreign_calls():
+    """The array layer reaches no native library itself: no ctypes, no
+    raw addresses (process tuning lives in ``tuning.tune_process``)."""
+    import ast
+    import inspect
+    tree = ast.parse(inspect.getsource(backend))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert "ctypes" not in imported
+    source = inspect.getsource(backend)
+    assert "__array_interface__" not in source and "ctypes" not in source
 
 
 def test_the_library_modules_import_each_other_without_a_circle():

@@ -237,7 +237,7 @@ def test_classifier_gradients_match_finite_differences():
                          db.tensor(X, dtype=db.float64, requires_grad=True))
 
 
-# ---- the one-pass update (backend.sub_scaled) ------------------------------------------
+# ---- the update of gradient descent (backend.sub_scaled) -------------------------------
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(7,), (1 << 15,), (256, 784), (3, 5, 4096)])
 @pytest.mark.parametrize("layout", ["contiguous", "strided", "overlapping"])
@@ -256,19 +256,6 @@ def test_sub_scaled_is_w_minus_alpha_g_for_every_size_and_layout(dtype, shape, l
                                atol=4 * np.finfo(dtype).eps)
 
 
-def test_sub_scaled_leaves_the_blas_thread_setting_as_it_found_it():
-    from d2lblocks import backend
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    backend._find_blas()
-    if backend._Blas.get is None or not backend._Blas.axpy:
-        pytest.skip("NumPy does not use its bundled OpenBLAS here")
-    w, g = np.ones(1 << 16, np.float32), np.full(1 << 16, 2, np.float32)
-    with threadpoolctl.threadpool_limits(2):
-        backend.sub_scaled(w, 0.5, g, np.empty_like(w))
-        assert backend._Blas.get() == 2
-    assert np.all(w == 0)
-
-
 def test_sgd_on_a_large_layer_matches_plain_numpy():
     rng = np.random.default_rng(3)
     lin = nn.Linear(300, 200)
@@ -280,26 +267,6 @@ def test_sgd_on_a_large_layer_matches_plain_numpy():
     opt.step()
     np.testing.assert_allclose(lin.weight.numpy(), w0 - np.float32(0.05) * g,
                                rtol=1e-6, atol=1e-7)
-
-
-def test_a_planned_one_pass_update_matches_sub_scaled_and_its_addresses_follow_arrays():
-    from d2lblocks import backend
-    rng = np.random.default_rng(4)
-    for _ in range(3):          # arrays die and new ones may take their ids
-        w = rng.standard_normal(1 << 16).astype(np.float32)
-        g = rng.standard_normal(1 << 16).astype(np.float32)
-        expected = w.copy()
-        backend.sub_scaled(expected, 0.25, g, np.empty_like(w))
-        update = backend.scaled_subtractor(w, g)
-        if update is None:
-            pytest.skip("NumPy does not use its bundled OpenBLAS here")
-        update(0.25)
-        np.testing.assert_allclose(w, expected, rtol=1e-6, atol=1e-7)
-        assert backend._address(w) == w.__array_interface__["data"][0]
-        del w, g, update
-    small = np.ones(5, np.float32)
-    assert backend.scaled_subtractor(small, small.copy()) is None
-    assert backend.scaled_subtractor(np.ones(1 << 16), np.ones(1 << 16)[::-1]) is None
 
 
 def test_a_replayed_sgd_step_follows_new_arrays_and_changed_settings():

@@ -15,6 +15,8 @@ tell, like CuPy's arrays on a GPU:
   or more dimensions in an operation is a ``TypeError``: data reaches the
   host only through ``asnumpy(a)`` or ``a.get()``, which are counted in
   ``transfers`` (as are uploads);
+* fancy indexing checks no bounds: an integer index array out of range
+  wraps around, as in CuPy (NumPy raises ``IndexError``);
 * each array knows its device (``a.device.id``). ``cuda.Device(i)`` is a
   context that sets the current device; new arrays are made on it, and an
   operation reading an array that lives on another device is a
@@ -25,6 +27,7 @@ Nothing here runs on a GPU or measures anything about one; it only keeps
 the host/device boundary honest.
 """
 
+import builtins
 import sys
 import types
 
@@ -142,7 +145,7 @@ def _wrap(result, dev, source=None):
     ``source`` is the array a view was taken from."""
     if isinstance(result, np.ndarray):
         out = ndarray._make(result, dev)
-        if source is not None and np.shares_memory(result, source._a):
+        if source is not None and np.may_share_memory(result, source._a):
             out._base = source if source._base is None else source._base
         return out
     if isinstance(result, np.generic):
@@ -319,14 +322,14 @@ class ndarray:
     # -- indexing -------------------------------------------------------------
     def __getitem__(self, index):
         devices = set()
-        index = _unwrap_index(index, devices)
+        index = _unwrap_index(index, devices, self._a.shape)
         for dev in devices:
             _check_device(dev)
         return self._view(self._a[index])
 
     def __setitem__(self, index, value):
         devices = set()
-        index = _unwrap_index(index, devices)
+        index = _unwrap_index(index, devices, self._a.shape)
         if isinstance(value, np.ndarray) and value.ndim:
             transfers["to_device"] += 1   # CuPy uploads a host value
         else:
@@ -425,15 +428,28 @@ for _name, _ufunc in (("neg", np.negative), ("pos", np.positive),
             (lambda u: lambda self: _compute(u, (self,), {}))(_ufunc))
 
 
-def _unwrap_index(index, devices):
+def _unwrap_index(index, devices, shape=None):
     """An index with this module's arrays replaced by their data; NumPy
-    arrays and lists of integers are allowed, as CuPy uploads them."""
-    if isinstance(index, tuple):
-        return tuple(_unwrap_index(i, devices) for i in index)
-    if isinstance(index, ndarray):
-        devices.add(index._dev)
-        return index._a
-    return index
+    arrays and lists of integers are allowed, as CuPy uploads them. Given
+    the array's ``shape``, integer arrays are taken modulo the length of
+    their axis: CuPy checks no bounds in fancy indexing, and an index out
+    of range wraps around instead of raising ``IndexError``."""
+    parts = index if isinstance(index, tuple) else (index,)
+    # (This module's own any, sum, max, ... are CuPy's: builtins spelled out.)
+    plain = not builtins.any(p is None or p is Ellipsis for p in parts)
+    out = []
+    for axis, part in enumerate(parts):
+        if isinstance(part, ndarray):
+            devices.add(part._dev)
+            part = part._a
+        elif isinstance(part, list):
+            part = np.asarray(part)
+        if (shape is not None and plain and axis < len(shape)
+                and isinstance(part, np.ndarray) and part.dtype.kind in "iu"
+                and shape[axis]):
+            part = np.mod(part, shape[axis])
+        out.append(part)
+    return tuple(out) if isinstance(index, tuple) else out[0]
 
 
 def _rebuild(host, dev):

@@ -251,6 +251,10 @@ def test_simulated_gpu_arrays_refuse_the_host_as_cupy_does(gpu):
         with pytest.raises(ValueError, match="different from the current"):
             a + 1                            # a lives on device 0
     assert backend.device_of(b) == db.gpu(1) and backend.device_of(a) == db.gpu(0)
+    # CuPy checks no bounds in fancy indexing: out of range wraps around.
+    assert float(a[np.array([0]), np.array([4])].item()) == 1.0
+    with pytest.raises(IndexError):
+        np.arange(6.0).reshape(2, 3)[np.array([0]), np.array([4])]
 
 
 def test_set_gpu_module_installs_and_gives_back():
@@ -365,6 +369,32 @@ def test_labels_are_moved_to_the_logits_device(device):
         assert loss.device == device
     loss.backward()
     assert logits.grad.device == device
+
+
+@pytest.mark.parametrize("device", [
+    "cpu", pytest.param("gpu", marks=pytest.mark.xfail(strict=True, reason=(
+        "labels >= classes are left to the fancy index to refuse, which "
+        "CuPy does not do (it wraps around): on a GPU the loss is computed "
+        "from another class's logit, silently")))],
+    indirect=True)
+def test_labels_out_of_range_are_an_error_on_every_device(device):
+    logits = db.zeros(2, 3, device=device, requires_grad=True)
+    with pytest.raises((IndexError, ValueError)):
+        db.cross_entropy(logits, db.tensor([0, 3], device=device))
+    with pytest.raises((IndexError, ValueError)):
+        db.cross_entropy(logits, np.array([0, 3]))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "ops on a tensor of a GPU other than the current one run on the "
+    "current one: the library never enters the tensor's device (CuPy "
+    "without peer access refuses, with it the result lands on GPU 0)"))
+def test_computing_on_the_second_gpu(gpu):
+    if db.num_gpus() < 2:
+        pytest.skip("needs two GPUs")
+    x = db.tensor([1.0, 2.0], device=gpu).to("gpu:1")
+    y = (x * 2).sum()
+    assert y.device == db.gpu(1)
 
 
 # ---- optimizers, state and hybridize on each device --------------------------

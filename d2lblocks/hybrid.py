@@ -417,8 +417,11 @@ class _Session:
         self.seen.append(t)
 
     def _own(self, t):
-        """The slot ``t`` was seen with, if it still holds that array (an
-        in-place op may re-point a tensor), else None."""
+        """The slot ``t`` was seen with, if it still holds that array (code
+        may assign a new array to ``.data``), else None. An in-place write
+        (``kernels.Assign``) and a view read again from its changed base
+        (``kernels.ViewChain``) are reported as ops whose output is the
+        tensor itself: it then has their slot."""
         s = self.by_tensor.get(id(t))
         return s if s is not None and self.keep[s] is t.data else None
 
@@ -475,6 +478,11 @@ class _Session:
         if self.quiet:
             return
         ins = tuple([self.slot(t) for t in inputs])
+        if type(op) is K.Assign and self.kinds[ins[0]] in ("arg", "leaf"):
+            # An in-place write into an argument or a captured tensor (a
+            # buffer): state that the caller sees, which a replay keeps
+            # only by chance.
+            self.refuse("state", "changes the tensor it was given or holds")
         o = self._new_slot(out.data, "out", None, out)
         self.steps.append((op, ins, o, out.grad_fn is op, out.data.ndim == 0))
         self.events.append(("op", len(self.steps) - 1))

@@ -43,16 +43,19 @@ class Op:
       always older than their children.
     * ``shape``, ``dtype``: of the output, to check incoming gradients.
     * ``grad``: the output's gradient, gathered during ``backward()``.
-    * ``version``: set when the output is changed in place (see
-      ``tensor.Tensor._version``).
+    * ``vc``: the version counter of the output's memory, once a view,
+      ``detach()`` or an in-place change has made one (see
+      ``tensor._Storage``).
 
-    Class attributes say which arrays ``backward`` reads, for the check
-    against in-place changes: ``saves`` (indices of inputs) and
-    ``saves_output``.
+    Each op names what it saves for ``backward``, as ``ctx.save_for_backward``
+    does in minitorch: the class attributes ``saves`` (indices of the inputs
+    whose values ``backward`` reads) and ``saves_output``, or ``saved()``
+    where that depends on which inputs need a gradient. The backward sweep
+    checks exactly these against in-place changes; an array kept only for
+    its shape is not saved (nobody can change a shape in place).
     """
 
-    __slots__ = ("needs", "parents", "seq", "shape", "dtype", "grad",
-                 "version")
+    __slots__ = ("needs", "parents", "seq", "shape", "dtype", "grad", "vc")
     saves = ()
     saves_output = False
 
@@ -61,6 +64,12 @@ class Op:
 
     def backward(self, g):
         raise NotImplementedError
+
+    def saved(self):
+        """``(input indices, output?)`` whose values ``backward`` reads,
+        given ``self.needs``: the tensors an in-place change must not
+        touch before ``backward()``. The same sets as PyTorch's."""
+        return self.saves, self.saves_output
 
     @property
     def name(self):
@@ -72,6 +81,13 @@ class Op:
 
 
 # ---- helpers -------------------------------------------------------------------
+def _crossed(needs):
+    """The saved inputs of a product of two: each input's gradient reads
+    the other input."""
+    need_a, need_b = needs
+    return ((1,) if need_a else ()) + ((0,) if need_b else ())
+
+
 def unbroadcast(grad, shape):
     """Sum ``grad`` down to ``shape``: the gradient of a broadcast.
 
@@ -192,6 +208,9 @@ class Mul(Op):
     __slots__ = ("a", "b")
     saves = (0, 1)
 
+    def saved(self):
+        return _crossed(self.needs), False
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a * b
@@ -205,20 +224,21 @@ class Mul(Op):
 
 class Div(Op):
     """``a / b``."""
-    __slots__ = ("a", "b", "out")
+    __slots__ = ("a", "b")
     saves = (0, 1)
-    saves_output = True
+
+    def saved(self):
+        return ((0, 1) if self.needs[1] else (1,)), False
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        self.out = a / b
-        return self.out
+        return a / b
 
     def backward(self, g):
         need_a, need_b = self.needs
         a, b = self.a, self.b
         return (_like(g / b, a) if need_a else None,
-                _like(-g * self.out / b, b) if need_b else None)
+                _like(-g * a / (b * b), b) if need_b else None)
 
 
 class Pow(Op):
@@ -226,6 +246,9 @@ class Pow(Op):
     __slots__ = ("a", "b", "out")
     saves = (0, 1)
     saves_output = True
+
+    def saved(self):
+        return self.saves, bool(self.needs[1])
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -350,20 +373,21 @@ class RSubScalar(Op):
 
 class RDivScalar(Op):
     """``c / a``."""
-    __slots__ = ("c", "a", "out")
-    saves = (0,)
+    __slots__ = ("c", "out")
     saves_output = True
 
     def __init__(self, c):
         self.c = c
 
     def forward(self, a):
-        self.a = a
         self.out = self.c / a
         return self.out
 
     def backward(self, g):
-        return (-g * self.out / self.a,)
+        out, c = self.out, self.c
+        if c == 0:                      # c / a is 0 for every a
+            return (g * 0,)
+        return (-g * (out * out) / c,)
 
 
 class PowScalar(Op):
@@ -466,7 +490,12 @@ class Abs(Op):
 
 
 class ReLU(Op):
-    """``max(a, 0)`` elementwise."""
+    """``max(a, 0)`` elementwise; the gradient passes where ``a > 0``.
+
+    It saves its input, where PyTorch saves its output: the seed's Gluon
+    ``FixedHiddenMLP`` halves the output of a ReLU layer in place
+    (``X /= 2``) before its backward pass, which the mask of the input
+    allows."""
     __slots__ = ("a",)
     saves = (0,)
 
@@ -753,8 +782,9 @@ class GetItem(Op):
     def __init__(self, index):
         self.index = index
         parts = index if isinstance(index, tuple) else (index,)
-        self.basic = all(p is None or p is Ellipsis
-                         or isinstance(p, (slice, numbers.Integral))
+        self.basic = all(p is None or p is Ellipsis or isinstance(p, slice)
+                         or (isinstance(p, numbers.Integral)
+                             and not isinstance(p, bool))
                          for p in parts)
         if self.basic and not any(p is Ellipsis for p in parts):
             # The same selection, but a view even when every axis gets an
@@ -763,7 +793,7 @@ class GetItem(Op):
             self.index = parts + (Ellipsis,)
 
     def forward(self, x):
-        self.x = x
+        self.x = _Like(x)               # only its shape is needed later
         return _array(x[self.index], x)
 
     def backward(self, g):
@@ -775,29 +805,76 @@ class GetItem(Op):
         return (full,)
 
 
-class IndexPut(Op):
-    """``x`` with ``x[index] = value`` applied, out of place (the recorded
-    form of ``x[index] = value``)."""
-    __slots__ = ("index", "v")
+def view_of(x, steps):
+    """The array that the view ops ``steps`` (pairs ``(op class,
+    constant)``, as ``tensor`` keeps them for a view) make of ``x``."""
+    for cls, const in steps:
+        x = cls(const).forward(x)
+    return x
 
-    def __init__(self, index):
-        self.index = index
 
-    def forward(self, x, value):
-        self.v = value
-        out = x.copy()
-        out[self.index] = value
-        return out
+class Assign(Op):
+    """An in-place write, as a node: ``dst`` (the array of a base tensor)
+    gets ``src`` written into the part that ``steps`` (the view ops from
+    the base to the tensor written, see ``view_of``) and then ``index``
+    (None for all of it) select; ``forward`` returns ``dst`` itself.
+
+    The gradient of the new base goes to ``src`` for the part written,
+    and to the old base for the rest."""
+    __slots__ = ("steps", "index", "src_like")
+
+    def __init__(self, steps, index=None):
+        self.steps, self.index = steps, index
+
+    def forward(self, dst, src):
+        region = view_of(dst, self.steps)
+        if self.index is None:
+            region[...] = src
+        else:
+            region[self.index] = src
+        self.src_like = _Like(src)
+        return dst
 
     def backward(self, g):
-        need_x, need_v = self.needs
-        gx = gv = None
-        if need_x:
-            gx = g.copy()
-            gx[self.index] = 0
-        if need_v:
-            gv = _like(_array(g[self.index], g), self.v)
-        return gx, gv
+        need_dst, need_src = self.needs
+        if not self.steps and self.index is None:     # all of it written
+            return None, (_like(g, self.src_like) if need_src else None)
+        # Which elements were written, as flat positions in the base.
+        where = view_of(backend.namespace_of(g).arange(g.size).reshape(g.shape),
+                        self.steps)
+        if self.index is not None:
+            where = where[self.index]
+        gs = gd = None
+        if need_src:
+            gs = _like(_array(g.reshape(-1)[where], g), self.src_like)
+        if need_dst:
+            gd = g.copy()
+            gd.reshape(-1)[where] = 0
+        return gd, gs
+
+
+class ViewChain(Op):
+    """A view rebuilt from its base, after the base was changed in place
+    while the graph was recorded: the view ops ``steps`` in a row (see
+    ``view_of``)."""
+    __slots__ = ("steps", "ops")
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def forward(self, x):
+        ops = []
+        for cls, const in self.steps:
+            op = cls(const)
+            x = op.forward(x)
+            ops.append(op)
+        self.ops = ops
+        return x
+
+    def backward(self, g):
+        for op in reversed(self.ops):
+            g = op.backward(g)[0]
+        return (g,)
 
 
 class Concat(Op):
@@ -844,6 +921,9 @@ class MatMul(Op):
     __slots__ = ("a", "b")
     saves = (0, 1)
 
+    def saved(self):
+        return _crossed(self.needs), False
+
     def forward(self, a, b):
         self.a, self.b = a, b
         if a.ndim == 2 and b.ndim == 2:
@@ -884,6 +964,9 @@ class Linear(Op):
     """
     __slots__ = ("x2", "w", "x_shape")
     saves = (0, 1)
+
+    def saved(self):
+        return _crossed(self.needs[:2]), False
 
     def forward(self, x, w, b=None):
         self.x_shape = x.shape

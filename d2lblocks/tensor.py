@@ -11,11 +11,23 @@ from a heap: a valid reverse topological order, with no recursion and no
 sorting pass. Nodes point to their parents only, so a graph has no
 reference cycles and dies with its last tensor.
 
+Views share memory in every mode, as in PyTorch and NumPy: basic
+indexing, ``detach()``, ``reshape``/``view`` (where no copy is needed),
+``transpose``/``permute``/``T``, ``squeeze``/``unsqueeze`` give tensors
+over the same array, and an in-place change through any of them (``+=``,
+``x[i] = v``, ``add_``...) is seen by all. Tensors over one array share
+one version counter (``_Storage``), which every in-place change bumps.
+While the graph is recorded, an in-place change is itself a node
+(``kernels.Assign``) of the base tensor, and the views of that base are
+given nodes that read them from it again (``kernels.ViewChain``), so
+gradients through in-place changes of views are PyTorch's.
+
 Two checks keep gradients honest. A gradient whose shape or dtype is not
 that of the tensor it is meant for is an error naming the op that made it.
-And each tensor carries a version, bumped when it is changed in place: an
-op whose saved input (or output) changed between forward and backward
-refuses to compute a gradient from the new values.
+And each op names the tensors its backward reads (``Op.saved``): if one
+of them was changed in place between forward and backward, ``backward()``
+raises, as PyTorch does, instead of computing a gradient from the new
+values.
 
 For tools that watch or replay computations, ``set_recorder(fn)`` makes
 ``apply`` call ``fn(op, inputs, out)`` after every op (one ``is None``
@@ -246,54 +258,112 @@ def apply(op, *inputs):
 
 
 class _Clock:
-    """The sequence number of the most recent in-place change, so that the
-    backward sweep checks versions only when something changed at all; and
-    per block of memory changed in place (the array that owns it), when it
-    was last changed: tensors that share memory (``detach()``, views made
-    by indexing, ``reshape`` or ``transpose``) share these changes, as
-    tensors sharing a storage share a version counter in PyTorch."""
+    """The sequence number of the most recent in-place change anywhere, so
+    that the backward sweep looks at versions only for nodes older than
+    it (none, in a loop that changes nothing in place between forward and
+    backward)."""
     last_change = 0
-    memory = {}          # id(owner array) -> (seq, weak reference to it)
 
 
-def _owner(a):
-    """The array that owns the memory that ``a`` views."""
-    b = a.base
-    while b is not None and isinstance(b, type(a)):
-        a, b = b, b.base
-    return a
+class _Storage:
+    """The version counter of one block of memory, shared by every tensor
+    over it (a tensor, its views, ``detach()``), as in PyTorch.
+
+    ``version`` counts the in-place changes; ``at`` is the sequence number
+    of the last one: a node that saved a tensor of this storage is stale
+    when ``at`` is greater than its own ``seq`` (one integer compare).
+    ``log`` keeps the sequence numbers of the last changes, for the error
+    message. ``views`` holds weak references to the views made while the
+    graph was recorded: when their base is changed in place, they get a
+    node that reads them from the new base."""
+
+    __slots__ = ("version", "at", "log", "views", "limit")
+
+    def __init__(self):
+        self.version = 0
+        self.at = 0
+        self.log = []
+        self.views = []
+        self.limit = 16
 
 
-def _forget(key):
-    return lambda _: _Clock.memory.pop(key, None)
+def _storage(t):
+    """The version counter of ``t``'s memory, made on first need. The
+    node that computed ``t`` keeps it too: an op that saved ``t`` reaches
+    it through that node (its parent)."""
+    s = getattr(t, "_vc", None)
+    if s is None:
+        s = t._vc = _Storage()
+        if t.grad_fn is not None:
+            t.grad_fn.vc = s
+    return s
+
+
+def _bump(t):
+    """Count one in-place change of ``t``'s memory; returns its counter."""
+    s = _storage(t)
+    seq = _Clock.last_change = _next_seq()
+    s.version += 1
+    s.at = seq
+    log = s.log
+    log.append(seq)
+    if len(log) > 32:
+        del log[:16]
+    return s
 
 
 def mark_changed(*tensors):
-    """Record that each tensor's array was changed in place (bumps its
-    version).
+    """Record that each tensor's memory was changed in place (bumps the
+    version that it shares with its views).
 
-    The library's own in-place operations call this; call it after writing
+    The library's own in-place operations do this; call it after writing
     into ``t.data`` directly if a recorded graph may still use the old value.
     """
     watch = _Hooks.watch
-    v = _Clock.last_change = _next_seq()
-    memory = _Clock.memory
     for t in tensors:
         if watch is not None:
             watch.changed(t)
-        t._version = v
-        if t.grad_fn is not None:
-            t.grad_fn.version = v
-        owner = _owner(t.data)
-        key = id(owner)
-        seen = memory.get(key)
-        if seen is not None and seen[1]() is owner:
-            memory[key] = (v, seen[1])
-            continue
+        _bump(t)
+
+
+def _viewed(src, out, step):
+    """Make ``out``, computed by a view op from ``src``, a view: it shares
+    ``src``'s version counter, and it remembers its base (the tensor that
+    is not a view) and ``step`` after the steps from the base to ``src``
+    (pairs ``(op class, constant)``, see ``kernels.view_of``). Views made
+    while the graph is recorded are "live": an in-place change of their
+    base gives them a new node."""
+    s = _storage(src)
+    out._vc = s
+    view = getattr(src, "_view", None)
+    live = _mode.enabled
+    if view is None:
+        out._view = (src, (step,), live)
+    else:
+        live = live and view[2]
+        out._view = (view[0], view[1] + (step,), live)
+    if live:
+        if out.grad_fn is not None:
+            out.grad_fn.vc = s
+        views = s.views
+        views.append(weakref.ref(out))
+        if len(views) > s.limit:       # forget the views that are gone
+            views[:] = [r for r in views if r() is not None]
+            s.limit = 2 * len(views) + 16
+    return out
+
+
+def _shares(a, b):
+    """Whether array ``a`` (a reshape of ``b``) uses ``b``'s memory."""
+    if type(a) is _ndarray:
+        return np.may_share_memory(a, b)
+    may_share = getattr(backend.namespace_of(a), "may_share_memory", None)
+    if may_share is not None:
         try:
-            memory[key] = (v, weakref.ref(owner, _forget(key)))
-        except TypeError:               # an array type without weak references
+            return bool(may_share(a, b))
+        except (TypeError, ValueError, NotImplementedError):
             pass
+    return getattr(a, "base", None) is not None
 
 
 # ---- the tensor --------------------------------------------------------------------
@@ -315,7 +385,10 @@ class Tensor:
         grad_fn: the op that computed this tensor, when it was recorded.
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_version",
+    # ``_vc`` (the version counter shared with views) and ``_view`` (base,
+    # view steps, live) are set only on tensors that need them; read them
+    # with getattr(t, name, None).
+    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_vc", "_view",
                  "__weakref__")
     __array_ufunc__ = None      # make `ndarray + Tensor` call Tensor.__radd__
 
@@ -504,7 +577,11 @@ class Tensor:
         return _inplace(self, other, Tensor.__truediv__, np.true_divide, "divide")
 
     def __getitem__(self, index):
-        return apply(K.GetItem(_index(index)), self)
+        op = K.GetItem(_index(index))
+        out = apply(op, self)
+        if op.basic:                 # slices and ints: a view, as in PyTorch
+            _viewed(self, out, (K.GetItem, op.index))
+        return out
 
     def __setitem__(self, index, value):
         index = _index(index)
@@ -512,8 +589,47 @@ class Tensor:
             self.data[index] = value.data if isinstance(value, Tensor) else value
             mark_changed(self)
             return
-        value = _as_tensor(value, "setitem")
-        _become(self, apply(K.IndexPut(index), self, value))
+        _check_writable(self)
+        _write(self, _source(self, value, "setitem"), index, None)
+
+    # ---- in place, by name (PyTorch's methods with a trailing _) ------------
+    def add_(self, other):
+        """``self += other``, in place; returns self."""
+        return self.__iadd__(other)
+
+    def sub_(self, other):
+        """``self -= other``, in place; returns self."""
+        return self.__isub__(other)
+
+    def mul_(self, other):
+        """``self *= other``, in place; returns self."""
+        return self.__imul__(other)
+
+    def div_(self, other):
+        """``self /= other``, in place; returns self."""
+        return self.__itruediv__(other)
+
+    def copy_(self, src):
+        """Write ``src`` (broadcast to this shape) into this tensor, in
+        place; the gradient flows to ``src``. Returns self."""
+        if not _mode.enabled:
+            self.data[...] = src.data if isinstance(src, Tensor) else src
+            mark_changed(self)
+            return self
+        _check_writable(self)
+        _write(self, _source(self, src, "copy_"), None, None)
+        return self
+
+    def fill_(self, value):
+        """Set every element to the number ``value``, in place."""
+        if _scalar(value) is None:
+            raise TypeError(f"fill_: expected a number, got "
+                            f"{type(value).__name__}")
+        return self.copy_(value)
+
+    def zero_(self):
+        """Set every element to 0, in place; returns self."""
+        return self.copy_(0)
 
     # ---- elementwise functions ----------------------------------------------
     def exp(self):
@@ -601,11 +717,14 @@ class Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         try:
-            return apply(K.Reshape(shape), self)
+            out = apply(K.Reshape(shape), self)
         except (ValueError, TypeError):
             raise ValueError(f"reshape: cannot reshape a tensor of shape "
                              f"{self.shape} ({self.data.size} elements) into "
                              f"shape {shape}") from None
+        if _shares(out.data, self.data):      # no copy was needed: a view
+            _viewed(self, out, (K.Reshape, out.data.shape))
+        return out
 
     def view(self, *shape):
         """PyTorch's name for ``reshape``."""
@@ -684,7 +803,8 @@ class Tensor:
                                  f"{ndim} axes of a tensor of shape "
                                  f"{self.shape}, got {axes} (or two axes "
                                  f"to swap)")
-        return apply(K.Transpose(perm), self)
+        return _viewed(self, apply(K.Transpose(perm), self),
+                       (K.Transpose, perm))
 
     @property
     def T(self):
@@ -699,12 +819,17 @@ class Tensor:
             return self
         perm = list(range(ndim))
         perm[a], perm[b] = perm[b], perm[a]
-        return apply(K.Transpose(tuple(perm)), self)
+        perm = tuple(perm)
+        return _viewed(self, apply(K.Transpose(perm), self),
+                       (K.Transpose, perm))
 
     # ---- graph -------------------------------------------------------------
     def detach(self):
-        """A tensor with the same data that is cut off from the graph."""
-        return _wrap(self.data)
+        """A tensor over the same memory (and version counter) that is cut
+        off from the graph: in-place changes of either are seen by both."""
+        out = _wrap(self.data)
+        out._vc = _storage(self)
+        return out
 
     def requires_grad_(self, flag=True):
         """Set ``requires_grad`` on a leaf tensor, in place; returns self."""
@@ -1018,16 +1143,26 @@ _SYMBOL = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/"}
 
 
 def _inplace(self, other, op, ufunc, name):
-    """``self op= other``.
+    """``self op= other``, in place: the tensor keeps its array, and its
+    views see the change.
 
-    Inside ``db.no_grad()`` the array is changed in place (and the tensor's
-    version bumped). While recording, the new value is computed out of
-    place and ``self`` is re-pointed at it; the old array stays with the
-    ops that used it, so gradients through ``X /= 2`` in a loop come out
-    right.
+    Inside ``db.no_grad()`` the ufunc writes into the array. While the
+    graph is recorded, the result is computed by the op and then written
+    into the array by ``_write``, which records the write as a node.
     """
     if _mode.enabled:
-        _become(self, op(self, other))
+        _check_writable(self)
+        source = self
+        if (ufunc is np.multiply or ufunc is np.true_divide) and \
+                isinstance(other, Tensor) and other.requires_grad:
+            source = self.clone()     # the gradient of other reads old self
+        out = op(source, other)
+        if out.data.shape != self.data.shape:
+            raise ValueError(
+                f"{name}: an in-place result must keep the shape "
+                f"{self.shape}, but the operands broadcast to {out.shape}; "
+                f"write x = x {_SYMBOL[name]} y to make a new tensor")
+        _write(self, out, None, name)
         return self
     value = other.data if isinstance(other, Tensor) else _scalar(other)
     if value is None:
@@ -1049,24 +1184,130 @@ def _inplace(self, other, op, ufunc, name):
     return self
 
 
-def _become(self, out):
-    """Re-point ``self`` at the result ``out`` of an op on ``self``."""
-    if out.data.dtype != self.data.dtype:
-        if not np.can_cast(out.data.dtype, self.data.dtype, casting="same_kind"):
-            raise TypeError(f"an in-place op would turn a {self.data.dtype} "
-                            f"tensor into {out.data.dtype}; write x = x op y "
-                            f"instead")
-        out = out.astype(self.data.dtype)
-    if not out.requires_grad:
-        self.data = out.data
+def _check_writable(t):
+    """Refuse an in-place change, while the graph is recorded, of a leaf
+    that requires grad or of a view of one (``backward()`` needs their old
+    values), as PyTorch does."""
+    view = getattr(t, "_view", None)
+    if view is None:
+        if t.requires_grad and t.grad_fn is None:
+            raise RuntimeError(
+                "a leaf tensor that requires grad (such as a parameter) "
+                "cannot be changed in place while gradients are recorded: "
+                "backward() needs its old value. Update it inside `with "
+                "db.no_grad():`, or write x = x + ... to make a new tensor.")
         return
-    if self.requires_grad and self.grad_fn is None:
+    base = view[0]
+    if not view[2]:
+        if base.requires_grad:
+            raise _no_grad_view_error()
+        return
+    if base.requires_grad and base.grad_fn is None:
         raise RuntimeError(
-            "a leaf tensor that requires grad (such as a parameter) cannot be "
-            "changed in place while gradients are recorded: backward() needs "
-            "its old value. Update it inside `with db.no_grad():`, or write "
-            "x = x + ... to make a new tensor.")
-    self.data, self.requires_grad, self.grad_fn = out.data, True, out.grad_fn
+            "a view of a leaf tensor that requires grad (such as a slice of "
+            "a parameter) cannot be changed in place while gradients are "
+            "recorded: backward() needs the leaf's old value. Change it "
+            "inside `with db.no_grad():`, or work on a copy (x.clone()).")
+
+
+def _no_grad_view_error():
+    return RuntimeError(
+        "this view was made inside db.no_grad() and is changed in place "
+        "while gradients are recorded, which would leave its base's graph "
+        "wrong; make the view outside no_grad(), or change it inside "
+        "no_grad() too")
+
+
+def _source(target, value, what):
+    """``value``, to be written into ``target``, as a tensor of
+    ``target``'s dtype (numbers and arrays are converted at once, so that
+    a float64 tensor gets float64 values)."""
+    if isinstance(value, Tensor):
+        if value.data.dtype != target.data.dtype:
+            value = _cast(value, target.data.dtype)
+        return value
+    c = _scalar(value)
+    if c is not None:
+        return _wrap(backend.namespace_of(target.data).asarray(
+            c, dtype=target.data.dtype))
+    if not isinstance(value, (list, tuple, np.ndarray)) and \
+            not hasattr(value, "__cuda_array_interface__"):
+        raise TypeError(f"{what}: expected a Tensor, a number or a numeric "
+                        f"array, got {type(value).__name__}")
+    return _wrap(_to_array(value, target.data.dtype, target.device))
+
+
+def _write(target, src, index, name):
+    """Write tensor ``src`` into ``target`` (into ``target[index]`` unless
+    ``index`` is None), in place, while the graph is recorded.
+
+    The write is a node (``K.Assign``) of ``target``'s base when either
+    needs a gradient; the live views of the base (``target`` among them,
+    when it is one) then get nodes that read them from the new base. A
+    tool watching ``apply`` (``set_recorder``) hears of both, with the
+    tensor changed as the output.
+    """
+    dt = target.data.dtype
+    if src.data.dtype != dt:
+        if not np.can_cast(src.data.dtype, dt, casting="same_kind"):
+            raise TypeError(f"an in-place op would turn a {dt} tensor into "
+                            f"{src.data.dtype}; write x = x op y instead")
+        src = _cast(src, dt)
+    view = getattr(target, "_view", None)
+    if view is not None and view[2]:
+        base, steps = view[0], view[1]
+    else:
+        if view is not None and src.requires_grad:
+            raise _no_grad_view_error()
+        base, steps = target, ()
+    node = K.Assign(steps, index)
+    try:
+        node.forward(base.data, src.data)
+    except ValueError as exc:
+        raise ValueError(f"{name or 'setitem'}: cannot write a value of shape "
+                         f"{src.shape} into {'a part of ' if index is not None else ''}"
+                         f"a tensor of shape {target.shape} ({exc})") from None
+    s = _bump(base)
+    graphed = (base.requires_grad or src.requires_grad) and dt.kind == "f"
+    if graphed:
+        node.needs = (base.requires_grad and (bool(steps) or index is not None),
+                      src.requires_grad)
+        node.parents = (base.grad_fn or base, src.grad_fn or src)
+        node.seq = _next_seq()
+        node.shape, node.dtype = base.data.shape, dt
+        node.grad = None
+        node.vc = s
+        base.grad_fn = node
+        base.requires_grad = True
+    if _Hooks.recorder is not None:
+        _Hooks.recorder(node, (base, src), base)
+    if graphed:
+        _follow(base, s)
+
+
+def _follow(base, s):
+    """Give each live view of ``base`` a node that reads it from ``base``'s
+    new node (PyTorch regenerates a view's ``grad_fn`` in the same way)."""
+    recorder = _Hooks.recorder
+    for ref in list(s.views):
+        w = ref()
+        if w is None:
+            continue
+        view = w._view
+        if view[0] is not base or not view[2]:
+            continue
+        node = K.ViewChain(view[1])
+        node.forward(base.data)
+        node.needs = _ONE_NEED
+        node.parents = (base.grad_fn,)
+        node.seq = _next_seq()
+        node.shape, node.dtype = w.data.shape, w.data.dtype
+        node.grad = None
+        node.vc = s
+        w.grad_fn = node
+        w.requires_grad = True
+        if recorder is not None:
+            recorder(node, (base,), w)
 
 
 def _to_array(data, dtype, device):
@@ -1213,45 +1454,39 @@ def _freed_error():
 
 
 def _check_versions(op):
-    """Raise if an array that ``op`` saved for its gradient was changed in
-    place after ``op`` ran: through the tensor itself (its version), or
-    through another tensor sharing its memory."""
-    stale = op.saves_output and getattr(op, "version", 0) > op.seq
-    for i in op.saves:
+    """Raise if a tensor that ``op`` saved for its gradient was changed in
+    place after ``op`` ran: through the tensor itself, or through another
+    tensor sharing its memory (a view, ``detach()``). One integer compare
+    per saved tensor: its storage's last change against ``op.seq``."""
+    inputs, output = op.saved()
+    for i in inputs:
         p = op.parents[i]
-        version = getattr(p, "_version", 0) if isinstance(p, Tensor) \
-            else getattr(p, "version", 0)
-        stale = stale or version > op.seq
-    if not stale and _Clock.memory and (op.saves or op.saves_output):
-        stale = any(_changed_since(a, op.seq) for a in _saved_arrays(op))
-    if stale:
-        raise RuntimeError(
-            f"one of the tensors needed for the gradient was modified by an "
-            f"in-place operation: {op.name} saved it for backward() and it "
-            f"was changed afterwards (an in-place operator, x[...] = ..., or "
-            f"an optimizer step), directly or through a tensor sharing its "
-            f"memory (detach(), a view). Compute the graph again after the "
-            f"change, or change a copy (x = x + ...) instead.")
+        s = getattr(p, "_vc" if isinstance(p, Tensor) else "vc", None)
+        if s is not None and s.at > op.seq:
+            raise _stale_error(op, s, p)
+    if output:
+        s = getattr(op, "vc", None)
+        if s is not None and s.at > op.seq:
+            raise _stale_error(op, s, op)
 
 
-_NODE_SLOTS = frozenset(K.Op.__slots__)
-
-
-def _saved_arrays(op):
-    """The arrays an op keeps for its backward (its own slots; an op that
-    keeps an array only for its shape keeps a ``kernels._Like``)."""
-    for cls in type(op).__mro__:
-        for name in cls.__dict__.get("__slots__", ()):
-            if name not in _NODE_SLOTS:
-                value = getattr(op, name, None)
-                if hasattr(value, "base") and hasattr(value, "shape"):
-                    yield value
-
-
-def _changed_since(array, seq):
-    owner = _owner(array)
-    seen = _Clock.memory.get(id(owner))
-    return seen is not None and seen[0] > seq and seen[1]() is owner
+def _stale_error(op, s, saved):
+    """PyTorch's error for a saved tensor changed in place, with the
+    version it had when ``op`` saved it (when still known)."""
+    later = sum(1 for seq in s.log if seq > op.seq)
+    if len(s.log) == s.version or later < len(s.log):
+        expected = f"expected version {s.version - later} instead"
+    else:
+        expected = "expected an earlier version"
+    return RuntimeError(
+        f"one of the variables needed for gradient computation has been "
+        f"modified by an inplace operation: [{saved.dtype} tensor of shape "
+        f"{tuple(saved.shape)}], saved by {op.name} for backward(), is at "
+        f"version {s.version}; {expected}. It was changed in place after "
+        f"{op.name} ran (an in-place operator, x[...] = ..., or an "
+        f"optimizer step), directly or through a tensor sharing its memory "
+        f"(a view, detach()). Compute the graph again after the change, or "
+        f"change a copy (x = x + ...) instead.")
 
 
 # ---- creation --------------------------------------------------------------

@@ -64,7 +64,7 @@ class Initializer:
                             f"(such as layer.weight), got {what}; to "
                             f"initialize a whole network, use "
                             f"net.initialize({type(self).__name__}(...))")
-        if param.dtype.kind != "f" and not getattr(param, "is_lazy", False):
+        if not getattr(param, "is_lazy", False) and param.dtype.kind != "f":
             raise TypeError(f"{type(self).__name__} fills floating-point "
                             f"tensors, got dtype {param.dtype}")
         if getattr(param, "is_lazy", False):

@@ -619,12 +619,14 @@ class Block:
         the blocks below it; returns self. A frozen parameter gets no
         gradient and optimizers skip it (the usual way to fine-tune only
         the last layers)."""
+        _check_flag(requires_grad, "requires_grad_", "requires_grad")
         for _, p in _members(self, "_params"):
             p.requires_grad_(requires_grad)
         return self
 
     def train(self, mode=True):
         """Switch training behaviour (e.g. dropout) on or off, recursively."""
+        _check_flag(mode, "train", "mode")
         for _, block in _walk(self, "", set()):
             block.__dict__["training"] = bool(mode)
         hybrid.modes_changed()
@@ -931,6 +933,14 @@ _ABSENT = object()
 # The class of the last block whose forward returned None (a forgotten
 # ``return``), for the message of the layer that receives that None.
 _returned_none = [None]
+
+
+def _check_flag(value, where, what):
+    """Refuse a flag that is not True or False (``train("eval")`` would
+    otherwise mean training)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{where}(): {what} must be True or False, got "
+                         f"{type(value).__name__} {value!r}")
 
 
 def zero_grads(params, set_to_none=True):

@@ -26,7 +26,6 @@ import numpy as np
 
 from .. import backend, hybrid, init as init_mod
 from ..tensor import _Hooks, Tensor, as_dtype, mark_changed, no_grad
-from .display import block_html
 from .parameter import Parameter
 
 __all__ = ["Block", "Module", "IncompatibleKeys", "StateDictKeyError"]
@@ -911,10 +910,6 @@ class Block:
         if not lines:
             return head + ")"
         return head + "\n" + "\n".join(lines) + "\n)"
-
-    def _repr_html_(self):
-        """What Jupyter shows for a block at the end of a cell."""
-        return block_html(self)
 
 
 Module = Block   # the PyTorch name

@@ -105,10 +105,13 @@ class Optimizer:
         # wrong one changes no parameter (a shape and dtype per parameter).
         for p in self.params:
             g = p.grad
-            if g is not None and p.requires_grad and (
-                    not isinstance(g, Tensor) or g.shape != p.data.shape
-                    or g.dtype != p.dtype or type(g.data) is not type(p.data)):
-                _wrong_grad(self, p, g)
+            if g is not None and p.requires_grad:
+                if type(g) is not Tensor and not isinstance(g, Tensor):
+                    _wrong_grad(self, p, g)
+                a, w = g.data, p.data
+                if a.shape != w.shape or a.dtype != w.dtype or \
+                        type(a) is not type(w):
+                    _wrong_grad(self, p, g)
         state = self.state
         for p in self.params:
             g = p.grad

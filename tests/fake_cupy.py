@@ -301,6 +301,8 @@ class ndarray:
             return NotImplemented
         if method == "at":               # in place, returns None
             target, *rest = inputs
+            if not isinstance(target, ndarray):
+                _refuse_host(type(target))
             devices = set()
             rest = _unwrap(rest, devices)
             for dev in devices | {target._dev}:

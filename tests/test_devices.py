@@ -438,6 +438,49 @@ OPTIMIZERS = {
 }
 
 
+INITIALIZERS = {
+    "Normal": lambda init, p: init.Normal(0, 0.5)(p),
+    "Uniform": lambda init, p: init.Uniform(-0.5, 0.5)(p),
+    "Constant": lambda init, p: init.Constant(0.25)(p),
+    "Xavier": lambda init, p: init.Xavier()(p),
+    "Kaiming": lambda init, p: init.Kaiming()(p),
+    "normal_": lambda init, p: init.normal_(p, 0, 0.5),
+    "uniform_": lambda init, p: init.uniform_(p, -1, 1),
+    "constant_": lambda init, p: init.constant_(p, 3.0),
+    "zeros_": lambda init, p: init.zeros_(p),
+    "ones_": lambda init, p: init.ones_(p),
+    "xavier_uniform_": lambda init, p: init.xavier_uniform_(p),
+    "xavier_normal_": lambda init, p: init.xavier_normal_(p),
+    "kaiming_uniform_": lambda init, p: init.kaiming_uniform_(p),
+    "kaiming_normal_": lambda init, p: init.kaiming_normal_(p),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INITIALIZERS))
+def test_initializers_fill_parameters_where_they_live(device, name):
+    """An initializer writes into a parameter on the device, keeps it
+    there, and draws the same numbers as on the CPU from the same seed."""
+    from d2lblocks import init
+    values = {}
+    for dev in (db.cpu(), device):
+        layer = nn.Linear(6, 4).to(dev)
+        db.manual_seed(5)
+        INITIALIZERS[name](init, layer.weight)
+        assert layer.weight.device == dev
+        values[dev] = layer.weight.numpy()
+    np.testing.assert_array_equal(values[device], values[db.cpu()])
+
+
+def test_plain_state_of_a_device_tensor_is_on_the_host(device):
+    t = db.tensor([[1.0, 2.0]], device=device, requires_grad=True)
+    state = db.state.get_state(t)
+    arrays = [v for v in state.values() if hasattr(v, "shape")]
+    assert arrays and all(type(v) is np.ndarray for v in arrays)
+    back = db.state.empty(type(t))
+    db.state.set_state(back, state)
+    np.testing.assert_array_equal(back.numpy(), [[1.0, 2.0]])
+
+
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_optimizers_step_on_the_device_as_on_the_cpu(device, name):
     host, host_losses = _train(db.cpu(), OPTIMIZERS[name])

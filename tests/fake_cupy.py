@@ -300,14 +300,15 @@ class ndarray:
         if getattr(_this, name, None) is None:
             return NotImplemented
         if method == "at":               # in place, returns None
-            target, *rest = inputs
+            target, index, *values = inputs
             if not isinstance(target, ndarray):
                 _refuse_host(type(target))
             devices = set()
-            rest = _unwrap(rest, devices)
+            index = _unwrap_index(index, devices, target.shape)
+            values = _unwrap(values, devices)
             for dev in devices | {target._dev}:
                 _check_device(dev)
-            ufunc.at(target._a, *rest)
+            ufunc.at(target._a, index, *values)
             return None
         return _compute(getattr(ufunc, method), inputs, kwargs) \
             if method != "__call__" else _compute(ufunc, inputs, kwargs)

@@ -137,6 +137,86 @@ def test_ops_and_gradients_stay_on_device(device):
     np.testing.assert_allclose(w.grad.numpy(), wc.grad.numpy(), rtol=1e-10)
 
 
+# Each op on each device: (function of tensors, shapes of its inputs).
+OPS = {
+    "add-broadcast": (lambda a, b: a + b, [(3, 4), (4,)]),
+    "rsub-mul": (lambda a, b: 2.0 - a * b, [(3, 4), (3, 1)]),
+    "div": (lambda a, b: a / (b * b + 1), [(2, 3), (2, 3)]),
+    "pow": (lambda a: (a * a + 1) ** 1.5, [(5,)]),
+    "rpow": (lambda a: 2.0 ** a, [(2, 2)]),
+    "matmul-batched": (lambda a, b: a @ b, [(2, 3, 4), (4, 5)]),
+    "matmul-vector": (lambda a, b: a @ b, [(3, 4), (4,)]),
+    "linear": (lambda x, w, b: db.linear(x, w, b), [(4, 3), (2, 3), (2,)]),
+    "exp-log-sqrt": (lambda a: db.exp(a) + db.log(a * a + 1) + db.sqrt(a * a + 1),
+                     [(2, 3)]),
+    "abs-relu": (lambda a: db.abs(a) + db.relu(a), [(7,)]),
+    "sigmoid-tanh": (lambda a: db.sigmoid(a) * db.tanh(a), [(3, 3)]),
+    "softmax": (lambda a: db.softmax(a, axis=-1), [(2, 5)]),
+    "log_softmax": (lambda a: db.log_softmax(a, axis=0), [(4, 3)]),
+    "sum-axes-rank4": (lambda a: a.sum(axis=(0, 2)), [(2, 1, 3, 2)]),
+    "mean-keepdims": (lambda a: a.mean(axis=-1, keepdims=True), [(3, 4)]),
+    "max-min": (lambda a: a.max(axis=1) + a.min(), [(3, 4)]),
+    "rank0": (lambda a: a.sum() * a.sum(), [()]),
+    "reshape-transpose": (lambda a: a.reshape(3, 2, 2).transpose(1, 0, 2), [(4, 3)]),
+    "permute-swapaxes": (lambda a: a.permute(2, 0, 1).swapaxes(0, 1), [(2, 3, 4)]),
+    "flatten-unsqueeze-squeeze": (lambda a: a.flatten().unsqueeze(0).squeeze(0),
+                                  [(2, 3)]),
+    "slices": (lambda a: a[1:, ::2] * a[:-1, 1::2], [(3, 4)]),
+    "fancy-index": (lambda a: a[[0, 2]] + a[np.array([1, 1])], [(3, 2)]),
+    "mask": (lambda a: a[a > 0].sum() + a[..., None].sum(), [(3, 4)]),
+    "concat-stack": (lambda a, b: db.concat([a, b], axis=1).sum(axis=1)
+                     + db.stack([a, b], axis=-1).sum(axis=(1, 2)), [(2, 3), (2, 3)]),
+    "where-maximum": (lambda a, b: db.where(a > b, a, b) + db.maximum(a, b)
+                      - db.minimum(a, b), [(3, 3), (3, 3)]),
+    "mse": (lambda a, b: db.mse(a, b), [(4, 2), (4, 2)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_every_op_gives_the_same_values_and_gradients_on_the_device(device, name):
+    fn, shapes = OPS[name]
+    rng = np.random.default_rng(len(name))
+    arrays = [rng.standard_normal(shape) for shape in shapes]
+    results = {}
+    for dev in (db.cpu(), device):
+        inputs = [db.tensor(a, device=dev, requires_grad=True) for a in arrays]
+        out = fn(*inputs)
+        assert out.device == dev
+        weights = rng.standard_normal(out.shape) if dev == db.cpu() else weights
+        (out * db.tensor(weights, dtype=out.dtype, device=dev)).sum().backward()
+        for t in inputs:
+            assert t.grad.device == dev
+        results[dev] = out.numpy(), [t.grad.numpy() for t in inputs]
+    (value, grads), (value_there, grads_there) = results[db.cpu()], results[device]
+    np.testing.assert_allclose(value_there, value, rtol=1e-12, atol=1e-12)
+    for g, g_there in zip(grads, grads_there):
+        np.testing.assert_allclose(g_there, g, rtol=1e-12, atol=1e-12)
+
+
+def test_in_place_changes_and_views_on_the_device(device):
+    x = db.zeros(2, 3, device=device)
+    row = x[0]
+    row[1] = 7.0                          # a view writes through
+    x += 1
+    assert row.device == device
+    np.testing.assert_array_equal(row.numpy(), [1.0, 8.0, 1.0])
+    x.mul_(2)
+    np.testing.assert_array_equal(x.numpy(), [[2, 16, 2], [2, 2, 2]])
+    for source in (db.ones(2, 3), db.ones(2, 3, device=device), np.ones((2, 3))):
+        x.zero_()
+        x.copy_(source)                   # from any device, as in PyTorch
+        assert x.device == device and x.numpy().sum() == 6.0
+    x[1] = db.tensor([1.0, 2.0, 3.0])
+    x[0] = [4.0, 5.0, 6.0]
+    np.testing.assert_array_equal(x.numpy(), [[4, 5, 6], [1, 2, 3]])
+    w = db.ones(3, device=device, requires_grad=True)
+    (w * 2).sum().backward()
+    with db.no_grad():
+        w -= 0.25 * w.grad
+    assert w.device == device and w.requires_grad
+    np.testing.assert_array_equal(w.numpy(), [0.5, 0.5, 0.5])
+
+
 @pytest.mark.xfail(strict=True, reason=(
     "grad_check multiplies the output by NumPy weights on the host, which "
     "a GPU tensor refuses (gradcheck.py: move the weights to out.device)"))

@@ -22,7 +22,7 @@ from .tensor import Tensor, random_generator
 __all__ = ["Initializer", "Normal", "Uniform", "Constant", "Zeros", "Ones",
            "Xavier", "Kaiming", "normal_", "uniform_", "constant_", "zeros_",
            "ones_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
-           "kaiming_normal_", "fans"]
+           "kaiming_normal_", "calculate_gain", "fans"]
 
 
 def _real(value, what, where, positive=False):
@@ -153,63 +153,90 @@ class Xavier(Initializer):
 
 
 class Kaiming(Initializer):
-    """He/Kaiming for ReLU networks: variance ``2 / fan_in``, uniform or
-    normal."""
+    """He/Kaiming for ReLU networks: variance ``gain^2 / fan``, uniform or
+    normal; ``fan`` is ``fan_in`` (``mode="fan_in"``, the default) or
+    ``fan_out``."""
 
-    def __init__(self, uniform=False, gain=math.sqrt(2.0)):
+    def __init__(self, uniform=False, gain=math.sqrt(2.0), mode="fan_in"):
         self.uniform = bool(uniform)
         self.gain = _real(gain, "gain", "Kaiming", positive=True)
+        if mode not in ("fan_in", "fan_out"):
+            raise ValueError(f"Kaiming: mode must be 'fan_in' or 'fan_out', "
+                             f"got {mode!r}")
+        self.mode = mode
 
     def sample(self, shape, rng):
-        fan_in, _ = fans(shape)
-        std = self.gain / math.sqrt(fan_in)
+        fan_in, fan_out = fans(shape)
+        std = self.gain / math.sqrt(fan_in if self.mode == "fan_in" else fan_out)
         if self.uniform:
             bound = math.sqrt(3.0) * std
             return rng.uniform(-bound, bound, shape)
         return rng.normal(0.0, std, shape)
 
 
+def calculate_gain(nonlinearity, param=None):
+    """The gain PyTorch recommends for an activation: 1 for linear and
+    sigmoid, 5/3 for tanh, sqrt(2) for relu, sqrt(2 / (1 + a^2)) for
+    leaky_relu with slope ``param`` (0.01 when None)."""
+    fixed = {"linear": 1.0, "identity": 1.0, "sigmoid": 1.0, "conv1d": 1.0,
+             "conv2d": 1.0, "conv3d": 1.0, "tanh": 5.0 / 3,
+             "relu": math.sqrt(2.0), "selu": 3.0 / 4}
+    if nonlinearity in fixed:
+        return fixed[nonlinearity]
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else _real(param, "param",
+                                                  "calculate_gain")
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    raise ValueError(f"calculate_gain: unknown nonlinearity {nonlinearity!r}; "
+                     f"expected one of {sorted(fixed) + ['leaky_relu']}")
+
+
 # ---- the in-place spellings, for net.apply(fn) ----------------------------
-def normal_(param, mean=0.0, std=1.0):
-    """Fill ``param`` with normal samples; returns it."""
-    return Normal(mean, std)(param)
+# PyTorch's names and keywords (``tensor``, ``mean``, ``std``, ``a``, ``b``,
+# ``val``, ``gain``, ``mode``, ``nonlinearity``).
+def normal_(tensor, mean=0.0, std=1.0):
+    """Fill ``tensor`` with normal samples; returns it."""
+    return Normal(mean, std)(tensor)
 
 
-def uniform_(param, a=0.0, b=1.0):
-    """Fill ``param`` with uniform samples in ``[a, b)``; returns it."""
-    return Uniform(a, b)(param)
+def uniform_(tensor, a=0.0, b=1.0):
+    """Fill ``tensor`` with uniform samples in ``[a, b)``; returns it."""
+    return Uniform(a, b)(tensor)
 
 
-def constant_(param, val):
-    """Fill ``param`` with ``val``; returns it."""
-    return Constant(val)(param)
+def constant_(tensor, val):
+    """Fill ``tensor`` with ``val``; returns it."""
+    return Constant(val)(tensor)
 
 
-def zeros_(param):
-    """Fill ``param`` with zeros; returns it."""
-    return Zeros()(param)
+def zeros_(tensor):
+    """Fill ``tensor`` with zeros; returns it."""
+    return Zeros()(tensor)
 
 
-def ones_(param):
-    """Fill ``param`` with ones; returns it."""
-    return Ones()(param)
+def ones_(tensor):
+    """Fill ``tensor`` with ones; returns it."""
+    return Ones()(tensor)
 
 
-def xavier_uniform_(param, gain=1.0):
-    """Xavier/Glorot uniform; returns ``param``."""
-    return Xavier(True, gain)(param)
+def xavier_uniform_(tensor, gain=1.0):
+    """Xavier/Glorot uniform; returns ``tensor``."""
+    return Xavier(True, gain)(tensor)
 
 
-def xavier_normal_(param, gain=1.0):
-    """Xavier/Glorot normal; returns ``param``."""
-    return Xavier(False, gain)(param)
+def xavier_normal_(tensor, gain=1.0):
+    """Xavier/Glorot normal; returns ``tensor``."""
+    return Xavier(False, gain)(tensor)
 
 
-def kaiming_uniform_(param, gain=math.sqrt(2.0)):
-    """Kaiming/He uniform; returns ``param``."""
-    return Kaiming(True, gain)(param)
+def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
+    """Kaiming/He uniform, as PyTorch's: the gain of ``nonlinearity``
+    (with negative slope ``a`` for leaky_relu; the defaults give sqrt(2),
+    for ReLU), over ``fan_in`` or ``fan_out``; returns ``tensor``."""
+    return Kaiming(True, calculate_gain(nonlinearity, a), mode)(tensor)
 
 
-def kaiming_normal_(param, gain=math.sqrt(2.0)):
-    """Kaiming/He normal; returns ``param``."""
-    return Kaiming(False, gain)(param)
+def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
+    """Kaiming/He normal, as PyTorch's (see :func:`kaiming_uniform_`);
+    returns ``tensor``."""
+    return Kaiming(False, calculate_gain(nonlinearity, a), mode)(tensor)

@@ -1157,3 +1157,51 @@ def test_zero_grad_without_none_zeroes_the_arrays_in_place():
     np.testing.assert_array_equal(held.numpy(), np.zeros((3, 2)))
     opt.zero_grad()
     assert net[0].weight.grad is None
+
+
+def test_pytorch_keyword_names_of_the_block_methods():
+    net = nn.Sequential()
+    lin = nn.Linear(2, 2)
+    net.add_module(name="a", module=lin)
+    net.register_module("b", module=nn.ReLU())
+    net.register_buffer(name="c", tensor=db.ones(2), persistent=True)
+    net.register_parameter(name="d", param=nn.Parameter(db.zeros(1)))
+    assert [n for n, _ in net.named_children()] == ["a", "b"]
+    state = net.state_dict(prefix="enc.")
+    assert list(state) == ["enc.d", "enc.c", "enc.a.weight", "enc.a.bias"]
+    dest = {"x": 1}
+    assert net.state_dict(dest) is dest and list(dest)[0] == "x"
+    assert net.load_state_dict(state_dict=net.state_dict(), strict=True) == \
+        ([], [])
+    assert net.to(device="cpu", dtype=db.float64, non_blocking=True) is net
+    shared = db.zeros(1)
+    net.b.register_buffer("s", shared)
+    net.a.register_buffer("s", shared)
+    assert len(list(net.named_buffers(remove_duplicate=False))) == \
+        len(list(net.named_buffers())) + 1
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_loss_reductions_are_pytorchs(batch):
+    logits = db.randn(batch, 5, dtype=db.float64)
+    labels = list(np.arange(batch) % 5)
+    each = -np.log(db.softmax(logits, axis=1).numpy()[np.arange(batch), labels])
+    none = nn.CrossEntropyLoss(reduction="none")(logits, labels)
+    np.testing.assert_allclose(none.numpy(), each, rtol=1e-10)
+    assert nn.CrossEntropyLoss(reduction="sum")(logits, labels).item() == \
+        pytest.approx(each.sum())
+    assert nn.CrossEntropyLoss()(logits, labels).item() == \
+        pytest.approx(each.mean())
+    x = db.randn(batch, 5, dtype=db.float64, requires_grad=True)
+    assert db.grad_check(lambda x: (nn.CrossEntropyLoss(reduction="none")(
+        x, labels) * db.arange(1, batch + 1, dtype=db.float64)).sum(), x)
+    pred, target = db.randn(batch, 3), db.randn(batch, 3)
+    sq = (pred.numpy() - target.numpy()) ** 2
+    np.testing.assert_allclose(nn.MSELoss(reduction="none")(pred, target)
+                               .numpy(), sq, rtol=1e-6)
+    assert nn.MSELoss(reduction="sum")(pred, target).item() == \
+        pytest.approx(sq.sum(), rel=1e-5)
+    with pytest.raises(ValueError, match="reduction must be 'mean', 'sum' or"):
+        nn.MSELoss(reduction="avg")
+    with pytest.raises(ValueError, match="label_smoothing=0.1 is not supported"):
+        nn.CrossEntropyLoss(label_smoothing=0.1)

@@ -194,3 +194,19 @@ def test_an_initializer_given_something_else_than_a_parameter_says_so():
         init.normal_(np.zeros(3))
     with pytest.raises(TypeError, match=r"got the class Linear.*net.initialize"):
         init.Normal()(nn.Linear)
+
+
+def test_kaiming_takes_pytorchs_slope_mode_and_nonlinearity():
+    p = nn.Parameter(db.zeros(300, 100))          # fan_in 100, fan_out 300
+    init.kaiming_normal_(p, mode="fan_out", nonlinearity="relu")
+    assert abs(p.numpy().std() - math.sqrt(2 / 300)) < 0.002
+    init.kaiming_uniform_(tensor=p, a=1.0)        # leaky_relu, slope 1: gain 1
+    assert np.abs(p.numpy()).max() <= math.sqrt(3 / 100) + 1e-7
+    assert np.abs(p.numpy()).max() > 0.9 * math.sqrt(3 / 100)
+    assert init.calculate_gain("tanh") == pytest.approx(5 / 3)
+    assert init.calculate_gain("leaky_relu", 0.2) == pytest.approx(
+        math.sqrt(2 / 1.04))
+    with pytest.raises(ValueError, match="mode must be 'fan_in' or 'fan_out'"):
+        init.kaiming_normal_(p, mode="fan_avg")
+    with pytest.raises(ValueError, match="unknown nonlinearity 'relu6'"):
+        init.kaiming_normal_(p, nonlinearity="relu6")

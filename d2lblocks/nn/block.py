@@ -435,8 +435,9 @@ class Block:
             names.update(d.get(key, ()))
         return sorted(names)
 
-    def add_module(self, name, block):
-        """Register ``block`` as the child ``name`` (PyTorch's spelling).
+    def add_module(self, name, module):
+        """Register ``module`` (a block) as the child ``name`` (PyTorch's
+        spelling and keywords; ``register_module`` is the same).
 
         Raises:
             TypeError: ``block`` is not a Block (or ``None``), or ``name``
@@ -444,6 +445,7 @@ class Block:
             ValueError: ``name`` is empty, has a '.', is a name the block
                 uses itself, or ``block`` already contains this block.
         """
+        block = module
         children = _table(self, "_children")
         _check_name(self, name, "child block")
         _check_child(self, block, name)
@@ -464,7 +466,11 @@ class Block:
         return Block.add_module(self, str(len(children)) if name is None
                                 else name, block)
 
-    def register_buffer(self, name, value, persistent=True):
+    def register_module(self, name, module):
+        """The same as :meth:`add_module` (PyTorch has both names)."""
+        return Block.add_module(self, name, module)
+
+    def register_buffer(self, name, tensor, persistent=True):
         """Keep a constant (such as a fixed random weight) in the block.
 
         A buffer moves with ``to(device)`` and, when ``persistent``, is saved
@@ -475,7 +481,7 @@ class Block:
                                  "super().__init__() has run")
         buffers = _table(self, "_buffers")
         _check_name(self, name, "buffer")
-        value = None if value is None else _as_buffer(value)
+        value = None if tensor is None else _as_buffer(tensor)
         if name not in buffers:       # a replaced buffer keeps its place
             _forget(self, name)
         buffers[name] = value
@@ -590,9 +596,10 @@ class Block:
         return _ParameterList(p for _, p in _members(self, "_params", "", recurse)) \
             ._from(self)
 
-    def named_buffers(self, prefix="", recurse=True):
-        """``(dotted name, buffer)`` pairs."""
-        return _members(self, "_buffers", prefix, recurse)
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        """``(dotted name, buffer)`` pairs; a buffer reachable by several
+        paths comes once, unless ``remove_duplicate=False``."""
+        return _members(self, "_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse=True):
         """All buffers."""
@@ -635,13 +642,14 @@ class Block:
         """Same as ``train(False)``."""
         return _method(self, "train")(False)
 
-    def to(self, device=None, dtype=None):
+    def to(self, device=None, dtype=None, non_blocking=False):
         """Move every parameter and buffer to ``device`` and/or cast float
         ones to ``dtype``, in place; returns self.
 
         ``dtype`` must be a floating-point type (``db.float64``...):
         integer weights would be rounded to 0. ``net.to(db.float64)``
-        works too, as in PyTorch. Everything is moved first and only then
+        works too, as in PyTorch; ``non_blocking`` is accepted for
+        PyTorch code and changes nothing (copies here are synchronous). Everything is moved first and only then
         assigned, so an error changes nothing. Lazy parameters are made on
         the device of the first input instead.
         """
@@ -746,13 +754,22 @@ class Block:
         return self
 
     # ---- state ---------------------------------------------------------------
-    def state_dict(self):
+    def state_dict(self, destination=None, prefix=""):
         """An ordered dict of name -> NumPy array (host copies), in
         PyTorch's order: block by block, a block's own parameters and
         persistent buffers, then each child's. A parameter or block shared
-        by several paths appears under each name, as in PyTorch."""
-        state = {}
+        by several paths appears under each name, as in PyTorch.
+
+        Arguments (PyTorch's):
+            destination: a dict to add the entries to (it is returned).
+            prefix: put in front of every name, e.g. ``"encoder."``.
+        """
+        state = {} if destination is None else destination
+        if not isinstance(prefix, str):
+            raise TypeError(f"state_dict(): prefix must be a string, got "
+                            f"{type(prefix).__name__}")
         for key, value, kind, _, _ in _state_entries(self):
+            key = prefix + key
             if kind == "param" and value.is_lazy:
                 raise RuntimeError(
                     f"state_dict(): parameter '{key}' has no values yet (shape "
@@ -760,13 +777,14 @@ class Block:
             state[key] = np.array(value.numpy(), copy=True)
         return state
 
-    def load_state_dict(self, state, strict=True):
-        """Copy values from ``state`` (name -> array) into this network.
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy values from ``state_dict`` (name -> array) into this
+        network.
 
         Every entry is checked first (a number array of the right shape,
         buffers included) and cast to its tensor's dtype; on any error
         nothing is changed. A lazy parameter takes its shape from
-        ``state``. Values are copied into the existing arrays, so shared
+        ``state_dict``. Values are copied into the existing arrays, so shared
         (tied) parameters stay shared.
 
         Returns:
@@ -774,13 +792,14 @@ class Block:
             PyTorch's order.
 
         Raises:
-            TypeError: ``state`` is not a dict (a path says to use
+            TypeError: ``state_dict`` is not a dict (a path says to use
                 ``load``), or an entry does not hold numbers.
             ValueError: arrays whose shape does not match (always).
             StateDictKeyError: with ``strict``, names missing from or
                 unexpected in ``state`` (all of them listed). It is both a
                 ``KeyError`` and a ``RuntimeError``.
         """
+        state = state_dict
         if isinstance(state, (str, bytes, os.PathLike)):
             path = os.fsdecode(state)
             raise TypeError(

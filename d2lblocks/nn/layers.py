@@ -3,6 +3,8 @@
 import math
 import numbers
 
+import numpy as np
+
 from .. import backend, init, ops
 from ..tensor import Tensor, as_dtype, random_generator
 from .block import Block, _returned_none
@@ -349,15 +351,69 @@ class Dropout(Block):
         return f"p={self.p}"
 
 
+def _reduction(reduction, layer, **unsupported):
+    """Check PyTorch's loss keywords: ``reduction`` is 'mean', 'sum' or
+    'none'; the others must keep their defaults (not supported here)."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{layer}: reduction must be 'mean', 'sum' or "
+                         f"'none', got {reduction!r}")
+    for name, (value, default) in unsupported.items():
+        if value != default and value is not default:
+            raise ValueError(f"{layer}: {name}={value!r} is not supported "
+                             f"(leave {name} out)")
+    return reduction
+
+
 class CrossEntropyLoss(Block):
-    """Mean softmax cross-entropy of logits against integer labels."""
+    """Softmax cross-entropy of logits (batch, classes) against integer
+    labels (batch,): their mean, as PyTorch's; ``reduction='sum'`` adds
+    them up and ``reduction='none'`` gives one loss per sample."""
+
+    def __init__(self, weight=None, size_average=None, ignore_index=-100,
+                 reduce=None, reduction="mean", label_smoothing=0.0):
+        super().__init__()
+        self.reduction = _reduction(
+            reduction, "CrossEntropyLoss", weight=(weight, None),
+            size_average=(size_average, None), reduce=(reduce, None),
+            ignore_index=(ignore_index, -100),
+            label_smoothing=(label_smoothing, 0.0))
 
     def forward(self, logits, labels):
-        return ops.cross_entropy(_check_input(logits, self), labels)
+        mean = ops.cross_entropy(_check_input(logits, self), labels)
+        if self.reduction == "mean":
+            return mean
+        if self.reduction == "sum":
+            return mean * logits.shape[0]
+        rows, classes = logits.shape
+        picked = np.zeros((rows, classes), dtype=logits.dtype)
+        picked[np.arange(rows), np.asarray(labels, dtype=np.int64)] = 1
+        onehot = Tensor(picked, device=logits.device)
+        return -(ops.log_softmax(logits, -1) * onehot).sum(axis=1)
+
+    def extra_repr(self):
+        return "" if self.reduction == "mean" else \
+            f"reduction={self.reduction!r}"
 
 
 class MSELoss(Block):
-    """Mean squared error."""
+    """Mean squared error, as PyTorch's; ``reduction='sum'`` adds the
+    squared errors up and ``reduction='none'`` gives each of them."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        super().__init__()
+        self.reduction = _reduction(reduction, "MSELoss",
+                                    size_average=(size_average, None),
+                                    reduce=(reduce, None))
 
     def forward(self, pred, target):
-        return ops.mse(_check_input(pred, self), target)
+        mean = ops.mse(_check_input(pred, self), target)
+        if self.reduction == "mean":
+            return mean
+        if self.reduction == "sum":
+            return mean * pred.numel()
+        target = target if isinstance(target, Tensor) else Tensor(target)
+        return (pred - target.astype(pred.dtype)) ** 2
+
+    def extra_repr(self):
+        return "" if self.reduction == "mean" else \
+            f"reduction={self.reduction!r}"

@@ -25,7 +25,7 @@ import zipfile
 import numpy as np
 
 from .. import backend, hybrid, init as init_mod
-from ..tensor import _Hooks, Tensor, as_dtype, mark_changed, no_grad
+from ..tensor import _Hooks, Tensor, as_dtype, float32, mark_changed, no_grad
 from .parameter import Parameter
 
 __all__ = ["Block", "Module", "IncompatibleKeys", "StateDictKeyError"]
@@ -684,6 +684,8 @@ class Block:
         for p in lazy:
             if dt is not None:
                 p._lazy_dtype = dt
+            if dev is not None:
+                p._lazy_device = dev      # where load_state_dict makes it
         for p, data, grad in moves:
             p.data = data
             p.grad = grad
@@ -851,20 +853,21 @@ class Block:
         # Cast and move everything before the first write.
         ready = []
         for t, lazy, value in plan:
-            if lazy:
+            if lazy:      # made where to() sent it, with its dtype or value's
+                dev = t.__dict__.get("_lazy_device")
                 dt = t._lazy_dtype if t._lazy_dtype is not None else \
-                    value.dtype if value.dtype.kind == "f" else None
-                ready.append((t, lazy, dt, value))
+                    value.dtype if value.dtype.kind == "f" else float32
+                ready.append((t, True, dev, dt, Tensor(value, dtype=dt,
+                                                       device=dev).data))
             else:
-                ready.append((t, lazy, None,
+                ready.append((t, False, None, None,
                               Tensor(value, dtype=t.dtype, device=t.device).data))
         with no_grad():
-            for t, lazy, dt, data in ready:
+            for t, lazy, dev, dt, data in ready:
                 if lazy:
                     t._init = None
-                    t.materialize(data.shape, dtype=dt)
+                    t.materialize(data.shape, device=dev, dtype=dt)
                     t._user_initialized = True
-                    data = Tensor(data, dtype=t.dtype).data
                 t.data[...] = data
                 mark_changed(t)
         for _, block in _walk(self, "", set()):

@@ -63,6 +63,9 @@ class Parameter(Tensor):
             self._lazy_shape = tuple(shape)
             # None: take the dtype of the first batch (floats only).
             self._lazy_dtype = None if dtype is None else as_dtype(dtype)
+            # Where ``to(device)`` sent it; ``load_state_dict`` makes it
+            # there (a forward pass makes it on the input's device).
+            self._lazy_device = None
             self.data = _Unset(self._shape_text())
         else:
             super().__init__(data, dtype=dtype, requires_grad=requires_grad)

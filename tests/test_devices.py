@@ -618,11 +618,6 @@ def test_state_dict_arrives_on_the_host_and_loads_onto_any_device(device, tmp_pa
                                rtol=1e-6)
 
 
-@pytest.mark.parametrize("device", [
-    "cpu", pytest.param("gpu", marks=pytest.mark.xfail(strict=True, reason=(
-        "Block.to() records only the dtype of a lazy parameter, not the "
-        "device, so load_state_dict materializes it on the CPU")))],
-    indirect=True)
 def test_a_lazy_network_on_the_device_loads_a_host_state(device):
     db.manual_seed(0)
     full = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))

@@ -1205,3 +1205,18 @@ def test_loss_reductions_are_pytorchs(batch):
         nn.MSELoss(reduction="avg")
     with pytest.raises(ValueError, match="label_smoothing=0.1 is not supported"):
         nn.CrossEntropyLoss(label_smoothing=0.1)
+
+
+@pytest.mark.parametrize("name", ["_children", "_params", "_buffers",
+                                  "training"])
+def test_a_registry_cannot_be_deleted(name):
+    net = nn.Sequential(nn.Linear(2, 2))
+    with pytest.raises(AttributeError, match=f"cannot delete '{name}'"):
+        delattr(net, name)
+    assert len(net.parameters()) == 2 and net.training
+
+
+@pytest.mark.parametrize("fn", [nn.ReLU, init.Normal, 3])
+def test_apply_wants_a_function(fn):
+    with pytest.raises(TypeError, match="apply.*expected a function"):
+        nn.Sequential(nn.Linear(2, 2)).apply(fn)

@@ -420,6 +420,10 @@ class Block:
 
     def __delattr__(self, name):
         d = self.__dict__
+        if name in _REGISTRIES or name == "training":
+            raise AttributeError(f"cannot delete '{name}': it is "
+                                 f"{_RESERVED[name]}, which every block "
+                                 f"needs")
         registered = any(name in d.get(key, ()) for key in
                          ("_children", "_params", "_buffers"))
         if not registered and name not in d:
@@ -611,6 +615,12 @@ class Block:
 
     def apply(self, fn):
         """Call ``fn(block)`` on every child (recursively), then on self."""
+        if isinstance(fn, type) or not callable(fn):
+            what = f"the class {fn.__name__}" if isinstance(fn, type) else \
+                f"{type(fn).__name__} {fn!r}"
+            raise TypeError(f"apply(fn) expected a function of one block, "
+                            f"such as def init_weights(block): ..., got "
+                            f"{what}")
         _apply(self, fn)
         return self
 

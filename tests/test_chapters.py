@@ -3,6 +3,7 @@ prose what their cells print. (That they are committed clean is checked in
 ``test_notebook_hygiene.py``; the claims convention is described in
 ``notebook_tools.py``.)"""
 
+import re
 import sys
 
 import nbformat
@@ -65,7 +66,41 @@ def test_chapters_are_numbered_in_reading_order():
     assert len(names) >= 6, names
     assert [n[:2] for n in names] == [f"{i:02d}" for i in range(1, len(names) + 1)]
     assert names[0].startswith("01-sequential")
-    assert "exercises" in names[-1]
+    assert names[5] == "06-summary-and-exercises.ipynb"
+
+
+_ASSIGNMENT_NAMED = re.compile(r"nbgrader assignment\s+`(\w+)`")
+
+
+def _closing_assignment(path):
+    """The assignment that the last cell of a chapter points at, or None."""
+    last = tools.read(path).cells[-1]
+    found = _ASSIGNMENT_NAMED.findall(last.source) \
+        if last.cell_type == "markdown" else []
+    return found[0] if found else None
+
+
+def test_each_assignment_is_pointed_at_by_the_chapter_that_ends_its_topic():
+    assignments = {name: paths for name, paths in tools.exercise_notebooks().items()
+                   if paths}
+    pointed = {}
+    for path in NOTEBOOKS[5:]:          # 06 closes part 5.1; each later one a topic
+        name = _closing_assignment(path)
+        assert name in assignments, f"{path.name} ends without naming its exercises"
+        assert name not in pointed, f"{name} is named by {pointed[name]} and {path.name}"
+        pointed[name] = path.name
+        # every exercise notebook the chapter lists is in that assignment
+        listed = set(re.findall(r"`(ex\d\w*\.ipynb)`", tools.read(path).cells[-1].source))
+        assert listed == {p.name for p in assignments[name]}, (path.name, listed)
+    assert set(pointed) == set(assignments)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_chapters_named_in_a_chapter_exist(path):
+    text = " ".join(c.source for c in tools.read(path).cells
+                    if c.cell_type == "markdown")
+    names = set(re.findall(r"\b\d\d-[\w-]+\.ipynb", text))
+    assert names <= {p.name for p in NOTEBOOKS}, names
 
 
 def test_the_chapters_folder_shows_students_no_scripts():

@@ -198,31 +198,46 @@ def _scratch(w):
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent, optionally with momentum and weight
-    decay (L2), with PyTorch's update rule::
+    """Stochastic gradient descent, optionally with momentum (with
+    dampening, or Nesterov's) and weight decay (L2), with PyTorch's update
+    rule and keywords::
 
-        v = momentum * v + (g + weight_decay * w);   w -= lr * v
+        d = g + weight_decay * w
+        v = momentum * v + (1 - dampening) * d     (v = d on the first step)
+        w -= lr * (d + momentum * v if nesterov else v)
     """
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, weight_decay=0.0):
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0,
+                 weight_decay=0.0, nesterov=False):
         momentum = _number(momentum, "momentum", "SGD")
+        dampening = _number(dampening, "dampening", "SGD", 0.0, 1.0)
         weight_decay = _number(weight_decay, "weight_decay", "SGD")
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"SGD: nesterov must be True or False, got "
+                            f"{nesterov!r}")
+        if nesterov and (momentum == 0 or dampening != 0):
+            raise ValueError(f"SGD: nesterov=True needs a momentum > 0 and "
+                             f"dampening 0, got momentum={momentum}, "
+                             f"dampening={dampening}")
         super().__init__(params, lr)
         self.momentum, self.weight_decay = momentum, weight_decay
+        self.dampening, self.nesterov = dampening, bool(nesterov)
 
     def update(self, w, g, state):
         lr, wd, buf = self.lr, self.weight_decay, state["buf"]
         if self.momentum:
+            m = self.momentum
+            if wd:                                   # d = g + wd * w
+                np.multiply(w, wd, out=buf)
+                buf += g
+                g = buf
             v = state.get("velocity")
             if v is None:
                 v = state["velocity"] = g.copy()
             else:
-                v *= self.momentum
-                v += g
-            if wd:
-                np.multiply(w, wd, out=buf)
-                v += buf
-            g = v
+                v *= m
+                v += g if not self.dampening else (1 - self.dampening) * g
+            g = g + m * v if self.nesterov else v
         elif wd:
             w *= 1.0 - lr * wd
         backend.sub_scaled(w, lr, g, buf)
@@ -271,11 +286,13 @@ def _plan_update(w, g, state, p):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma and Ba), with bias correction and optional L2 weight
-    decay added to the gradient."""
+    """Adam (Kingma and Ba), with bias correction, optional L2 weight
+    decay added to the gradient, and the AMSGrad variant (``amsgrad=True``:
+    the denominator uses the largest second moment so far), with
+    PyTorch's keywords."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
-                 weight_decay=0.0):
+                 weight_decay=0.0, amsgrad=False):
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") \
                 or len(betas) != 2:
             raise TypeError(f"Adam: betas must be a pair (beta1, beta2) such "
@@ -284,8 +301,12 @@ class Adam(Optimizer):
                       for i, b in enumerate(betas))
         eps = _number(eps, "eps", "Adam")
         weight_decay = _number(weight_decay, "weight_decay", "Adam")
+        if not isinstance(amsgrad, (bool, np.bool_)):
+            raise TypeError(f"Adam: amsgrad must be True or False, got "
+                            f"{amsgrad!r}")
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+        self.amsgrad = bool(amsgrad)
 
     def update(self, w, g, state):
         b1, b2 = self.betas
@@ -308,6 +329,13 @@ class Adam(Optimizer):
         buf *= 1 - b2
         v += buf
         step = self.lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        if self.amsgrad:            # the largest v so far, as PyTorch's
+            v_max = state.get("v_max")
+            if v_max is None:
+                v_max = state["v_max"] = v.copy()
+            else:
+                np.maximum(v_max, v, out=v_max)
+            v = v_max
         np.sqrt(v, out=buf)
         buf += self.eps * math.sqrt(1 - b2 ** t)
         np.divide(m, buf, out=buf)

@@ -394,3 +394,71 @@ def test_numpy_scalars_are_hyperparameters():
                       betas=np.array([0.9, 0.99]), eps=np.float32(1e-8))
     adam.step()
     assert adam.betas == (0.9, 0.99)
+
+
+def sgd_reference_full(lr, momentum, dampening, weight_decay, nesterov, steps):
+    """PyTorch's SGD rule, written out."""
+    w, v, trace = W0.copy(), None, []
+    for _ in range(steps):
+        d = quadratic_grad(w) + weight_decay * w
+        v = d.copy() if v is None else momentum * v + (1 - dampening) * d
+        w = w - lr * (d + momentum * v if nesterov else v)
+        trace.append(w.copy())
+    return trace
+
+
+@pytest.mark.parametrize("momentum,dampening,weight_decay,nesterov", [
+    (0.9, 0.5, 0.0, False), (0.5, 0.1, 0.05, False), (0.9, 0.0, 0.0, True),
+    (0.8, 0.0, 0.1, True)])
+@pytest.mark.parametrize("dtype", [db.float64, db.float32])
+def test_sgd_dampening_and_nesterov_match_pytorchs_rule(
+        momentum, dampening, weight_decay, nesterov, dtype):
+    got = run_optimizer(lambda p: optim.SGD(
+        p, lr=0.02, momentum=momentum, dampening=dampening,
+        weight_decay=weight_decay, nesterov=nesterov), 6, dtype)
+    want = sgd_reference_full(0.02, momentum, dampening, weight_decay,
+                              nesterov, 6)
+    rtol = 1e-12 if dtype == db.float64 else 1e-5
+    for step, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol,
+                                   err_msg=f"step {step + 1}")
+    with pytest.raises(ValueError, match="nesterov=True needs a momentum"):
+        optim.SGD([nn.Parameter(db.zeros(1))], lr=0.1, nesterov=True)
+
+
+def amsgrad_reference(lr, b1, b2, eps, steps, grads):
+    w, m, v, v_max, trace = W0.copy(), np.zeros(6), np.zeros(6), \
+        np.zeros(6), []
+    for t in range(1, steps + 1):
+        g = grads(w, t)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        v_max = np.maximum(v_max, v)
+        w = w - lr * (m / (1 - b1 ** t)) / (np.sqrt(v_max / (1 - b2 ** t))
+                                             + eps)
+        trace.append(w.copy())
+    return trace
+
+
+def test_adam_amsgrad_keeps_the_largest_second_moment():
+    # gradients that shrink, so that v falls below its maximum
+    scale = lambda t: 10.0 / t ** 2
+    w = nn.Parameter(db.tensor(W0.copy(), dtype=db.float64))
+    opt = optim.Adam([w], lr=0.1, betas=(0.5, 0.6), amsgrad=True)
+    got = []
+    for t in range(1, 7):
+        w.grad = db.tensor(quadratic_grad(w.numpy()) * scale(t),
+                           dtype=db.float64)
+        opt.step()
+        got.append(w.numpy().copy())
+    want = amsgrad_reference(0.1, 0.5, 0.6, 1e-8, 6,
+                             lambda w, t: quadratic_grad(w) * scale(t))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    # the maximum mattered: plain Adam on the same gradients goes elsewhere
+    w2 = nn.Parameter(db.tensor(W0.copy(), dtype=db.float64))
+    plain = optim.Adam([w2], lr=0.1, betas=(0.5, 0.6))
+    for t in range(1, 7):
+        w2.grad = db.tensor(quadratic_grad(w2.numpy()) * scale(t),
+                            dtype=db.float64)
+        plain.step()
+    assert np.abs(w2.numpy() - got[-1]).max() > 1e-3

@@ -312,7 +312,8 @@ def test_a_wrong_gradient_updates_no_parameter(data):
 
 
 @FEW
-@given(st.sampled_from(["lr", "momentum", "weight_decay"]), BAD_NUMBERS)
+@given(st.sampled_from(["lr", "momentum", "dampening", "weight_decay"]),
+       BAD_NUMBERS)
 def test_sgd_with_a_bad_hyperparameter_is_not_built(name, value):
     net, opt = trained()
     kwargs = {"lr": 0.1, name: value}

@@ -153,7 +153,8 @@ class Diagnosis:
                          f"still works)")
         for names in self.shared:
             lines.append(f"  i shared parameter: {' = '.join(names)} (one object: "
-                         f"its gradient sums every use; listed and saved once)")
+                         f"its gradient sums every use; parameters() lists it "
+                         f"once, state_dict() under every name)")
         if not self.ran:
             lines.append("  i the network has not run yet; call net(X) once so that "
                          "unused parameters can be found too")

@@ -88,6 +88,9 @@ def build_parser():
     g.add_argument("--force", action="store_true",
                    help="grade again submissions whose files and tests have "
                    "not changed since their recorded result")
+    g.add_argument("--wait", action="store_true",
+                   help="when another grader runs on the course, wait for it "
+                   "to end (default: say who holds it and stop)")
     g.add_argument("--no-sandbox", action="store_true",
                    help="run student code without namespaces (only file "
                    "permissions fence the course); recorded in every report")
@@ -140,6 +143,10 @@ def outcome(res):
         flags.extend(nb.get("tamper", []))
         flags.extend(f"{t['grade_id']}: {t['status']}" for t in nb.get("tests", [])
                      if t["status"] in ("timeout", "crashed"))
+        flags.extend(f"code cell {p['cell'] + 1}: {p['status']}"
+                     for p in nb.get("cell_problems", [])
+                     if p.get("status") in ("timeout", "crashed")
+                     and type(p.get("cell")) is int)
     flags.extend(res.get("problems", []))
     if res.get("grader_error"):
         return "error", ["the grader failed (see the report)"] + flags
@@ -163,9 +170,7 @@ def _not_utf8_result(student, assignment, sources, fp):
 def cmd_grade(args):
     """``autograde grade``: grade, write autograded notebooks, reports and
     the gradebook one submission at a time; print a summary."""
-    from .executor import DaskExecutor, LocalExecutor
     from .sandbox import namespace_problem
-    from tqdm import tqdm
     if args.workers is not None and args.workers < 1:
         raise course_mod.CourseError(f"--workers must be at least 1, got {args.workers}")
     if args.dask_workers is not None and (args.dask_workers < 1 or args.scheduler):
@@ -189,9 +194,27 @@ def cmd_grade(args):
                 f"student code will not run without a sandbox: {why}. To grade "
                 f"anyway, with file permissions as the only fence, pass "
                 f"--no-sandbox (every report then records it)")
-    settings = settings.as_dict()
     if not args.no_gradebook:
         course_mod.check_gradebook(root, args.assignment)
+    # >>> the check that a source notebook's tests can be graded faithfully
+    # (the fidelity work) belongs here, before the lock: it refuses early.
+
+    def waiting(holder):
+        print(f"autograde: another grader holds the course ({holder}); "
+              f"waiting for it to end (--wait)", file=sys.stderr, flush=True)
+
+    with course_mod.grading_lock(root, wait=args.wait, on_wait=waiting), \
+            course_mod.run_folder():
+        return _grade_locked(args, root, sources, subs, settings.as_dict())
+
+
+class StoreFailed(Exception):
+    """A result could not be stored: the run stops (see :func:`_record`)."""
+
+
+def _grade_locked(args, root, sources, subs, settings):
+    """The body of ``grade``, run holding the course's lock."""
+    from tqdm import tqdm
     sources_dir = root / "source" / args.assignment
     tasks, done, direct = [], [], []
     for student, folder in subs:
@@ -210,74 +233,125 @@ def cmd_grade(args):
                       "settings": settings})
     skipped = len(done)
     folders = dict(subs)
+    stored, stop = [], None
     writer = None if args.no_gradebook else \
         course_mod.GradebookWriter(root, args.assignment, sources)
     try:
         for res in direct:
             _record(root, args.assignment, None, None, sources, res)
-            done.append(res)
+            stored.append(res)
         if tasks:
-            try:
-                if args.scheduler or args.dask_workers:
-                    executor = DaskExecutor(args.scheduler, args.dask_workers)
-                    if executor.dashboard and not args.quiet:
-                        print(f"Dask dashboard: {executor.dashboard}")
-                else:
-                    executor = LocalExecutor(
-                        min(args.workers or os.cpu_count() or 1, len(tasks)))
-            except RuntimeError as e:
-                raise course_mod.CourseError(str(e)) from None
-            with executor, tqdm(total=len(tasks), unit="submission",
-                                disable=args.quiet,
-                                desc=f"grading {args.assignment}") as bar:
-                for res in executor.grade(tasks):
-                    _record(root, args.assignment, writer,
-                            folders[res["student"]], sources, res)
-                    done.append(res)
-                    bar.update()
+            with _executor(args, len(tasks)) as executor:
+                _canary(executor, root, settings)
+                with tqdm(total=len(tasks), unit="submission", disable=args.quiet,
+                          desc=f"grading {args.assignment}") as bar:
+                    for res in executor.grade(tasks):
+                        _record(root, args.assignment, writer,
+                                folders[res["student"]], sources, res)
+                        stored.append(res)
+                        bar.update()
+    except StoreFailed as e:
+        stop = str(e)
     finally:
         if writer is not None:
             writer.close()
-    # The CSV covers every recorded student, not only this run's selection.
-    recorded = {r["student"]: r for r in course_mod.read_reports(root, args.assignment)}
-    recorded.update((r["student"], r) for r in done)
-    csv_path = course_mod.write_csv(root, args.assignment, recorded.values())
-    _print_summary(args.assignment, done, skipped, len(tasks) + len(direct))
-    print(f"per-test results: {csv_path}")
-    return 2 if any(r.get("grader_error") for r in done) else 0
+    done += stored
+    csv_path = None
+    if stop is None:
+        # The CSV covers every recorded student, not only this run's selection.
+        recorded = {r["student"]: r for r in
+                    course_mod.read_reports(root, args.assignment)}
+        recorded.update((r["student"], r) for r in done)
+        try:
+            csv_path = course_mod.write_csv(root, args.assignment, recorded.values())
+        except OSError as e:
+            stop = (f"the per-test CSV could not be written to "
+                    f"{root / 'reports' / args.assignment} ({e.strerror or e})")
+    errors = sum(bool(r.get("grader_error")) for r in stored)
+    _print_summary(args.assignment, done, skipped, len(stored) - errors, errors)
+    if csv_path is not None:
+        print(f"per-test results: {csv_path}")
+    if stop is not None:
+        left = len(tasks) + len(direct) - len(stored)
+        print(f"autograde: STOPPED: {stop}. {len(stored)} result(s) of this run "
+              f"were stored; {left} submission(s) were not graded or not "
+              f"stored. Free the space (or fix the permissions) and run grade "
+              f"again: what was stored is skipped", file=sys.stderr)
+        return 2
+    if errors:
+        print(f"autograde: {errors} submission(s) were not graded because the "
+              f"grader failed (GRADER ERROR above); nothing was written to "
+              f"the gradebook for them; run grade again to grade them",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def _executor(args, n_tasks):
+    from .executor import DaskExecutor, LocalExecutor
+    try:
+        if args.scheduler or args.dask_workers:
+            executor = DaskExecutor(args.scheduler, args.dask_workers)
+            if executor.dashboard and not args.quiet:
+                print(f"Dask dashboard: {executor.dashboard}")
+            return executor
+        return LocalExecutor(min(args.workers or os.cpu_count() or 1, n_tasks))
+    except RuntimeError as e:
+        raise course_mod.CourseError(str(e)) from None
+
+
+def _canary(executor, root, settings):
+    """Grade a known-good submission in the sandbox the run will use
+    before grading anyone; refuse, with the cause, if it misbehaves."""
+    from .sandbox import isolation_mode
+    why = executor.canary(str(root), settings)
+    if why is None:
+        return
+    mode = isolation_mode(settings["sandbox"])
+    raise course_mod.CourseError(
+        f"the sandbox check failed, so nobody was graded (isolation {mode}): "
+        f"a known-good submission did not pass: {why}. Nothing was written. "
+        f"AUTOGRADE_DEBUG=1 shows the sandbox's own errors")
 
 
 def _record(root, assignment, writer, folder, sources, res):
     """Write one finished result before the next is taken: the autograded
     notebooks, the gradebook (one transaction), then the report, which
-    marks the submission as done. A failure here costs this submission
-    only: it is recorded in its report and graded again next run."""
-    try:
+    marks the submission as done. A result the grader failed on
+    (``grader_error``) gets its report only, never a score. A write that
+    fails raises :class:`StoreFailed`, naming the folder: the run stops,
+    since a full disk or a wrong permission fails every later write too."""
+    student = res["student"]
+    steps = []
+    if not res.get("grader_error"):
         if folder is not None:
-            course_mod.write_autograded(root, assignment, res["student"],
-                                        folder, sources, res)
+            steps.append((root / "autograded" / student / assignment,
+                          lambda: course_mod.write_autograded(
+                              root, assignment, student, folder, sources, res)))
         if writer is not None and not res.get("not_in_gradebook"):
-            writer.write(res)
-    except Exception as e:
-        res["write_error"] = f"{type(e).__name__}: {e}"[:1000]
-        res.setdefault("problems", []).append(
-            f"the results could not be stored ({res['write_error']}); run "
-            f"grade again")
-    try:
-        course_mod.write_report(root, assignment, res)
-    except Exception as e:
-        print(f"autograde: the report of {res['student']} could not be "
-              f"written: {e}", file=sys.stderr)
+            steps.append((root / "gradebook.db", lambda: writer.write(res)))
+    steps.append((root / "reports" / assignment,
+                  lambda: course_mod.write_report(root, assignment, res)))
+    for where, step in steps:
+        try:
+            step()
+        except Exception as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else \
+                f"{type(e).__name__}: {e}"
+            raise StoreFailed(f"the results of {student} could not be written "
+                              f"to {where} ({why[:500]})") from None
 
 
-def _print_summary(assignment, results, skipped, graded):
+def _print_summary(assignment, results, skipped, graded, errors=0):
     counts = collections.Counter(t["status"] for r in results
                                  for nb in r["notebooks"] for t in nb["tests"])
     outcomes = {r["student"]: outcome(r) for r in results}
-    flagged = sum(status != "graded" for status, _ in outcomes.values())
+    flagged = sum(status not in ("graded", "error")
+                  for status, _ in outcomes.values())
     print(f"{assignment}: {len(results)} submission(s): {graded} graded, "
           f"{skipped} skipped (unchanged since their recorded result; "
-          f"--force regrades), {flagged} flagged for a look")
+          f"--force regrades), {flagged} flagged for a look" +
+          (f", {errors} GRADER ERROR(S): not graded" if errors else ""))
     if counts:
         print("tests: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]))
     modes = collections.Counter(nb.get("isolation", {}).get("mode", "?")
@@ -289,11 +363,14 @@ def _print_summary(assignment, results, skipped, graded):
     for r in results:
         if r.get("grader_error"):
             print(f"  {r['student']}: GRADER ERROR (not graded)\n{r['grader_error']}")
+    if not outcomes:
+        return
     width = max(len(s) for s in outcomes)
     print(f"{'student':{width}s}  {'score':>11s}  {'status':10s}  flags")
     for r in sorted(results, key=lambda r: r["student"]):
         status, flags = outcomes[r["student"]]
-        score = f"{r['score']:g}/{r['max_score']:g}"
+        score = "-" if r.get("grader_error") else \
+            f"{r['score']:g}/{r['max_score']:g}"
         text = "; ".join(flags)
         if len(text) > 160:
             text = text[:157] + "..."
@@ -307,10 +384,18 @@ def cmd_feedback(args):
     import fnmatch
     from .feedback import read_gradebook, write_feedback
     root = course_mod.find_course(args.course)
+    course_mod.check_assignment(root, args.assignment)
     reports = sorted((root / "reports" / args.assignment).glob("*.json"))
     if not reports:
         raise course_mod.CourseError(f"no reports for {args.assignment!r}: run "
                                      f"`autograde grade {args.assignment}` first")
+    if not args.no_gradebook and not (root / "gradebook.db").is_file():
+        raise course_mod.CourseError(
+            f"no gradebook.db in {root}: feedback shows the gradebook's scores "
+            f"as they are now, hand grades included, so it needs the one "
+            f"`grade` wrote. Run this in the course folder that was graded, "
+            f"or pass --no-gradebook to use the scores autograde recorded "
+            f"(without hand grades). Nothing was changed")
     gradebook = {} if args.no_gradebook else read_gradebook(root, args.assignment)
     done, missing = [], []
     for path in reports:
@@ -325,9 +410,9 @@ def cmd_feedback(args):
         return 0
     pages = sum(len(out["added"]) for out in done)
     print(f"autograde's section added to {pages} notebook feedback page(s) "
-          f"of {len(done)} student(s) under {root / 'feedback'}; "
-          f"all notebooks on one page: feedback/<student>/{args.assignment}/"
-          f"autograde.html")
+          f"of {len(done)} student(s) under {root / 'feedback'}; for you, "
+          f"all notebooks of a student on one page: reports/"
+          f"{args.assignment}/feedback/<student>.html (not released)")
     if missing:
         print(f"no nbgrader feedback page for {len(missing)} notebook(s), e.g. "
               f"{missing[0]}: run `nbgrader generate_feedback {args.assignment}"
@@ -351,8 +436,14 @@ def cmd_check(args):
     """``autograde check``: run a notebook's own (visible) tests and list
     the written answers still empty."""
     path = Path(args.notebook)
+    if not os.path.lexists(path):
+        raise course_mod.CourseError(
+            f"no such file: {str(path)!r} (looked in {Path.cwd()})")
     if not path.is_file():
-        raise course_mod.CourseError(f"expected a notebook file, got {str(path)!r}")
+        raise course_mod.CourseError(f"expected a notebook file, got the "
+                                     f"folder {str(path)!r}" if path.is_dir()
+                                     else f"expected a notebook file, got "
+                                     f"{str(path)!r}, which is not a file")
     try:
         nb = nbformat.read(str(path), as_version=4)
     except Exception as e:
@@ -366,6 +457,13 @@ def cmd_check(args):
     if args.json:
         print(json.dumps(report, indent=1))
         return 0 if ok else 1
+    problems = report["cell_problems"]
+    if problems:
+        print(f"{path.name}: {count(len(problems), 'code cell')} did not run "
+              f"cleanly; fix {'it' if len(problems) == 1 else 'them'} first "
+              f"(tests that use what they define fail because of it):")
+        for p in problems:
+            print(f"  cell {p['cell'] + 1}: {p['status']}: {p['message'][:300]}")
     print(f"{path.name}: the visible tests of each test cell (hidden tests in "
           f"the same cells run only when your work is graded)")
     timed_out = False
@@ -382,8 +480,6 @@ def cmd_check(args):
     for gid, points in empty:
         print(f"  EMPTY    written answer {gid} ({points:g} points, graded by "
               f"hand): still as released, empty")
-    for p in report["cell_problems"]:
-        print(f"  note: cell {p['cell']}: {p['status']}: {p['message'][:300]}")
     n_ok = sum(t["status"] == "passed" for t in report["tests"])
     print(f"{n_ok} of {count(len(report['tests']), 'test cell')} passed "
           f"their visible tests" +

@@ -10,8 +10,12 @@ Layout (nbgrader's, plus two things of ours)::
     <course>/gradebook.db                           nbgrader's gradebook
 """
 
+import contextlib
 import csv
+import datetime
+import difflib
 import errno
+import fcntl
 import fnmatch
 import hashlib
 import html
@@ -19,8 +23,10 @@ import io
 import json
 import os
 import shutil
+import socket
 import stat
 import tempfile
+import time
 import textwrap
 from pathlib import Path
 
@@ -38,24 +44,175 @@ def find_course(path=None):
     ``nbgrader_config.py``, else ``exercises/`` below it."""
     if path is not None:
         root = Path(path)
-    elif Path("nbgrader_config.py").exists():
-        root = Path(".")
-    else:
-        root = Path("exercises")
-    if not (root / "source").is_dir():
-        raise CourseError(f"expected an nbgrader course folder with a source/ "
-                          f"folder, got {str(root)!r} (use --course DIR)")
-    return root.resolve()
+        if not (root / "source").is_dir():
+            raise CourseError(f"--course {str(path)!r} is not an nbgrader course "
+                              f"folder: it has no source/ folder")
+        return root.resolve()
+    here = Path.cwd()
+    if (here / "nbgrader_config.py").exists():
+        if not (here / "source").is_dir():
+            raise CourseError(f"{here} has an nbgrader_config.py but no source/ "
+                              f"folder: run `nbgrader generate_assignment` from "
+                              f"a course folder, or pass --course DIR")
+        return here.resolve()
+    if (here / "exercises" / "source").is_dir():
+        return (here / "exercises").resolve()
+    raise CourseError(f"{here} is not an nbgrader course folder (no "
+                      f"nbgrader_config.py here); run autograde in the course "
+                      f"folder, or pass --course DIR")
+
+
+def assignments(root):
+    """The names of the assignments under ``source/``."""
+    folder = Path(root) / "source"
+    try:
+        return sorted(d.name for d in folder.iterdir()
+                      if d.is_dir() and not d.name.startswith("."))
+    except OSError:
+        return []
+
+
+def check_assignment(root, assignment):
+    """Raise CourseError, listing the assignments there are, unless
+    ``assignment`` has source notebooks."""
+    folder = Path(root) / "source" / assignment
+    if folder.is_dir() and any(folder.glob("*.ipynb")):
+        return
+    there = assignments(root)
+    close = difflib.get_close_matches(assignment, there, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    listed = ", ".join(there) if there else "none"
+    what = "has no notebooks" if folder.is_dir() else "is not an assignment"
+    raise CourseError(f"{assignment!r} {what} of the course in {root} "
+                      f"(source/{assignment}/*.ipynb). The assignments are: "
+                      f"{listed}.{hint}")
 
 
 def load_sources(root, assignment):
     """``{notebook file name: SourceNotebook}`` of an assignment."""
+    check_assignment(root, assignment)
     folder = Path(root) / "source" / assignment
-    paths = sorted(folder.glob("*.ipynb"))
-    if not paths:
-        raise CourseError(f"no source notebooks in {folder} (is the assignment "
-                          f"name {assignment!r} right?)")
-    return {p.name: SourceNotebook.read(p) for p in paths}
+    return {p.name: SourceNotebook.read(p) for p in sorted(folder.glob("*.ipynb"))}
+
+
+# ---- one grader per course; temporary folders of killed runs --------------------
+LOCK_NAME = ".autograde.lock"
+
+
+def _holder(fd):
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return (f"pid {info['pid']} of user {info['user']} on "
+                f"{info['host']}, started {info['started']}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its details are not written yet"
+
+
+@contextlib.contextmanager
+def grading_lock(root, wait=False, on_wait=None):
+    """Hold the course's grading lock (``.autograde.lock``, an ``flock``
+    the kernel drops when the holder ends, however it ends). Held by
+    another grader: CourseError naming it, or with ``wait`` block until
+    it is free (``on_wait(holder)`` is told first)."""
+    path = Path(root) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644)
+    except OSError as e:
+        raise CourseError(f"cannot open the lock file {path}: {e.strerror}; "
+                          f"the course folder {root} must be writable") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            if not wait:
+                raise CourseError(
+                    f"another autograde grade is running on the course {root} "
+                    f"({holder}); wait for it to end, or pass --wait") from None
+            if on_wait is not None:
+                on_wait(holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            import pwd
+            user = pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            user = str(os.geteuid())
+        info = {"pid": os.getpid(), "user": user, "host": socket.gethostname(),
+                "started": datetime.datetime.now(datetime.timezone.utc)
+                .strftime("%Y-%m-%d %H:%M:%S UTC")}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError:
+            pass                # the lock holds without its details
+        yield
+    finally:
+        os.close(fd)
+
+
+RUN_PREFIX = "autograde-run-"
+_ALIVE = ".alive"
+
+
+def clean_stale_runs(base=None):
+    """Remove the temporary folders of grading runs that ended without
+    cleaning up (killed): those of this user whose ``.alive`` lock no
+    process holds. Returns how many were removed."""
+    base = base or tempfile.gettempdir()
+    removed = 0
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            if not entry.name.startswith(RUN_PREFIX) or \
+                    not entry.is_dir(follow_symlinks=False) or \
+                    entry.stat(follow_symlinks=False).st_uid != os.geteuid():
+                continue
+            try:
+                fd = os.open(os.path.join(entry.path, _ALIVE),
+                             os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except FileNotFoundError:
+                # Being made right now, or broken long ago.
+                if time.time() - entry.stat(follow_symlinks=False).st_mtime < 3600:
+                    continue
+                fd = None
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue        # its run is alive
+                finally:
+                    os.close(fd)
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+@contextlib.contextmanager
+def run_folder():
+    """A temporary folder for this run's working folders (``tempfile``
+    puts them there, in this process and the workers it forks), locked
+    while the run lives, removed at its end; one left by a killed run is
+    removed by the next (:func:`clean_stale_runs`)."""
+    clean_stale_runs()
+    path = tempfile.mkdtemp(prefix=RUN_PREFIX)
+    os.chmod(path, 0o711)       # a sandbox uid reaches its own folder inside
+    fd = os.open(os.path.join(path, _ALIVE),
+                 os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    old = tempfile.tempdir
+    tempfile.tempdir = path
+    try:
+        yield path
+    finally:
+        tempfile.tempdir = old
+        shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
 
 
 def safe_name(name):
@@ -533,11 +690,19 @@ class GradebookWriter:
 
     def write(self, res):
         """Store one submission's result, all or nothing."""
+        db = self.gb.db
         try:
-            self._write(res)
-            self.gb.db.commit()
+            # nbgrader's update_or_create_student and add_submission commit
+            # on their own: made to flush instead, the new student and
+            # submission rows belong to this transaction too.
+            db.commit = db.flush
+            try:
+                self._write(res)
+            finally:
+                del db.commit
+            db.commit()
         except BaseException:
-            self.gb.db.rollback()
+            db.rollback()
             raise
 
     def _write(self, res):
@@ -590,7 +755,9 @@ class GradebookWriter:
                     grade.auto_score, grade.needs_manual_grade = 0.0, False
                 else:
                     grade.auto_score, grade.needs_manual_grade = None, True
-            nbsub.flagged = bool(nbres.get("tamper")) or bad or links
+            stopped = any(p.get("status") in ("timeout", "crashed")
+                          for p in nbres.get("cell_problems", []))
+            nbsub.flagged = bool(nbres.get("tamper")) or bad or links or stopped
 
     def close(self):
         """Close the database."""

@@ -73,9 +73,20 @@ def grade_submission(task):
         notebooks = {name: read_submitted_notebook(folder, name)
                      for name in sources}
         _grade(result, sources, notebooks, files, settings, [task["course"]])
-    except Exception:
-        result["grader_error"] = traceback.format_exc()[-4000:]
+    except (Exception, sandbox.GraderFault) as e:
+        _grader_error(result, e)
     return result
+
+
+def _grader_error(result, exc):
+    """Mark ``result`` as not graded because the grader failed: its
+    partial scores are dropped (they must never be stored as the
+    student's), the cause is kept."""
+    result["notebooks"], result["score"] = [], 0.0
+    if isinstance(exc, sandbox.GraderFault):
+        result["grader_error"] = str(exc)[:4000]
+    else:
+        result["grader_error"] = traceback.format_exc()[-4000:]
 
 
 def _new_result(task):
@@ -115,7 +126,10 @@ def _grade(result, sources, notebooks, files, settings, hide):
         if nb is None:
             report = unreadable_report(src, why)
         else:
+            faults = len(sandbox.FAULTS)
             report = NotebookGrader(src, nb, files, settings, hide=hide).run()
+            if len(sandbox.FAULTS) > faults:    # caught on its way up
+                raise sandbox.GraderFault(sandbox.FAULTS[-1])
         result["notebooks"].append(report)
         result["score"] += report["score"]
         result["max_score"] += report["max_score"]
@@ -130,6 +144,79 @@ def _sources(course, assignment):
     if key not in _SOURCES:
         _SOURCES[key] = load_sources(course, assignment)
     return _SOURCES[key]
+
+
+# ---- the canary: the sandbox must behave before anyone is graded ------------------
+_CANARY_ANSWER = """\
+import os
+def answer():
+    ### BEGIN SOLUTION
+    return 6 * 7
+    ### END SOLUTION
+def sees(path):
+    return os.path.exists(path)
+def whoami():
+    return os.getuid()"""
+
+
+def _canary_source(hidden, sandboxed, root):
+    """A source notebook whose solution must pass every test in a sound
+    sandbox: the student process runs code and answers; the course is out
+    of its sight; in root mode it runs under a uid of its own."""
+    import nbformat
+    from .notebook import SourceNotebook
+
+    def meta(gid, **kw):
+        return {"nbgrader": dict({"grade_id": gid, "grade": False,
+                                  "solution": False, "locked": False,
+                                  "schema_version": 3}, **kw)}
+
+    def test(gid, text):
+        return nbformat.v4.new_code_cell(text, metadata=meta(
+            gid, grade=True, locked=True, points=1))
+
+    cells = [nbformat.v4.new_code_cell(_CANARY_ANSWER,
+                                       metadata=meta("answer", solution=True)),
+             test("runs", "# Test: student code runs and answers\n"
+                          "assert answer() == 42")]
+    if sandboxed and hidden:
+        cells.append(test("fenced", f"# Test: the course is out of sight\n"
+                                    f"assert not sees({hidden!r})"))
+    if sandboxed and root:
+        cells.append(test("own_uid", "# Test: a uid of its own\n"
+                                     "assert whoami() != 0"))
+    return SourceNotebook(nbformat.v4.new_notebook(cells=cells), "canary.ipynb")
+
+
+def run_canary(args):
+    """Grade a known-good submission in this process, in the sandbox the
+    run will use (``args``: ``(course or None, Settings.as_dict())``).
+    Returns None when it behaved, else what went wrong, in words."""
+    from .runner import NotebookGrader, Settings
+    course, settings = args
+    try:
+        settings = Settings.from_dict(settings)
+        hidden = os.path.join(course, "source") if course else None
+        src = _canary_source(hidden, settings.sandbox, sandbox.root_mode())
+        faults = len(sandbox.FAULTS)
+        report = NotebookGrader(src, src.nb, {}, settings,
+                                hide=[course] if course else []).run()
+        if len(sandbox.FAULTS) > faults:
+            return sandbox.FAULTS[-1]
+    except (Exception, sandbox.GraderFault) as e:
+        return f"{type(e).__name__}: {e}"[:2000]
+    bad = [f"{t['title'].removeprefix('# Test: ')}: {t['status']} "
+           f"({t['message'][:300]})" for t in report["tests"]
+           if t["status"] != "passed"]
+    for p in report["cell_problems"]:
+        bad.append(f"the answer cell: {p['status']}: {p['message'][:300]}")
+    if settings.sandbox and not report["isolation"]["namespaces"]:
+        bad.append("the student process got no namespaces")
+    return "; ".join(bad) or None
+
+
+def _canary_in_helper(args):
+    return _in_helper(run_canary, args)
 
 
 # ---- tasks that carry everything (for machines without the course) ----------------
@@ -252,8 +339,8 @@ def grade_unpacked(packed):
                          for name, (nb, why) in packed["notebooks"].items()}
             _grade(result, sources, notebooks, files, settings,
                    packed["hide"] + [tmp])
-    except Exception:
-        result["grader_error"] = traceback.format_exc()[-4000:]
+    except (Exception, sandbox.GraderFault) as e:
+        _grader_error(result, e)
     return result
 
 
@@ -405,14 +492,26 @@ class Executor:
         """Yield the result of every grading task, in any order."""
         return self.map_unordered(grade_submission, tasks)
 
+    def canary(self, course, settings):
+        """Grade a known-good submission where the tasks will run (see
+        :func:`run_canary`); None when the sandbox behaved, else why not."""
+        return next(iter(self.map_unordered(run_canary, [(course, settings)])))
+
     def close(self):
         """Release the workers."""
+
+    def abort(self):
+        """Stop at once, dropping the work not done (default: close)."""
+        self.close()
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, kind, *exc):
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
 
 
 class SerialExecutor(Executor):
@@ -432,7 +531,9 @@ class LocalExecutor(Executor):
             raise ValueError(f"workers must be a positive int, got {workers!r}")
         self.workers = workers or os.cpu_count() or 1
         ctx = multiprocessing.get_context("fork")
-        self.pool = ctx.Pool(self.workers, maxtasksperchild=None)
+        self.pool = ctx.Pool(self.workers, maxtasksperchild=None,
+                             initializer=sandbox.die_with_parent,
+                             initargs=(os.getpid(),))
 
     def map_unordered(self, fn, tasks):
         """Results as the workers finish them."""
@@ -441,6 +542,12 @@ class LocalExecutor(Executor):
     def close(self):
         """Wait for the workers to finish and stop them."""
         self.pool.close()
+        self.pool.join()
+
+    def abort(self):
+        """Stop the workers now (their zygotes and sandboxes die with
+        them)."""
+        self.pool.terminate()
         self.pool.join()
 
 
@@ -610,6 +717,19 @@ class DaskExecutor(Executor):
                     f"remove that worker or allow namespaces there (or pass "
                     f"--no-sandbox)")
             yield res
+
+    def canary(self, course, settings):
+        """The canary on a worker of the cluster, in a grading process
+        of its own (the course is not visible there)."""
+        self._wait_for_a_worker()
+        future = self.client.submit(_canary_in_helper, (None, settings),
+                                    pure=False)
+        try:
+            return future.result(timeout=max(self.timeout, 300))
+        except Exception as e:
+            return f"{type(e).__name__}: {e}"[:2000]
+        finally:
+            future.release()
 
     def _wait_for_a_worker(self):
         from .course import CourseError

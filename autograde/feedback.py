@@ -10,8 +10,9 @@ Students only ever receive what ``nbgrader release_feedback`` ships: one
 HTML file per notebook, named like the notebook. So autograde's section
 for a notebook is put *into* nbgrader's feedback page of that notebook
 (between two marker comments, replaced on every run), clearly labelled as
-autograde's. ``autograde.html`` holds all notebooks on one page for the
-instructor.
+autograde's. A page with all notebooks of a student, for the instructor,
+goes to ``reports/<assignment>/feedback/<student>.html``: outside
+``feedback/``, so that ``release_feedback`` never ships it.
 """
 
 import html
@@ -153,8 +154,8 @@ def render_notebook(nb, gradebook_nb=None):
              f"<h3>autograde: why each test passed or failed "
              f"({esc(nb['notebook'])})</h3>",
              "<p>This part was added by <b>autograde</b>, the course's "
-             "grader. It ran the tests against your notebook (the test code "
-             "is not shown) and says why each one did not pass.</p>"]
+             "grader. It ran the tests against your notebook (hidden tests "
+             "are not shown) and says why each one did not pass.</p>"]
     if gradebook_nb is not None:
         written = [c for c in cells.values() if c["written"]]
         waiting = [c for c in written if c["needs_manual"]]
@@ -201,7 +202,8 @@ def render_notebook(nb, gradebook_nb=None):
             f"<td class='why'>{esc(c['comment'])}</td></tr>")
     parts.append("</table>")
     for p in nb.get("cell_problems", []):
-        parts.append(f"<p class='note'>Code cell {p['cell']}: "
+        where = p["cell"] + 1 if type(p.get("cell")) is int else "?"
+        parts.append(f"<p class='note'>Cell {where}: "
                      f"{esc(p['status'])}: {esc(p['message'])}</p>")
     parts.append("</div>")
     return "\n".join(parts)
@@ -264,12 +266,14 @@ def write_feedback(root, result, gradebook=None):
 
     Each notebook's section goes into nbgrader's page of that notebook
     (``nbgrader generate_feedback`` writes those), which is what
-    ``nbgrader release_feedback`` ships; ``autograde.html`` gets all of
-    them. ``timestamp.txt`` and ``submission_secret.txt`` are copied from
-    the submission when missing, since release_feedback needs them.
+    ``nbgrader release_feedback`` ships; the instructor's page with all
+    of them goes to ``reports/<assignment>/feedback/<student>.html``
+    (never into ``feedback/``, which release_feedback ships whole).
+    ``timestamp.txt`` and ``submission_secret.txt`` are copied from the
+    submission when missing, since release_feedback needs them.
 
-    Returns ``{"page": path of autograde.html, "added": [notebook pages
-    changed], "missing": [notebooks without an nbgrader page]}``.
+    Returns ``{"page": path of the instructor's page, "added": [notebook
+    pages changed], "missing": [notebooks without an nbgrader page]}``.
     """
     root = Path(root)
     student, assignment = result["student"], result["assignment"]
@@ -291,6 +295,15 @@ def write_feedback(root, result, gradebook=None):
         text = page.read_text(encoding="utf-8")
         page.write_text(inject(text, render_notebook(nb, now)), encoding="utf-8")
         added.append(page)
-    path = out / "autograde.html"
+    # Older versions wrote this page beside nbgrader's, where
+    # release_feedback picked it up and shipped it.
+    (out / "autograde.html").unlink(missing_ok=True)
+    path = instructor_page(root, assignment, student)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(result, gradebook), encoding="utf-8")
     return {"page": path, "added": added, "missing": missing}
+
+
+def instructor_page(root, assignment, student):
+    """Where the page with all of a student's notebooks goes."""
+    return Path(root) / "reports" / assignment / "feedback" / f"{student}.html"

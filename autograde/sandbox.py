@@ -50,6 +50,7 @@ NAMESPACE_FLAGS = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWPID
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 0x4000, 1 << 18
 PR_SET_NO_NEW_PRIVS, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 38, 4, 24
+PR_SET_PDEATHSIG = 1
 
 UID_BASE = 1_500_000_000     # far above any account; one uid per grader process
 BOOT = os.path.join(os.path.dirname(os.path.realpath(__file__)), "inside",
@@ -77,8 +78,57 @@ class Limits:
         return dict(vars(self))
 
 
+# Every failure of the grader's machinery in this process, in order: a
+# grading that saw one added here is the grader's failure, whatever the
+# code between caught (see ``executor``).
+FAULTS = []
+
+
+class GraderFault(BaseException):
+    """The grader's own machinery failed (the zygote died or broke its
+    channel, a sandbox could not be set up): never the student's doing,
+    so never recorded as a crash of student code.
+
+    Derived from BaseException so that no ``except Exception`` in a test
+    cell can swallow it."""
+
+
 def load_libc():
     return ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent(parent):
+    """Have the kernel SIGKILL this process when its parent ends (a
+    grader killed with ``kill -9`` included); ``parent`` is the pid the
+    parent had, to catch a parent that ended before the request. Call it
+    after any change of uid: a change of credentials clears it."""
+    load_libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _full_uid_map(path="/proc/self/uid_map"):
+    """Whether this process's user namespace maps every uid to itself
+    (the initial one), so that a uid of the sandbox's own exists here."""
+    try:
+        with open(path) as f:
+            rows = [line.split() for line in f if line.strip()]
+    except OSError:
+        return True         # no user namespaces in this kernel at all
+    lo, hi = UID_BASE, UID_BASE + (1 << 23)
+    return any(len(r) == 3 and int(r[0]) <= lo and int(r[0]) + int(r[2]) >= hi
+               and r[0] == r[1] for r in rows)
+
+
+@functools.lru_cache(maxsize=1)
+def root_mode():
+    """Whether student processes get a uid of their own: the grader is
+    root of the whole machine (or of a user namespace that maps the
+    sandbox uids). Root inside a user namespace that maps only a few
+    uids (``unshare -Ur``, rootless Podman, Docker with userns-remap)
+    cannot switch to such a uid; there student code gets the
+    ``user-namespace`` mode instead, as an ordinary user's would."""
+    return os.geteuid() == 0 and _full_uid_map()
 
 
 def check_rc(rc, what):
@@ -98,7 +148,7 @@ def unshare(libc):
     """Enter new mount, network, IPC and PID namespaces; without root,
     inside a new user namespace first, which maps this user to itself and
     gives the capabilities needed here (and nowhere else)."""
-    if os.geteuid() == 0:
+    if root_mode():
         check_rc(libc.unshare(NAMESPACE_FLAGS), "unshare")
         return
     uid, gid = os.geteuid(), os.getegid()
@@ -133,7 +183,7 @@ def namespace_problem():
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) == 0:
         return None
-    if os.geteuid() == 0:
+    if root_mode():
         return (f"new namespaces are not allowed here ({why}); run on a "
                 f"machine or VM, or in a container with CAP_SYS_ADMIN")
     return (f"this user may not create user namespaces ({why}). Allow them "
@@ -154,7 +204,7 @@ def isolation_mode(use_namespaces):
     unprivileged user namespace) or ``none``."""
     if not use_namespaces:
         return "none"
-    return "root" if os.geteuid() == 0 else "user-namespace"
+    return "root" if root_mode() else "user-namespace"
 
 
 # ---- what a student process may see ------------------------------------------
@@ -341,7 +391,7 @@ class Zygote:
         conf = {"packages": {
                     "autograde": os.path.dirname(os.path.realpath(__file__)),
                     "d2lblocks": os.path.dirname(os.path.realpath(d2lblocks.__file__))},
-                "readable": list(readable_paths())}
+                "readable": list(readable_paths()), "parent": os.getpid()}
         self.proc = subprocess.Popen(
             [sys.executable, "-P", BOOT, str(child.fileno()),
              json.dumps(conf)],
@@ -350,32 +400,65 @@ class Zygote:
         child.close()
         self.sock = parent
 
+    def _fail(self, why):
+        """The zygote broke: stop it (the next grading starts a new one),
+        count it in :data:`FAULTS` and raise :class:`GraderFault`."""
+        why = f"the grader's zygote process failed: {why}"
+        FAULTS.append(why)
+        try:
+            self.sock.close()
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+        raise GraderFault(why)
+
     def _ask(self, cfg):
         """Send a request and return ``(reply, fds)`` for it, skipping any
         reply left over from a request that was interrupted."""
         self.seq = getattr(self, "seq", 0) + 1
-        self.sock.send(json.dumps(dict(cfg, seq=self.seq)).encode())
-        while True:
-            msg, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 1)
-            if not msg:
-                raise RuntimeError("the zygote process has stopped")
-            reply = json.loads(msg)
-            if reply.get("seq") == self.seq:
-                return reply, fds
-            for fd in fds:
-                os.close(fd)
+        try:
+            self.sock.send(json.dumps(dict(cfg, seq=self.seq)).encode())
+            while True:
+                msg, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 1)
+                if not msg:
+                    self._fail("it has stopped (exit status "
+                               f"{self.proc.poll()})")
+                reply = json.loads(msg)
+                if reply.get("seq") == self.seq:
+                    return reply, fds
+                for fd in fds:
+                    os.close(fd)
+        except (OSError, ValueError) as e:
+            self._fail(f"its channel broke ({type(e).__name__}: {e})")
 
     def spawn(self, cfg):
-        """Fork a student process; returns ``(pid, socket)``."""
+        """Fork a student process, fenced; returns ``(pid, socket)``.
+        Raises :class:`GraderFault` when the zygote or the fence failed
+        (the student's code has not run then)."""
+        if cfg.get("uid") is not None and not root_mode():
+            # Root of a user namespace that maps no sandbox uid: the
+            # user-namespace fence, as for an ordinary user (and no uid to
+            # sweep afterwards).
+            cfg["uid"] = None
         with _no_alarm():
             reply, fds = self._ask(cfg)
+        if reply.get("error"):
+            for fd in fds:
+                os.close(fd)
+            why = f"the sandbox could not be set up: {reply['error']}"
+            FAULTS.append(why)
+            raise GraderFault(why)
         if not fds:
-            raise RuntimeError("the zygote process did not start a student "
-                               "process")
+            self._fail("it did not start a student process")
         return reply["pid"], socket.socket(fileno=fds[0])
 
     def kill_uid(self, uid):
-        """Kill every process running as ``uid``."""
+        """Kill every process running as ``uid``. With the zygote gone
+        there is nothing to do: its student processes died with it (see
+        ``zygote.py``)."""
+        if self.proc.poll() is not None:
+            return
         with _no_alarm():
             self._ask({"kill_uid": uid})
 

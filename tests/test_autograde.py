@@ -204,7 +204,7 @@ def test_an_object_that_cannot_cross_fails_the_call_but_not_the_process(student)
     add_bias = student.globals({"add_bias"}, 5)["add_bias"]
     layer = nn.Linear(2, 2)
     with pytest.raises(BridgeError, match="cannot be given to student code"):
-        add_bias(layer, np.random.default_rng(0))
+        add_bias(layer, np)     # a module is a handle on the grader's powers
     import d2lblocks as db
     out = add_bias(layer, db.ones(1, 2))       # the same layer, sent for real
     assert out.shape == (1, 2) and student.alive
@@ -263,7 +263,11 @@ def test_feedback_names_a_gradebook_it_cannot_read(tiny_graded, tmp_path):
 
 def test_check_says_what_it_expected(tmp_path):
     proc = run_cli("check", tmp_path / "missing.ipynb")
-    assert proc.returncode == 2 and "expected a notebook file" in proc.stderr
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+    assert "missing.ipynb" in proc.stderr
+    proc = run_cli("check", tmp_path)
+    assert proc.returncode == 2 and "expected a notebook file, got the folder" \
+        in proc.stderr
     (tmp_path / "bad.ipynb").write_text("{not json")
     proc = run_cli("check", tmp_path / "bad.ipynb")
     assert proc.returncode == 2 and "not a readable notebook" in proc.stderr
@@ -303,12 +307,14 @@ def test_selftest_of_the_real_course():
 
 
 def test_grade_refuses_bad_requests_clearly(tiny, tmp_path):
-    proc = run_cli("--course", tiny, "grade", "no_such_assignment")
-    assert proc.returncode == 2 and "no source notebooks" in proc.stderr
+    proc = run_cli("--course", tiny, "grade", "tin")
+    assert proc.returncode == 2 and "'tin' is not an assignment" in proc.stderr
+    assert "The assignments are: tiny. Did you mean 'tiny'?" in proc.stderr
     proc = run_cli("--course", tiny, "grade", "tiny", "--workers", "0")
     assert proc.returncode == 2 and "--workers" in proc.stderr
     proc = run_cli("--course", tmp_path, "grade", "tiny")
     assert proc.returncode == 2 and "source/" in proc.stderr
+    assert str(tmp_path) in proc.stderr
     proc = run_cli("--course", tiny, "grade", "tiny", "--student", "nobody*")
     assert proc.returncode == 2 and "no submissions" in proc.stderr
     proc = run_cli("--course", tiny, "grade", "tiny", "--test-timeout", "-1")
@@ -418,12 +424,103 @@ def test_feedback_explains_each_test_without_test_code(tiny_graded):
     assert proc.returncode == 0, proc.stderr
     nb_page = (root / "feedback" / "os_exit_in_answer" / "tiny" / "tiny.html").read_text()
     assert "autograde: why each test passed or failed" in nb_page
-    page = (root / "feedback" / "os_exit_in_answer" / "tiny" / "autograde.html").read_text()
+    assert "hidden tests are not shown" in nb_page
+    assert "test code is not shown" not in nb_page
+    # The page for the instructor stays out of what release_feedback ships.
+    assert not list((root / "feedback").rglob("autograde.html"))
+    page = (root / "reports" / "tiny" / "feedback" / "os_exit_in_answer.html").read_text()
     assert "crashed" in page and "affine gives a (batch, outputs) array" in page
     # The gradebook's total counts the written answer, still to be graded.
     assert "2 / 6" in page and "not graded yet" in page
     for secret in ("default_rng", "HIDDEN", "assert "):
         assert secret not in page
+
+
+def _feedback_ready(tiny_graded, tmp_path):
+    """A copy of the graded tiny course with nbgrader's feedback pages."""
+    root = Path(shutil.copytree(tiny_graded[0], tmp_path / "course"))
+    env = dict(os.environ, PATH=os.pathsep.join(
+        [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    subprocess.run([sys.executable, "-m", "nbgrader", "generate_feedback", "tiny",
+                    "--force"], cwd=root, env=env, check=True, capture_output=True)
+    return root, env
+
+
+def test_release_feedback_ships_the_notebook_pages_only(tiny_graded, tmp_path):
+    root, env = _feedback_ready(tiny_graded, tmp_path)
+    assert run_cli("--course", root, "feedback", "tiny").returncode == 0
+    for folder in (root / "feedback").glob("*/tiny"):
+        # What `nbgrader submit` would have left with each submission.
+        (folder / "submission_secret.txt").write_text(f"secret-{folder.parent.name}")
+    exchange = tmp_path / "exchange"
+    exchange.mkdir()
+    os.chmod(exchange, 0o777)
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", "release_feedback",
+                           "tiny", f"--Exchange.root={exchange}"], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # One page per student and notebook (release_feedback names each by a
+    # hash), each nbgrader's page with autograde's section in it.
+    shipped = [p.read_text() for p in exchange.rglob("*.html")]
+    students = [d.name for d in (root / "submitted").iterdir()]
+    assert len(shipped) == len(students), len(shipped)
+    for page in shipped:
+        assert "autograde: why each test passed or failed" in page
+        assert "autograde feedback for" not in page     # the instructor's page
+    assert "tiny/autograde" not in proc.stdout + proc.stderr
+
+
+def _tree(root):
+    return {str(p.relative_to(root)): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_feedback_without_a_gradebook_refuses_and_changes_nothing(tiny_graded,
+                                                                   tmp_path):
+    root, _ = _feedback_ready(tiny_graded, tmp_path)
+    (root / "gradebook.db").unlink()
+    before = _tree(root)
+    proc = run_cli("--course", root, "feedback", "tiny")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no gradebook.db" in proc.stderr and "--no-gradebook" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert _tree(root) == before
+    proc = run_cli("--course", root, "feedback", "tiny", "--no-gradebook")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_typo_in_the_assignment_lists_the_assignments(tiny_graded):
+    root, _ = tiny_graded
+    for command in ("feedback", "grade", "selftest"):
+        proc = run_cli("--course", root, command, "tinyy")
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "'tinyy' is not an assignment" in proc.stderr
+        assert "The assignments are: tiny. Did you mean 'tiny'?" in proc.stderr
+        assert "autograde grade tinyy" not in proc.stderr
+
+
+def test_outside_a_course_the_message_names_where_it_looked(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "autograde", "grade", "tiny"],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode == 2
+    assert str(tmp_path) in proc.stderr and "nbgrader_config.py" in proc.stderr
+    assert "exercises" not in proc.stderr and "--course DIR" in proc.stderr
+
+
+def test_check_prints_a_broken_cell_first_counting_from_one(tiny, tmp_path):
+    nb = make_submission(CASES["correct"], tiny, tiny / "x")
+    broken = next(i for i, c in enumerate(nb.cells)
+                  if c.source.startswith("def affine"))
+    nb.cells[broken].source = "def affine(X, W, b)\n    return X @ W + b\n"
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(nb, path)
+    proc = run_cli("check", path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = proc.stdout
+    cause = out.index(f"cell {broken + 1}: error: SyntaxError")
+    assert cause < out.index("affine gives a (batch, outputs) array")
+    assert f"cell {broken}:" not in out
 
 
 # ---- executors -----------------------------------------------------------------------------

@@ -3,11 +3,17 @@
 It keeps only the import paths a student may read, loads the grader's
 own copies of autograde and d2lblocks from their folders (so neither the
 repository nor the grader's working directory is on the path), and
-serves fork requests on the socket ``FD``.
+serves fork requests on the socket ``FD``. It dies with the grading
+process that started it.
 """
 
-import importlib.util, json, os, sys
+import ctypes, importlib.util, json, os, sys
 conf = json.loads(sys.argv[2])
+# Die with the grading process that started this one (SIGKILL on its end,
+# however it ends), and not at all if it is already gone.
+ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)      # PR_SET_PDEATHSIG, SIGKILL
+if os.getppid() != conf.get("parent", os.getppid()):
+    os._exit(1)
 def _allowed(entry):
     if not entry:
         return False

@@ -12,6 +12,7 @@ import ctypes
 import json
 import os
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -20,9 +21,13 @@ import time
 
 from ..sandbox import (MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE,
                        MS_RDONLY, MS_REC, MS_REMOUNT, PR_CAPBSET_DROP,
-                       PR_SET_NO_NEW_PRIVS, SCRATCH, ancestors, check_rc,
-                       exposure_plan, hidden_tops, is_inside, load_libc,
-                       uid_processes, unshare)
+                       PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG, SCRATCH, ancestors,
+                       check_rc, die_with_parent, exposure_plan, hidden_tops,
+                       is_inside, load_libc, uid_processes, unshare)
+
+# Seconds a new student process may take to enter its sandbox (mounts on
+# a loaded machine) before the zygote gives up on it.
+SETUP_TIMEOUT = 120
 
 
 def _kill_uid(uid):
@@ -75,26 +80,71 @@ def zygote_main(fd):
             sock.send(json.dumps({"seq": seq}).encode())
             continue
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ready_r, ready_w = os.pipe()
+        me = os.getpid()
         pid = os.fork()
         if pid == 0:
             code = 70
             try:
+                die_with_parent(me)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 sock.close()
                 theirs.close()
-                enter(cfg, mine.fileno())
+                os.close(ready_r)
+                enter(cfg, mine.fileno(), status_fd=ready_w)
+                os.write(ready_w, b"ok")
+                os.close(ready_w)
                 code = 0
                 student.serve(mine)
-            except BaseException:
+            except BaseException as e:
+                if code == 70:      # the fence failed: the grader's fault
+                    try:
+                        os.write(ready_w, f"{type(e).__name__}: {e}"
+                                 .encode(errors="replace")[:2000])
+                    except OSError:
+                        pass
                 if os.environ.get("AUTOGRADE_DEBUG"):
                     import traceback
                     traceback.print_exc()
             finally:
                 os._exit(code)
         mine.close()
+        os.close(ready_w)
+        status = _read_status(ready_r)
+        if status != "ok":
+            _kill_group(pid)
+            theirs.close()
+            why = status or ("the new student process ended while entering "
+                             "its sandbox")
+            sock.send(json.dumps({"pid": pid, "seq": seq, "error": why}).encode())
+            continue
         socket.send_fds(sock, [json.dumps({"pid": pid, "seq": seq}).encode()],
                         [theirs.fileno()])
         theirs.close()
+
+
+def _read_status(fd):
+    """What a new student process wrote on its status pipe until it
+    closed it: ``ok`` once fenced, else why not ("" when it died)."""
+    data, deadline = b"", time.monotonic() + SETUP_TIMEOUT
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return f"entering the sandbox took more than {SETUP_TIMEOUT} s"
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return data.decode(errors="replace")
+            data += chunk
+    finally:
+        os.close(fd)
+
+
+def _kill_group(pid):
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def _remount_readonly(libc, target):
@@ -210,6 +260,10 @@ def _into_pid_namespace():
     pid = os.fork()
     if pid:
         _wait_then_exit(pid)
+    # PID 1 of the namespace dies with the waiter above it (which dies
+    # with the zygote, which dies with the grader), taking every process
+    # of the namespace along: a grader killed with SIGKILL leaves nothing.
+    load_libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     pid = os.fork()
     if pid:
         _wait_then_exit(pid)
@@ -228,14 +282,16 @@ def _drop_capabilities(libc):
     check_rc(libc.capset(ctypes.byref(Header(0x20080522, 0)), data), "capset")
 
 
-def enter(cfg, channel_fd):
+def enter(cfg, channel_fd, status_fd=None):
     """Turn the freshly forked process into a sandboxed student process.
 
     ``cfg`` (plain data from the grader): ``cwd`` (empty directory),
     ``files`` (name -> path to copy in), ``uid``, ``hide`` (paths to cover),
     ``readable`` (directories Python needs, see :func:`readable_paths`),
-    ``namespaces`` (bool), ``limits`` (a Limits dict).
+    ``namespaces`` (bool), ``limits`` (a Limits dict). Every descriptor
+    but ``channel_fd`` and ``status_fd`` is closed.
     """
+    parent = os.getppid()
     os.setsid()
     libc = load_libc()
     cwd, uid = cfg["cwd"], cfg.get("uid")
@@ -294,6 +350,8 @@ def enter(cfg, channel_fd):
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
+        if not cfg.get("namespaces"):
+            die_with_parent(parent)     # a change of uid cleared it
     elif cfg.get("namespaces"):
         _drop_capabilities(libc)
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
@@ -305,9 +363,9 @@ def enter(cfg, channel_fd):
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
     # NPROC counts every process of the uid: with a uid of its own that is
     # the student alone; without one, allow the user's current count more.
+    # (Root of the machine ignores it; root of a user namespace does not.)
     nproc = limits["nproc"] + base_nproc
-    if os.getuid() != 0:
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     home = os.getcwd()
     keep = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL") if k in os.environ}
     debug = os.environ.get("AUTOGRADE_DEBUG")
@@ -320,5 +378,8 @@ def enter(cfg, channel_fd):
     for fd in (0, 1) if os.environ.get("AUTOGRADE_DEBUG") else (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
-    os.closerange(3, channel_fd)
-    os.closerange(channel_fd + 1, 65536)
+    low = 3
+    for fd in sorted({channel_fd} | ({status_fd} if status_fd is not None else set())):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 65536)

@@ -26,35 +26,67 @@ __all__ = ["unbroadcast", "add", "sub", "mul", "div", "pow", "neg", "matmul",
 _ndarray = np.ndarray
 
 
+# Every function takes PyTorch's names for its arguments (``input``,
+# ``other``, ``dim``, ``keepdim``...), so that code written for torch runs
+# with its keywords; NumPy's ``axis=``/``keepdims=`` work too.
+def _t(value, name, what="input"):
+    """``value`` if it is a tensor, else a TypeError that names the op and
+    says how to make one."""
+    if isinstance(value, Tensor):
+        return value
+    kind = "a list" if isinstance(value, list) else \
+        "a tuple" if isinstance(value, tuple) else \
+        "a NumPy array" if isinstance(value, np.ndarray) else \
+        f"{type(value).__name__} {value!r:.40}"
+    raise TypeError(f"{name}: expected a Tensor as {what}, got {kind}; wrap "
+                    f"it with db.tensor(...) first")
+
+
+def _operands(input, other, name):
+    """Check the operands of an arithmetic function: at least one tensor;
+    the other may be a number or array-like (as with the operators)."""
+    if isinstance(input, Tensor) or isinstance(other, Tensor):
+        return
+    _t(input, name)
+
+
 # ---- arithmetic, by name ---------------------------------------------------------
-def add(a, b):
-    """``a + b`` with broadcasting."""
-    return a + b
+def add(input, other):
+    """``input + other`` with broadcasting."""
+    _operands(input, other, "add")
+    return input + other if isinstance(input, Tensor) else other.__radd__(input)
 
 
-def sub(a, b):
-    """``a - b`` with broadcasting."""
-    return a - b
+def sub(input, other):
+    """``input - other`` with broadcasting."""
+    _operands(input, other, "sub")
+    return input - other if isinstance(input, Tensor) else other.__rsub__(input)
 
 
-def mul(a, b):
-    """``a * b`` elementwise, with broadcasting."""
-    return a * b
+def mul(input, other):
+    """``input * other`` elementwise, with broadcasting."""
+    _operands(input, other, "mul")
+    return input * other if isinstance(input, Tensor) else other.__rmul__(input)
 
 
-def div(a, b):
-    """``a / b`` elementwise, with broadcasting (integers give float32)."""
-    return a / b
+def div(input, other):
+    """``input / other`` elementwise, with broadcasting (integers give
+    float32)."""
+    _operands(input, other, "div")
+    return input / other if isinstance(input, Tensor) else \
+        other.__rtruediv__(input)
 
 
-def pow(a, b):
-    """``a ** b`` elementwise; ``b`` may be a number or a tensor."""
-    return a ** b
+def pow(input, exponent):
+    """``input ** exponent`` elementwise; either may be a number."""
+    _operands(input, exponent, "pow")
+    return input ** exponent if isinstance(input, Tensor) else \
+        exponent.__rpow__(input)
 
 
-def neg(a):
-    """``-a``."""
-    return -a
+def neg(input):
+    """``-input``."""
+    return -_t(input, "neg")
 
 
 def _pair(a, b, what):
@@ -77,17 +109,17 @@ def _pair(a, b, what):
     return a, b
 
 
-def maximum(a, b):
+def maximum(input, other):
     """Elementwise maximum, with broadcasting; ties send the gradient to
-    ``a``."""
-    a, b = _pair(a, b, "maximum")
+    ``input``."""
+    a, b = _pair(input, other, "maximum")
     return _two(K.Maximum(), a, b, "maximum")
 
 
-def minimum(a, b):
+def minimum(input, other):
     """Elementwise minimum, with broadcasting; ties send the gradient to
-    ``a``."""
-    a, b = _pair(a, b, "minimum")
+    ``input``."""
+    a, b = _pair(input, other, "minimum")
     return _two(K.Minimum(), a, b, "minimum")
 
 
@@ -99,13 +131,13 @@ def _two(op, a, b, name):
         raise _mismatch(name, a.data, b.data, exc) from None
 
 
-def where(condition, a, b):
-    """``a`` where ``condition`` holds, else ``b``; all three broadcast.
-    ``a`` or ``b`` may be a number."""
+def where(condition, input, other):
+    """``input`` where ``condition`` holds, else ``other``; all three
+    broadcast. ``input`` or ``other`` may be a number."""
     cond = _as_tensor(condition, "where")
     if cond.data.dtype.kind != "b":
         cond = _wrap(cond.data != 0)
-    a, b = _pair(a, b, "where")
+    a, b = _pair(input, other, "where")
     try:
         return apply(K.Where(), cond, a, b)
     except (ValueError, TypeError) as exc:
@@ -114,14 +146,17 @@ def where(condition, a, b):
 
 
 # ---- products ------------------------------------------------------------------------
-def matmul(a, b):
-    """Matrix product ``a @ b`` with NumPy's rules for 1-D and batched
-    operands."""
-    return a @ b if isinstance(a, Tensor) else b.__rmatmul__(a)
+def matmul(input, other):
+    """Matrix product ``input @ other`` with NumPy's rules for 1-D and
+    batched operands."""
+    _operands(input, other, "matmul")
+    return input @ other if isinstance(input, Tensor) else \
+        other.__rmatmul__(input)
 
 
-def mm(a, b):
+def mm(input, mat2):
     """Product of two matrices (2-D tensors), as ``torch.mm``."""
+    a, b = input, mat2
     for name, t in (("first", a), ("second", b)):
         if not isinstance(t, Tensor) or t.ndim != 2:
             raise ValueError(f"mm: expected two 2-D tensors, the {name} one "
@@ -130,12 +165,13 @@ def mm(a, b):
     return a @ b
 
 
-def dot(a, b):
+def dot(input, tensor):
     """``np.dot`` for tensors of up to two axes: the inner product of two
     vectors, a matrix-vector or a matrix product, or a product with a 0-d
-    tensor. For batched operands use ``db.matmul``."""
-    a = _as_tensor(a, "dot")
-    b = _as_tensor(b, "dot")
+    tensor. For batched operands use ``db.matmul``. (The argument names
+    are ``torch.dot``'s.)"""
+    a = _as_tensor(input, "dot")
+    b = _as_tensor(tensor, "dot")
     if a.ndim > 2 or b.ndim > 2:
         raise ValueError(f"dot: expected tensors of at most 2 axes, got "
                          f"shapes {a.shape} and {b.shape}; use db.matmul for "
@@ -145,18 +181,24 @@ def dot(a, b):
     return a @ b
 
 
-def linear(x, weight, bias=None):
-    """``x @ weight.T + bias`` as one op, the body of a dense layer.
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias`` as one op, the body of a dense layer.
 
     Arguments:
-        x: input of shape (*, in_features): any number of leading axes,
-            none for a single example of shape (in_features,).
+        input: shape (*, in_features): any number of leading axes, none
+            for a single example of shape (in_features,).
         weight: (out_features, in_features), as in PyTorch and Gluon.
         bias: (out_features,) or None.
 
     Returns:
         A tensor of shape (*, out_features).
     """
+    x = input
+    if type(x) is not Tensor or type(weight) is not Tensor:
+        _t(x, "linear")
+        _t(weight, "linear", "weight")
+        if bias is not None:
+            _t(bias, "linear", "bias")
     xd, w = x.data, weight.data
     # The usual call (host arrays of one floating dtype, shapes that fit)
     # needs none of the checks below, which cost more than a small product.
@@ -198,124 +240,124 @@ def linear(x, weight, bias=None):
 
 
 # ---- elementwise and along an axis ----------------------------------------------
-def exp(a):
+def exp(input):
     """Elementwise exponential."""
-    return a.exp()
+    return _t(input, "exp").exp()
 
 
-def log(a):
+def log(input):
     """Elementwise natural logarithm."""
-    return a.log()
+    return _t(input, "log").log()
 
 
-def sqrt(a):
+def sqrt(input):
     """Elementwise square root."""
-    return a.sqrt()
+    return _t(input, "sqrt").sqrt()
 
 
-def abs(a):
+def abs(input):
     """Elementwise absolute value (gradient 0 at 0)."""
-    return a.abs()
+    return _t(input, "abs").abs()
 
 
-def relu(a):
-    """``max(a, 0)`` elementwise."""
-    return a.relu()
+def relu(input):
+    """``max(input, 0)`` elementwise."""
+    return _t(input, "relu").relu()
 
 
-def sigmoid(a):
-    """The logistic function ``1 / (1 + exp(-a))``, computed stably."""
-    return a.sigmoid()
+def sigmoid(input):
+    """The logistic function ``1 / (1 + exp(-input))``, computed stably."""
+    return _t(input, "sigmoid").sigmoid()
 
 
-def tanh(a):
+def tanh(input):
     """Elementwise hyperbolic tangent."""
-    return a.tanh()
+    return _t(input, "tanh").tanh()
 
 
-# NumPy's ``axis=``/``keepdims=`` and PyTorch's ``dim=``/``keepdim=`` both
-# work wherever an axis is taken.
-def softmax(a, axis=-1, *, dim=None):
-    """Softmax along ``axis``: exponentials normalised to sum to 1."""
-    return a.softmax(axis, dim=dim)
+def softmax(input, axis=-1, *, dim=None):
+    """Softmax along ``dim`` (or NumPy's ``axis``): exponentials normalised
+    to sum to 1."""
+    return _t(input, "softmax").softmax(axis, dim=dim)
 
 
-def log_softmax(a, axis=-1, *, dim=None):
-    """``log(softmax(a))``, computed without overflow."""
-    return a.log_softmax(axis, dim=dim)
+def log_softmax(input, axis=-1, *, dim=None):
+    """``log(softmax(input))``, computed without overflow."""
+    return _t(input, "log_softmax").log_softmax(axis, dim=dim)
 
 
-def sum(a, axis=None, keepdims=False, *, dim=None, keepdim=None):
-    """Sum over ``axis`` (all axes when None; negatives count from the end)."""
-    return a.sum(axis, keepdims, dim=dim, keepdim=keepdim)
+def sum(input, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """Sum over ``dim`` (all axes when None; negatives count from the end)."""
+    return _t(input, "sum").sum(axis, keepdims, dim=dim, keepdim=keepdim)
 
 
-def mean(a, axis=None, keepdims=False, *, dim=None, keepdim=None):
-    """Mean over ``axis`` (all axes when None; negatives count from the end)."""
-    return a.mean(axis, keepdims, dim=dim, keepdim=keepdim)
+def mean(input, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """Mean over ``dim`` (all axes when None; negatives count from the end)."""
+    return _t(input, "mean").mean(axis, keepdims, dim=dim, keepdim=keepdim)
 
 
-def max(a, axis=None, keepdims=False, *, dim=None, keepdim=None):
+def max(input, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """Maximum over ``axis``; with ``dim=``, ``(values, indices)`` as in
     PyTorch (see ``Tensor.max``)."""
-    return a.max(axis, keepdims, dim=dim, keepdim=keepdim)
+    return _t(input, "max").max(axis, keepdims, dim=dim, keepdim=keepdim)
 
 
-def min(a, axis=None, keepdims=False, *, dim=None, keepdim=None):
+def min(input, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """Minimum over ``axis``; with ``dim=``, ``(values, indices)``."""
-    return a.min(axis, keepdims, dim=dim, keepdim=keepdim)
+    return _t(input, "min").min(axis, keepdims, dim=dim, keepdim=keepdim)
 
 
-def argmax(a, axis=None, *, dim=None, keepdim=False):
-    """Indices of the maxima along ``axis`` (an int64 tensor)."""
-    return a.argmax(axis, dim=dim, keepdim=keepdim)
+def argmax(input, dim=None, keepdim=False, *, axis=None):
+    """Indices of the maxima along ``dim`` (an int64 tensor)."""
+    return _t(input, "argmax").argmax(dim, keepdim, axis=axis)
 
 
-def argmin(a, axis=None, *, dim=None, keepdim=False):
-    """Indices of the minima along ``axis`` (an int64 tensor)."""
-    return a.argmin(axis, dim=dim, keepdim=keepdim)
+def argmin(input, dim=None, keepdim=False, *, axis=None):
+    """Indices of the minima along ``dim`` (an int64 tensor)."""
+    return _t(input, "argmin").argmin(dim, keepdim, axis=axis)
 
 
-def unsqueeze(a, dim):
-    """``a`` with a new axis of length 1 at ``dim``."""
-    return a.unsqueeze(dim)
+def unsqueeze(input, dim):
+    """``input`` with a new axis of length 1 at ``dim``."""
+    return _t(input, "unsqueeze").unsqueeze(dim)
 
 
-def squeeze(a, dim=None):
-    """``a`` without axes of length 1 (all, or just ``dim``)."""
-    return a.squeeze(dim)
+def squeeze(input, dim=None):
+    """``input`` without axes of length 1 (all, or just ``dim``)."""
+    return _t(input, "squeeze").squeeze(dim)
 
 
-def permute(a, *dims):
-    """``a`` with its axes in the order ``dims``."""
-    return a.permute(*dims)
+def permute(input, *dims, **kwargs):
+    """``input`` with its axes in the order ``dims`` (a tuple, or the
+    axes one by one)."""
+    return _t(input, "permute").permute(*dims, **kwargs)
 
 
-def reshape(a, *shape):
+def reshape(input, *shape, **kwargs):
     """The same elements in a new shape: ``db.reshape(x, (2, -1))``."""
-    return a.reshape(*shape)
+    return _t(input, "reshape").reshape(*shape, **kwargs)
 
 
-def flatten(a, start_dim=0, end_dim=-1):
+def flatten(input, start_dim=0, end_dim=-1):
     """Merge axes ``start_dim`` to ``end_dim`` into one."""
-    return a.flatten(start_dim, end_dim)
+    return _t(input, "flatten").flatten(start_dim, end_dim)
 
 
-def transpose(a, *axes):
-    """Swap two axes (``db.transpose(x, 0, 1)``, as PyTorch's), or permute
-    them (``db.transpose(x, (1, 0, 2))``, as NumPy's); reverse them when
-    none are given. See ``Tensor.transpose``."""
-    return a.transpose(*axes)
+def transpose(input, *axes, dim0=None, dim1=None):
+    """Swap two axes (``db.transpose(x, 0, 1)`` or ``dim0=0, dim1=1``, as
+    PyTorch's), or permute them (``db.transpose(x, (1, 0, 2))``, as
+    NumPy's); reverse them when none are given. See ``Tensor.transpose``."""
+    return _t(input, "transpose").transpose(*axes, dim0=dim0, dim1=dim1)
 
 
-def swapaxes(a, axis1, axis2):
-    """Swap two axes."""
-    return a.swapaxes(axis1, axis2)
+def swapaxes(input, axis0, axis1):
+    """Swap two axes (PyTorch's names; NumPy calls them axis1, axis2)."""
+    return _t(input, "swapaxes").swapaxes(axis0, axis1)
 
 
-def astype(a, dtype):
+def astype(input, dtype):
     """A copy with element type ``dtype``."""
-    return a.astype(dtype)
+    return _t(input, "astype").astype(dtype)
 
 
 # ---- joining ----------------------------------------------------------------------------
@@ -394,16 +436,27 @@ def _label_error(y, classes):
                       f"values from {int(y.min())} to {int(y.max())}")
 
 
-def cross_entropy(logits, labels):
-    """Mean softmax cross-entropy of ``logits`` (batch, classes) against
-    integer ``labels`` (batch,), fused for speed and stability.
+def cross_entropy(input, target):
+    """Mean softmax cross-entropy of logits ``input`` (batch, classes)
+    against integer class labels ``target`` (batch,), fused for speed and
+    stability (PyTorch's argument names).
 
     The gradient with respect to the logits is ``(softmax - onehot) / batch``.
+
+    Raises:
+        ValueError: the logits are not 2-D, the batch is empty, or the
+            labels have another shape, a non-integer dtype or a value
+            outside [0, classes).
     """
+    logits, labels = _t(input, "cross_entropy", "input (the logits)"), target
     x = logits.data
     if x.ndim != 2:
         raise ValueError(f"cross_entropy: expected logits of shape (batch, "
                          f"classes), got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"cross_entropy: the batch is empty (logits of "
+                         f"shape {x.shape}); the mean loss over no examples "
+                         f"is undefined, so give at least one example")
     y = _labels(labels, x)
     try:
         return apply(K.CrossEntropy(), logits, y)
@@ -411,12 +464,14 @@ def cross_entropy(logits, labels):
         raise _label_error(y.data, x.shape[1]) from None
 
 
-def mse(pred, target):
-    """Mean squared error ``mean((pred - target) ** 2)``.
+def mse(input, target):
+    """Mean squared error ``mean((input - target) ** 2)`` (PyTorch's
+    ``mse_loss``).
 
     The shapes must match exactly: a (batch, 1) prediction against a (batch,)
     target would otherwise broadcast to (batch, batch) and give a wrong loss.
     """
+    pred = _t(input, "mse")
     target = _as_tensor(target, "mse")
     if pred.shape != target.shape:
         raise ValueError(f"mse: prediction shape {pred.shape} and target shape "

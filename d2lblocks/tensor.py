@@ -713,14 +713,15 @@ class Tensor:
         With ``dim=``, ``(values, indices)`` as in PyTorch."""
         return _extreme(self, K.Min, axis, keepdims, dim, keepdim, "min")
 
-    def argmax(self, axis=None, *, dim=None, keepdim=False):
-        """Indices of the maxima along ``axis`` (of the flattened tensor
-        when None); an int64 tensor, never differentiated."""
-        return _arg(self, K.ArgMax, _dim(axis, dim, None, "argmax"), keepdim)
+    def argmax(self, dim=None, keepdim=False, *, axis=None):
+        """Indices of the maxima along ``dim`` (NumPy's ``axis``; of the
+        flattened tensor when None), with that axis kept as 1 when
+        ``keepdim``; an int64 tensor, never differentiated."""
+        return _arg(self, K.ArgMax, _dim(dim, axis, None, "argmax"), keepdim)
 
-    def argmin(self, axis=None, *, dim=None, keepdim=False):
-        """Indices of the minima along ``axis``, as ``argmax``."""
-        return _arg(self, K.ArgMin, _dim(axis, dim, None, "argmin"), keepdim)
+    def argmin(self, dim=None, keepdim=False, *, axis=None):
+        """Indices of the minima along ``dim``, as ``argmax``."""
+        return _arg(self, K.ArgMin, _dim(dim, axis, None, "argmin"), keepdim)
 
     def all(self):
         """Whether every element is true (a boolean tensor)."""
@@ -731,10 +732,11 @@ class Tensor:
         return apply(K.Any(), self)
 
     # ---- shapes -------------------------------------------------------------------
-    def reshape(self, *shape):
-        """The same elements in a new shape: ``x.reshape(2, -1)``."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
+    def reshape(self, *args, shape=None):
+        """The same elements in a new shape: ``x.reshape(2, -1)``,
+        ``x.reshape((2, -1))`` or ``x.reshape(shape=(2, -1))``. A view of
+        this tensor's memory when no copy is needed, as in PyTorch."""
+        shape = _shape_arg(args, shape, "shape", "reshape")
         try:
             out = apply(K.Reshape(shape), self)
         except (ValueError, TypeError):
@@ -745,9 +747,9 @@ class Tensor:
             _viewed(self, out, (K.Reshape, out.data.shape))
         return out
 
-    def view(self, *shape):
-        """PyTorch's name for ``reshape``."""
-        return self.reshape(*shape)
+    def view(self, *args, size=None):
+        """PyTorch's name for ``reshape`` (its keyword is ``size=``)."""
+        return self.reshape(_shape_arg(args, size, "size", "view"))
 
     def size(self, dim=None):
         """PyTorch's ``size()``: the shape, or the length of axis ``dim``."""
@@ -776,11 +778,10 @@ class Tensor:
             return self
         return self.reshape(shape[:ax] + shape[ax + 1:])
 
-    def permute(self, *dims):
-        """Axes in the order ``dims`` (PyTorch's name for a permutation)."""
-        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
-            dims = tuple(dims[0])
-        return self.transpose(tuple(dims))
+    def permute(self, *args, dims=None):
+        """Axes in the order ``dims`` (PyTorch's name for a permutation):
+        ``x.permute(2, 0, 1)``, ``x.permute((2, 0, 1))`` or ``dims=``."""
+        return self.transpose(_shape_arg(args, dims, "dims", "permute"))
 
     def flatten(self, start_dim=0, end_dim=-1):
         """Merge axes ``start_dim`` to ``end_dim`` (negatives count from the
@@ -796,9 +797,10 @@ class Tensor:
         merged = int(np.prod(shape[lo:hi + 1]))
         return self.reshape(shape[:lo] + (merged,) + shape[hi + 1:])
 
-    def transpose(self, *axes):
+    def transpose(self, *axes, dim0=None, dim1=None):
         """Two axes are swapped, as in PyTorch: ``x.transpose(0, 1)``,
-        ``x.transpose(1, 2)`` of a batch of matrices. Otherwise the axes
+        ``x.transpose(dim0=0, dim1=1)``, ``x.transpose(1, 2)`` of a batch of
+        matrices. Otherwise the axes
         are a permutation, as in ``np.transpose``: ``x.transpose(1, 0, 2)``
         or ``x.transpose((1, 0))``; reversed when none are given. Negative
         axes count from the end.
@@ -807,6 +809,12 @@ class Tensor:
         ``x.transpose(0, 1)`` as "leave the axes in order": nobody writes
         that, while PyTorch code writes it to mean ``x.T``.)
         """
+        if dim0 is not None or dim1 is not None:
+            if dim0 is None or dim1 is None or len(axes) + 2 != 2:
+                raise TypeError(f"transpose: give the two axes to swap as "
+                                f"dim0= and dim1= (both), or positionally; "
+                                f"got {axes}, dim0={dim0!r}, dim1={dim1!r}")
+            return self.swapaxes(dim0, dim1)
         if len(axes) == 2 and all(isinstance(a, numbers.Integral)
                                   for a in axes):
             return self.swapaxes(*axes)
@@ -830,10 +838,11 @@ class Tensor:
         """The transpose (axes reversed)."""
         return self.transpose()
 
-    def swapaxes(self, axis1, axis2):
-        """Swap two axes (negatives count from the end)."""
+    def swapaxes(self, axis0, axis1):
+        """Swap two axes (negatives count from the end); PyTorch's names,
+        which NumPy calls axis1 and axis2."""
         ndim = self.data.ndim
-        a, b = _axis(axis1, ndim), _axis(axis2, ndim)
+        a, b = _axis(axis0, ndim), _axis(axis1, ndim)
         if ndim == 0:
             return self
         perm = list(range(ndim))
@@ -850,8 +859,9 @@ class Tensor:
         out._vc = _storage(self)
         return out
 
-    def requires_grad_(self, flag=True):
+    def requires_grad_(self, requires_grad=True):
         """Set ``requires_grad`` on a leaf tensor, in place; returns self."""
+        flag = requires_grad
         if not self.is_leaf and not flag:
             raise RuntimeError("requires_grad can only be turned off on leaf "
                                "tensors; use detach() instead")
@@ -861,22 +871,32 @@ class Tensor:
         self.requires_grad = bool(flag)
         return self
 
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, gradient=None, retain_graph=False, *, grad=None):
         """Fill ``.grad`` of every leaf this tensor depends on.
 
         Arguments:
-            grad: the gradient of some scalar with respect to this tensor;
-                may be left out when this tensor has one element (then 1).
+            gradient: the gradient of some scalar with respect to this
+                tensor (PyTorch's name; ``grad=`` works too); may be left
+                out when this tensor has one element (then 1).
             retain_graph: keep the graph so that backward can run again.
 
         Gradients add up in ``.grad`` across calls; clear them with
-        ``net.zero_grad()`` or ``x.grad = None``.
+        ``net.zero_grad()`` or ``x.grad = None``. A backward pass that
+        raises changes no ``.grad``: leaves get their gradients only once
+        the whole sweep has succeeded.
 
         Raises:
             RuntimeError: an op's backward gave a gradient of the wrong
-                shape, dtype or device, or a tensor that an op saved for
-                its gradient was changed in place since.
+                shape, dtype or device, a tensor that an op saved for its
+                gradient was changed in place since, or the graph was
+                freed by an earlier backward().
+            ValueError: ``gradient`` has another shape than this tensor.
         """
+        if grad is None:
+            grad = gradient
+        elif gradient is not None:
+            raise TypeError("backward() got both gradient= and grad=; they "
+                            "are the same argument, give one")
         if not self.requires_grad:
             raise RuntimeError(
                 "backward() was called on a tensor that does not require "
@@ -887,14 +907,15 @@ class Tensor:
                 raise RuntimeError(
                     f"backward() without a gradient needs a one-element "
                     f"tensor (a loss), got shape {self.shape}; reduce it "
-                    f"(e.g. y.sum().backward()) or pass grad= of that shape")
+                    f"(e.g. y.sum().backward()) or pass a gradient of that "
+                    f"shape")
             g = _one(self.data)
         else:
             g = _to_array(grad.data if isinstance(grad, Tensor) else grad,
                           self.data.dtype, self.device)
             if g.shape != self.data.shape:
-                raise ValueError(f"backward(grad=...) expected a gradient of "
-                                 f"shape {self.shape}, got {g.shape}")
+                raise ValueError(f"backward(gradient=...) expected a gradient "
+                                 f"of shape {self.shape}, got {g.shape}")
         watch = _Hooks.watch
         if watch is None:
             _run_backward(self, g, retain_graph)
@@ -985,10 +1006,23 @@ def _to_float(t):
     return _cast(t, float32) if t.data.dtype.kind != "f" else t
 
 
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+
+
 def _promote(a, b, divide):
     """PyTorch's rule for mixing kinds: an integer tensor combined with a
-    floating one takes the floating dtype; integers divided give float32."""
+    floating one takes the floating dtype; integers divided give float32.
+    A 0-d tensor combined with a tensor that has axes promotes like a
+    Python number: within one kind, the tensor with axes keeps its dtype
+    (a float32 matrix times a 0-d float64 tensor stays float32)."""
     ka, kb = a.data.dtype.kind, b.data.dtype.kind
+    if (a.data.ndim == 0) is not (b.data.ndim == 0) and \
+            _CATEGORY[ka] == _CATEGORY[kb] and a.data.dtype != b.data.dtype:
+        if a.data.ndim == 0:
+            a = _cast(a, b.data.dtype)
+        else:
+            b = _cast(b, a.data.dtype)
+        ka, kb = a.data.dtype.kind, b.data.dtype.kind
     if ka == "f" and kb != "f":
         b = _cast(b, a.data.dtype)
     elif kb == "f" and ka != "f":
@@ -1129,6 +1163,19 @@ def _keep(out, t, axis):
     if axis is None:
         return out.reshape((1,) * t.data.ndim)
     return out.unsqueeze(_axis(axis, t.data.ndim)) if t.data.ndim else out
+
+
+def _shape_arg(args, keyword, name, method):
+    """A shape or a permutation given one by one, as one tuple or list, or
+    by keyword (``reshape(shape=...)``, ``permute(dims=...)``)."""
+    if keyword is not None:
+        if args:
+            raise TypeError(f"{method}() got {name} both by position and as "
+                            f"{name}=; give it once")
+        args = (keyword,)
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return args
 
 
 def _axes(axis, ndim):
@@ -1390,10 +1437,17 @@ def _run_backward(root, grad, retain_graph):
     node is popped its gradient is complete. A node enters the heap the
     first time it receives a gradient; while it waits there, its ``grad``
     slot holds the gradient gathered so far.
+
+    Leaves' gradients are gathered in ``pending`` and added into their
+    ``.grad`` only after the sweep has succeeded, so that a backward pass
+    that raises (a freed graph, a saved tensor changed in place, a wrong
+    gradient) changes no ``.grad``.
     """
+    pending = {}
     node = root.grad_fn
     if node is None:
-        _accumulate(root, grad, None)
+        _pend(pending, root, grad, None)
+        _settle(pending)
         return
     node.grad = grad
     heap = [(-node.seq, node)]       # seq is unique, so nodes never compare
@@ -1414,7 +1468,7 @@ def _run_backward(root, grad, retain_graph):
                     continue
                 if isinstance(p, leaf_type):
                     if p.requires_grad:
-                        _accumulate(p, gp, t)
+                        _pend(pending, p, gp, t)
                     continue
                 if gp.shape != p.shape or (gp.dtype is not p.dtype
                                            and gp.dtype != p.dtype):
@@ -1430,11 +1484,13 @@ def _run_backward(root, grad, retain_graph):
         for _, t in heap:            # drop the gradients still waiting
             t.grad = None
         raise
+    _settle(pending)
 
 
-def _accumulate(leaf, g, op):
-    """Add ``g`` into ``leaf.grad``. Never in place: gradient arrays may be
-    shared between leaves (``a + b`` hands both the same array)."""
+def _pend(pending, leaf, g, op):
+    """Check the gradient ``g`` that ``op`` sends to ``leaf`` and add it to
+    the leaf's pending sum (never in place: gradient arrays may be shared
+    between leaves, as ``a + b`` hands both the same array)."""
     data = leaf.data
     if g.shape != data.shape or (g.dtype is not data.dtype
                                  and g.dtype != data.dtype):
@@ -1447,10 +1503,30 @@ def _accumulate(leaf, g, op):
                 f"backward of {_name(op)} gave a gradient on "
                 f"{backend.device_of(g)} for a tensor on "
                 f"{backend.device_of(data)}")
-    if leaf.grad is None:
-        leaf.grad = _wrap(g)
+    key = id(leaf)
+    seen = pending.get(key)
+    if seen is None:
+        pending[key] = [leaf, g]
     else:
-        leaf.grad = _wrap(leaf.grad.data + g)
+        seen[1] = seen[1] + g
+
+
+def _settle(pending):
+    """Add the gathered gradients into the leaves' ``.grad``, after
+    checking that each ``.grad`` already there can take them (one assigned
+    by hand may have another shape): all of them, or none."""
+    for leaf, g in pending.values():
+        old = leaf.grad
+        if old is not None and (not isinstance(old, Tensor)
+                                or old.data.shape != g.shape):
+            raise RuntimeError(
+                f"backward(): the .grad already held by a tensor of shape "
+                f"{leaf.shape} is {_describe(old)}, which a gradient of "
+                f"shape {tuple(g.shape)} cannot be added to; set it to None "
+                f"first")
+    for leaf, g in pending.values():
+        old = leaf.grad
+        leaf.grad = _wrap(g) if old is None else _wrap(old.data + g)
 
 
 def _name(op):
@@ -1553,7 +1629,8 @@ def ones(*shape, dtype=None, device=None, requires_grad=False):
 
 def full(shape, value, dtype=None, device=None, requires_grad=False):
     """A tensor of ``shape`` filled with ``value``."""
-    return _filled(value, (shape,) if isinstance(shape, int) else shape,
+    return _filled(value, (shape,) if isinstance(shape, numbers.Integral)
+                   else shape,
                    dtype, device, requires_grad)
 
 

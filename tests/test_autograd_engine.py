@@ -570,3 +570,74 @@ def test_a_recorder_sees_every_op_with_its_arrays():
     np.testing.assert_allclose(data, y.numpy())
     (x * 2.0).sum()                   # and nothing is reported any more
     assert len(seen) == 4
+
+
+# ---- a backward() that fails changes no .grad --------------------------------------
+def _grads(*tensors):
+    return [None if t.grad is None else t.grad.numpy().copy() for t in tensors]
+
+
+def _same(before, tensors):
+    for old, t in zip(before, tensors):
+        if old is None:
+            assert t.grad is None
+        else:
+            np.testing.assert_array_equal(t.grad.numpy(), old)
+
+
+def test_a_freed_graph_raises_before_any_gradient_is_given():
+    w1, w2 = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    h = w1 * 2.0
+    (h * h).sum().backward()              # frees h's node
+    before = _grads(w1, w2)
+    loss = (h * w2).sum()                 # w2's gradient comes first
+    with pytest.raises(RuntimeError, match="second time"):
+        loss.backward()
+    _same(before, (w1, w2))
+
+
+def test_a_saved_tensor_changed_in_place_raises_before_any_gradient():
+    w, v = leaf([1.0, 2.0]), leaf([5.0, 6.0])
+    c = db.tensor([3.0, 4.0], dtype=db.float64)
+    w.grad = db.tensor([10.0, 10.0], dtype=db.float64)
+    loss = (c * v).sum() + (w * 2.0).sum()   # w is reached first
+    c += 1
+    with pytest.raises(RuntimeError, match="inplace operation"):
+        loss.backward()
+    _same([np.array([10.0, 10.0]), None], (w, v))
+
+
+class _WrongShape(Op):
+    """A deliberately broken op: its gradient has one element too many."""
+    __slots__ = ()
+
+    def forward(self, a):
+        return a * 1.0
+
+    def backward(self, g):
+        return (np.concatenate([g, g[:1]]),)
+
+
+def test_a_wrong_gradient_shape_raises_before_any_gradient():
+    w, v = leaf([1.0, 2.0]), leaf([5.0, 6.0])
+    loss = apply(_WrongShape(), v).sum() + (w * 3.0).sum()
+    with pytest.raises(RuntimeError, match="wrong|shape"):
+        loss.backward()
+    _same([None, None], (w, v))
+
+
+def test_a_grad_of_another_shape_set_by_hand_changes_nothing():
+    w, v = leaf([1.0, 2.0]), leaf([5.0, 6.0])
+    v.grad = db.tensor([1.0, 1.0], dtype=db.float64)
+    w.grad = db.zeros(3, dtype=db.float64)         # a mistake
+    with pytest.raises(RuntimeError, match="set it to None"):
+        (w * v).sum().backward()
+    np.testing.assert_array_equal(v.grad.numpy(), [1.0, 1.0])
+    assert w.grad.shape == (3,)
+
+
+@pytest.mark.parametrize("labels", [[], db.tensor([], dtype=db.int64),
+                                    np.zeros(0, np.int64)])
+def test_cross_entropy_of_an_empty_batch_is_a_clear_error(labels):
+    with pytest.raises(ValueError, match=r"batch is empty.*\(0, 3\)"):
+        db.cross_entropy(db.zeros(0, 3), labels)

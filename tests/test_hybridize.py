@@ -724,7 +724,7 @@ def test_a_step_with_a_shared_layer_and_two_backward_passes_adds_up_as_eagerly()
     assert hybrid.stats(step)["replays"] == 3
 
 
-@given(batch=st.integers(0, 5), widths=st.lists(st.integers(1, 7), min_size=1,
+@given(batch=st.integers(1, 5), widths=st.lists(st.integers(1, 7), min_size=1,
                                                max_size=3),
        classes=st.integers(1, 4), returns_loss=st.booleans(),
        float64=st.booleans())

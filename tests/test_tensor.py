@@ -7,6 +7,7 @@ from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import d2lblocks as db
+from d2lblocks import ops
 
 
 # ---- creation and dtypes ----------------------------------------------------
@@ -569,3 +570,166 @@ def test_argmax_and_argmin_match_numpy_on_any_rank_and_axis(data, rank):
                 expected = np.expand_dims(expected, axis)
         assert got.shape == np.shape(expected)
         np.testing.assert_array_equal(got, expected)
+
+
+# ---- PyTorch's keyword names everywhere -----------------------------------------
+# Each public function and method that has a PyTorch namesake takes PyTorch's
+# names for its arguments: these are torch's signatures (first names only).
+TORCH_NAMES = {
+    "add": ("input", "other"), "sub": ("input", "other"),
+    "mul": ("input", "other"), "div": ("input", "other"),
+    "pow": ("input", "exponent"), "neg": ("input",),
+    "maximum": ("input", "other"), "minimum": ("input", "other"),
+    "where": ("condition", "input", "other"),
+    "matmul": ("input", "other"), "mm": ("input", "mat2"),
+    "dot": ("input", "tensor"), "linear": ("input", "weight", "bias"),
+    "exp": ("input",), "log": ("input",), "sqrt": ("input",),
+    "abs": ("input",), "relu": ("input",), "sigmoid": ("input",),
+    "tanh": ("input",), "softmax": ("input",), "log_softmax": ("input",),
+    "sum": ("input",), "mean": ("input",), "max": ("input",),
+    "min": ("input",), "argmax": ("input", "dim", "keepdim"),
+    "argmin": ("input", "dim", "keepdim"), "unsqueeze": ("input", "dim"),
+    "squeeze": ("input", "dim"), "flatten": ("input", "start_dim", "end_dim"),
+    "swapaxes": ("input", "axis0", "axis1"),
+    "cross_entropy": ("input", "target"), "concat": ("tensors",),
+    "cat": ("tensors",), "stack": ("tensors",),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_NAMES))
+def test_functions_take_pytorchs_argument_names(name):
+    import inspect
+    params = list(inspect.signature(getattr(ops, name)).parameters)
+    assert tuple(params[:len(TORCH_NAMES[name])]) == TORCH_NAMES[name]
+
+
+KEYWORD_CALLS = [
+    (lambda x: x.transpose(dim0=0, dim1=1), lambda x: x.T),
+    (lambda x: db.transpose(x, dim0=1, dim1=0), lambda x: x.T),
+    (lambda x: x.swapaxes(axis0=0, axis1=-1), lambda x: x.T),
+    (lambda x: db.swapaxes(input=x, axis0=0, axis1=1), lambda x: x.T),
+    (lambda x: x.argmax(1, keepdim=True), lambda x: x.argmax(1).unsqueeze(1)),
+    (lambda x: x.argmax(1, True), lambda x: x.argmax(1).unsqueeze(1)),
+    (lambda x: x.argmin(dim=0, keepdim=True), lambda x: x.argmin(0).unsqueeze(0)),
+    (lambda x: db.argmax(x, 1, True), lambda x: x.argmax(1).unsqueeze(1)),
+    (lambda x: db.argmin(input=x, dim=-1), lambda x: x.argmin(-1)),
+    (lambda x: x.permute(dims=(1, 0)), lambda x: x.T),
+    (lambda x: db.permute(x, dims=(1, 0)), lambda x: x.T),
+    (lambda x: x.reshape(shape=(3, 2)), lambda x: x.reshape(3, 2)),
+    (lambda x: db.reshape(x, shape=(6,)), lambda x: x.reshape(-1)),
+    (lambda x: x.view(size=(3, 2)), lambda x: x.reshape(3, 2)),
+    (lambda x: db.exp(input=x), lambda x: x.exp()),
+    (lambda x: db.softmax(input=x, dim=0), lambda x: x.softmax(0)),
+    (lambda x: db.sum(input=x, dim=1, keepdim=True), lambda x: x.sum(1, True)),
+    (lambda x: db.flatten(input=x, start_dim=0, end_dim=-1), lambda x: x.reshape(-1)),
+    (lambda x: db.unsqueeze(input=x, dim=0), lambda x: x.reshape(1, 2, 3)),
+    (lambda x: db.where(condition=x > 0.5, input=x, other=0.0),
+     lambda x: db.where(x > 0.5, x, 0.0)),
+    (lambda x: db.maximum(input=x, other=0.5), lambda x: db.maximum(x, 0.5)),
+    (lambda x: db.mm(input=x, mat2=x.T), lambda x: x @ x.T),
+    (lambda x: db.dot(input=x[0], tensor=x[1]), lambda x: (x[0] * x[1]).sum()),
+    (lambda x: db.linear(input=x, weight=x), lambda x: x @ x.T),
+    (lambda x: ops.pow(input=x, exponent=2), lambda x: x * x),
+    (lambda x: ops.add(input=x, other=x), lambda x: x * 2),
+    (lambda x: ops.sub(2.0, other=x), lambda x: 2.0 - x),
+    (lambda x: db.cross_entropy(input=x, target=[0, 2]),
+     lambda x: db.cross_entropy(x, [0, 2])),
+]
+
+
+@pytest.mark.parametrize("call, same", KEYWORD_CALLS)
+def test_pytorch_keywords_give_what_positions_give(call, same):
+    x = db.tensor(np.random.default_rng(0).random((2, 3)))
+    got, expected = call(x), same(x)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-12)
+
+
+def test_backward_and_requires_grad_take_pytorchs_keywords():
+    x = db.tensor([1.0, 2.0]).requires_grad_(requires_grad=True)
+    (x * 3).backward(gradient=db.tensor([1.0, 0.5]))
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 1.5])
+    with pytest.raises(TypeError, match="same argument"):
+        (x * 3).backward(db.ones(2), grad=db.ones(2))
+
+
+# ---- 0-d tensors promote like numbers --------------------------------------------
+ZERO_D_OPS = {   # the op on tensors, and on NumPy values
+    "+": (lambda a, b: a + b, np.add), "-": (lambda a, b: a - b, np.subtract),
+    "*": (lambda a, b: a * b, np.multiply), "/": (lambda a, b: a / b, np.divide),
+    "**": (lambda a, b: a ** b, np.power),
+    "maximum": (db.maximum, np.maximum), "minimum": (db.minimum, np.minimum),
+    "where": (lambda a, b: db.where(db.tensor(True), a, b),
+              lambda a, b: np.where(True, a, b)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZERO_D_OPS))
+@pytest.mark.parametrize("shape", [(3,), (2, 3), (1, 2, 1, 3)])
+def test_a_0d_float64_tensor_keeps_a_float32_tensor_float32(name, shape):
+    fn, np_fn = ZERO_D_OPS[name]
+    x = db.tensor(np.full(shape, 1.5, np.float32), requires_grad=True)
+    c = db.tensor(2.0, dtype=db.float64, requires_grad=True)
+    for out, expected in ((fn(x, c), np_fn(x.numpy(), 2.0)),
+                          (fn(c, x), np_fn(2.0, x.numpy()))):
+        assert out.dtype == db.float32
+        np.testing.assert_allclose(out.numpy(), np.broadcast_to(expected, shape),
+                                   rtol=1e-6)
+        out.sum().backward()
+    assert c.grad is None or c.grad.dtype == db.float64
+    assert x.grad.dtype == db.float32
+
+
+def test_0d_tensors_among_themselves_and_across_kinds():
+    f64, f32 = db.tensor(1.0, dtype=db.float64), db.tensor(1.0)
+    assert (f64 + f32).dtype == db.float64          # both 0-d: as usual
+    assert (db.tensor([1, 2]) + f64).dtype == db.float64    # higher kind wins
+    assert (db.tensor([1, 2], dtype=db.int32) + db.tensor(3)).dtype == db.int32
+    assert (db.tensor([1.0]) + db.tensor(3)).dtype == db.float32
+
+
+# ---- NumPy scalars where Python numbers go ------------------------------------------
+def test_numpy_scalars_are_accepted_where_python_numbers_are():
+    i, f = np.int64(3), np.float32(2.0)
+    assert db.full(i, 1.0).shape == (3,)
+    assert db.zeros(np.int32(2), i).shape == (2, 3)
+    x = db.rand(i, 2, dtype=db.float64)
+    assert x.reshape(np.int64(2), -1).shape == (2, 3)
+    assert x.sum(dim=np.int64(1)).shape == (3,)
+    assert x[np.int64(0)].shape == (2,)
+    assert x.transpose(np.int64(0), np.int64(1)).shape == (2, 3)
+    assert x.unsqueeze(np.int64(0)).shape == (1, 3, 2)
+    assert (x * f).dtype == db.float64 and (db.ones(2) * np.float64(2)).dtype == db.float32
+    x.fill_(f)
+    np.testing.assert_array_equal(x.numpy(), np.full((3, 2), 2.0))
+    db.manual_seed(np.int64(4))
+    assert db.random.uniform(size=np.int64(3)).shape == (3,)
+
+
+# ---- functions given something other than a tensor ----------------------------------
+NOT_TENSORS = {
+    "relu": lambda v: db.relu(v), "exp": lambda v: db.exp(v),
+    "log": lambda v: db.log(v), "sqrt": lambda v: db.sqrt(v),
+    "abs": lambda v: db.abs(v), "sigmoid": lambda v: db.sigmoid(v),
+    "tanh": lambda v: db.tanh(v), "softmax": lambda v: db.softmax(v, dim=0),
+    "log_softmax": lambda v: db.log_softmax(v), "sum": lambda v: db.sum(v),
+    "mean": lambda v: db.mean(v), "max": lambda v: db.max(v),
+    "min": lambda v: db.min(v), "argmax": lambda v: db.argmax(v),
+    "argmin": lambda v: db.argmin(v), "unsqueeze": lambda v: db.unsqueeze(v, 0),
+    "squeeze": lambda v: db.squeeze(v), "flatten": lambda v: db.flatten(v),
+    "reshape": lambda v: db.reshape(v, -1), "permute": lambda v: db.permute(v, 0),
+    "transpose": lambda v: db.transpose(v), "swapaxes": lambda v: db.swapaxes(v, 0, 0),
+    "linear": lambda v: db.linear(v, db.ones(1, 1)),
+    "cross_entropy": lambda v: db.cross_entropy(v, [0]),
+    "mse": lambda v: db.mse(v, db.ones(1)),
+    "matmul": lambda v: db.matmul(v, v),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_TENSORS))
+@pytest.mark.parametrize("value", [[1.0], np.ones(1), 1.5],
+                         ids=["list", "array", "float"])
+def test_a_function_given_no_tensor_says_to_wrap_it(name, value):
+    with pytest.raises(TypeError, match=rf"{name}: expected a Tensor.*got "
+                                        rf".*db\.tensor"):
+        NOT_TENSORS[name](value)

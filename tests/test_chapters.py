@@ -300,3 +300,18 @@ def test_a_claim_may_wrap_across_markdown_lines():
                   ("code", "same: True\ntest accuracy 0.8",
                    [ACCURACY, "same: True"])])
     assert tools.claim_problems(nb) == []
+
+
+# ---- the way course maintainers run notebooks in CI -------------------------
+def test_nbmake_runs_a_chapter_as_ci_would(tmp_path):
+    # `pytest --nbmake chapters/` uses only the notebook, its kernelspec and
+    # the installed package: nothing of this harness. One chapter is enough
+    # here; every chapter runs above through the same kernel.
+    import subprocess
+    (path,) = [p for p in NOTEBOOKS if p.stem == "07-parameters"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--nbmake", "-p", "no:cacheprovider",
+         "--rootdir", str(tmp_path), str(path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "1 passed" in proc.stdout

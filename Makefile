@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lab study setup clean
+.PHONY: demo test bench lab study setup clean hub hub-stop hub-clean
 
 setup: $(STAMP)
 
@@ -59,6 +59,21 @@ study: $(STAMP)
 	$(BIN)/python exercises/study.py "$(STUDY)"
 	cd "$(STUDY)" && JUPYTER_CONFIG_PATH="$(abspath $(STUDY))/.jupyter" \
 	  $(LAB_ENV) "$(abspath $(BIN))/jupyter" lab $(LAB_ARGS)
+
+# The course on a JupyterHub with an instructor's and two students'
+# accounts (root only; see hub/README.md). HUB_FLAGS passes options to
+# hub/hub.py (make hub HUB_FLAGS="--port 8080").
+HUB_FLAGS ?=
+hub: $(STAMP)
+	$(BIN)/python hub/hub.py start $(HUB_FLAGS)
+
+hub-stop: $(STAMP)
+	$(BIN)/python hub/hub.py stop $(HUB_FLAGS)
+
+# Stops the hub, removes its accounts (with their homes), the exchange,
+# the hub's environment and build/hub.
+hub-clean: $(STAMP)
+	$(BIN)/python hub/hub.py clean $(HUB_FLAGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -837,6 +837,8 @@ class Assign(Op):
 
     def backward(self, g):
         need_dst, need_src = self.needs
+        if isinstance(g, np.generic):       # a 0-d gradient made by NumPy
+            g = np.asarray(g)
         if not self.steps and self.index is None:     # all of it written
             return None, (_like(g, self.src_like) if need_src else None)
         # Which elements were written, as flat positions in the base.

@@ -426,3 +426,14 @@ def test_a_saved_output_changed_through_a_view_raises():
     loss = _saved_exp_changed(leaf(w), leaf(y))
     with pytest.raises(RuntimeError, match="saved by Exp"):
         loss.backward()
+
+
+def test_in_place_through_a_0d_view_gives_the_right_gradient():
+    """NumPy gives 0-d gradients as scalars; the write's backward must
+    still zero the part of the base that was overwritten."""
+    def f(w):
+        h = w.abs()
+        v = h.T                       # a view of a 0-d tensor
+        v *= w
+        return v * 3.0 + h
+    assert db.grad_check(f, leaf(-0.7))

@@ -25,7 +25,6 @@ it).
 """
 
 import contextlib
-import importlib.util
 import json
 import os
 import pwd
@@ -34,6 +33,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -174,6 +174,30 @@ def hub(tmp_path_factory):
             shutil.copy(log, OUTPUT_DIR / "hub-jupyterhub.log")
         done = hub_command("clean", "--keep-venv", *args)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_hub_without_root_says_so():
+    """``make hub`` as an ordinary user stops at once, says why, and
+    exits non-zero (as root, the check runs as ``nobody``)."""
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() \
+        else sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)
+        (Path(tmp) / "hub").mkdir()
+        script = Path(tmp) / "hub" / "hub.py"
+        shutil.copy(HUB_SCRIPT, script)
+        os.chmod(script.parent, 0o755)
+        os.chmod(script, 0o644)
+        cmd = [python, str(script), "start", "--port", str(free_port())]
+        if os.geteuid() == 0:
+            if shutil.which("runuser") is None:
+                pytest.skip("no runuser to run the check as an ordinary user")
+            cmd = ["runuser", "-u", "nobody", "--"] + cmd
+        done = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True,
+                              timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "the hub needs root" in done.stderr, done.stderr
+    assert "Run it as root" in done.stderr
 
 
 class Account:

@@ -102,7 +102,9 @@ class Optimizer:
         if self._watching:
             self._warn_about_unregistered()
         # Every gradient is checked before the first update, so that a
-        # wrong one changes no parameter (a shape and dtype per parameter).
+        # wrong one changes no parameter (a shape and dtype per parameter);
+        # the arrays read for the check are the ones updated.
+        todo = []
         for p in self.params:
             g = p.grad
             if g is not None and p.requires_grad:
@@ -112,15 +114,14 @@ class Optimizer:
                 if a.shape != w.shape or a.dtype != w.dtype or \
                         type(a) is not type(w):
                     _wrong_grad(self, p, g)
+                todo.append((p, w, a))
         state = self.state
-        for p in self.params:
-            g = p.grad
-            if g is not None and p.requires_grad:
-                st = state.get(id(p))
-                if st is None:
-                    st = state[id(p)] = {"buf": _scratch(p.data)}
-                self.update(p.data, g.data, st)
-                mark_changed(p)
+        for p, w, a in todo:
+            st = state.get(id(p))
+            if st is None:
+                st = state[id(p)] = {"buf": _scratch(w)}
+            self.update(w, a, st)
+            mark_changed(p)
 
     def update(self, w, g, state):
         raise NotImplementedError

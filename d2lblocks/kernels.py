@@ -1034,16 +1034,21 @@ class ArgMin(ArgMax):
 
 
 class All(Op):
-    """Whether every element is true."""
+    """Whether every element is true, over ``axis`` (None for all, or a
+    sorted tuple of non-negative axes), keeping those axes as 1 when
+    ``keepdims``."""
+    __slots__ = ("axis", "keepdims")
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, a):
+        return _array(a.all(axis=self.axis, keepdims=self.keepdims), a)
+
+
+class Any(All):
+    """Whether some element is true, as ``All``."""
     __slots__ = ()
 
     def forward(self, a):
-        return a.all()
-
-
-class Any(Op):
-    """Whether some element is true."""
-    __slots__ = ()
-
-    def forward(self, a):
-        return a.any()
+        return _array(a.any(axis=self.axis, keepdims=self.keepdims), a)

@@ -723,13 +723,16 @@ class Tensor:
         """Indices of the minima along ``dim``, as ``argmax``."""
         return _arg(self, K.ArgMin, _dim(dim, axis, None, "argmin"), keepdim)
 
-    def all(self):
-        """Whether every element is true (a boolean tensor)."""
-        return apply(K.All(), self)
+    def all(self, dim=None, keepdim=False, *, axis=None):
+        """Whether every element is true (a boolean tensor): of all of
+        them, or along ``dim`` (NumPy's ``axis``)."""
+        dim = _dim(dim, axis, None, "all")
+        return apply(K.All(_axes(dim, self.data.ndim), bool(keepdim)), self)
 
-    def any(self):
-        """Whether some element is true (a boolean tensor)."""
-        return apply(K.Any(), self)
+    def any(self, dim=None, keepdim=False, *, axis=None):
+        """Whether some element is true, as ``all``."""
+        dim = _dim(dim, axis, None, "any")
+        return apply(K.Any(_axes(dim, self.data.ndim), bool(keepdim)), self)
 
     # ---- shapes -------------------------------------------------------------------
     def reshape(self, *args, shape=None):

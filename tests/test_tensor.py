@@ -733,3 +733,17 @@ def test_a_function_given_no_tensor_says_to_wrap_it(name, value):
     with pytest.raises(TypeError, match=rf"{name}: expected a Tensor.*got "
                                         rf".*db\.tensor"):
         NOT_TENSORS[name](value)
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3), (2, 1, 3, 2)])
+def test_all_and_any_take_dim_and_keepdim(shape):
+    a = np.random.default_rng(1).random(shape) > 0.4
+    x = db.tensor(a)
+    assert x.all().item() == a.all() and x.any().item() == a.any()
+    for d in range(-max(len(shape), 1), max(len(shape), 1)):
+        for keep in (False, True):
+            axis = None if not shape else d
+            np.testing.assert_array_equal(x.all(d, keepdim=keep).numpy(),
+                                          a.all(axis=axis, keepdims=keep))
+            np.testing.assert_array_equal(x.any(dim=d, keepdim=keep).numpy(),
+                                          a.any(axis=axis, keepdims=keep))

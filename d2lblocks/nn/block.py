@@ -7,6 +7,15 @@ keeps constants in ``self._buffers``. Every traversal (``parameters``,
 ``state_dict``, ``to``, ``initialize``, ``apply``, ``repr``) walks these
 three dicts and nothing else: a block kept in a plain list is not seen.
 
+The registries guard themselves: a name must be a non-empty string without
+'.', and may not be one that Block uses itself (``training``, ``forward``,
+the registries); the registries cannot be reassigned or deleted; a block
+cannot be registered inside itself (directly or further down); and a
+parameter cannot be replaced by one of another shape or dtype unless the
+old one is lazy. Each refusal says why and what to write instead, and
+leaves the block as it was; so does every other method that changes a
+block (``to``, ``initialize``, ``load_state_dict``, the containers' adds).
+
 The traversals are module-level functions that read those dicts directly,
 never public methods looked up on an instance: a subclass may then use any
 method's name for its own attribute (``self.blocks = [...]``,

@@ -71,13 +71,13 @@ def _check_input(X, layer):
     if isinstance(X, Tensor):
         return X
     if X is None:
-        last = _returned_none[0]
+        last, _returned_none[0] = _returned_none[0], None
         raise TypeError(
-            f"{type(layer).__name__} got None as its input: the block before "
-            f"it returned nothing"
-            + (f" (the last forward that returned None was "
-               f"{last}.forward)" if last else "")
-            + "; a forward must end with `return ...`")
+            f"{type(layer).__name__} got None as its input, where a tensor "
+            f"was expected. A forward that ends without `return ...` gives "
+            f"None"
+            + (f"; the last one that did was {last}.forward" if last else "")
+            + ". Add the missing return")
     kind = type(X)
     where = "" if kind.__module__ == "builtins" else kind.__module__.split(".")[0] + "."
     raise TypeError(f"{type(layer).__name__} expected a d2lblocks Tensor, got "

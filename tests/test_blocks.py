@@ -1220,3 +1220,32 @@ def test_a_registry_cannot_be_deleted(name):
 def test_apply_wants_a_function(fn):
     with pytest.raises(TypeError, match="apply.*expected a function"):
         nn.Sequential(nn.Linear(2, 2)).apply(fn)
+
+
+def test_functional_takes_pytorchs_argument_names():
+    from d2lblocks.nn import functional as F
+    x = db.randn(3, 4, dtype=db.float64)
+    w, b = db.randn(2, 4, dtype=db.float64), db.randn(2, dtype=db.float64)
+    np.testing.assert_allclose(F.linear(input=x, weight=w, bias=b).numpy(),
+                               x.numpy() @ w.numpy().T + b.numpy())
+    assert np.all(F.relu(input=x, inplace=False).numpy() >= 0)
+    np.testing.assert_allclose(F.softmax(x, dim=0).numpy().sum(axis=0),
+                               np.ones(4))
+    assert F.log_softmax(input=x, dim=1, dtype=db.float32).dtype == db.float32
+    labels = [0, 3, 1]
+    each = F.cross_entropy(x, labels, reduction="none")
+    assert each.shape == (3,)
+    assert F.cross_entropy(input=x, target=db.tensor(labels),
+                           reduction="sum").item() == pytest.approx(
+        each.numpy().sum())
+    assert F.mse_loss(input=x, target=x * 0, reduction="sum").item() == \
+        pytest.approx((x.numpy() ** 2).sum())
+    assert F.dropout(x, p=0.5, training=False) is x
+    db.manual_seed(1)
+    dropped = F.dropout(input=x, p=0.5, training=True).numpy()
+    kept = dropped != 0
+    np.testing.assert_allclose(dropped[kept], 2 * x.numpy()[kept])
+    with pytest.raises(ValueError, match="dropout: p must be in"):
+        F.dropout(x, p=1.5)
+    with pytest.raises(ValueError, match=r"relu\(inplace=True\)"):
+        F.relu(x, inplace=True)

@@ -3,11 +3,11 @@
 import math
 import numbers
 
-import numpy as np
-
-from .. import backend, init, ops
-from ..tensor import Tensor, as_dtype, random_generator
+from .. import init, ops
+from ..tensor import Tensor, as_dtype
+from . import functional as F
 from .block import Block, _returned_none
+from .functional import _no_inplace, _reduction
 from .parameter import Parameter
 
 __all__ = ["Dense", "Linear", "LazyLinear", "ReLU", "Sigmoid", "Tanh",
@@ -39,11 +39,6 @@ def _axis(value, what):
     raise TypeError(f"{what} must be an integer axis such as 1 or -1, got "
                     f"{type(value).__name__} {value!r}")
 
-
-def _no_inplace(inplace, layer):
-    if inplace:
-        raise ValueError(f"{layer}(inplace=True) is not supported: d2lblocks "
-                         f"layers return a new tensor (leave inplace out)")
 
 _ACTIVATIONS = {"relu": ops.relu, "sigmoid": ops.sigmoid, "tanh": ops.tanh,
                 "softmax": ops.softmax}
@@ -338,30 +333,10 @@ class Dropout(Block):
         self.p = float(p)
 
     def forward(self, X):
-        _check_input(X, self)
-        if not self.training or self.p == 0:
-            return X
-        keep = random_generator().random(X.shape) >= self.p
-        mask = (keep / (1 - self.p)).astype(X.dtype)
-        if X.device.kind != "cpu":
-            mask = backend.move(mask, X.device)
-        return X * mask
+        return F.dropout(_check_input(X, self), self.p, self.training)
 
     def extra_repr(self):
         return f"p={self.p}"
-
-
-def _reduction(reduction, layer, **unsupported):
-    """Check PyTorch's loss keywords: ``reduction`` is 'mean', 'sum' or
-    'none'; the others must keep their defaults (not supported here)."""
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"{layer}: reduction must be 'mean', 'sum' or "
-                         f"'none', got {reduction!r}")
-    for name, (value, default) in unsupported.items():
-        if value != default and value is not default:
-            raise ValueError(f"{layer}: {name}={value!r} is not supported "
-                             f"(leave {name} out)")
-    return reduction
 
 
 class CrossEntropyLoss(Block):
@@ -379,16 +354,8 @@ class CrossEntropyLoss(Block):
             label_smoothing=(label_smoothing, 0.0))
 
     def forward(self, logits, labels):
-        mean = ops.cross_entropy(_check_input(logits, self), labels)
-        if self.reduction == "mean":
-            return mean
-        if self.reduction == "sum":
-            return mean * logits.shape[0]
-        rows, classes = logits.shape
-        picked = np.zeros((rows, classes), dtype=logits.dtype)
-        picked[np.arange(rows), np.asarray(labels, dtype=np.int64)] = 1
-        onehot = Tensor(picked, device=logits.device)
-        return -(ops.log_softmax(logits, -1) * onehot).sum(axis=1)
+        return F.cross_entropy(_check_input(logits, self), labels,
+                               reduction=self.reduction)
 
     def extra_repr(self):
         return "" if self.reduction == "mean" else \
@@ -406,13 +373,8 @@ class MSELoss(Block):
                                     reduce=(reduce, None))
 
     def forward(self, pred, target):
-        mean = ops.mse(_check_input(pred, self), target)
-        if self.reduction == "mean":
-            return mean
-        if self.reduction == "sum":
-            return mean * pred.numel()
-        target = target if isinstance(target, Tensor) else Tensor(target)
-        return (pred - target.astype(pred.dtype)) ** 2
+        return F.mse_loss(_check_input(pred, self), target,
+                          reduction=self.reduction)
 
     def extra_repr(self):
         return "" if self.reduction == "mean" else \

@@ -703,8 +703,9 @@ class Block:
         for p in lazy:
             if dt is not None:
                 p._lazy_dtype = dt
-            if dev is not None:
-                p._lazy_device = dev      # where load_state_dict makes it
+            if dev is not None:           # where load_state_dict makes it,
+                p._lazy_device = "cpu" if dev.kind == "cpu" else \
+                    f"gpu:{dev.index}"    # as text: plain data to copy
         for p, data, grad in moves:
             p.data = data
             p.grad = grad

@@ -268,11 +268,12 @@ def _grade_locked(args, root, sources, subs, settings):
             stop = (f"the per-test CSV could not be written to "
                     f"{root / 'reports' / args.assignment} ({e.strerror or e})")
     errors = sum(bool(r.get("grader_error")) for r in stored)
-    _print_summary(args.assignment, done, skipped, len(stored) - errors, errors)
+    left = len(tasks) + len(direct) - len(stored)
+    _print_summary(args.assignment, done, skipped, len(stored) - errors, errors,
+                   left)
     if csv_path is not None:
         print(f"per-test results: {csv_path}")
     if stop is not None:
-        left = len(tasks) + len(direct) - len(stored)
         print(f"autograde: STOPPED: {stop}. {len(stored)} result(s) of this run "
               f"were stored; {left} submission(s) were not graded or not "
               f"stored. Free the space (or fix the permissions) and run grade "
@@ -342,16 +343,17 @@ def _record(root, assignment, writer, folder, sources, res):
                               f"to {where} ({why[:500]})") from None
 
 
-def _print_summary(assignment, results, skipped, graded, errors=0):
+def _print_summary(assignment, results, skipped, graded, errors=0, left=0):
     counts = collections.Counter(t["status"] for r in results
                                  for nb in r["notebooks"] for t in nb["tests"])
     outcomes = {r["student"]: outcome(r) for r in results}
     flagged = sum(status not in ("graded", "error")
                   for status, _ in outcomes.values())
-    print(f"{assignment}: {len(results)} submission(s): {graded} graded, "
+    print(f"{assignment}: {len(results) + left} submission(s): {graded} graded, "
           f"{skipped} skipped (unchanged since their recorded result; "
           f"--force regrades), {flagged} flagged for a look" +
-          (f", {errors} GRADER ERROR(S): not graded" if errors else ""))
+          (f", {errors} GRADER ERROR(S): not graded" if errors else "") +
+          (f", {left} NOT STORED (the run stopped)" if left else ""))
     if counts:
         print("tests: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]))
     modes = collections.Counter(nb.get("isolation", {}).get("mode", "?")
@@ -449,7 +451,9 @@ def cmd_check(args):
     except Exception as e:
         raise course_mod.CourseError(f"{path} is not a readable notebook: {e}") from None
     from .feedback import count, empty_answers, plain_counts, short_title
-    report = _grade_one(nb, path, _settings(args))
+    settings = _settings(args)
+    with course_mod.run_folder():
+        report = _grade_one(nb, path, settings)
     report.pop("tamper", None)      # the notebook is its own reference here
     empty = empty_answers(nb)
     report["empty_answers"] = [gid for gid, _ in empty]
@@ -494,14 +498,20 @@ def cmd_check(args):
 
 # ---- selftest ------------------------------------------------------------------------
 def cmd_selftest(args):
-    """``autograde selftest``: solutions pass everything, the release
-    nothing."""
-    from .notebook import release_version, visible_part, nbgrader_meta
+    """``autograde selftest``: every test can be run as nbgrader would run
+    it, the solutions pass everything, the release nothing."""
+    from .notebook import (release_version, visible_part, nbgrader_meta,
+                           unfaithful_constructs)
     root = course_mod.find_course(args.course)
     sources = course_mod.load_sources(root, args.assignment)
     settings = _settings(args)
     release_dir = root / "release" / args.assignment
     failures = []
+    for name, src in sources.items():
+        for u in unfaithful_constructs(src):
+            print(f"cannot grade as nbgrader would: {name}: {u}")
+            failures.append(f"{name}: test {u.cell} (line {u.line}) will wait "
+                            f"for a person: {u.construct}")
     for name, src in sources.items():
         full = _grade_one(src.nb, root / "source" / args.assignment / name,
                           settings, source_nb=src.nb)

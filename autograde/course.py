@@ -115,9 +115,12 @@ def grading_lock(root, wait=False, on_wait=None):
     another grader: CourseError naming it, or with ``wait`` block until
     it is free (``on_wait(holder)`` is told first)."""
     path = Path(root) / LOCK_NAME
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o644)
+        except PermissionError:     # another grader's file: flock needs no more
+            fd = os.open(path, os.O_RDONLY | flags)
     except OSError as e:
         raise CourseError(f"cannot open the lock file {path}: {e.strerror}; "
                           f"the course folder {root} must be writable") from None

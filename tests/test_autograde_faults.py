@@ -177,3 +177,313 @@ def test_the_uid_map_decides_root_mode(tmp_path):
     assert sandbox._full_uid_map(str(full))
     assert not sandbox._full_uid_map(str(single))
     assert not sandbox._full_uid_map(str(subids))
+
+
+# ---- a grader failure is never a student's zero ---------------------------------------
+# Runs `autograde` with the zygote (the process that forks and fences
+# student processes) failing when a chosen submission is started: killed
+# ("kill") or its channel shut ("channel"). "canary" is the check run
+# before anyone is graded (a submission without files).
+DRIVER = r"""
+import socket, sys
+from autograde import cli, sandbox
+kind, victim = sys.argv[1], sys.argv[2]
+real = sandbox.Zygote.spawn
+def spawn(self, cfg):
+    files = list(cfg.get("files", {}).values())
+    hit = not files if victim == "canary" else \
+        any(f"/submitted/{victim}/" in p for p in files)
+    if hit and kind == "kill":
+        self.proc.kill()
+        self.proc.wait()
+    elif hit:
+        self.sock.shutdown(socket.SHUT_RDWR)
+    return real(self, cfg)
+sandbox.Zygote.spawn = spawn
+sys.exit(cli.main(sys.argv[3:]))
+"""
+
+
+def faulty_grade(who, root, kind, victim, *args):
+    cmd = [sys.executable, "-c", DRIVER, kind, victim, "--course", str(root),
+           *GRADE, *args]
+    return run_bounded(as_who(who, cmd), cwd=root.parent)
+
+
+def test_a_grader_fault_leaves_students_ungraded_never_zero(request, who, released):
+    root = new_course(request, who, released)
+    # A canary that misbehaves: nobody is graded, nothing is written.
+    done = faulty_grade(who, root, "kill", "canary")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "the sandbox check failed, so nobody was graded" in done.stderr
+    assert "zygote process failed" in done.stderr and "Traceback" not in done.stderr
+    assert not (root / "reports").exists() and not (root / "autograded").exists()
+    assert set(gradebook(root, STUDENTS).values()) == {"missing"}
+    # The helper killed while bob is started: bob is not graded (no row in
+    # the gradebook, not a 0), the others are, and the run says so.
+    done = faulty_grade(who, root, "kill", "bob")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "1 GRADER ERROR" in done.stdout and "Traceback" not in done.stderr
+    assert "1 submission(s) were not graded because the grader failed" in done.stderr
+    report = json.loads((root / "reports" / "tiny" / "bob.json").read_text())
+    assert "zygote process failed" in report["grader_error"]
+    assert report["notebooks"] == []
+    assert not (root / "autograded" / "bob").exists()
+    book = gradebook(root, STUDENTS)
+    assert book["bob"] == "missing" and book["alice"] != "missing"
+    got = scores(root)
+    assert got["alice"][0] == 5.0 and got["carol"][0] == 2.0
+    # A rerun grades bob (and only bob).
+    done = run_grader(who, root, *GRADE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 graded, 2 skipped" in done.stdout
+    assert scores(root)["bob"][0] == 3.0
+    graded = gradebook(root, STUDENTS)
+    # Regraded with its channel to the helper broken: bob keeps the scores
+    # the gradebook had, neither zeros nor blanks.
+    done = faulty_grade(who, root, "channel", "bob", "--force")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "1 GRADER ERROR" in done.stdout and "Traceback" not in done.stderr
+    assert gradebook(root, STUDENTS) == graded
+    assert "channel broke" in json.loads(
+        (root / "reports" / "tiny" / "bob.json").read_text())["grader_error"]
+
+
+# ---- nothing outlives a killed grader ------------------------------------------------
+def _processes():
+    """``{pid: (ppid, command line)}`` of every process."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        found[int(entry)] = (ppid, cmd)
+    return found
+
+
+def _descendants(top):
+    procs = _processes()
+    found, todo = set(), [top]
+    while todo:
+        pid = todo.pop()
+        for child, (ppid, _) in procs.items():
+            if ppid == pid and child not in found:
+                found.add(child)
+                todo.append(child)
+    return {pid: procs[pid][1] for pid in found if pid in procs}
+
+
+def _student_processes(tree):
+    """Processes of ``tree`` that a zygote forked (a student process and
+    the waiters of its PID namespace)."""
+    procs = _processes()
+    zygote = lambda pid: "inside/boot.py" in procs.get(pid, (0, ""))[1]  # noqa: E731
+    return [pid for pid in tree if zygote(pid) and zygote(procs[pid][0])]
+
+
+def _run_folder_of(pid):
+    """The ``autograde-run-*`` folder whose lock ``pid`` holds open."""
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if "/autograde-run-" in target and target.endswith("/.alive"):
+            return Path(target).parent
+    return None
+
+
+def _alive(pids):
+    return [p for p in pids if os.path.exists(f"/proc/{p}")
+            and not open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"]
+
+
+def test_a_grader_killed_with_sigkill_leaves_no_student_process(request, who,
+                                                                released):
+    """A sleeping and a looping student are running when the grader gets
+    SIGKILL: every process under it (workers, zygotes, the students and
+    what they started) goes; its temporary folder goes at the next start."""
+    students = {"sleepy": (SLEEPER, None), "loopy": (LOOPER, None)}
+    root = new_course(request, who, released, students)
+    cmd = grader_cmd(root, "grade", "tiny", "--quiet", "--workers", "2",
+                     "--cell-timeout", "900", "--test-timeout", "900",
+                     "--budget", "1800")
+    proc = subprocess.Popen(as_who(who, cmd), cwd=root.parent,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        # Three processes per running student (two waiters and itself).
+        while len(_student_processes(_descendants(proc.pid))) < 6:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the students never started"
+            time.sleep(0.2)
+        tree = _descendants(proc.pid)
+        grader = [p for p, c in tree.items() if "-m autograde" in c and
+                  "-m autograde" not in tree.get(_processes()[p][0], "")]
+        grader = grader[0] if who is not None and who.prefix else proc.pid
+        run_dir = _run_folder_of(grader)
+        assert run_dir is not None and run_dir.is_dir()
+        os.kill(grader, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while _alive(tree) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = {p: tree[p] for p in _alive(tree)}
+        assert not left, f"left running after the grader was killed: {left}"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    if os.geteuid() == 0 and who is None:
+        from as_user import grader_processes
+        assert not grader_processes(None), "a process of a sandbox uid is left"
+    # The next run (of any course) removes the killed run's folder.
+    assert run_dir.is_dir()
+    other = new_course(request, who, released, {"alice": ("correct", 5.0)})
+    done = run_grader(who, other, *GRADE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not run_dir.exists()
+
+
+# ---- one grader per course -------------------------------------------------------------
+def _hold_lock(root, who):
+    path = root / ".autograde.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, json.dumps({"pid": os.getpid(), "user": "holder-of-the-test",
+                             "host": "here", "started": "just now"}).encode())
+    if who is not None and who.prefix:
+        os.chown(path, who.uid, who.gid)
+    return fd
+
+
+def test_a_second_grader_says_who_holds_the_course_or_waits(request, who,
+                                                            released):
+    root = new_course(request, who, released, {"alice": ("correct", 5.0)})
+    fd = _hold_lock(root, who)
+    try:
+        done = run_grader(who, root, *GRADE)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert f"pid {os.getpid()} of user holder-of-the-test" in done.stderr
+        assert "--wait" in done.stderr and "Traceback" not in done.stderr
+        assert not (root / "reports").exists()
+        waiting = run_grader(who, root, *GRADE, "--wait", popen=True)
+        line = waiting.stderr.readline()     # said before it blocks
+        assert "waiting for it to end" in line, line
+        assert waiting.poll() is None
+    finally:
+        os.close(fd)
+    out, err = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, out + err
+    assert scores(root)["alice"][0] == 5.0
+
+
+def test_two_graders_at_once_leave_the_gradebook_of_one_run(request, who,
+                                                           released):
+    once = new_course(request, who, released)
+    done = run_grader(who, once, *GRADE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    twice = new_course(request, who, released)
+    runs = [run_grader(who, twice, *GRADE, "--force", "--wait", popen=True)
+            for _ in range(2)]
+    for run in runs:
+        out, err = run.communicate(timeout=600)
+        assert run.returncode == 0, out + err
+        assert "Traceback" not in err and "could not be" not in out + err
+    assert gradebook(twice, STUDENTS) == gradebook(once, STUDENTS)
+    assert scores(twice) == scores(once)
+
+
+# ---- a full disk stops the run ---------------------------------------------------------
+@pytest.mark.parametrize("folder", ["autograded", "reports"])
+def test_a_full_disk_stops_the_run_and_names_the_folder(request, who, released,
+                                                        folder):
+    """``autograded/`` or ``reports/`` on a file system of one page (a
+    tmpfs in a mount namespace of the run's own): the run stops at the
+    first write that fails, says where, exits 2, and counts as graded
+    only what it stored."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare")
+    if who is not None and who.prefix and not _userns_works(who):
+        pytest.skip("unprivileged user namespaces are not allowed here")
+    if who is None and os.geteuid() != 0:
+        pytest.skip("needs root")
+    root = new_course(request, who, released)
+    target = root / folder
+    target.mkdir()
+    if who is not None:
+        who.give(root)
+    mount = ('mount -t tmpfs -o size=4k,mode=0777 tmpfs "$0" || exit 99; '
+             'exec "$@"')
+    flags = "-m" if who is None or not who.prefix else "-Urm"
+    cmd = ["unshare", flags, "sh", "-c", mount, str(target)] + \
+        grader_cmd(root, *GRADE)
+    done = run_bounded(as_who(who, cmd), cwd=root.parent)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "STOPPED" in done.stderr and "No space left on device" in done.stderr
+    assert str(target) in done.stderr and "Traceback" not in done.stderr
+    graded = int(done.stdout.split(" graded,")[0].rsplit(" ", 1)[1])
+    assert graded < len(STUDENTS)
+    listed = [s for s in STUDENTS if any(line.startswith(s + " ")
+                                         for line in done.stdout.splitlines())]
+    assert len(listed) == graded
+    if folder == "autograded":      # (the tmpfs went with its namespace)
+        stored = sorted(p.stem for p in (root / "reports" / "tiny").glob("*.json"))
+        assert stored == listed
+        book = gradebook(root, STUDENTS)
+        assert all(book[s] == "missing" for s in STUDENTS if s not in stored)
+        assert not (root / "reports" / "tiny" / "tests.csv").exists()
+
+
+# ---- the gradebook write ------------------------------------------------------------------
+def test_a_new_students_gradebook_write_is_one_transaction(released, tmp_path):
+    from nbgrader.api import Gradebook, MissingEntry
+    from autograde.course import GradebookWriter, load_sources
+    root = Path(shutil.copytree(released, tmp_path / "course"))
+    result = {"student": "dora", "assignment": "tiny", "notebooks": [{
+        "notebook": "tiny.ipynb", "tamper": [], "cell_problems": [],
+        "unchanged_answers": [], "tests": [
+            {"grade_id": g, "score": float(p), "status": "passed"}
+            for g, p in tiny_course.TESTS.items()]}]}
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    writer = GradebookWriter(root, "tiny", load_sources(root, "tiny"))
+    try:
+        writer.gb.find_grade = broken           # fails after the new rows
+        with pytest.raises(OSError):
+            writer.write(result)
+    finally:
+        writer.close()
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        with pytest.raises(MissingEntry):
+            gb.find_student("dora")
+        with pytest.raises(MissingEntry):
+            gb.find_submission("tiny", "dora")
+    with GradebookWriter(root, "tiny", load_sources(root, "tiny")) as writer:
+        writer.write(result)
+    assert gradebook(root, ["dora"])["dora"] != "missing"
+
+
+# ---- a student cell that timed out -------------------------------------------------------
+def test_a_student_cell_that_timed_out_is_flagged(request, who, released):
+    """The loop is in a cell of its own, so every test still passes; the
+    notebook is flagged anyway (a person should know the cell was cut)."""
+    root = new_course(request, who, released, {"loopy": (LOOPER, 5.0)})
+    done = run_grader(who, root, "grade", "tiny", "--quiet", "--workers", "1",
+                      "--cell-timeout", "3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = next(line for line in done.stdout.splitlines()
+               if line.startswith("loopy"))
+    assert "5/5" in row and "flagged" in row and ": timeout" in row
+    flagged, _ = gradebook(root, ["loopy"])["loopy"]
+    assert flagged is True

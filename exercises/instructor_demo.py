@@ -2,30 +2,37 @@
 
 ``python exercises/instructor_demo.py`` (``make demo``) copies
 ``exercises/`` (the nbgrader config and ``source/``) to a new folder and
-plays the whole cycle there, saying what each step does as it goes:
+plays the whole cycle there for every assignment of the course, in the
+order of ``COURSE_ORDER`` in ``nbgrader_config.py``, saying what each
+step does as it goes:
 
 1. ``nbgrader generate_assignment``: the student version in ``release/``;
 2. ``nbgrader release_assignment`` to an exchange folder inside the copy;
-3. nine students fetch it, answer it (the samples of
-   ``tests/submissions/samples.py``: correct, blank, typical bugs, a
-   deleted test cell, a warning) and submit;
+3. the sample students fetch each assignment, answer it (the samples of
+   ``tests/submissions/``: correct, blank, typical bugs, and for
+   ``layers_and_blocks`` a deleted test cell and a warning) and submit;
 4. ``nbgrader collect``;
 5. ``autograde grade``: student code in a sandbox, tests in the grader;
-6. hand grading of the written answer, written into the gradebook the way
-   formgrader does it;
+6. hand grading of the written answers, written into the gradebook the
+   way formgrader does it;
 7. ``nbgrader generate_feedback --force`` and ``autograde feedback``: each
    notebook's feedback page gets autograde's explanations;
 8. ``nbgrader release_feedback``, and each student's ``fetch_feedback``;
-9. a table of every student's scores;
+9. a table of every student's scores, one per assignment;
 10. the same submissions graded by stock ``nbgrader autograde`` on another
-    copy, to check that every automatic score agrees (about a minute;
-    ``--no-compare`` skips it).
+    copy, to check that every automatic score agrees (a minute or two per
+    assignment; ``--no-compare`` skips it).
 
 The copy is kept so you can open the feedback, or start formgrader in it.
-``--dir PATH`` picks the folder (it must not exist yet).
+``--dir PATH`` picks the folder (it must not exist yet); ``--assignment
+NAME`` (repeatable) plays the cycle for those assignments only.
+
+The functions below take an ``assignment`` (``layers_and_blocks`` by
+default) so that other tools can run one step for one assignment.
 """
 
 import argparse
+import ast
 import importlib.util
 import os
 import re
@@ -46,6 +53,29 @@ HAND_GRADES = {"correct": (2, "Right: the list is not registered, so the "
                "warns": (2, "Right."),
                "no_batch_check": (1.5, "Say which methods miss the blocks.")}
 DEFAULT_HAND_GRADE = (1, "Partly: name what the ordered dict gives you.")
+# The hand grades of the other assignments' written answers.
+OTHER_HAND_GRADES = {
+    "parameter_management": {"correct": (2, "Right: one object, and the "
+                                         "chain rule adds both uses.")},
+}
+OTHER_DEFAULT_HAND_GRADE = (1, "Partly: compare your answer with the "
+                            "reasoning in the chapter.")
+
+
+def course_order():
+    """The assignments of the course in teaching order: ``COURSE_ORDER``
+    of ``nbgrader_config.py`` (read without running the file), keeping
+    those that have a folder in ``source/``, then any other folder there
+    by name."""
+    tree = ast.parse((HERE / "nbgrader_config.py").read_text(encoding="utf-8"))
+    listed = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                getattr(t, "id", None) == "COURSE_ORDER" for t in node.targets):
+            listed = list(ast.literal_eval(node.value))
+    found = {p.name for p in (HERE / "source").iterdir()
+             if p.is_dir() and any(p.glob("*.ipynb"))}
+    return [a for a in listed if a in found] + sorted(found - set(listed))
 
 
 def load_samples():
@@ -101,32 +131,32 @@ def nbgrader(course, *args, check=True, tool="nbgrader", on_line=None):
     return proc
 
 
-def release(course):
-    """Generate the student version of the assignment in ``release/``."""
-    return nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+def release(course, assignment=ASSIGNMENT):
+    """Generate the student version of ``assignment`` in ``release/``."""
+    return nbgrader(course, "generate_assignment", assignment, "--force")
 
 
-def submit_samples(course):
-    """Write the sample submissions into ``submitted/``; returns the
-    student ids."""
-    return load_samples().write_all(course, assignment=ASSIGNMENT)
+def submit_samples(course, assignment=ASSIGNMENT):
+    """Write the sample submissions of ``assignment`` into ``submitted/``;
+    returns the student ids."""
+    return load_samples().write_all(course, assignment=assignment)
 
 
-def stock_grade(course):
-    """Grade every submission with stock ``nbgrader autograde``, write its
-    feedback and ``grades.csv``.
+def stock_grade(course, assignment=ASSIGNMENT):
+    """Grade every submission of ``assignment`` with stock ``nbgrader
+    autograde``, write its feedback and ``grades.csv``.
 
     Returns ``{step: completed process}`` so callers can read the logs.
     """
     return {
-        "autograde": nbgrader(course, "autograde", ASSIGNMENT),
-        "generate_feedback": nbgrader(course, "generate_feedback", ASSIGNMENT),
+        "autograde": nbgrader(course, "autograde", assignment),
+        "generate_feedback": nbgrader(course, "generate_feedback", assignment),
         "export": nbgrader(course, "export"),
     }
 
 
-def read_scores(course):
-    """Scores from the gradebook.
+def read_scores(course, assignment=ASSIGNMENT):
+    """Scores of ``assignment`` from the gradebook.
 
     Returns ``{student: {notebook: {"code": float, "max_code": float,
     "written": float, "max_written": float, "manual_pending": bool,
@@ -140,7 +170,7 @@ def read_scores(course):
     with Gradebook(url) as gb:
         for student in gb.students:
             try:
-                sub = gb.find_submission(ASSIGNMENT, student.id)
+                sub = gb.find_submission(assignment, student.id)
             except Exception:       # a student without this assignment
                 continue
             per_nb = {}
@@ -229,27 +259,27 @@ def format_outcomes(rows, before, after):
     return "\n".join(lines)
 
 
-def feedback_files(course):
-    """The feedback HTML files, sorted."""
-    return sorted(Path(course).glob(f"feedback/*/{ASSIGNMENT}/*.html"))
+def feedback_files(course, assignment=ASSIGNMENT):
+    """The feedback HTML files of ``assignment``, sorted."""
+    return sorted(Path(course).glob(f"feedback/*/{assignment}/*.html"))
 
 
-def read_rows(course):
+def read_rows(course, assignment=ASSIGNMENT):
     """autograde's per-test rows (``reports/<assignment>/tests.csv``) as
     dicts."""
     import csv
-    with open(Path(course) / "reports" / ASSIGNMENT / "tests.csv", newline="") as f:
+    with open(Path(course) / "reports" / assignment / "tests.csv", newline="") as f:
         return list(csv.DictReader(f))
 
 
 # ---- the exchange: what students do in the Assignment List ----------------
-def _student_config(exchange, home, student):
+def _student_config(exchange, home, student, assignment):
     """nbgrader settings of one student: their own folder and cache, the
     shared exchange folder."""
     from traitlets.config import Config
     c = Config()
     c.CourseDirectory.course_id = COURSE_ID
-    c.CourseDirectory.assignment_id = ASSIGNMENT
+    c.CourseDirectory.assignment_id = assignment
     c.CourseDirectory.student_id = student
     c.CourseDirectory.root = str(home)
     c.Exchange.root = str(exchange)
@@ -258,7 +288,7 @@ def _student_config(exchange, home, student):
     return c
 
 
-def _exchange(action, exchange, home, student):
+def _exchange(action, exchange, home, student, assignment):
     """Run one exchange action (``fetch_assignment``, ``submit`` or
     ``fetch_feedback``) as ``student`` in this process, as nbgrader's
     command of the same name does (without its start-up time)."""
@@ -268,61 +298,68 @@ def _exchange(action, exchange, home, student):
     cls = {"fetch_assignment": default.ExchangeFetchAssignment,
            "submit": default.ExchangeSubmit,
            "fetch_feedback": default.ExchangeFetchFeedback}[action]
-    config = _student_config(exchange, home, student)
+    config = _student_config(exchange, home, student, assignment)
     coursedir = CourseDirectory(config=config)
     cls(coursedir=coursedir, authenticator=Authenticator(config=config),
         config=config).start()
 
 
-def students_submit(exchange, homes):
-    """Each sample student fetches the release, answers it as the sample
-    says, and submits; ``homes`` is the folder of their home folders.
-    Returns the student ids."""
+def students_submit(exchange, homes, assignment=ASSIGNMENT):
+    """Each sample student of ``assignment`` fetches the release, answers
+    it as the sample says, and submits; ``homes`` is the folder of their
+    home folders. Returns the student ids."""
     import nbformat
     samples = load_samples()
-    answers = samples.reference_answers(HERE / "source" / ASSIGNMENT)
+    found = samples.load(assignment)
     # A student writes prose, not the instructor's model answer and rubric.
-    answers["list_answer"] = samples.WRITTEN_ANSWER.strip()
+    answers = samples.student_answers(HERE / "source" / assignment,
+                                      found.WRITTEN)
     students = []
-    for student, sample in samples.SAMPLES.items():
+    for student, sample in found.SAMPLES.items():
         home = Path(homes) / student
-        home.mkdir(parents=True)
-        _exchange("fetch_assignment", exchange, home, student)
-        for path in sorted((home / ASSIGNMENT).glob("*.ipynb")):
+        home.mkdir(parents=True, exist_ok=True)
+        _exchange("fetch_assignment", exchange, home, student, assignment)
+        for path in sorted((home / assignment).glob("*.ipynb")):
             nb = samples.make_notebook(nbformat.read(path, as_version=4),
                                        sample, answers)
             nbformat.write(nb, path)
-        _exchange("submit", exchange, home, student)
+        _exchange("submit", exchange, home, student, assignment)
         students.append(student)
     return students
 
 
-def students_fetch_feedback(exchange, homes, students):
-    """Each student fetches their feedback; returns ``{student: [the
-    fetched HTML files]}``."""
+def students_fetch_feedback(exchange, homes, students, assignment=ASSIGNMENT):
+    """Each student fetches their feedback on ``assignment``; returns
+    ``{student: [the fetched HTML files]}``."""
     fetched = {}
     for student in students:
         home = Path(homes) / student
-        _exchange("fetch_feedback", exchange, home, student)
+        _exchange("fetch_feedback", exchange, home, student, assignment)
         fetched[student] = sorted(
-            (home / ASSIGNMENT / "feedback").glob("*/*.html"))
+            (home / assignment / "feedback").glob("*/*.html"))
     return fetched
 
 
 # ---- what a person does in formgrader --------------------------------------
-def hand_grade(course, grades=None, default=DEFAULT_HAND_GRADE):
-    """Score the written answers that wait for a person, as formgrader
-    does: a manual score and a comment in the gradebook. ``grades`` maps
-    a student to ``(points, comment)``; others get ``default``. Returns
-    ``{student: points}`` of the answers graded."""
+def hand_grade(course, grades=None, default=None, assignment=ASSIGNMENT):
+    """Score the written answers of ``assignment`` that wait for a
+    person, as formgrader does: a manual score and a comment in the
+    gradebook. ``grades`` maps a student to ``(points, comment)``; others
+    get ``default``. Returns ``{student: points}`` of the answers
+    graded."""
     import warnings
     from nbgrader.api import Gradebook
-    grades = HAND_GRADES if grades is None else grades
+    if grades is None:
+        grades = HAND_GRADES if assignment == ASSIGNMENT else \
+            OTHER_HAND_GRADES.get(assignment, {})
+    if default is None:
+        default = DEFAULT_HAND_GRADE if assignment == ASSIGNMENT else \
+            OTHER_DEFAULT_HAND_GRADE
     done = {}
     url = f"sqlite:///{Path(course).resolve() / 'gradebook.db'}"
     with warnings.catch_warnings(), Gradebook(url) as gb:
         warnings.simplefilter("ignore")     # SQLAlchemy chatter
-        for sub in gb.find_assignment(ASSIGNMENT).submissions:
+        for sub in gb.find_assignment(assignment).submissions:
             for nb in sub.notebooks:
                 comments = {c.name: c for c in nb.comments}
                 for grade in nb.grades:
@@ -405,75 +442,117 @@ def lab_hint(course):
             + (" --allow-root" if as_root else ""))
 
 
+def _each(talk, assignments, what):
+    """Yield each assignment, saying which one and how far along."""
+    for i, assignment in enumerate(assignments, 1):
+        if len(assignments) > 1:
+            talk.say(f"{what} {assignment} ({i}/{len(assignments)})")
+        yield assignment
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", help="a new folder for the copy (default: "
                         "a fresh temporary folder)")
     parser.add_argument("--no-compare", action="store_true",
                         help="skip the check against stock nbgrader autograde")
+    parser.add_argument("--assignment", action="append", metavar="NAME",
+                        help="play the cycle for this assignment only "
+                        "(repeatable; default: every assignment, in course "
+                        "order)")
     args = parser.parse_args(argv)
+    known = course_order()
+    chosen = args.assignment or known
+    unknown = [a for a in chosen if a not in known]
+    if unknown:
+        parser.error(f"no assignment {', '.join(unknown)} in source/ "
+                     f"(the course has: {', '.join(known)})")
     base = Path(args.dir) if args.dir else \
         Path(tempfile.mkdtemp(prefix="d2lblocks-course-"))
     course = copy_course(base / "course")
     exchange, homes = base / "exchange", base / "students"
     exchange.mkdir()
     where = f"--Exchange.root={exchange}"
+    names = " ".join(chosen) if len(chosen) == 1 else "NAME"
     print(f"course copy: {course}\nexchange:    {exchange}\n"
-          f"students:    {homes}/<student>", flush=True)
+          f"students:    {homes}/<student>\n"
+          f"assignments: {', '.join(chosen)}", flush=True)
     talk = Narrator(9 if args.no_compare else 10)
 
-    talk.step(f"generate: nbgrader generate_assignment {ASSIGNMENT} (the "
+    talk.step(f"generate: nbgrader generate_assignment {names} (the "
               f"student version, without solutions or hidden tests)")
-    release(course)
-    talk.step(f"release: nbgrader release_assignment {ASSIGNMENT} (copies "
+    for assignment in _each(talk, chosen, "generating"):
+        release(course, assignment)
+    talk.step(f"release: nbgrader release_assignment {names} (copies "
               f"it into the exchange)")
-    nbgrader(course, "release_assignment", ASSIGNMENT, where)
+    for assignment in _each(talk, chosen, "releasing"):
+        nbgrader(course, "release_assignment", assignment, where)
     talk.step("students: each fetches the assignment, answers it and "
               "submits (Assignment List > Fetch, then Submit)")
-    students = students_submit(exchange, homes)
-    talk.say(f"{len(students)} students submitted: {', '.join(students)}")
-    talk.step(f"collect: nbgrader collect {ASSIGNMENT} (into submitted/)")
-    nbgrader(course, "collect", ASSIGNMENT, where)
+    students = {}
+    for assignment in chosen:
+        students[assignment] = students_submit(exchange, homes, assignment)
+        talk.say(f"{assignment}: {len(students[assignment])} students "
+                 f"submitted: {', '.join(students[assignment])}")
+    talk.step(f"collect: nbgrader collect {names} (into submitted/)")
+    for assignment in _each(talk, chosen, "collecting"):
+        nbgrader(course, "collect", assignment, where)
     stock = base / "course-nbgrader"
     if not args.no_compare:       # an ungraded copy for stock nbgrader
         shutil.copytree(course, stock)
-    talk.step(f"grade: autograde grade {ASSIGNMENT} (student code in a "
+    talk.step(f"grade: autograde grade {names} (student code in a "
               f"sandbox, tests in the grader, scores into gradebook.db)")
-    nbgrader(course, "grade", ASSIGNMENT, tool="autograde",
-             on_line=_autograde_progress(talk.say))
-    talk.step("hand grading: a person scores the written answer list_answer "
+    for assignment in _each(talk, chosen, "grading"):
+        nbgrader(course, "grade", assignment, tool="autograde",
+                 on_line=_autograde_progress(talk.say))
+    talk.step("hand grading: a person scores the written answers "
               "(formgrader: Manage Submissions; here through nbgrader's "
               "Gradebook API)")
-    graded = hand_grade(course)
-    talk.say(f"{len(graded)} written answers graded; a blank one was "
-             f"scored 0 automatically")
-    talk.step(f"feedback: nbgrader generate_feedback {ASSIGNMENT} --force "
+    for assignment in chosen:
+        graded = hand_grade(course, assignment=assignment)
+        if graded:
+            talk.say(f"{assignment}: {len(graded)} written answers graded; "
+                     f"a blank one was scored 0 automatically")
+    talk.step(f"feedback: nbgrader generate_feedback {names} --force "
               f"(--force replaces feedback written before the hand "
-              f"grading), then autograde feedback {ASSIGNMENT} (adds why "
+              f"grading), then autograde feedback {names} (adds why "
               f"each test failed to every notebook's page)")
-    nbgrader(course, "generate_feedback", ASSIGNMENT, "--force")
-    nbgrader(course, "feedback", ASSIGNMENT, tool="autograde",
-             on_line=talk.say)
-    talk.step(f"release feedback: nbgrader release_feedback {ASSIGNMENT}; "
+    for assignment in _each(talk, chosen, "feedback for"):
+        nbgrader(course, "generate_feedback", assignment, "--force")
+        nbgrader(course, "feedback", assignment, tool="autograde",
+                 on_line=talk.say)
+    talk.step(f"release feedback: nbgrader release_feedback {names}; "
               f"then each student fetches it (Assignment List > Fetch "
               f"Feedback)")
-    nbgrader(course, "release_feedback", ASSIGNMENT, where)
-    fetched = students_fetch_feedback(exchange, homes, students)
-    example = next((v[-1] for v in fetched.values() if v), "(none)")
-    talk.say(f"{sum(map(len, fetched.values()))} feedback pages fetched, "
-             f"e.g. {example}")
-    talk.step("scores now: tests by autograde, the written answer by hand")
-    scores = read_scores(course)
-    print(format_table(scores, fetched), flush=True)
+    fetched = {}
+    for assignment in chosen:
+        nbgrader(course, "release_feedback", assignment, where)
+        fetched[assignment] = students_fetch_feedback(
+            exchange, homes, students[assignment], assignment)
+        pages = fetched[assignment]
+        example = next((v[-1] for v in pages.values() if v), "(none)")
+        talk.say(f"{assignment}: {sum(map(len, pages.values()))} feedback "
+                 f"pages fetched, e.g. {example}")
+    talk.step("scores now: tests by autograde, written answers by hand")
+    scores = {}
+    for assignment in chosen:
+        scores[assignment] = read_scores(course, assignment)
+        if len(chosen) > 1:
+            print(f"\n{assignment}", flush=True)
+        print(format_table(scores[assignment], fetched[assignment]), flush=True)
     if not args.no_compare:
         talk.step("check: stock nbgrader autograde grades the same "
-                  "submissions on a copy (about a minute); its automatic "
-                  "scores must agree with autograde's")
-        nbgrader(stock, "autograde", ASSIGNMENT,
-                 on_line=_nbgrader_progress(talk.say, len(students)))
-        print(format_outcomes(read_rows(course), read_scores(stock), scores))
+                  "submissions on a copy (a minute or two per assignment); "
+                  "its automatic scores must agree with autograde's")
+        for assignment in _each(talk, chosen, "stock nbgrader on"):
+            nbgrader(stock, "autograde", assignment,
+                     on_line=_nbgrader_progress(talk.say,
+                                                len(students[assignment])))
+            print(format_outcomes(read_rows(course, assignment),
+                                  read_scores(stock, assignment),
+                                  scores[assignment]), flush=True)
     talk.finish()
-    print(f"\nper-test results: {course / 'reports' / ASSIGNMENT / 'tests.csv'}")
+    print(f"\nper-test results: {course / 'reports'}/<assignment>/tests.csv")
     print(f"to look around in formgrader: {lab_hint(course)}")
     return 0
 

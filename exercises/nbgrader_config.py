@@ -64,6 +64,22 @@ class ClearHiddenTestsQuietly(ClearHiddenTests):
         ClearHiddenTests.display_data_priority.default_value).tag(config=True)
 
 
+# The assignments in course order, one per section of the book's chapter
+# on builders' tools. nbgrader 0.9 has no setting for this list (the old
+# ``NbGrader.db_assignments`` went away in 0.6): formgrader shows every
+# folder of ``source/``, sorted by due date and then by name.
+# ``instructor_demo.py`` and the tests read this list, and a test checks
+# that it names every folder of ``source/``.
+COURSE_ORDER = [
+    "layers_and_blocks",
+    "parameter_management",
+    "parameter_initialization",
+    "lazy_initialization",
+    "custom_layers",
+    "file_io",
+    "devices",
+]
+
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
 c.CourseDirectory.course_id = "d2lblocks"

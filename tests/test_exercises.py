@@ -6,6 +6,14 @@ command line: generate_assignment, the sample submissions of
 ``tests/submissions/samples.py``, autograde, generate_feedback, export.
 The tests then read the release, the gradebook, the feedback HTML and
 ``grades.csv``. Nothing is written inside the repository.
+
+``layers_and_blocks`` is checked in detail, cell by cell. Every other
+assignment found in ``exercises/source`` is checked by the tests at the
+end of this file (one more graded copy of the course, shared by them):
+full marks for the solutions, zero for the release, the expected total
+of each sample of ``tests/submissions/<assignment>.py``, the same scores
+from autograde as from stock nbgrader, and no hidden test in the release
+or the feedback.
 """
 
 import csv
@@ -79,6 +87,14 @@ def _source_cells():
             for stem in NOTEBOOKS}
 
 
+def _assignment_cells(assignment):
+    """``{notebook stem: [cells]}`` of every source notebook of
+    ``assignment``."""
+    folder = EXERCISES / "source" / assignment
+    return {path.stem: nbformat.read(path, as_version=4).cells
+            for path in sorted(folder.glob("*.ipynb"))}
+
+
 def _points():
     """``{grade_id: points}`` of every graded cell."""
     return {c.metadata.nbgrader["grade_id"]: c.metadata.nbgrader["points"]
@@ -86,10 +102,10 @@ def _points():
             if c.metadata.get("nbgrader", {}).get("grade")}
 
 
-def _hidden_lines():
+def _hidden_lines(assignment=ASSIGNMENT):
     """Distinctive lines of the hidden tests (not also in a visible part)."""
     hidden, visible = set(), set()
-    for cells in _source_cells().values():
+    for cells in _assignment_cells(assignment).values():
         for cell in cells:
             inside = False
             for line in cell.source.splitlines():
@@ -102,7 +118,11 @@ def _hidden_lines():
                     hidden.add(text)
                 else:
                     visible.add(text)
-    return {line for line in hidden - visible if len(line) >= 12}
+    # a hidden line that is part of a visible one (an assert without its
+    # message, a continuation line) would be found in the release anyway
+    shown = "\n".join(visible)
+    return {line for line in hidden - visible
+            if len(line) >= 12 and line not in shown}
 
 
 def _html_text(path):
@@ -387,14 +407,16 @@ def test_demo_outcome_lines_flag_a_score_that_differs_from_nbgrader():
 # ---- the whole cycle of make demo: exchange, autograde, feedback ---------------
 @pytest.fixture(scope="module")
 def cycle(tmp_path_factory):
-    """``make demo`` without the stock-nbgrader comparison, in a temporary
-    folder: ``(folder, printed text)``."""
+    """``make demo`` for ``layers_and_blocks`` without the stock-nbgrader
+    comparison, in a temporary folder: ``(folder, printed text)``. (The
+    other assignments' grading is checked by the ``unit`` fixture.)"""
     import contextlib
     import io
     base = tmp_path_factory.mktemp("cycle") / "demo"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert demo.main(["--dir", str(base), "--no-compare"]) == 0
+        assert demo.main(["--dir", str(base), "--no-compare",
+                          "--assignment", ASSIGNMENT]) == 0
     return base, out.getvalue()
 
 
@@ -489,3 +511,150 @@ def test_messages_say_one_time_not_one_times():
     assert plain_counts("it was called 1 times") == "it was called 1 time"
     assert plain_counts("called 11 times, 2.1 times") == "called 11 times, 2.1 times"
     assert (count(1, "test"), count(0, "test")) == ("1 test", "0 tests")
+
+
+# ---- every other assignment of the course ------------------------------------
+COURSE = demo.course_order()
+OTHERS = [name for name in COURSE if name != ASSIGNMENT]
+# The assignments of the unit in teaching order: one per section of the
+# book's chapter on builders' tools.
+TEACHING_ORDER = ["layers_and_blocks", "parameter_management",
+                  "parameter_initialization", "lazy_initialization",
+                  "custom_layers", "file_io", "devices"]
+
+
+def _grade_points(assignment):
+    """``{grade_id: (points, kind)}`` of every graded cell, ``kind``
+    being "code" (a test cell) or "markdown" (a written answer)."""
+    return {c.metadata.nbgrader["grade_id"]:
+            (c.metadata.nbgrader["points"], c.cell_type)
+            for cells in _assignment_cells(assignment).values() for c in cells
+            if c.metadata.get("nbgrader", {}).get("grade")}
+
+
+@pytest.fixture(scope="module")
+def unit(tmp_path_factory):
+    """Every assignment but ``layers_and_blocks``, released, answered by
+    its samples, and graded twice: ``(stock nbgrader copy, autograde
+    copy, {(assignment, step): process})``."""
+    tmp = tmp_path_factory.mktemp("unit")
+    stock = demo.copy_course(tmp / "stock")
+    logs = {}
+    for name in OTHERS:
+        logs[name, "generate_assignment"] = demo.release(stock, name)
+        demo.submit_samples(stock, name)
+    ours = tmp / "ours"
+    shutil.copytree(stock, ours)
+    for name in OTHERS:
+        logs[name, "autograde"] = demo.nbgrader(stock, "autograde", name)
+        logs[name, "generate_feedback"] = demo.nbgrader(
+            stock, "generate_feedback", name)
+        logs[name, "autograde grade"] = demo.nbgrader(
+            ours, "grade", name, "--quiet", tool="autograde")
+    return stock, ours, logs
+
+
+def test_config_lists_every_assignment_in_teaching_order():
+    from traitlets.config.loader import PyFileConfigLoader
+    namespace = {"get_config": lambda: PyFileConfigLoader(
+        "nbgrader_config.py", path=str(EXERCISES)).load_config()}
+    exec(compile((EXERCISES / "nbgrader_config.py").read_text(encoding="utf-8"),
+                 "nbgrader_config.py", "exec"), namespace)
+    assert namespace["COURSE_ORDER"] == TEACHING_ORDER
+    folders = {p.name for p in (EXERCISES / "source").iterdir() if p.is_dir()}
+    assert folders <= set(TEACHING_ORDER), folders - set(TEACHING_ORDER)
+    # the demo plays them in that order, skipping none that exists
+    assert COURSE == [name for name in TEACHING_ORDER if name in folders]
+
+
+def test_the_unit_has_a_written_answer_graded_by_hand():
+    written = [gid for name in COURSE
+               for gid, (_, kind) in _grade_points(name).items()
+               if kind == "markdown"]
+    assert len(written) >= 2, written
+
+
+@pytest.mark.parametrize("assignment", OTHERS)
+def test_assignment_marks_are_consistent(assignment):
+    cells = _assignment_cells(assignment)
+    assert len(cells) >= 2, f"{assignment}: expected 2 or 3 exercises"
+    import notebook_tools
+    assert notebook_tools.nbgrader_problems(
+        {f"{stem}.ipynb": nbformat.from_dict({"cells": c, "metadata": {},
+                                              "nbformat": 4, "nbformat_minor": 5})
+         for stem, c in cells.items()}) == []
+    hidden = [c for nb in cells.values() for c in nb
+              if "### BEGIN HIDDEN TESTS" in c.source]
+    assert len(hidden) >= 2, f"{assignment}: hidden tests in several cells"
+
+
+@pytest.mark.parametrize("assignment", OTHERS)
+def test_assignment_grading_ran_cleanly(unit, assignment):
+    for (name, step), proc in unit[2].items():
+        if name == assignment:
+            assert proc.returncode == 0, step
+            assert "| ERROR]" not in proc.stdout + proc.stderr, step
+
+
+@pytest.mark.parametrize("assignment", OTHERS)
+def test_assignment_release_has_no_solution_and_no_hidden_test(unit, assignment):
+    release = unit[0] / "release" / assignment
+    assert sorted(p.stem for p in release.glob("*.ipynb")) == \
+        sorted(_assignment_cells(assignment))
+    text = "\n".join(p.read_text(encoding="utf-8") for p in release.glob("*.ipynb"))
+    for marker in ("BEGIN SOLUTION", "HIDDEN TESTS"):
+        assert marker not in text
+    leaked = [line for line in _hidden_lines(assignment) if line in text]
+    assert not leaked, leaked[:3]
+
+
+@pytest.mark.parametrize("assignment", OTHERS)
+def test_assignment_samples_get_their_expected_scores(unit, assignment):
+    expected = demo.load_samples().load(assignment).EXPECTED
+    points = _grade_points(assignment)
+    full = sum(p for p, kind in points.values() if kind == "code")
+    assert {"correct", "blank"} <= set(expected) and len(expected) >= 3
+    # the solutions get full marks and the untouched release nothing
+    assert expected["correct"] == full and expected["blank"] == 0
+    scores = demo.read_scores(unit[0], assignment)
+    assert set(scores) == set(expected)
+    got = {student: sum(nb["code"] for nb in per.values())
+           for student, per in scores.items()}
+    assert got == expected
+    assert all(per[stem]["max_code"] > 0 for per in scores.values()
+               for stem in per)
+
+
+@pytest.mark.parametrize("assignment", OTHERS)
+def test_assignment_autograde_agrees_with_stock_nbgrader(unit, assignment):
+    stock = demo.read_scores(unit[0], assignment)
+    ours = demo.read_scores(unit[1], assignment)
+    assert set(stock) == set(ours)
+    for student in stock:
+        for stem, nb in stock[student].items():
+            mine = ours[student][stem]["cells"]
+            for gid, (score, max_score, manual) in nb["cells"].items():
+                assert mine[gid][:2] == (score, max_score), (student, stem, gid)
+                assert mine[gid][2] == manual, (student, stem, gid)
+
+
+@pytest.mark.parametrize("assignment", OTHERS)
+def test_assignment_feedback_hides_the_hidden_tests(unit, assignment):
+    files = demo.feedback_files(unit[0], assignment)
+    students = demo.load_samples().load(assignment).EXPECTED
+    assert len(files) == len(students) * len(_assignment_cells(assignment))
+    hidden = _hidden_lines(assignment)
+    for file in files:
+        text = _html_text(file)
+        assert "HIDDEN TESTS" not in text, file
+        leaked = [line for line in hidden if line in text]
+        assert not leaked, (file, leaked[:3])
+
+
+def test_demo_refuses_an_unknown_assignment_before_copying(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        demo.main(["--dir", str(tmp_path / "demo"), "--assignment", "no_such"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "no assignment no_such" in err and "layers_and_blocks" in err
+    assert not (tmp_path / "demo").exists()

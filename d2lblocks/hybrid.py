@@ -479,10 +479,15 @@ class _Session:
             return
         ins = tuple([self.slot(t) for t in inputs])
         if type(op) is K.Assign and self.kinds[ins[0]] in ("arg", "leaf"):
-            # An in-place write into an argument or a captured tensor (a
-            # buffer): state that the caller sees, which a replay keeps
-            # only by chance.
-            self.refuse("state", "changes the tensor it was given or holds")
+            # An in-place write into an argument, or into a tensor that no
+            # op of the call made: a buffer, or one made by db.zeros inside
+            # the call, which a replay would not make afresh.
+            self.refuse("state", "changes the tensor it was given in place"
+                        if self.kinds[ins[0]] == "arg" else
+                        "changes in place a tensor that none of its ops made "
+                        "(a buffer, or one made by db.zeros or db.tensor "
+                        "inside the call, which a replay would not make "
+                        "afresh; start from an op instead, e.g. x * 0)")
         o = self._new_slot(out.data, "out", None, out)
         self.steps.append((op, ins, o, out.grad_fn is op, out.data.ndim == 0))
         self.events.append(("op", len(self.steps) - 1))

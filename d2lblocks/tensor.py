@@ -895,11 +895,12 @@ class Tensor:
                 freed by an earlier backward().
             ValueError: ``gradient`` has another shape than this tensor.
         """
-        if grad is None:
-            grad = gradient
-        elif gradient is not None:
-            raise TypeError("backward() got both gradient= and grad=; they "
-                            "are the same argument, give one")
+        if grad is not None:
+            if gradient is not None:
+                raise TypeError("backward() got both gradient= and grad=; "
+                                "they are the same argument, give one")
+            gradient = grad
+        grad = gradient
         if not self.requires_grad:
             raise RuntimeError(
                 "backward() was called on a tensor that does not require "
@@ -1441,17 +1442,15 @@ def _run_backward(root, grad, retain_graph):
     first time it receives a gradient; while it waits there, its ``grad``
     slot holds the gradient gathered so far.
 
-    Leaves' gradients are gathered in ``pending`` and added into their
-    ``.grad`` only after the sweep has succeeded, so that a backward pass
-    that raises (a freed graph, a saved tensor changed in place, a wrong
-    gradient) changes no ``.grad``.
+    A backward pass that raises (a freed graph, a saved tensor changed in
+    place, a wrong gradient) changes no ``.grad``: each leaf's ``.grad``
+    before its first gradient is kept in ``touched``, and put back.
     """
-    pending = {}
     node = root.grad_fn
     if node is None:
-        _pend(pending, root, grad, None)
-        _settle(pending)
+        _accumulate(root, grad, None)
         return
+    touched = []
     node.grad = grad
     heap = [(-node.seq, node)]       # seq is unique, so nodes never compare
     changed = _Clock.last_change
@@ -1471,7 +1470,8 @@ def _run_backward(root, grad, retain_graph):
                     continue
                 if isinstance(p, leaf_type):
                     if p.requires_grad:
-                        _pend(pending, p, gp, t)
+                        touched.append((p, p.grad))
+                        _accumulate(p, gp, t)
                     continue
                 if gp.shape != p.shape or (gp.dtype is not p.dtype
                                            and gp.dtype != p.dtype):
@@ -1486,14 +1486,14 @@ def _run_backward(root, grad, retain_graph):
     except BaseException:
         for _, t in heap:            # drop the gradients still waiting
             t.grad = None
+        for leaf, old in reversed(touched):    # and give back every .grad
+            leaf.grad = old
         raise
-    _settle(pending)
 
 
-def _pend(pending, leaf, g, op):
-    """Check the gradient ``g`` that ``op`` sends to ``leaf`` and add it to
-    the leaf's pending sum (never in place: gradient arrays may be shared
-    between leaves, as ``a + b`` hands both the same array)."""
+def _accumulate(leaf, g, op):
+    """Add ``g`` into ``leaf.grad``. Never in place: gradient arrays may be
+    shared between leaves (``a + b`` hands both the same array)."""
     data = leaf.data
     if g.shape != data.shape or (g.dtype is not data.dtype
                                  and g.dtype != data.dtype):
@@ -1506,30 +1506,17 @@ def _pend(pending, leaf, g, op):
                 f"backward of {_name(op)} gave a gradient on "
                 f"{backend.device_of(g)} for a tensor on "
                 f"{backend.device_of(data)}")
-    key = id(leaf)
-    seen = pending.get(key)
-    if seen is None:
-        pending[key] = [leaf, g]
+    old = leaf.grad
+    if old is None:
+        leaf.grad = _wrap(g)
+    elif (type(old) is Tensor or isinstance(old, Tensor)) \
+            and old.data.shape == g.shape:
+        leaf.grad = _wrap(old.data + g)
     else:
-        seen[1] = seen[1] + g
-
-
-def _settle(pending):
-    """Add the gathered gradients into the leaves' ``.grad``, after
-    checking that each ``.grad`` already there can take them (one assigned
-    by hand may have another shape): all of them, or none."""
-    for leaf, g in pending.values():
-        old = leaf.grad
-        if old is not None and (not isinstance(old, Tensor)
-                                or old.data.shape != g.shape):
-            raise RuntimeError(
-                f"backward(): the .grad already held by a tensor of shape "
-                f"{leaf.shape} is {_describe(old)}, which a gradient of "
-                f"shape {tuple(g.shape)} cannot be added to; set it to None "
-                f"first")
-    for leaf, g in pending.values():
-        old = leaf.grad
-        leaf.grad = _wrap(g) if old is None else _wrap(old.data + g)
+        raise RuntimeError(
+            f"backward(): the .grad already held by a tensor of shape "
+            f"{leaf.shape} is {_describe(old)}, which a gradient of shape "
+            f"{tuple(g.shape)} cannot be added to; set it to None first")
 
 
 def _name(op):

@@ -19,10 +19,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import d2lblocks as db
-from d2lblocks import init, nn, optim
+from d2lblocks import init, nn, optim, state
 
 #: The error types the library documents for a wrong argument.
-DOCUMENTED = (TypeError, ValueError, KeyError, AttributeError,
+DOCUMENTED = (TypeError, ValueError, KeyError, IndexError, AttributeError,
               FileNotFoundError, RuntimeError)
 
 FEW = settings(max_examples=20)
@@ -388,3 +388,74 @@ def test_saving_into_a_missing_folder_names_it():
         path = os.path.join(folder, "no", "such", "net.npz")
         refused(lambda: net.save(path), path, net, opt)
         assert os.listdir(folder) == []
+
+
+# ---- the other ways in -------------------------------------------------------------
+@FEW
+@given(st.sampled_from(["_children", "_params", "_buffers", "training"]))
+def test_deleting_what_a_block_needs_deletes_nothing(name):
+    net, opt = trained()
+    refused(lambda: delattr(net, name), name, net, opt)
+
+
+@FEW
+@given(NON_BLOCKS, st.sampled_from(["register_child", "seq[i] =", "dict[k] =",
+                                   "apply"]))
+def test_the_other_ways_to_add_a_block_refuse_a_non_block(bad, how):
+    net, opt = trained()
+    d = nn.BlockDict({"a": nn.ReLU()})
+    net.add_module("d", d)
+    if how == "apply" and callable(bad) and not isinstance(bad, type):
+        bad = 3                        # a function is what apply wants
+    calls = {"register_child": lambda: net.register_child(bad, "extra"),
+             "seq[i] =": lambda: net.body.__setitem__(1, bad),
+             "dict[k] =": lambda: d.__setitem__("b", bad),
+             "apply": lambda: net.apply(bad)}
+    needle = {"register_child": "extra", "seq[i] =": "Sequential[1]",
+              "dict[k] =": "BlockDict['b']", "apply": "apply"}[how]
+    refused(calls[how], needle, net, opt)
+
+
+@FEW
+@given(st.one_of(st.integers(5, 50), st.integers(-50, -5), st.text(max_size=2),
+                 st.floats()))
+def test_a_container_index_out_of_range_removes_nothing(index):
+    net, opt = trained()
+    refused(lambda: net.body.pop(index), "Sequential", net, opt)
+
+
+@FEW
+@given(st.sampled_from([
+    ("std", lambda p, v: init.normal_(p, std=v)),
+    ("mean", lambda p, v: init.normal_(p, mean=v)),
+    ("low", lambda p, v: init.uniform_(p, a=v, b=1.0)),
+    ("value", lambda p, v: init.constant_(p, v)),
+    ("gain", lambda p, v: init.xavier_uniform_(p, gain=v))]), BAD_NUMBERS)
+def test_an_init_function_with_a_bad_number_fills_nothing(case, value):
+    name, fill = case
+    net, opt = trained()
+    # a negative mean, low or value is fine (a low above high is not)
+    if name in ("low", "mean", "value") and isinstance(value, float) \
+            and value < 0 and math.isfinite(value):
+        value = 2.0 if name == "low" else math.nan
+    needle = name
+    refused(lambda: fill(net.head.weight, value), needle, net, opt)
+
+
+@FEW
+@given(st.sampled_from(["not a dict", "attrs", "data", "grad"]))
+def test_a_bad_state_sets_nothing(what):
+    net, opt = trained()
+    p = net.head.weight
+    st_ = state.get_state(p)
+    needle = {"not a dict": "dict", "attrs": "attrs", "data": "data",
+              "grad": "grad"}[what]
+    if what == "not a dict":
+        st_ = [st_]
+    elif what == "attrs":
+        st_["attrs"] = {3: "x"}
+    elif what == "data":
+        st_["data"] = p.numpy().tolist()
+    else:
+        st_["grad"] = np.ones(p.shape)
+    refused(lambda: state.set_state(p, st_), needle, net, opt)

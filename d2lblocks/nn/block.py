@@ -473,7 +473,7 @@ class Block:
     def register_child(self, block, name=None):
         """Register ``block`` as a child (Gluon's spelling); the name
         defaults to its position. ``register_child(name, block)`` works too."""
-        if isinstance(block, str):
+        if isinstance(block, str) and isinstance(name, Block):
             block, name = name, block
         children = _table(self, "_children")
         return Block.add_module(self, str(len(children)) if name is None

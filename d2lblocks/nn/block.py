@@ -177,9 +177,9 @@ def _check_replacement(old, new, name):
             f"cannot replace the parameter '{name}' of shape "
             f"{tuple(old.shape)} ({old.dtype}) by one of shape "
             f"{tuple(new.shape)} ({new.dtype}): the layer's other sizes "
-            f"depend on it. Assign values of the same shape (with "
-            f"db.no_grad(): {name}[...] = values), or `del` the parameter "
-            f"first to use the name anew")
+            f"depend on it. To change its values, write them in place "
+            f"(with db.no_grad(): layer.{name}[...] = values); to use the "
+            f"name anew, `del layer.{name}` first")
 
 
 def _walk(block, prefix="", memo=None):

@@ -1046,3 +1046,92 @@ def test_a_forward_that_fills_a_cache_on_its_first_call_is_replayed_after():
             np.testing.assert_allclose(
                 net(X).numpy(), net.lin(X).numpy() * 2.0 + 1.0, rtol=1e-6)
     assert hybrid.stats(net)["replays"] == 2
+
+
+# ---- in-place writes through views ----------------------------------------------------
+class _WritesInPlace(nn.Block):
+    """A hidden layer whose output is changed in place through a view
+    before the last layer reads it (one way per ``variant``)."""
+
+    def __init__(self, variant):
+        super().__init__()
+        self.variant = variant
+        self.hidden = nn.Linear(5, 6)
+        self.out = nn.Linear(6, 3)
+
+    def forward(self, X):
+        h = db.relu(self.hidden(X))
+        if self.variant == "column":
+            h[:, 0] *= 2.0
+        elif self.variant == "transpose":
+            t = h.T
+            t[1] = h[:, 2] * 0.5
+        elif self.variant == "copy into part":
+            c = h * 0.0
+            c[:, 1:] += h[:, 1:]
+            h = c
+        else:
+            flat = h.reshape(-1)
+            flat /= 2.0
+        return self.out(h)
+
+
+def _numpy_forward(net, X, variant):
+    """``_WritesInPlace``'s forward with NumPy arrays and NumPy's views."""
+    h = np.maximum(X @ net.hidden.weight.numpy().T + net.hidden.bias.numpy(), 0)
+    if variant == "column":
+        h[:, 0] *= 2.0
+    elif variant == "transpose":
+        t = h.T
+        t[1] = h[:, 2] * 0.5
+    elif variant == "copy into part":
+        c = h * 0.0
+        c[:, 1:] += h[:, 1:]
+        h = c
+    else:
+        flat = h.reshape(-1)
+        flat /= 2.0
+    return h @ net.out.weight.numpy().T + net.out.bias.numpy()
+
+
+@pytest.mark.parametrize("variant", ["column", "transpose", "copy into part",
+                                     "reshape"])
+def test_a_whole_step_with_in_place_views_replays_like_eager(variant):
+    nets, steps = [], []
+    for _ in range(2):
+        db.manual_seed(5)
+        net = _WritesInPlace(variant)
+        nets.append(net)
+        steps.append(training_step(net, optim.SGD(net.parameters(), lr=0.1)))
+    steps[1] = db.hybridize(steps[1])
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        X = db.tensor(rng.normal(size=(3, 5)).astype(np.float32))
+        y = db.tensor(rng.integers(0, 3, 3))
+        np.testing.assert_allclose(nets[0](X).numpy(),
+                                   _numpy_forward(nets[0], X.numpy(), variant),
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(steps[1](X, y).numpy(),
+                                   steps[0](X, y).numpy(), rtol=1e-5)
+        for p, q in zip(nets[0].parameters(), nets[1].parameters()):
+            np.testing.assert_allclose(q.numpy(), p.numpy(), rtol=1e-5,
+                                       atol=1e-7)
+    assert hybrid.stats(steps[1])["replays"] == 3
+
+
+def test_an_in_place_write_into_a_new_zeros_tensor_stays_eager_and_says_why():
+    """A tensor made by db.zeros is not an op's result: a replay would
+    keep writing into the recorded one."""
+    class Fill(nn.Block):
+        def forward(self, X):
+            out = db.zeros(X.shape)
+            out[:, :1] = X[:, :1] * 2.0
+            return out
+
+    eager, hyb = Fill(), Fill().hybridize()
+    with pytest.warns(HybridizeWarning, match="none of its ops made"):
+        hyb(db.ones(2, 3))
+    for _ in range(2):
+        X = db.randn(2, 3)
+        np.testing.assert_array_equal(hyb(X).numpy(), eager(X).numpy())
+    assert hybrid.stats(hyb)["replays"] == 0

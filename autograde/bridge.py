@@ -23,6 +23,8 @@ Library classes and module-level functions are named, not sent:
 """
 
 import importlib
+import random
+import sys
 import types
 import zlib
 
@@ -30,6 +32,7 @@ import numpy as np
 
 from . import codec
 
+_CONTAINERS = (list, dict, set, np.ndarray)
 _LIB_PREFIXES = ("d2lblocks.", "d2lblocks")
 _FN_PREFIXES = ("d2lblocks", "numpy")
 
@@ -131,6 +134,9 @@ class Bridge:
         self.prints = {}        # id -> fingerprint of the last state seen
         self._next = 0
         self.rng_print = None
+        self.py_rng_print = None
+        self.share_containers = False   # see container()
+        self.dropped = []               # ids forgotten here, to tell the peer
 
     # ---- ids ------------------------------------------------------------------
     def _new_id(self):
@@ -154,6 +160,79 @@ class Bridge:
             return False
         return hasattr(v, "__dict__")
 
+    # ---- containers kept in step ---------------------------------------------------
+    def container(self, v, enc):
+        """A list, dict, set or array given to the peer that both sides keep
+        in step until neither needs it: what a student function does to a
+        test's list in place shows in the test (and the other way round).
+        New ones only while ``share_containers`` is set (the grader:
+        always; the student: for names and attributes the test reads);
+        otherwise a copy."""
+        sid = self.shared_id.get(id(v))
+        if sid is not None and self.shared.get(sid) is v:
+            return {"$ref": sid}
+        if not self.share_containers:
+            return None
+        if type(v) is np.ndarray and (v.dtype.kind not in "biufc" or v.ndim == 0):
+            return None
+        sid = self._new_id()
+        self._register(sid, v)
+        self.prints[sid] = quick_print(v)
+        return {"$cnew": sid, "value": self.container_state(v, enc)}
+
+    def container_state(self, v, enc):
+        """The contents of a shared container, encoded (its items may be
+        shared in turn; the container itself is not)."""
+        t = type(v)
+        if t is np.ndarray:
+            saved, enc.container = enc.container, None
+            try:
+                return enc(v)
+            finally:
+                enc.container = saved
+        if t is list:
+            return {"$list": [enc(x) for x in v]}
+        if t is set:
+            return {"$set": [enc(x) for x in v]}
+        return {"$dict": [[enc(k), enc(x)] for k, x in v.items()]}
+
+    def set_container(self, obj, value):
+        """Give a shared container the contents the peer sent, in place."""
+        t = type(obj)
+        if t is list and type(value) is list:
+            obj[:] = value
+        elif t in (dict, set) and type(value) is t:
+            obj.clear()
+            obj.update(value)
+        elif t is np.ndarray and type(value) is np.ndarray and \
+                value.shape == obj.shape and value.dtype == obj.dtype:
+            if obj.flags.writeable:
+                obj[...] = value
+        else:
+            raise codec.ProtocolError("a shared container changed its kind")
+
+    def release_unused(self):
+        """Stop sharing the containers this side made that only the
+        sharing itself still holds (told to the peer with the next
+        message)."""
+        for sid, obj in list(self.shared.items()):
+            # the dict entry, the loop variable and getrefcount's argument
+            if type(obj) in _CONTAINERS and sys.getrefcount(obj) <= 3:
+                self.forget([sid])
+                self.dropped.append(sid)
+
+    def _dec_cnew(self, node, dec):
+        sid = node["$cnew"]
+        mine = sid < 0 if self.side == "trusted" else sid > 0
+        if type(sid) is not int or mine or sid in self.shared:
+            raise codec.ProtocolError(f"bad new container id {sid!r}")
+        value = dec(node.get("value"), 1)
+        if type(value) not in _CONTAINERS:
+            raise codec.ProtocolError("a shared container must be a list, dict, set or array")
+        self._register(sid, value)
+        self.prints[sid] = quick_print(value)
+        return value
+
     # ---- encoding ---------------------------------------------------------------
     def other(self, v, enc):
         """Encode a value that is not plain data."""
@@ -169,7 +248,11 @@ class Bridge:
             self._register(sid, v)
             node = {"$new": sid, "cls": qualified(type(v))}
             state = self.state_of(v)
-            node["state"] = enc(state)
+            saved, enc.container = enc.container, None
+            try:
+                node["state"] = enc(state)
+            finally:
+                enc.container = saved
             self.prints[sid] = quick_print(state)
             return node
         if _is_library_class(type(v)) and isinstance(v, list):
@@ -203,7 +286,7 @@ class Bridge:
             raise
 
     def _encode(self, payload):
-        enc = codec.Encoder(self.other)
+        enc = codec.Encoder(self.other, self.container)
         doc = {"payload": enc(payload)}
         sync, done = [], set()
         while True:     # encoding a state can share more objects: go again
@@ -212,17 +295,35 @@ class Bridge:
                 break
             for sid in todo:
                 done.add(sid)
-                state = self.state_of(self.shared[sid])
+                obj = self.shared[sid]
+                if type(obj) in _CONTAINERS:
+                    fp = quick_print(obj)
+                    if self.prints.get(sid) != fp:
+                        self.prints[sid] = fp
+                        sync.append([sid, self.container_state(obj, enc)])
+                    continue
+                state = self.state_of(obj)
                 fp = quick_print(state)
                 if self.prints.get(sid) != fp:
                     self.prints[sid] = fp
-                    sync.append([sid, enc(state)])
+                    saved, enc.container = enc.container, None
+                    try:
+                        sync.append([sid, enc(state)])
+                    finally:
+                        enc.container = saved
         doc["sync"] = sync
+        self.release_unused()
+        if self.dropped:
+            doc["forget"], self.dropped = self.dropped, []
         rng = self.rng_state()
         rfp = quick_print(rng)
         if rfp != self.rng_print:
             self.rng_print = rfp
             doc["rng"] = enc(rng)
+        py = random.getstate()
+        if hash(py) != self.py_rng_print:
+            self.py_rng_print = hash(py)
+            doc["pyrng"] = enc([py[0], np.array(py[1], dtype=np.uint32), py[2]])
         doc["grad"] = self.db.is_grad_enabled()
         return doc, enc.blobs
 
@@ -238,7 +339,7 @@ class Bridge:
     def tags(self):
         """Tag handlers for :class:`codec.Decoder`; each end decodes
         handles (``$h``) and the grader's callables (``$cb``) its way."""
-        return {"$ref": self._dec_ref, "$new": self._dec_new,
+        return {"$ref": self._dec_ref, "$new": self._dec_new, "$cnew": self._dec_cnew,
                 "$dtype": self._dec_dtype, "$fn": self._dec_fn,
                 "$listobj": self._dec_listobj, "$h": self._dec_handle,
                 "$cb": self._dec_callable}
@@ -317,11 +418,21 @@ class Bridge:
             obj = self.shared.get(sid)
             if obj is None:
                 raise codec.ProtocolError(f"sync of unknown object {sid}")
+            if type(obj) in _CONTAINERS:
+                self.set_container(obj, dec(node))
+                self.prints[sid] = quick_print(obj)
+                continue
             self.apply_state(obj, dec(node))
             self.prints[sid] = quick_print(self.state_of(obj))   # no echo
+        forget = doc.get("forget", [])
+        if type(forget) is list:
+            self.forget([sid for sid in forget if type(sid) is int])
         if "rng" in doc:
             self.set_rng_state(dec(doc["rng"]))
             self.rng_print = quick_print(self.rng_state())
+        if "pyrng" in doc:
+            self.set_py_rng_state(dec(doc["pyrng"]))
+            self.py_rng_print = hash(random.getstate())
         if type(doc.get("grad")) is bool:
             self.db.set_grad_enabled(doc["grad"])
         return payload
@@ -329,7 +440,8 @@ class Bridge:
     # ---- random generators ------------------------------------------------------
     def rng_state(self):
         """Both global random streams (d2lblocks and numpy.random) as plain
-        data, so randomness is one stream across the two processes."""
+        data, so randomness is one stream across the two processes (the
+        ``random`` module's state travels beside them, see _encode)."""
         bg = self.random_generator().bit_generator
         legacy = np.random.get_state()
         return {"db": [type(bg).__name__, bg.state["state"]["state"],
@@ -351,6 +463,17 @@ class Bridge:
             if type(key) is np.ndarray and key.shape == (624,):
                 np.random.set_state(("MT19937", key.astype(np.uint32), int(pos),
                                      int(has_gauss), float(cached)))
+        except Exception:
+            pass
+
+    def set_py_rng_state(self, st):
+        """Adopt the peer's state of the ``random`` module (ignored if
+        malformed)."""
+        try:
+            version, key, gauss = st
+            if version == 3 and type(key) is np.ndarray and key.shape == (625,) \
+                    and (gauss is None or type(gauss) is float):
+                random.setstate((3, tuple(int(x) for x in key), gauss))
         except Exception:
             pass
 

@@ -11,6 +11,10 @@ Frame: ``<II`` (JSON length, blob count), the JSON bytes, then for each
 blob ``<Q`` (length) and the bytes.
 """
 
+import collections
+import decimal
+import fractions
+import functools
 import json
 import math
 import re
@@ -26,7 +30,10 @@ MAX_BLOBS = 100_000
 MAX_BYTES = 256 << 20        # all blobs of one message together
 MAX_DEPTH = 60
 
-_DTYPE = re.compile(r"^[<>|=]?[biufc][0-9]{1,2}$")
+_DTYPE = re.compile(r"^[<>|=]?([biufc][0-9]{1,2}|[US][1-9][0-9]{0,5})$")
+_ARRAY_KINDS = "biufcUS"
+_FACTORIES = {"list": list, "int": int, "set": set, "dict": dict,
+              "float": float, "str": str}
 _SCALARS = {np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
             np.uint16, np.uint32, np.uint64, np.float16, np.float32,
             np.float64, np.complex64, np.complex128}
@@ -53,9 +60,12 @@ class Encoder:
     with ``$``).
     """
 
-    def __init__(self, other):
+    def __init__(self, other, container=None):
         self.blobs = []
         self.other = other
+        # container(value, encoder): a tag for a list, dict, set or array
+        # that both sides keep in step (see bridge), or None to copy it.
+        self.container = container
 
     def blob(self, data):
         """Store raw bytes; returns their index."""
@@ -76,6 +86,10 @@ class Encoder:
             return {"$complex": [self(v.real), self(v.imag)]}
         if t is bytes:
             return {"$bytes": self.blob(v)}
+        if self.container is not None and t in (list, dict, set, np.ndarray):
+            node = self.container(v, self)
+            if node is not None:
+                return node
         if t is tuple:
             return {"$tuple": [self(x, depth + 1) for x in v]}
         if t is list:
@@ -85,7 +99,7 @@ class Encoder:
                               for k, x in v.items()]}
         if t is set or t is frozenset:
             return {"$set": [self(x, depth + 1) for x in v]}
-        if t is np.ndarray and v.dtype.kind in "biufc":
+        if t is np.ndarray and v.dtype.kind in _ARRAY_KINDS and v.dtype.itemsize:
             a = np.ascontiguousarray(v)
             return {"$array": self.blob(a.view(np.uint8).reshape(-1).data
                                         if a.size else b""),
@@ -93,7 +107,40 @@ class Encoder:
         if t in _SCALARS:
             a = np.asarray(v)
             return {"$scalar": self.blob(a.tobytes()), "dtype": a.dtype.str}
+        std = self.standard(v, t, depth)
+        if std is not None:
+            return std
         return self.other(v, self)
+
+    def standard(self, v, t, depth):
+        """The standard library's value types (and NumPy strings), sent
+        as values: they compare by value, so a copy gives the same
+        verdict."""
+        def pairs(d):
+            return [[self(k, depth + 1), self(x, depth + 1)] for k, x in d.items()]
+        if t is np.str_:
+            return {"$npstr": str(v)}
+        if t is fractions.Fraction:
+            return {"$fraction": [self(v.numerator), self(v.denominator)]}
+        if t is decimal.Decimal:
+            return {"$decimal": str(v)}
+        if t is collections.Counter:
+            return {"$counter": pairs(v)}
+        if t is collections.OrderedDict:
+            return {"$odict": pairs(v)}
+        if t is collections.defaultdict:
+            factory = getattr(v.default_factory, "__name__", None)
+            if v.default_factory is None or _FACTORIES.get(factory) is v.default_factory:
+                return {"$ddict": pairs(v), "factory": factory
+                        if v.default_factory is not None else None}
+            return None
+        if t is collections.deque:
+            return {"$deque": [self(x, depth + 1) for x in v], "maxlen": v.maxlen}
+        if issubclass(t, tuple) and type(getattr(t, "_fields", None)) is tuple \
+                and all(type(f) is str for f in t._fields):
+            return {"$ntuple": [self(x, depth + 1) for x in v],
+                    "name": str(t.__name__), "fields": list(t._fields)}
+        return None
 
 
 def encode(value, other):
@@ -194,14 +241,93 @@ class Decoder:
             if len(data) != dt.itemsize:
                 raise ProtocolError("bad scalar")
             return np.frombuffer(data, dtype=dt)[0].copy()
+        if key in _STANDARD:
+            try:
+                return _STANDARD[key](self, node, depth)
+            except ProtocolError:
+                raise
+            except (TypeError, ValueError, ArithmeticError, KeyError) as e:
+                raise ProtocolError(f"bad {key} value: {e}") from None
         handler = self.tags.get(key)
         if handler is None:
             raise ProtocolError(f"unknown tag {key!r}")
         return handler(node, self)
 
+    def pairs(self, items, depth):
+        """Key-value pairs of a mapping tag, decoded."""
+        if type(items) is not list:
+            raise ProtocolError("bad mapping")
+        out = []
+        for pair in items:
+            if type(pair) is not list or len(pair) != 2:
+                raise ProtocolError("bad mapping item")
+            out.append((self(pair[0], depth + 1), self(pair[1], depth + 1)))
+        return out
+
+    def items(self, items, depth):
+        """The items of a sequence tag, decoded."""
+        if type(items) is not list:
+            raise ProtocolError("bad sequence")
+        return [self(x, depth + 1) for x in items]
+
+
+@functools.lru_cache(maxsize=256)
+def _named_tuple(name, fields):
+    return collections.namedtuple(name, fields)
+
+
+def _dec_ntuple(dec, node, depth):
+    name, fields = node.get("name"), node.get("fields")
+    if type(name) is not str or type(fields) is not list or len(fields) > 1000 \
+            or not all(type(f) is str and f.isidentifier() for f in fields) \
+            or not name.isidentifier():
+        raise ProtocolError("bad named tuple")
+    cls = _named_tuple(name, tuple(fields))
+    return cls(*dec.items(node["$ntuple"], depth))
+
+
+def _dec_decimal(dec, node, depth):
+    text = _str(node["$decimal"])
+    return decimal.Decimal(text)
+
+
+def _dec_fraction(dec, node, depth):
+    num, den = dec.items(node["$fraction"], depth)
+    if type(num) is not int or type(den) is not int:
+        raise ProtocolError("bad fraction")
+    return fractions.Fraction(num, den)
+
+
+def _dec_ddict(dec, node, depth):
+    factory = node.get("factory")
+    if factory is not None and factory not in _FACTORIES:
+        raise ProtocolError("bad defaultdict factory")
+    return collections.defaultdict(_FACTORIES.get(factory), dec.pairs(node["$ddict"], depth))
+
+
+def _dec_deque(dec, node, depth):
+    maxlen = node.get("maxlen")
+    if maxlen is not None and (type(maxlen) is not int or maxlen < 0):
+        raise ProtocolError("bad deque")
+    return collections.deque(dec.items(node["$deque"], depth), maxlen)
+
+
+_STANDARD = {
+    "$npstr": lambda dec, node, depth: np.str_(_str(node["$npstr"])),
+    "$fraction": _dec_fraction,
+    "$decimal": _dec_decimal,
+    "$counter": lambda dec, node, depth: collections.Counter(
+        dict(dec.pairs(node["$counter"], depth))),
+    "$odict": lambda dec, node, depth: collections.OrderedDict(
+        dec.pairs(node["$odict"], depth)),
+    "$ddict": _dec_ddict,
+    "$deque": _dec_deque,
+    "$ntuple": _dec_ntuple,
+}
+
 
 def _str(x):
-    if type(x) is not str or len(x) > 10_000:
+    if type(x) is not str or len(x) > 1_000_000:
         raise ProtocolError("expected a short string")
     return x
 

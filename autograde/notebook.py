@@ -241,3 +241,162 @@ class Submission:
         self._check_meta(meta, source, gid, "test cell")
         if _norm(cell.get("source", "")) != _norm(visible_part(source.cells[gid].source)):
             self.tamper.append(f"test cell {gid} was edited")
+
+
+# ---- what a test may do that the grader cannot honour ---------------------------
+class Unfaithful(tuple):
+    """One construct of a test cell that autograde cannot run as a kernel
+    would: ``(cell, line, construct, instead)``."""
+
+    __slots__ = ()
+
+    def __new__(cls, cell, line, construct, instead):
+        return super().__new__(cls, (cell, line, construct, instead))
+
+    cell = property(lambda self: self[0])
+    line = property(lambda self: self[1])
+    construct = property(lambda self: self[2])
+    instead = property(lambda self: self[3])
+
+    def __str__(self):
+        return (f"test {self.cell}, line {self.line}: {self.construct}; "
+                f"instead: {self.instead}")
+
+
+_PATCH_INSTEAD = ("give the student's code an object the test builds (a layer, "
+                  "a function, a test double) and check what was done with it, "
+                  "or check the result itself (for example the layer types in "
+                  "net.children())")
+_IPYTHON_NAMES = {"In", "Out", "_i", "_ii", "_iii", "_ih", "_oh", "__", "___"}
+
+
+def _root_name(node):
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _call_name(node):
+    """``"mock.patch.object"`` for a call of that dotted name."""
+    parts, func = [], node.func
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if isinstance(func, ast.Name):
+        parts.append(func.id)
+    return ".".join(reversed(parts))
+
+
+def _module_names(tree):
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                names.add((alias.asname or alias.name).split(".")[0])
+    return names
+
+
+def test_constructs(source, modules=(), student_names=()):
+    """``[(line, construct, instead)]``: what the test cell ``source``
+    does that the grader cannot give the meaning it has in a kernel.
+
+    Arguments:
+        modules: names bound to modules by the notebook's set-up cells.
+        student_names: names the solution cells define.
+    """
+    found = []
+    for number, line in enumerate(source.splitlines(), start=1):
+        if _MAGIC.match(line):
+            found.append((number, f"the IPython line {line.strip()[:40]!r}",
+                          "plain Python (tests run without IPython)"))
+    try:
+        tree = ast.parse(_pythonish(source))
+    except SyntaxError as e:
+        return found + [(e.lineno or 1, "a syntax error", "valid Python")]
+    modules = set(modules) | _module_names(tree)
+    parents = {}
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
+
+    def add(node, construct, instead):
+        found.append((getattr(node, "lineno", 1), construct, instead))
+
+    for node in ast.walk(tree):
+        targets = []
+        if isinstance(node, (ast.Assign, ast.Delete)):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        for t in targets:
+            if isinstance(t, ast.Attribute) and _root_name(t) in modules:
+                add(node, f"patching the library ({ast.unparse(t)})", _PATCH_INSTEAD)
+        if isinstance(node, ast.Call):
+            name = _call_name(node)
+            first = node.args[0] if node.args else None
+            if name in ("setattr", "delattr") and first is not None and \
+                    _root_name(first) in modules:
+                add(node, f"patching the library ({ast.unparse(first)})", _PATCH_INSTEAD)
+            elif name.endswith("patch.object") and first is not None and \
+                    _root_name(first) in modules:
+                add(node, f"patching the library ({ast.unparse(first)})", _PATCH_INSTEAD)
+            elif name.endswith("patch") and isinstance(first, ast.Constant) and \
+                    isinstance(first.value, str) and first.value != "builtins.input":
+                add(node, f"mock.patch({first.value!r})",
+                    "rebind the student's name itself (name = mock.Mock(wraps=name)), "
+                    "or patch builtins.input, the one built-in forwarded to student code"
+                    if first.value.startswith("__main__") else _PATCH_INSTEAD)
+            elif name in ("globals", "locals", "vars", "dir") and not node.args:
+                parent = parents.get(node)
+                used_by_name = (isinstance(parent, ast.Subscript) and parent.value is node) \
+                    or (isinstance(parent, ast.Compare) and node in parent.comparators) \
+                    or (isinstance(parent, ast.Attribute) and parent.attr in ("get", "pop"))
+                if not used_by_name or name != "globals":
+                    add(node, f"listing the namespace with {name}()",
+                        "name what you look for: 'f' in globals(), globals()['f'], "
+                        "globals().get('f')")
+            elif name in ("get_ipython", "os.chdir", "chdir"):
+                add(node, f"{name}()", "plain Python in the submission's folder "
+                    "(tests run without IPython, in a copy of the working folder)")
+        elif isinstance(node, ast.Global) and parents.get(node) is not tree:
+            add(node, f"global {', '.join(node.names)} inside a function of the test",
+                "bind the name at the cell's top level (a function of the test "
+                "can change a list or dict the cell made)")
+        elif isinstance(node, ast.Name) and node.id in _IPYTHON_NAMES:
+            add(node, f"IPython's history name {node.id}",
+                "the value itself (only _ , the last cell's value, is kept)")
+        elif isinstance(node, (ast.Name, ast.Constant)) and (
+                getattr(node, "id", None) == "__main__"
+                or getattr(node, "value", None) == "__main__"):
+            add(node, "the __main__ module", "the student's names themselves "
+                "(tests see the student's namespace directly)")
+        elif isinstance(node, ast.Attribute) and node.attr == "modules" and \
+                _root_name(node) == "sys":
+            add(node, "sys.modules", "the student's names themselves")
+        elif isinstance(node, ast.ClassDef):
+            reads = {n.id for stmt in node.body if not isinstance(
+                stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
+                for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+            for name in sorted(reads & set(student_names)):
+                add(node, f"the class body of {node.name} reads the student's {name}",
+                    "read it in a method, or bind it to a name before the class")
+    return sorted(set(found))
+
+
+def unfaithful_constructs(source):
+    """Every construct of the test cells of ``source`` (a
+    :class:`SourceNotebook`) that autograde cannot run as nbgrader would,
+    as :class:`Unfaithful` ``(cell, line, construct, instead)``; lines
+    count from the cell's first line."""
+    modules = set()
+    for _, text in source.setup:
+        try:
+            modules |= _module_names(ast.parse(_pythonish(text)))
+        except SyntaxError:
+            pass
+    out = []
+    for test in source.tests:
+        for line, construct, instead in test_constructs(
+                test.source, modules, source.solution_names):
+            out.append(Unfaithful(test.grade_id, line, construct, instead))
+    return out

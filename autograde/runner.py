@@ -20,7 +20,6 @@ the next test gets a fresh process in the same state.
 
 import ast
 import atexit
-import builtins
 import contextlib
 import io
 import os
@@ -30,13 +29,25 @@ import tempfile
 import time
 
 from . import sandbox
+from .live import FolderView, LiveNamespace
 from .sandbox import Limits
 from .notebook import (BEGIN_HIDDEN, END_HIDDEN, Submission, bound_names,
-                       strip_magics, used_names)
+                       strip_magics, unfaithful_constructs, used_names)
+from .bridge import BridgeError
 from .remote import (RemoteError, StudentCrashed, StudentProcess,
                      StudentTimeout, default_uid)
 
 STATUSES = ("passed", "failed", "error", "timeout", "crashed")
+MAX_TEST_OUTPUT = 8 << 20   # characters of student output one test receives
+
+# Modules whose state lives where the student's code ran: a test that
+# names them (``plt.gca()``) means the student's figure, not the grader's.
+_STUDENT_STATE_MODULES = ("matplotlib.pyplot", "matplotlib")
+
+
+def _student_state(obj):
+    import types
+    return isinstance(obj, types.ModuleType) and obj.__name__ in _STUDENT_STATE_MODULES
 
 
 class Settings:
@@ -151,8 +162,8 @@ class NotebookGrader:
         self.files = {k: os.path.abspath(v) for k, v in files.items()}
         self.hide = [os.path.abspath(h) for h in hide]
         self.results, self.cell_problems = [], []
-        self.tns = {"__builtins__": builtins, "__name__": "__main__"}
-        self.remote_names = set()
+        self.tns = None             # the tests' LiveNamespace (see run)
+        self.view = None            # the tests' FolderView
         self.executed = []          # (index, source) to replay after a restart
         self._lost_names = {}       # name -> (status, where): its cell was skipped
         self.timed_out = False
@@ -195,6 +206,15 @@ class NotebookGrader:
                "readable": list(sandbox.readable_paths()),
                "namespaces": use_ns, "limits": self.settings.limits.as_dict()}
         self.proc = StudentProcess(zygote(), cfg)
+        student_names = set()
+        for step in self.sub.steps:
+            if step[0] == "cell":
+                student_names |= bound_names(step[2]) | used_names(step[2])
+        self.tns = LiveNamespace(self.proc, student_names, self.source.solution_names)
+        self.proc.on_changed = self.tns.student_changed
+        view = os.path.join(base, "view")
+        os.mkdir(view, 0o700)
+        self.view = FolderView(self.proc, view)
         old = signal.signal(signal.SIGALRM, _on_alarm)
         try:
             self.proc.start()
@@ -246,7 +266,7 @@ class NotebookGrader:
 
     def _lose(self, text, status, index):
         for name in bound_names(text):
-            self._lost_names[name] = (status, f"code cell {index}")
+            self._lost_names[name] = (status, f"cell {index + 1}")
 
     # ---- tests --------------------------------------------------------------------
     def _run_setup_before(self, index):
@@ -255,59 +275,60 @@ class NotebookGrader:
         for cell_index, text in self.source.setup:
             if cell_index < index and cell_index not in self.setup_done:
                 self.setup_done.add(cell_index)
+                if used_names(text) & self.source.solution_names:
+                    # It uses the student's work (``squares(10)``): it ran
+                    # in the student's process, as a kernel runs it once.
+                    continue
                 self._exec_trusted(text, f"<setup {cell_index}>", self.settings.test_timeout,
-                                   quiet=True)
+                                   quiet=True, setup=True)
 
-    def _bind_student_names(self, text):
-        wanted = set()
-        for name in used_names(text):
-            if name in self.source.solution_names:
-                wanted.add(name)
-            elif hasattr(builtins, name) or name.startswith("__"):
-                continue
-            elif name not in self.tns or name in self.remote_names:
-                wanted.add(name)
-        if not wanted:
-            return
-        got = self.proc.globals(wanted, None)
-        for name in wanted:
-            if name in got and type(name) is str:
-                self.tns[name] = got[name]
-                self.remote_names.add(name)
-            elif name in self.remote_names:
-                self.tns.pop(name, None)
-                self.remote_names.discard(name)
-
-    def _exec_trusted(self, text, filename, timeout, quiet=False):
-        """Run instructor code here; returns (value of a final expression,
-        exception or None)."""
+    def _exec_trusted(self, text, filename, timeout, quiet=False, setup=False):
+        """Run instructor code here, in the tests' live namespace and a
+        copy of the student's working folder; returns (value of a final
+        expression, exception or None)."""
         tree = ast.parse(strip_magics(text), filename)
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = ast.Expression(tree.body.pop().value)
         out = io.StringIO()
         value = None
+        home = os.getcwd()
         self.proc.deadline = time.monotonic() + timeout
+        self.proc.output_left = MAX_TEST_OUTPUT
         signal.setitimer(signal.ITIMER_REAL, timeout + 1.0)
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
                 if self.proc.alive:
-                    self._bind_student_names(text)
-                exec(compile(tree, filename, "exec"), self.tns)
+                    self.view.sync()
+                    self.proc.files = self.view
+                os.chdir(self.view.path)
+                code = compile(tree, filename, "exec")
+                if setup:
+                    # The grader's own modules and helpers: bound here only.
+                    bound = {}
+                    exec(code, self.tns, bound)
+                    for name, obj in bound.items():
+                        self.tns.local(name, obj)
+                    self.tns.forget_student(
+                        name for name, obj in bound.items() if _student_state(obj))
+                else:
+                    exec(code, self.tns, self.tns)
                 if last is not None:
-                    value = eval(compile(last, filename, "eval"), self.tns)
+                    value = eval(compile(last, filename, "eval"), self.tns, self.tns)
             err = None
         except BaseException as e:      # noqa: B902 (sorted out by the caller)
             err = e
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             self.proc.deadline = None
+            self.proc.files = None
+            os.chdir(home)
         if isinstance(err, _Alarm):
             self.proc.event = self.proc.event or "timeout"
             self.proc.stop()
         if quiet and isinstance(err, (Exception, _Alarm, StudentTimeout, StudentCrashed)):
             return value, None
-        if isinstance(err, (KeyboardInterrupt, SystemExit)):
+        if isinstance(err, (KeyboardInterrupt, SystemExit, sandbox.GraderFault)):
             raise err
         return value, err
 
@@ -325,6 +346,7 @@ class NotebookGrader:
                           "too often; this test was not run")
             return
         self.proc.event = None
+        self.proc.doubts, self.proc.callback_errors = [], []
         limit = self.settings.test_timeout
         if self.timed_out and self.settings.after_timeout is not None:
             limit = min(limit, self.settings.after_timeout)
@@ -349,7 +371,7 @@ class NotebookGrader:
                 f"({lost[1]}) was stopped: {lost[0]}")
         if self.proc.alive:
             try:
-                self.proc.collect(list(self.tns.values()), self.settings.test_timeout)
+                self.proc.collect(self.tns.roots(), self.settings.test_timeout)
             except (StudentTimeout, StudentCrashed, RemoteError):
                 pass
         if status == "passed":
@@ -357,6 +379,24 @@ class NotebookGrader:
             if type(value) in (int, float) and not isinstance(value, bool):
                 score = min(max(float(value), 0.0), test.points)
             result["score"] = score
+        self._judge_fidelity(test, result)
+
+    def _judge_fidelity(self, test, result):
+        """A test that uses what autograde cannot run as a kernel would
+        (found in its source before grading), or that did not pass after
+        doing something whose verdict here may differ (seen while it
+        ran), waits for a person: ``needs_manual`` with the reason."""
+        static = [u for u in _unfaithful(self.source) if u.cell == test.grade_id]
+        reasons = [f"line {u.line}: {u.construct}" for u in static]
+        if result["status"] not in ("passed", "timeout", "crashed"):
+            reasons += [f"line {line}: {what}" if line else what
+                        for line, what, _ in self.proc.doubts]
+        if reasons:
+            result["needs_manual"] = True
+            result["flag"] = ("autograde cannot run this test as a notebook "
+                              "kernel would (" + "; ".join(dict.fromkeys(reasons))
+                              + "): a person should check it")
+            result["message"] = (result["flag"] + ". " + result["message"]).strip()[:2000]
 
     def _message(self, status, err, test, limit):
         """Why a test did not pass, in words, without test code."""
@@ -380,13 +420,26 @@ class NotebookGrader:
             return (text or ("an assertion failed" + where))[:2000]
         kind = type(err).__name__
         text = f"{kind}: {err}"
-        if isinstance(err, RemoteError):
+        if isinstance(err, RemoteError) and self.proc.callback_errors:
+            text += (" (raised by the test's own function, called from your "
+                     f"code: {self.proc.callback_errors[-1]})")
+        elif isinstance(err, RemoteError):
             text += " (raised by your code"
             where = getattr(err, "remote_where", [])
             text += f" in {where[-1]})" if where else ")"
+        elif isinstance(err, BridgeError):
+            text += " (a limit of the grader, not a fault of your code)"
         elif isinstance(err, NameError):
             text += " (is the cell that defines it run, and without errors?)"
         return text[:2000]
+
+
+def _unfaithful(source):
+    """The unfaithful constructs of a source notebook (found once)."""
+    found = getattr(source, "_ag_unfaithful", None)
+    if found is None:
+        found = source._ag_unfaithful = unfaithful_constructs(source)
+    return found
 
 
 def _test_line(err, test):

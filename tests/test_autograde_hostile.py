@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).parent / "hostile"))
 import tiny_course  # noqa: E402
 from as_user import (course_dir, grader_user,  # noqa: E402,F401
                      run_grader, survivors)
-from hostile_cases import (CASES, FILE_CASES, HIDDEN, LIMITS, REPO,  # noqa: E402
-                           TEST_TIMEOUT, make_submission)
+from hostile_cases import (CASES, FILE_CASES, HIDDEN, LIMITS, PROBE_CASES,  # noqa: E402
+                           PROBE_NOTEBOOK, REPO, TEST_TIMEOUT, make_submission,
+                           probe_notebook)
 from autograde.runner import STATUSES  # noqa: E402
 from autograde.sandbox import UID_BASE  # noqa: E402
 
@@ -176,7 +177,7 @@ def test_reports_and_feedback_hold_no_hidden_test_code(graded):
     # and still writes its own page for every student.
     assert proc.returncode == 1 and "no nbgrader feedback page" in proc.stderr, proc.stderr
     reports = list((root / "reports" / tiny_course.ASSIGNMENT).glob("*.json"))
-    pages = list((root / "feedback").glob(f"*/{tiny_course.ASSIGNMENT}/autograde.html"))
+    pages = list((root / "reports" / tiny_course.ASSIGNMENT / "feedback").glob("*.html"))
     assert len(pages) == len(reports) > 0
     outputs = list((root / "reports").rglob("*")) + list((root / "feedback").rglob("*")) \
         + list((root / "autograded").rglob("*.ipynb"))
@@ -304,3 +305,66 @@ def test_a_whole_file_system_search_finds_no_test_gradebook_or_submission(search
     seen = int(message.split()[2])
     assert seen > 1000, message          # it did walk the system's files
     assert "found 0: []" in message, message
+
+
+# ---- attacks on the test's view of the student's kernel --------------------------
+@pytest.fixture(scope="module", params=["root", "user"])
+def probed(request, grader_user):
+    """``(course root, {student: report}, digests before)`` of the probe
+    course (``PROBE_CASES``), graded as root or as an unprivileged user."""
+    mode = request.param
+    if mode == "root" and os.geteuid() != 0:
+        pytest.skip("the root mode needs root")
+    user = grader_user if mode == "user" else None
+    tmp = course_dir(request, user)
+    root = tmp / "course"
+    (root / "source" / "probe").mkdir(parents=True)
+    (root / "nbgrader_config.py").write_text(
+        'c = get_config()\nc.CourseDirectory.course_id = "probe"\n')
+    nbformat.write(probe_notebook(), root / "source" / "probe" / PROBE_NOTEBOOK)
+    for name, case in PROBE_CASES.items():
+        folder = root / "submitted" / name / "probe"
+        folder.mkdir(parents=True)
+        answer = case["answer"].replace("{COURSE}", str(root))
+        nbformat.write(probe_notebook(answer), folder / PROBE_NOTEBOOK)
+    (root / "gradebook.db").write_bytes(b"not a real gradebook\n" * 100)
+    if user is not None:
+        user.give(tmp)
+    before = {str(p): _digest(p) for p in root.rglob("*") if p.is_file()}
+    proc = run_grader(user, root, "grade", "probe", "--workers", "2",
+                      "--no-gradebook", "--quiet", *LIMITS)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    reports = {}
+    for path in (root / "reports" / "probe").glob("*.json"):
+        res = json.loads(path.read_text())
+        reports[res["student"]] = res
+    uids = {nb["isolation"].get("uid") for r in reports.values() for nb in r["notebooks"]}
+    return dict(root=root, reports=reports, before=before,
+                left=survivors(user, uids - {None}))
+
+
+@pytest.mark.parametrize("student", list(PROBE_CASES))
+def test_probe_case_gets_exactly_its_deserved_score(probed, student):
+    expect = PROBE_CASES[student]["expect"]
+    (nb,) = probed["reports"][student]["notebooks"]
+    statuses = {t["grade_id"]: (t["status"], t["message"][:200]) for t in nb["tests"]}
+    assert nb["score"] == expect["score"], (statuses, nb["cell_problems"])
+    for gid, status in expect.get("status", {}).items():
+        allowed = status if isinstance(status, tuple) else (status,)
+        assert statuses[gid][0] in allowed, (gid, statuses[gid])
+    # A person is asked to look only where a kernel's verdict would have
+    # come from the student's own object (a lying __eq__), never for the
+    # grader's limits.
+    manual = [t["flag"] for t in nb["tests"] if t.get("needs_manual")]
+    assert bool(manual) == expect.get("manual", False), statuses
+    assert all("comparing a student object" in m for m in manual), manual
+
+
+def test_probes_changed_nothing_outside_their_folder_and_left_no_process(probed):
+    root = probed["root"]
+    for path, digest in probed["before"].items():
+        assert _digest(path) == digest, f"{path} was changed during grading"
+    assert not probed["left"], probed["left"]
+    # The link to the gradebook was never read: its text is in no output.
+    for path in (root / "reports").rglob("*.json"):
+        assert "not a real gradebook" not in path.read_text()

@@ -483,3 +483,169 @@ FILE_CASES = {
     "extra_files": dict(make=_extra_and_odd_names,
                         expect=dict(score=5, outcome="flagged", reason="not UTF-8")),
 }
+
+
+# ---- attacks on what a test can see of the student's kernel -------------------
+# A second notebook whose tests use what the richer object model offers: a
+# student class seen as a local class, lazy iteration, a callback into the
+# test, printed output, a file the student wrote, a docstring. Each case
+# replaces the answer cell; ``expect`` holds the score (out of 7), the
+# status of named tests and whether a person must look (``manual``).
+PROBE_NOTEBOOK = "probe.ipynb"
+
+PROBE_SETUP = "import contextlib\nimport io\nimport itertools"
+
+PROBE_ANSWER = '''
+class Token:
+    def __init__(self, value):
+        self.value = value
+
+def make_token():
+    """A token."""
+    return Token(3)
+
+def count_up():
+    return itertools.count()
+
+def apply(f, x):
+    return f(x)
+
+def shout(text):
+    print(text.upper())
+
+def save(path):
+    with open(path, "w") as f:
+        f.write("saved")
+'''
+
+PROBE_TESTS = {
+    "probe_type": "t = make_token()\nassert type(t) == Token and isinstance(t, Token)",
+    "probe_value": "assert make_token().value == 3",
+    "probe_iter": "assert list(itertools.islice(count_up(), 3)) == [0, 1, 2]",
+    "probe_callback": ("calls = []\ndef plus_one(x):\n    calls.append(x)\n"
+                       "    return x + 1\nassert apply(plus_one, 1) == 2 and calls == [1]"),
+    "probe_output": ("buf = io.StringIO()\nwith contextlib.redirect_stdout(buf):\n"
+                     "    shout('hi')\nassert buf.getvalue() == 'HI\\n'"),
+    "probe_file": "save('out.txt')\nwith open('out.txt') as f:\n    assert f.read() == 'saved'",
+    "probe_doc": "assert make_token.__doc__ == 'A token.'",
+}
+
+
+def _probe(replace):
+    """The answer with ``replace`` (old text -> new text) applied."""
+    text = PROBE_ANSWER
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+PROBE_CASES = {
+    "probe_correct": dict(answer=PROBE_ANSWER, expect=dict(score=7)),
+    # A metaclass that claims every object and equals everything, on a
+    # class the test compares against: the grader's local class decides.
+    "lying_metaclass": dict(answer=_probe({"class Token:": '''
+class Liar(type):
+    def __instancecheck__(cls, obj):
+        return True
+    def __eq__(cls, other):
+        return True
+    __hash__ = type.__hash__
+
+class Token(metaclass=Liar):''', "return Token(3)": "return Impostor()"}) + '''
+class Impostor:
+    value = 3
+''', expect=dict(score=6, status={"probe_type": "failed"})),
+    # Objects that equal everything and hash alike: no point, and since a
+    # kernel would have asked the object itself, a person is asked to look.
+    "always_equal": dict(answer=_probe({"return Token(3)": "return Token(Agreeable())"}) + '''
+class Agreeable:
+    def __eq__(self, other):
+        return True
+    def __ne__(self, other):
+        return False
+    def __hash__(self):
+        return 0
+    def __bool__(self):
+        return True
+''', expect=dict(score=6, status={"probe_value": "failed"}, manual=True)),
+    # An iterator whose next item never comes.
+    "endless_iterator": dict(answer=_probe({"return itertools.count()": "return Stuck()"}) + '''
+class Stuck:
+    def __iter__(self):
+        return self
+    def __next__(self):
+        while True:
+            pass
+''', expect=dict(score=6, status={"probe_iter": "timeout"})),
+    # A docstring that never finishes being read, on the class and on the
+    # function's stand-in: the grader only ever receives strings.
+    "looping_doc": dict(answer=_probe({"def make_token():\n    \"\"\"A token.\"\"\"\n    return Token(3)": '''
+class Looping(type):
+    @property
+    def __doc__(cls):
+        while True:
+            pass
+    @property
+    def __name__(cls):
+        while True:
+            pass
+
+class Maker(metaclass=Looping):
+    @property
+    def __doc__(self):
+        while True:
+            pass
+    def __call__(self):
+        return Token(3)
+
+make_token = Maker()'''}), expect=dict(score=6, status={
+        "probe_doc": ("failed", "timeout", "error")})),
+    # Links in the working folder, to the course and to /etc, named as the
+    # file the test reads: the test's copy of the folder holds plain files
+    # only, so it reads neither.
+    "links_out": dict(answer=_probe({'''    with open(path, "w") as f:
+        f.write("saved")''': '''    import os
+    os.symlink("{COURSE}/gradebook.db", path)
+    os.symlink("/etc", "etc")
+    os.symlink("{COURSE}", "course")'''}), expect=dict(score=6, status={"probe_file": "error"})),
+    # A file far larger than anything the test should read (sparse: it
+    # takes no disk, and the file-size limit stops it): the grader copies
+    # no more than its limits.
+    "huge_file": dict(answer=_probe({'''    with open(path, "w") as f:
+        f.write("saved")''': '''    with open(path, "w") as f:
+        f.write("saved")
+    with open("big.bin", "wb") as f:
+        f.truncate(10 * 2**30)'''}), expect=dict(score=6, status={"probe_file": "error"})),
+    # Student code calling the test's function a million times.
+    "callback_storm": dict(answer=_probe({"    return f(x)": '''    for _ in range(10**6):
+        f(x)
+    return f(x)'''}), expect=dict(score=6, status={"probe_callback": ("timeout", "failed")})),
+    # Output floods while the test listens: the test sees a capped amount.
+    "output_flood": dict(answer=_probe({"    print(text.upper())": '''    import sys
+    for _ in range(60):
+        print("x" * 10**6)
+        sys.stderr.write("y" * 10**6)
+    print(text.upper())'''}), expect=dict(score=6, status={"probe_output": "failed"})),
+}
+
+
+def probe_notebook(answer=None):
+    """The probe notebook: the source (``answer`` None) or a submission."""
+    meta = lambda **kw: {"nbgrader": dict(schema_version=3, locked=False, **kw)}  # noqa: E731
+    code = nbformat.v4.new_code_cell
+    if answer is None:
+        body = "### BEGIN SOLUTION\n" + PROBE_ANSWER.strip() + "\n### END SOLUTION"
+    else:
+        body = answer.strip()
+    cells = [code(PROBE_SETUP),
+             code(body, metadata=meta(grade_id="probe_answer", grade=False, solution=True))]
+    for gid, test in PROBE_TESTS.items():
+        cells.append(code(test, metadata=meta(grade_id=gid, grade=True, solution=False,
+                                              points=1)))
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"p{i}"
+    return nb

@@ -477,3 +477,150 @@ def test_course_cycle_in_jupyterlab(tmp_path):
             raise
         finally:
             browser.close()
+
+
+# ---- the later chapters and the block display -------------------------------
+# The chapters of the builders' tools after part 5.1 (07 onwards) run clean
+# in the browser; each must show the first text its prose promises.
+LATER_CHAPTERS = [p.name for p in tools.chapter_notebooks()
+                  if int(p.name[:2]) >= 7]
+DISPLAY_NOTEBOOK = "display-check.ipynb"
+DISPLAY_CODE = '''import d2lblocks as db
+from d2lblocks import nn
+
+
+class Holder(nn.Block):
+    """A lazy layer, an eager one, and a layer kept in a plain list."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Dense(16, activation='relu'),
+                                  nn.Linear(16, 4))
+        self.extra = [nn.Linear(4, 2)]
+
+    def forward(self, X):
+        return self.extra[0](self.body(X))
+
+
+Holder()'''
+
+
+@pytest.fixture(scope="module")
+def chapter_lab(tmp_path_factory):
+    """One JupyterLab for the later chapters and a notebook that shows a
+    block: ``(base_url, token)``."""
+    import nbformat
+    tmp = tmp_path_factory.mktemp("chapters-lab")
+    root = tmp / "chapters"
+    root.mkdir()
+    for path in tools.chapter_notebooks():
+        shutil.copy(path, root / path.name)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": dict(tools.KERNELSPEC)}
+    nb.cells = [nbformat.v4.new_code_cell(DISPLAY_CODE)]
+    nbformat.write(nb, root / DISPLAY_NOTEBOOK)
+    with running_lab(root, tmp / "jupyter") as server:
+        yield server
+
+
+def run_all_in_lab(page, base, token, name):
+    """Open notebook ``name``, run every cell from the Run menu and wait
+    until each code cell has an execution count; returns the notebook.
+
+    Every notebook gets a clean start: the sessions of earlier ones are
+    shut down, and ``reset`` makes JupyterLab forget their tabs (a
+    restored tab would ask which kernel to start).
+    """
+    for session in api(base, token, "/api/sessions") or []:
+        api(base, token, f"/api/sessions/{session['id']}", method="DELETE")
+    goto(page, f"{base}/lab/tree/{name}?reset&token={token}")
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    notebook.locator(".jp-Cell").first.wait_for(timeout=STEP_S * 1000)
+    chooser = page.locator(".jp-Dialog", has_text="Select Kernel")
+    with contextlib.suppress(Exception):
+        chooser.first.wait_for(timeout=3000)
+        chooser.locator(".jp-Dialog-button", has_text="Select").first.click()
+    page.locator(".jp-StatusBar-Widget",
+                 has_text=re.compile(r"\(ipykernel\) \| Idle")) \
+        .first.wait_for(timeout=STEP_S * 1000)
+    open_menu(page, "Run", "Run All Cells")
+    page.wait_for_function(
+        """() => {
+            const prompts = [...document.querySelectorAll(
+                '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')];
+            return prompts.length > 0 &&
+                prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+        }""", timeout=RUN_ALL_S * 1000)
+    return notebook
+
+
+def _first_claim(name):
+    """The first printed text that chapter ``name`` promises."""
+    for cell in tools.read(tools.CHAPTERS / name).cells:
+        for claim in cell.metadata.get("expect", []):
+            if isinstance(claim, str):
+                return claim
+    raise AssertionError(f"{name} checks no printed text")
+
+
+@pytest.mark.parametrize("name", LATER_CHAPTERS)
+def test_later_chapter_runs_clean_in_jupyterlab(chapter_lab, name):
+    from playwright.sync_api import sync_playwright
+
+    base, token = chapter_lab
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    shot = OUTPUT_DIR / f"lab-{name.replace('.ipynb', '')}.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=find_chromium(),
+                                     headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 2000})
+        try:
+            notebook = run_all_in_lab(page, base, token, name)
+            text = notebook.inner_text()
+            assert "Traceback (most recent call last)" not in text
+            assert not notebook.locator(".jp-OutputArea-output[data-mime-type="
+                                        "'application/vnd.jupyter.stderr']").count()
+            assert _first_claim(name) in text
+        finally:
+            page.screenshot(path=str(shot), full_page=True)
+            browser.close()
+
+
+def test_block_display_renders_in_jupyterlab(chapter_lab):
+    from playwright.sync_api import sync_playwright
+
+    base, token = chapter_lab
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    shot = OUTPUT_DIR / "lab-block-display.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=find_chromium(),
+                                     headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        try:
+            notebook = run_all_in_lab(page, base, token, DISPLAY_NOTEBOOK)
+            output = notebook.locator(".jp-OutputArea-output").first
+            tree = output.locator("details").first
+            tree.wait_for(timeout=STEP_S * 1000)
+            summaries = output.locator("summary").all_inner_texts()
+            # the root, its child body, and body's two layers
+            assert summaries[0].startswith("Holder()"), summaries
+            assert any(s.startswith("body: Sequential") for s in summaries)
+            assert any(s.startswith("0: Dense(16") for s in summaries)
+            assert any(s.startswith("1: Linear(in_features=16") for s in summaries)
+            # shapes of a created parameter, and the lazy one marked
+            for text in ("(4, 16)", "(16, ?)", "not yet created", "float32"):
+                cell = output.locator("td", has_text=text).first
+                assert cell.is_visible(), text
+            # the list-held layer, in a warning colour, with the fix
+            warning = output.locator("div", has_text="extra[0]").last
+            assert warning.is_visible()
+            assert "nn.BlockList" in warning.inner_text()
+            colour = warning.evaluate("e => getComputedStyle(e).backgroundColor")
+            assert colour not in ("rgba(0, 0, 0, 0)", "transparent"), colour
+            # clicking a summary folds its branch
+            body = output.locator("summary", has_text="body: Sequential").first
+            body.click()
+            assert not output.locator("td", has_text="(4, 16)").first.is_visible()
+        finally:
+            page.screenshot(path=str(shot), full_page=True)
+            browser.close()

@@ -743,7 +743,8 @@ class GradebookWriter:
                 except MissingEntry:
                     continue
                 grade.auto_score = float(t["score"])
-                troubled = t["status"] in ("timeout", "crashed")
+                troubled = t["status"] in ("timeout", "crashed") \
+                    or bool(t.get("needs_manual"))     # see runner._judge_fidelity
                 grade.needs_manual_grade = troubled
                 bad = bad or troubled
             src = sources.get(nbres["notebook"])

@@ -79,11 +79,13 @@ _mode = _GradMode()
 
 
 class _Off:
-    """How many threads have recording off. While none has (the usual
-    case), ``apply`` need not read the per-thread flag, which costs a few
-    times more than reading this class attribute. (A thread that ends
-    inside ``no_grad()`` stays counted: later ops then read the flag.)"""
+    """How many threads have recording off, and ``none``: whether none has
+    (the usual case). Then ``apply`` need not read the per-thread flag,
+    which costs a few times more than reading this class attribute. (A
+    thread that ends inside ``no_grad()`` stays counted: later ops then
+    read the flag.)"""
     threads = 0
+    none = True
 
 
 _off_lock = threading.Lock()
@@ -95,12 +97,13 @@ def _set_mode(value):
     if mode.enabled is not value:
         with _off_lock:
             _Off.threads += -1 if value else 1
+            _Off.none = _Off.threads == 0
         mode.enabled = value
 
 
 def is_grad_enabled():
     """True unless inside ``db.no_grad()`` (in this thread)."""
-    return _Off.threads == 0 or _mode.enabled
+    return _Off.none or _mode.enabled
 
 
 class no_grad:
@@ -248,7 +251,7 @@ def apply(op, *inputs):
     out = _new(Tensor)
     out.data = data
     out.grad = None
-    if record and (_Off.threads == 0 or _mode.enabled) \
+    if record and (_Off.none or _mode.enabled) \
             and data.dtype.kind == "f":
         out.requires_grad = True
         out.grad_fn = op
@@ -355,7 +358,7 @@ def _viewed(src, out, step):
     s = _storage(src)
     out._vc = s
     view = getattr(src, "_view", None)
-    live = _Off.threads == 0 or _mode.enabled
+    live = _Off.none or _mode.enabled
     if view is None:
         out._view = (src, (step,), live)
     else:
@@ -604,7 +607,7 @@ class Tensor:
 
     def __setitem__(self, index, value):
         index = _index(index)
-        if not (_Off.threads == 0 or _mode.enabled):
+        if not (_Off.none or _mode.enabled):
             self.data[index] = value.data if isinstance(value, Tensor) else value
             mark_changed(self)
             return
@@ -631,7 +634,7 @@ class Tensor:
     def copy_(self, src):
         """Write ``src`` (broadcast to this shape) into this tensor, in
         place; the gradient flows to ``src``. Returns self."""
-        if not (_Off.threads == 0 or _mode.enabled):
+        if not (_Off.none or _mode.enabled):
             self.data[...] = src.data if isinstance(src, Tensor) else src
             mark_changed(self)
             return self
@@ -1220,7 +1223,7 @@ def _inplace(self, other, op, ufunc, name):
     graph is recorded, the result is computed by the op and then written
     into the array by ``_write``, which records the write as a node.
     """
-    if _Off.threads == 0 or _mode.enabled:
+    if _Off.none or _mode.enabled:
         _check_writable(self)
         source = self
         if (ufunc is np.multiply or ufunc is np.true_divide) and \

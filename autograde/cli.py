@@ -143,7 +143,7 @@ def outcome(res):
         flags.extend(nb.get("tamper", []))
         flags.extend(f"{t['grade_id']}: {t['status']}" for t in nb.get("tests", [])
                      if t["status"] in ("timeout", "crashed"))
-        flags.extend(f"code cell {p['cell'] + 1}: {p['status']}"
+        flags.extend(f"cell {p['cell'] + 1}: {p['status']}"
                      for p in nb.get("cell_problems", [])
                      if p.get("status") in ("timeout", "crashed")
                      and type(p.get("cell")) is int)
@@ -196,8 +196,7 @@ def cmd_grade(args):
                 f"--no-sandbox (every report then records it)")
     if not args.no_gradebook:
         course_mod.check_gradebook(root, args.assignment)
-    # >>> the check that a source notebook's tests can be graded faithfully
-    # (the fidelity work) belongs here, before the lock: it refuses early.
+    _note_unfaithful(sources)
 
     def waiting(holder):
         print(f"autograde: another grader holds the course ({holder}); "
@@ -206,6 +205,20 @@ def cmd_grade(args):
     with course_mod.grading_lock(root, wait=args.wait, on_wait=waiting), \
             course_mod.run_folder():
         return _grade_locked(args, root, sources, subs, settings.as_dict())
+
+
+def _note_unfaithful(sources):
+    """Say, before grading, which tests autograde cannot run as nbgrader
+    would (they end waiting for a person; ``selftest`` fails on them)."""
+    from . import notebook
+    find = getattr(notebook, "unfaithful_constructs", None)
+    if find is None:
+        return
+    for name, src in sources.items():
+        for u in find(src):
+            print(f"autograde: note: {name}: {u} (this test cannot be "
+                  f"graded as nbgrader would; `autograde selftest` names "
+                  f"every such test)", file=sys.stderr)
 
 
 class StoreFailed(Exception):

@@ -459,24 +459,6 @@ def grade_packed(packed):
         return result
 
 
-def crashed_result(task, sources, why):
-    """The result of a submission that could not be graded because its
-    grader died every time (``why``): every test ``crashed`` with 0
-    points, which flags it for a person."""
-    result = _new_result(task)
-    for src in sources.values():
-        tests = [{"grade_id": t.grade_id, "title": t.title,
-                  "max_points": t.points, "score": 0.0, "status": "crashed",
-                  "message": why} for t in src.tests]
-        result["notebooks"].append({
-            "notebook": src.name, "tests": tests, "score": 0.0,
-            "max_score": src.points, "tamper": [], "cell_problems": [],
-            "unchanged_answers": [], "restarts": 0, "seconds": 0.0,
-            "isolation": {"mode": "not run", "namespaces": False, "uid": None}})
-        result["max_score"] += src.points
-    return result
-
-
 class Executor:
     """Runs :func:`grade_submission` over tasks.
 
@@ -566,8 +548,8 @@ class DaskExecutor(Executor):
     this process reads the course and writes results. A worker killed
     while grading costs nothing: Dask gives its tasks to another. A
     submission whose grader dies on every worker it is given (Dask's
-    ``distributed.scheduler.allowed-failures``) comes back as
-    :func:`crashed_result`. A worker that cannot build the sandbox stops
+    ``distributed.scheduler.allowed-failures``) comes back as a grader
+    error: not graded, never a score. A worker that cannot build the sandbox stops
     the run with a :class:`course.CourseError` saying why.
     """
 
@@ -692,13 +674,16 @@ class DaskExecutor(Executor):
         self._wait_for_a_worker()
 
         def lost(task, exc):
+            # A worker that died every time it was given this submission is
+            # the grader failing (the student's code runs fenced, in a
+            # process of its own): not graded, never the student's zero.
             from distributed import KilledWorker
-            if isinstance(exc, KilledWorker):
-                return crashed_result(task, sources, (
-                    f"crashed: the grader died on every worker that graded "
-                    f"this submission ({exc})")[:1000])
             res = _new_result(task)
-            res["grader_error"] = f"{type(exc).__name__}: {exc}"[:4000]
+            if isinstance(exc, KilledWorker):
+                res["grader_error"] = (f"the grader died on every worker that "
+                                       f"graded this submission ({exc})")[:4000]
+            else:
+                res["grader_error"] = f"{type(exc).__name__}: {exc}"[:4000]
             return res
 
         def packed():

@@ -443,6 +443,27 @@ def test_a_full_disk_stops_the_run_and_names_the_folder(request, who, released,
         assert not (root / "reports" / "tiny" / "tests.csv").exists()
 
 
+def test_a_folder_it_may_not_write_stops_the_run_and_names_it(request,
+                                                               grader_user,
+                                                               released):
+    """An instructor whose ``autograded/`` is not theirs to write (as
+    root every folder is writable, so only the unprivileged user)."""
+    user = grader_user if os.geteuid() == 0 else None
+    root = new_course(request, user, released)
+    (root / "autograded").mkdir()
+    if user is not None:
+        user.give(root)
+    os.chmod(root / "autograded", 0o555)
+    done = run_grader(user, root, *GRADE)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "STOPPED" in done.stderr and "Permission denied" in done.stderr
+    assert str(root / "autograded") in done.stderr and "Traceback" not in done.stderr
+    assert "0 graded" in done.stdout and "3 NOT STORED" in done.stdout
+    assert set(gradebook(root, STUDENTS).values()) == {"missing"}
+    assert not (root / "reports" / "tiny").exists() or \
+        not list((root / "reports" / "tiny").glob("*.json"))
+
+
 # ---- the gradebook write ------------------------------------------------------------------
 def test_a_new_students_gradebook_write_is_one_transaction(released, tmp_path):
     from nbgrader.api import Gradebook, MissingEntry

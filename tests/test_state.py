@@ -1,11 +1,13 @@
 """Saving and loading: ``state_dict``, ``load_state_dict``, ``save`` and
 ``load`` (NumPy ``.npz``, no pickle)."""
 
+import importlib.util
 import os
 import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import d2lblocks as db
 from d2lblocks import nn
@@ -387,8 +389,9 @@ def test_unexpected_keys_come_block_by_block_as_in_pytorch():
                           "1.0.extra"]
 
 
-def test_key_orders_match_pytorch_where_torch_is_installed():
-    torch = pytest.importorskip("torch")
+def twin_networks(torch):
+    """The same structure in PyTorch and in d2lblocks: nested children, a
+    buffer, a tied weight and a block shared by two paths."""
     tnn = torch.nn
 
     class TorchNet(tnn.Module):
@@ -398,6 +401,9 @@ def test_key_orders_match_pytorch_where_torch_is_installed():
                                        tnn.Linear(8, 3))
             self.register_buffer("rand_weight", torch.rand(3, 3))
             self.head = tnn.Linear(3, 3)
+            self.tail = tnn.Linear(3, 3, bias=False)
+            self.tail.weight = self.head.weight
+            self.again = self.body
 
     class Net(nn.Block):
         def __init__(self):
@@ -406,11 +412,38 @@ def test_key_orders_match_pytorch_where_torch_is_installed():
                                       nn.Linear(8, 3))
             self.register_buffer("rand_weight", db.rand(3, 3))
             self.head = nn.Linear(3, 3)
+            self.tail = nn.Linear(3, 3, bias=False)
+            self.tail.weight = self.head.weight
+            self.again = self.body
 
-    t, d = TorchNet(), Net()
-    assert list(t.state_dict()) == list(d.state_dict())
-    state = {"zz": np.ones(1), "body.9.w": np.ones(1), "body.0.q": np.ones(1),
-             "head.weight": np.ones((3, 3)), "rand_weight": np.ones((3, 3))}
+    return TorchNet(), Net()
+
+
+EXTRA_KEYS = ["zz", "body.9.w", "body.0.q", "body.0.weight.x", "head",
+              "again.1.w", "rand_weight.x", "tail.bias", "again.2.bias.q"]
+
+
+def test_key_orders_match_pytorch_where_torch_is_installed():
+    torch = pytest.importorskip("torch")
+    t, d = twin_networks(torch)
+    assert list(d.state_dict()) == list(t.state_dict())
+    assert [n for n, _ in d.named_parameters()] == \
+        [n for n, _ in t.named_parameters()]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                    reason="compares with PyTorch, which is not installed")
+@given(st.data())
+def test_missing_and_unexpected_keys_match_pytorch(data):
+    torch = pytest.importorskip("torch")
+    t, d = twin_networks(torch)
+    full = d.state_dict()
+    keep = data.draw(st.lists(st.sampled_from(list(full)), unique=True),
+                     label="kept")
+    extra = data.draw(st.lists(st.sampled_from(EXTRA_KEYS), unique=True),
+                      label="extra")
+    order = data.draw(st.permutations(keep + extra), label="order")
+    state = {k: full[k] if k in full else np.ones(1) for k in order}
     tr = t.load_state_dict({k: torch.tensor(v) for k, v in state.items()},
                            strict=False)
     dr = d.load_state_dict(state, strict=False)

@@ -1,6 +1,7 @@
 """The block system: registration, traversal, containers, lazy layers,
 initializers chosen before the shape is known, and the layers themselves."""
 
+import importlib.util
 import re
 import warnings
 from collections import OrderedDict
@@ -1249,3 +1250,39 @@ def test_functional_takes_pytorchs_argument_names():
         F.dropout(x, p=1.5)
     with pytest.raises(ValueError, match=r"relu\(inplace=True\)"):
         F.relu(x, inplace=True)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                    reason="compares with PyTorch, which is not installed")
+def test_layers_and_functions_agree_with_pytorchs():
+    torch = pytest.importorskip("torch")
+    tnn, TF = torch.nn, torch.nn.functional
+    from d2lblocks.nn import functional as F
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    tx = torch.tensor(x)
+    dx = db.tensor(x, dtype=db.float64)
+    for start, end in [(1, -1), (0, 2), (-3, -2), (2, 2)]:
+        assert nn.Flatten(start, end)(dx).shape == \
+            tuple(tnn.Flatten(start, end)(tx).shape)
+    for dim in (0, 1, -1):
+        np.testing.assert_allclose(nn.Softmax(dim=dim)(dx).numpy(),
+                                   tnn.Softmax(dim=dim)(tx).numpy(),
+                                   rtol=1e-12)
+        np.testing.assert_allclose(nn.LogSoftmax(dim=dim)(dx).numpy(),
+                                   tnn.LogSoftmax(dim=dim)(tx).numpy(),
+                                   rtol=1e-12)
+    logits, labels = x[0, 0], [1, 0, 3, 2]
+    for reduction in ("mean", "sum", "none"):
+        np.testing.assert_allclose(
+            F.cross_entropy(db.tensor(logits, dtype=db.float64), labels,
+                            reduction=reduction).numpy(),
+            TF.cross_entropy(torch.tensor(logits), torch.tensor(labels),
+                             reduction=reduction).numpy(), rtol=1e-12)
+        np.testing.assert_allclose(
+            nn.MSELoss(reduction=reduction)(dx, dx * 0.5).numpy(),
+            tnn.MSELoss(reduction=reduction)(tx, tx * 0.5).numpy(),
+            rtol=1e-12)
+    for name, param in [("relu", None), ("tanh", None), ("leaky_relu", 0.2),
+                        ("sigmoid", None), ("linear", None)]:
+        assert init.calculate_gain(name, param) == pytest.approx(
+            tnn.init.calculate_gain(name, param))

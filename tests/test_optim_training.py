@@ -1,6 +1,8 @@
 """Optimizers against NumPy references of their update rules, and a small
 classifier trained end to end."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -462,3 +464,33 @@ def test_adam_amsgrad_keeps_the_largest_second_moment():
                             dtype=db.float64)
         plain.step()
     assert np.abs(w2.numpy() - got[-1]).max() > 1e-3
+
+
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                                 reason="compares with PyTorch, which is "
+                                        "not installed")
+
+
+@needs_torch
+@pytest.mark.parametrize("name, kwargs", [
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.1)),
+    ("SGD", dict(lr=0.1)),
+    ("Adam", dict(lr=0.1, betas=(0.5, 0.6), amsgrad=True)),
+    ("Adam", dict(lr=0.05, weight_decay=0.1, eps=1e-3)),
+])
+def test_optimizers_follow_pytorchs_on_the_same_gradients(name, kwargs):
+    torch = pytest.importorskip("torch")
+    w = nn.Parameter(db.tensor(W0.copy(), dtype=db.float64))
+    tw = torch.nn.Parameter(torch.tensor(W0.copy(), dtype=torch.float64))
+    ours = getattr(optim, name)([w], **kwargs)
+    theirs = getattr(torch.optim, name)([tw], **kwargs)
+    for t in range(1, 8):
+        g = quadratic_grad(w.numpy()) * (3.0 / t)     # shrinking gradients
+        w.grad = db.tensor(g, dtype=db.float64)
+        tw.grad = torch.tensor(g, dtype=torch.float64)
+        ours.step()
+        theirs.step()
+        np.testing.assert_allclose(w.numpy(), tw.detach().numpy(),
+                                   rtol=1e-10, atol=1e-12,
+                                   err_msg=f"step {t}")

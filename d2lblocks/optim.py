@@ -51,6 +51,11 @@ class Optimizer:
         if isinstance(params, Tensor):
             raise TypeError(f"{name} expected an iterable of parameters, got "
                             f"one tensor; pass a list: {name}([p], ...)")
+        if callable(params) and getattr(params, "__name__", "") in (
+                "parameters", "collect_params"):
+            raise TypeError(f"{name} got the method {params.__name__} "
+                            f"itself; call it: {name}(net."
+                            f"{params.__name__}(), ...)")
         if isinstance(params, (str, bytes)) or not hasattr(params, "__iter__"):
             raise TypeError(f"{name} expected an iterable of parameters "
                             f"(net.parameters()), got {type(params).__name__}")
@@ -58,6 +63,11 @@ class Optimizer:
         lr = _number(lr, "lr", name)
         params, seen, kept = list(params), set(), []
         for p in params:
+            if isinstance(p, dict):
+                raise TypeError(f"{name} got a parameter group (a dict); "
+                                f"groups with their own settings are not "
+                                f"supported: pass net.parameters(), or make "
+                                f"one optimizer per group")
             if not isinstance(p, Tensor) or not p.is_leaf:
                 what = type(p).__name__ if not isinstance(p, Tensor) else \
                     "a tensor computed by an op (not a leaf)"

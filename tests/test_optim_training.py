@@ -362,6 +362,11 @@ def test_an_optimizer_given_the_network_says_to_pass_its_parameters():
         optim.Adam(nn.Sequential)
     with pytest.raises(TypeError, match=r"pass a list: SGD\(\[p\]"):
         optim.SGD(net[0].weight, lr=0.1)
+    with pytest.raises(TypeError, match=r"method parameters itself; call it: "
+                                        r"SGD\(net.parameters\(\)"):
+        optim.SGD(net.parameters, lr=0.1)
+    with pytest.raises(TypeError, match="parameter group"):
+        optim.Adam([{"params": net.parameters(), "lr": 0.1}])
 
 
 @pytest.mark.parametrize("make, match", [

@@ -464,3 +464,23 @@ def test_optimizer_does_not_warn_for_a_registered_network():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         opt.step()
+
+
+def test_a_class_or_an_unfinished_block_gets_a_message_that_says_the_fix():
+    class MLP(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.out = nn.Linear(2, 2)
+
+    with pytest.raises(TypeError, match=r"got the class MLP; write MLP\(\)"):
+        db.diagnose(MLP)
+    with pytest.raises(TypeError, match=r"write nn.Sequential\(\)"):
+        db.diagnose(nn.Sequential)
+
+    class Forgot(nn.Block):
+        def __init__(self):
+            self.size = 3
+
+    with pytest.raises(AttributeError, match=r"Forgot.__init__"):
+        db.diagnose(Forgot())
+    assert db.diagnose(MLP()).ok

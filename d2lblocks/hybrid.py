@@ -311,7 +311,7 @@ def _signature(block, args, kwargs):
             parts.append(tuple(ids.index(i) for i in ids))
     if kwargs:
         parts.append(tuple(kwargs))
-    parts.append(T._mode.enabled)
+    parts.append(T.is_grad_enabled())
     if block is not None:
         parts.append(block.__dict__["training"])
     return tuple(parts), tensors
@@ -954,7 +954,8 @@ def _checked_replay(entry, args):
             or len({id(a.data) for a in args}) < n):
         return None
     names = {"MISS": _MISS, "TT": Tensor, "nd": np.ndarray, "W": T._wrap,
-             "E": _Epoch, "EN": entry, "mode": T._mode}
+             "E": _Epoch, "EN": entry, "mode": T._mode,
+             "OFF": T._Off}
     result = _result_source(entry.spec, names)
     if result is None:
         return None
@@ -973,7 +974,9 @@ def _checked_replay(entry, args):
                    f"t{i}.requires_grad is not {needs}",
                    f"t{i}.grad_fn is not None"]
     checks += [f"t{i}.data is t{j}.data" for i in range(n) for j in range(i)]
-    checks += [f"mode.enabled is not {entry.key[n]}",
+    # Grad mode is per thread; while no thread has it off, one class
+    # attribute says so.
+    checks += [f"(OFF.none or mode.enabled) is not {entry.key[n]}",
                "E.structure != EN.structure", "E.modes != EN.modes_epoch"]
     for k, (leaf, needs) in enumerate(entry.needs_check):
         names[f"F{k}"] = leaf

@@ -323,7 +323,9 @@ def _storage(t):
 
 def _bump(t):
     """Count one in-place change of ``t``'s memory; returns its counter."""
-    s = _storage(t)
+    s = getattr(t, "_vc", None)
+    if s is None:
+        s = _storage(t)
     seq = _Clock.last_change = _next_seq()
     s.version += 1
     s.at = seq
@@ -342,10 +344,19 @@ def mark_changed(*tensors):
     into ``t.data`` directly if a recorded graph may still use the old value.
     """
     watch = _Hooks.watch
+    seq = _Clock.last_change = _next_seq()
     for t in tensors:
         if watch is not None:
             watch.changed(t)
-        _bump(t)
+        s = getattr(t, "_vc", None)
+        if s is None:
+            s = _storage(t)
+        s.version += 1
+        s.at = seq
+        log = s.log
+        log.append(seq)
+        if len(log) > 32:
+            del log[:16]
 
 
 def _viewed(src, out, step):

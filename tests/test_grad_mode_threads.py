@@ -147,3 +147,30 @@ def test_the_decorator_form_in_threads():
     assert _run_threads(body, n) == []
     assert sorted(map(str, results)) == sorted(["(False, False)", "True"] * n)
     assert db.is_grad_enabled()
+
+
+def test_a_replayed_training_step_sees_the_grad_mode_of_its_thread():
+    from d2lblocks import hybrid, nn, optim
+    from tests.hybrid_tools import training_step
+    db.manual_seed(0)
+    net = nn.Linear(3, 2)
+    step = db.hybridize(training_step(net, optim.SGD(net.parameters(), lr=0.1)))
+    X, y = db.randn(4, 3), db.tensor([0, 1, 1, 0])
+    for _ in range(3):
+        step(X, y)
+    assert hybrid.stats(step)["replays"] == 2
+    errors = []
+
+    def quiet():
+        with db.no_grad():                 # backward() must refuse here
+            try:
+                step(X, y)
+            except RuntimeError as exc:
+                errors.append(exc)
+
+    t = threading.Thread(target=quiet)
+    t.start()
+    t.join(TIMEOUT)
+    assert len(errors) == 1 and "does not require gradients" in str(errors[0])
+    step(X, y)                             # this thread still replays
+    assert hybrid.stats(step)["replays"] == 3

@@ -15,6 +15,7 @@ operation is computed here, with the grader's own code, from plain data:
 
 import builtins
 import functools
+import inspect
 import itertools
 import linecache
 import operator
@@ -425,6 +426,9 @@ def stand_in_function(remote, node):
     student_function.__doc__ = _text(node, "doc")
     student_function.__module__ = "__main__"
     student_function._ag_remote = remote
+    signature = _signature(node.get("params"))
+    if signature is not None:
+        student_function.__signature__ = signature
     source = _text(node, "source")
     if source and name.isidentifier():
         filename = f"<student code {next(_COUNTER)}>"
@@ -433,6 +437,35 @@ def stand_in_function(remote, node):
         student_function.__code__ = student_function.__code__.replace(
             co_filename=filename, co_firstlineno=1, co_name=name)
     return student_function
+
+
+class _OpaqueDefault:
+    """The default of a student function's parameter that is not plain
+    data: it stays with the student."""
+
+    def __repr__(self):
+        return "<default>"
+
+
+def _signature(params):
+    """``inspect.Signature`` from the plain data the student sent, or None."""
+    if type(params) is not list:
+        return None
+    try:
+        out = []
+        for item in params:
+            name, kind, has, default, opaque = item
+            if type(name) is not str or not name.isidentifier() or type(kind) is not int:
+                return None
+            value = inspect.Parameter.empty
+            if has is True:
+                value = _OpaqueDefault() if opaque else default
+                if not opaque and type(value) not in (int, float, str, bool, type(None)):
+                    return None
+            out.append(inspect.Parameter(name, inspect._ParameterKind(kind), default=value))
+        return inspect.Signature(out)
+    except (TypeError, ValueError):
+        return None
 
 
 def stand_in_class(remote, node, bases):

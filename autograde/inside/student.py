@@ -423,6 +423,11 @@ def _describe_object(bridge, v):
             info["source"] = inspect.getsource(v)[:200_000]
         except Exception:
             pass
+    if info.get("fn"):
+        try:
+            info["params"] = _parameters(inspect.signature(v))
+        except Exception:
+            pass
     if isinstance(v, type) and _is_student_class(v):
         bases = []
         for base in _type_attr(v, "__bases__") or ():
@@ -430,6 +435,18 @@ def _describe_object(bridge, v):
                          else {"lib": _qual(base)})
         info["bases"] = bases
     return info
+
+
+def _parameters(sig):
+    """A signature as plain data: ``[name, kind, has a default, the
+    default if it is a number, string, bool or None]`` per parameter."""
+    out = []
+    for p in list(sig.parameters.values())[:200]:
+        has = p.default is not p.empty
+        plain = type(p.default) in (int, float, str, bool, type(None))
+        out.append([p.name, int(p.kind), has, p.default if has and plain else None,
+                    has and not plain])
+    return out
 
 
 def _convert(bridge, obj, kind, arg):

@@ -268,6 +268,18 @@ with open("data.csv") as f:
     expected = len(f.read().splitlines()) - 1
 assert count_rows("data.csv") == expected
 '''),
+    ("numpy_reads_data", '''
+def total_people(path):
+    return int(np.loadtxt(path, delimiter=",", skiprows=1, usecols=1).sum())
+''', '''
+def total_people(path):
+    return 0
+''', '''
+# Test: total_people adds the second column of data.csv
+with open("data.csv") as f:
+    rows = [line.split(",") for line in f.read().splitlines()[1:]]
+assert total_people("data.csv") == sum(int(r[1]) for r in rows)
+'''),
     ("numpy_file", '''
 def save_identity(path, n):
     np.savetxt(path, np.eye(n))
@@ -523,6 +535,73 @@ assert out.shape == (3,)
 np.testing.assert_array_equal(out, ["item0", "item1", "item2"])
 assert out.tolist() == ["item0", "item1", "item2"]
 '''),
+    ("signature", '''
+def clip(x, low=0, high=1):
+    return max(low, min(high, x))
+''', '''
+def clip(x, bounds=(0, 1)):
+    return max(bounds[0], min(bounds[1], x))
+''', '''
+# Test: clip takes x, low and high (with defaults 0 and 1)
+params = inspect.signature(clip).parameters
+assert list(params) == ["x", "low", "high"]
+assert params["low"].default == 0 and params["high"].default == 1
+assert clip(5) == 1
+'''),
+    ("repr_and_len", '''
+class Stack:
+    def __init__(self):
+        self.items = []
+    def push(self, x):
+        self.items.append(x)
+    def __len__(self):
+        return len(self.items)
+    def __repr__(self):
+        return f"Stack({self.items})"
+''', '''
+class Stack:
+    def __init__(self):
+        self.items = []
+    def push(self, x):
+        self.items.insert(0, x)
+    def __len__(self):
+        return 0
+''', '''
+# Test: a Stack counts and shows its items
+s = Stack()
+s.push(1)
+s.push(2)
+assert len(s) == 2
+assert repr(s) == "Stack([1, 2])"
+assert s.items == [1, 2]
+assert hasattr(s, "push") and callable(s.push)
+'''),
+    ("finite_generator", '''
+def evens(n):
+    for i in range(n):
+        yield 2 * i
+''', '''
+def evens(n):
+    return [2 * i for i in range(n)]
+''', '''
+# Test: evens is a generator of the first n even numbers
+import types
+g = evens(3)
+assert isinstance(g, types.GeneratorType) or not isinstance(g, list)
+assert list(g) == [0, 2, 4]
+assert sum(evens(4)) == 12
+'''),
+    ("dict_result", '''
+def word_lengths(words):
+    return {w: len(w) for w in words}
+''', '''
+def word_lengths(words):
+    return [len(w) for w in words]
+''', '''
+# Test: word_lengths maps each word to its length
+assert word_lengths(["ab", "c"]) == {"ab": 2, "c": 1}
+assert sorted(word_lengths(["xyz"]).items()) == [("xyz", 3)]
+'''),
     ("random_seed", '''
 def roll():
     return random.randint(1, 6)
@@ -591,6 +670,18 @@ def normalize_(a):
 a = np.array([1.0, 3.0])
 normalize_(a)
 np.testing.assert_allclose(a, [0.25, 0.75])
+'''),
+    ("set_in_place", '''
+def add_all(seen, items):
+    seen.update(items)
+''', '''
+def add_all(seen, items):
+    seen = seen | set(items)
+''', '''
+# Test: add_all adds to the set it is given
+seen = {1}
+add_all(seen, [2, 3])
+assert seen == {1, 2, 3}
 '''),
     ("returns_same_list", '''
 def append_one(xs):

@@ -194,11 +194,9 @@ def linear(input, weight, bias=None):
         A tensor of shape (*, out_features).
     """
     x = input
-    if type(x) is not Tensor or type(weight) is not Tensor:
+    if not (isinstance(x, Tensor) and isinstance(weight, Tensor)):
         _t(x, "linear")
         _t(weight, "linear", "weight")
-        if bias is not None:
-            _t(bias, "linear", "bias")
     xd, w = x.data, weight.data
     # The usual call (host arrays of one floating dtype, shapes that fit)
     # needs none of the checks below, which cost more than a small product.
@@ -207,7 +205,7 @@ def linear(input, weight, bias=None):
             and xd.dtype.kind == "f"):
         if bias is None:
             return apply(K.Linear(), x, weight)
-        b = bias.data
+        b = getattr(bias, "data", None)      # None for a non-tensor
         if type(b) is _ndarray and b.dtype is w.dtype and b.shape == (w.shape[0],):
             return apply(K.Linear(), x, weight, bias)
     if w.ndim != 2 or xd.ndim == 0 or xd.shape[-1] != w.shape[1]:
@@ -216,6 +214,8 @@ def linear(input, weight, bias=None):
             f"linear layer: expected input with {expected} features (last "
             f"axis) for a weight of shape {w.shape} (out_features, "
             f"in_features), got input of shape {xd.shape}")
+    if bias is not None and not isinstance(bias, Tensor):
+        _t(bias, "linear", "bias")
     if bias is not None and bias.data.shape != (w.shape[0],):
         raise ValueError(f"linear layer: expected a bias of shape "
                          f"({w.shape[0]},), got {bias.data.shape}")
@@ -448,7 +448,9 @@ def cross_entropy(input, target):
             labels have another shape, a non-integer dtype or a value
             outside [0, classes).
     """
-    logits, labels = _t(input, "cross_entropy", "input (the logits)"), target
+    logits, labels = input, target
+    if not isinstance(logits, Tensor):
+        _t(logits, "cross_entropy", "input (the logits)")
     x = logits.data
     if x.ndim != 2:
         raise ValueError(f"cross_entropy: expected logits of shape (batch, "

@@ -437,3 +437,25 @@ def test_in_place_through_a_0d_view_gives_the_right_gradient():
         v *= w
         return v * 3.0 + h
     assert db.grad_check(f, leaf(-0.7))
+
+
+# ---- on every device -------------------------------------------------------------------
+def test_views_and_in_place_gradients_on_every_device(device):
+    """The same writes and gradients on the host and on a GPU (the real
+    one, or the simulated one of the tests)."""
+    x = db.zeros(2, 3, dtype=db.float64, device=device)
+    x[0][1] = 7.0
+    flat = x.reshape(6)
+    flat += 1.0
+    x.T[0] *= 3.0
+    np.testing.assert_array_equal(x.cpu().numpy(), [[3, 8, 1], [3, 1, 1]])
+    w = db.tensor(_base()[:2, :3], device=device, requires_grad=True)
+    h = w * 1.0
+    h[:, 1:] *= w[:, :2]
+    (h * h).sum().backward()
+    on_host = leaf(_base()[:2, :3])
+    h = on_host * 1.0
+    h[:, 1:] *= on_host[:, :2]
+    (h * h).sum().backward()
+    assert w.grad.device == device
+    np.testing.assert_allclose(w.grad.cpu().numpy(), on_host.grad.numpy())

@@ -128,6 +128,10 @@ def main(argv=None):
     except course_mod.CourseError as e:
         print(f"autograde: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("autograde: interrupted; every result already stored is kept "
+              "(grade again to continue)", file=sys.stderr)
+        return 130
 
 
 # ---- grade ---------------------------------------------------------------------------
@@ -318,7 +322,11 @@ def _canary(executor, root, settings):
     """Grade a known-good submission in the sandbox the run will use
     before grading anyone; refuse, with the cause, if it misbehaves."""
     from .sandbox import isolation_mode
-    why = executor.canary(str(root), settings)
+    # Generous limits: a loaded machine must not fail the check.
+    roomy = dict(settings, test_timeout=max(settings["test_timeout"], 60.0),
+                 cell_timeout=max(settings["cell_timeout"], 60.0),
+                 submission_budget=max(settings["submission_budget"], 180.0))
+    why = executor.canary(str(root), roomy)
     if why is None:
         return
     mode = isolation_mode(settings["sandbox"])

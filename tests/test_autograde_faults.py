@@ -496,15 +496,36 @@ def test_a_new_students_gradebook_write_is_one_transaction(released, tmp_path):
 
 
 # ---- a student cell that timed out -------------------------------------------------------
-def test_a_student_cell_that_timed_out_is_flagged(request, who, released):
-    """The loop is in a cell of its own, so every test still passes; the
-    notebook is flagged anyway (a person should know the cell was cut)."""
-    root = new_course(request, who, released, {"loopy": (LOOPER, 5.0)})
+# The answer calls a helper that a cell cut by its time limit was to
+# define: the student's own code raises the NameError.
+HELPER_CUT = dict(base="correct", cells={
+    "affine_answer": "def affine(X, W, b):\n    return helper(X, W) + b"},
+    extra={"affine_answer": "def helper(X, W):\n    return X @ W\n"
+                            "while True:\n    pass"})
+
+
+def test_a_student_cell_that_timed_out_is_flagged_and_named(request, who,
+                                                            released):
+    """loopy's loop is in a cell of its own, so every test still passes;
+    the notebook is flagged anyway (a person should know the cell was
+    cut). cut's tests fail because that cell never defined ``helper``:
+    they say so, not "NameError"."""
+    root = new_course(request, who, released,
+                      {"loopy": (LOOPER, 5.0), "cut": (HELPER_CUT, 2.0)})
     done = run_grader(who, root, "grade", "tiny", "--quiet", "--workers", "1",
                       "--cell-timeout", "3")
     assert done.returncode == 0, done.stdout + done.stderr
-    row = next(line for line in done.stdout.splitlines()
-               if line.startswith("loopy"))
-    assert "5/5" in row and "flagged" in row and ": timeout" in row
-    flagged, _ = gradebook(root, ["loopy"])["loopy"]
-    assert flagged is True
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()
+            if line.split() and line.split()[0] in ("loopy", "cut")}
+    assert "5/5" in rows["loopy"] and "flagged" in rows["loopy"]
+    assert "cell 4: timeout" in rows["loopy"] and "cell 4: timeout" in rows["cut"]
+    book = gradebook(root, ["loopy", "cut"])
+    assert book["loopy"][0] is True and book["cut"][0] is True
+    report = json.loads((root / "reports" / "tiny" / "cut.json").read_text())
+    tests = {t["grade_id"]: t for t in report["notebooks"][0]["tests"]}
+    for gid in ("test_affine_shape", "test_affine_values"):
+        assert tests[gid]["status"] == "timeout", tests[gid]
+        assert tests[gid]["message"] == ("helper is not defined because the cell "
+                                         "that defines it (cell 4) was stopped: "
+                                         "timeout")
+    assert tests["test_scale"]["status"] == "passed"

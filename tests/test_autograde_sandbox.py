@@ -169,3 +169,64 @@ def test_python_files_under_tmp_stay_importable_and_nothing_else_there(tmp_path)
     assert got["clone_shows"] == [".venv"]
     # Untouched for everyone else.
     assert (site / "latepkg" / "late.py").read_text() == "ANSWER = 42\n"
+
+
+def _cfg(work, **limits):
+    return {"cwd": str(work), "files": {}, "uid": default_uid(), "hide": [],
+            "namespaces": sandbox.namespaces_available(),
+            "readable": list(sandbox.readable_paths()),
+            "limits": dict(sandbox.Limits().as_dict(), **limits)}
+
+
+def test_a_sandbox_that_cannot_be_set_up_is_the_graders_fault(tmp_path):
+    """A student process that fails while entering its fence has run no
+    student code: the grader hears why (a GraderFault), never a crash,
+    and the zygote goes on serving."""
+    work = tmp_path / "work"
+    work.mkdir()
+    zygote = sandbox.Zygote()
+    try:
+        before = len(sandbox.FAULTS)
+        with pytest.raises(sandbox.GraderFault,
+                           match="could not be set up: TypeError"):
+            zygote.spawn(_cfg(work, memory_mb="lots"))
+        assert len(sandbox.FAULTS) == before + 1
+        proc = StudentProcess(zygote, _cfg(work))
+        proc.start()
+        assert proc.run_cell("x = 6 * 7", "<c>", 10) is None
+        assert proc.globals({"x"}, 10) == {"x": 42}
+        proc.stop()
+    finally:
+        zygote.close()
+
+
+def test_a_dead_zygote_is_a_grader_fault_and_its_students_die_with_it(tmp_path):
+    """The zygote killed (as by SIGKILL) while a student process runs: the
+    student process goes too (it dies with its parent), asking for a new
+    one raises GraderFault, and sweeping a uid asks nothing of it."""
+    work = tmp_path / "work"
+    work.mkdir()
+    zygote = sandbox.Zygote()
+    proc = StudentProcess(zygote, _cfg(work))
+    try:
+        proc.start()
+        assert proc.run_cell("import os\npid = os.getpid()", "<c>", 10) is None
+        zygote.proc.kill()
+        zygote.proc.wait()
+        import time
+        deadline = time.monotonic() + 60
+        while os.path.exists(f"/proc/{proc.pid}") and time.monotonic() < deadline:
+            with open(f"/proc/{proc.pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.1)
+        with open(f"/proc/{proc.pid}/stat") if os.path.exists(
+                f"/proc/{proc.pid}") else open(os.devnull) as f:
+            state = f.read()
+        assert not state or state.rsplit(")", 1)[1].split()[0] == "Z", state
+        zygote.kill_uid(default_uid() or 12345)     # nothing to ask, no error
+        with pytest.raises(sandbox.GraderFault, match="zygote process failed"):
+            zygote.spawn(_cfg(work))
+    finally:
+        proc.stop()
+        zygote.close()

@@ -18,9 +18,13 @@ that, before running any student code:
   system software shows only those entries; /proc shows only the
   sandbox's own processes;
 - runs under a PID 1 of its own, so every process it starts dies with it;
+  that PID 1 dies with the zygote, the zygote with the grading process
+  that started it (the kernel's parent-death signal), so nothing a
+  submission started outlives a grader, even one killed with SIGKILL;
 - as root, drops every privilege and switches to a uid of its own (no
-  account is needed: a number nobody else uses); without root, drops the
-  capabilities the user namespace gave it, so the mounts stay;
+  account is needed: a number nobody else uses); without root, or as
+  root of a user namespace that maps no such uid (:func:`root_mode`),
+  drops the capabilities the user namespace gave it, so the mounts stay;
 - sets resource limits: CPU seconds, address space, file size, number of
   processes and open files, no core dumps;
 - throws away the environment and points stdin/stdout/stderr at
@@ -29,6 +33,10 @@ that, before running any student code:
 Where namespaces cannot be made (``namespace_problem`` says why), it gets
 its own process group, the limits and a fresh working directory only;
 ``autograde grade`` then refuses unless told ``--no-sandbox``.
+
+A failure of this machinery (the zygote dies or its channel breaks, a
+student process cannot enter its fence) raises :class:`GraderFault`:
+the grader's failure, never the student's crash.
 """
 
 import ctypes

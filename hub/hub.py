@@ -31,7 +31,9 @@ Options (before or after the command): ``--port`` (8000), ``--ip``
 (127.0.0.1), ``--state`` (``build/hub``), ``--prefix``
 (``/srv/d2lblocks-hub``), ``--venv`` (``PREFIX/venv``), ``--accounts``
 (``d2l-instructor,d2l-student1,d2l-student2``: the instructor first),
-``--python`` (``/usr/bin/python3``).
+``--python`` (the first of this Python, ``/usr/bin/python3`` and
+``/usr/local/bin/python3`` that is 3.11 or later and that every account
+can run).
 """
 
 import argparse
@@ -85,7 +87,7 @@ class Hub:
 
     def __init__(self, state="build/hub", prefix="/srv/d2lblocks-hub",
                  venv=None, accounts=ACCOUNTS, ip="127.0.0.1", port=8000,
-                 python="/usr/bin/python3"):
+                 python=None):
         self.state = (REPO / state).resolve()
         self.prefix = Path(prefix).resolve()
         self.venv = Path(venv).resolve() if venv else self.prefix / "venv"
@@ -95,7 +97,7 @@ class Hub:
             raise HubError("give an instructor and at least one student")
         self.instructor, self.students = self.accounts[0], self.accounts[1:]
         self.ip, self.port = ip, int(port)
-        self.python = python
+        self.python = python or default_python()
         self.settings = self.state / "settings.json"
         self.passwords = self.state / "passwords.json"
         self.pid_file = self.state / "jupyterhub.pid"
@@ -416,6 +418,40 @@ class Hub:
         return 0 if pid else 3
 
 
+def _open_to_all(path):
+    """Whether every account can run ``path``: it and each folder above
+    it are executable by others."""
+    path = Path(path)
+    for part in [path, *path.parents]:
+        try:
+            if not part.stat().st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def default_python():
+    """A Python 3.11 or later that every account can run (a venv's
+    Python is a link to it), or ``/usr/bin/python3`` when none is
+    found (the set-up then says what is wrong)."""
+    candidates = [getattr(sys, "_base_executable", ""), "/usr/bin/python3",
+                  "/usr/local/bin/python3"]
+    for candidate in candidates:
+        if not candidate or not Path(candidate).exists():
+            continue
+        real = Path(candidate).resolve()
+        if not _open_to_all(real):
+            continue
+        done = subprocess.run(
+            [str(real), "-c", "import sys, venv; "
+             "sys.exit(sys.version_info < (3, 11))"],
+            capture_output=True)
+        if done.returncode == 0:
+            return str(real)
+    return "/usr/bin/python3"
+
+
 def free_ports(count, exclude=()):
     ports = set()
     while len(ports) < count:
@@ -482,7 +518,9 @@ def parse(argv):
     parser.add_argument("--state", default="build/hub")
     parser.add_argument("--prefix", default="/srv/d2lblocks-hub")
     parser.add_argument("--venv", default=None)
-    parser.add_argument("--python", default="/usr/bin/python3")
+    parser.add_argument("--python", default=None,
+                        help="the Python of the hub's environment (3.11 or "
+                             "later, runnable by every account)")
     parser.add_argument("--accounts", default=",".join(ACCOUNTS),
                         help="the instructor first, then the students")
     parser.add_argument("--keep-venv", action="store_true",

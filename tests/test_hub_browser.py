@@ -25,6 +25,7 @@ it).
 """
 
 import contextlib
+import importlib.util
 import json
 import os
 import pwd
@@ -54,6 +55,10 @@ STEP_S = 300        # the most one step may take on a busy 2-core machine
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
+
+# The terminal's text area (each terminal opens in a workspace of its
+# own, where it is the only one).
+TERMINAL = ".jp-Terminal .xterm"
 
 pytestmark = pytest.mark.slow
 
@@ -99,8 +104,13 @@ def _skip_reason():
     if missing:
         return (f"missing {', '.join(missing)} (apt-get install passwd "
                 "nodejs npm)")
-    if not Path("/usr/bin/python3").exists():
-        return "no /usr/bin/python3 for the hub's environment"
+    spec = importlib.util.spec_from_file_location("hub_script", HUB_SCRIPT)
+    hub_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hub_script)
+    python = hub_script.default_python()
+    if not hub_script._open_to_all(python):
+        return ("no Python 3.11 that every account can run (the hub's "
+                "environment needs one; apt-get install python3)")
     return None
 
 
@@ -248,21 +258,23 @@ class Account:
 
     # -- a terminal in the account's JupyterLab ---------------------------
     def _type(self, line):
-        term = self.page.locator(".jp-Terminal:visible .xterm").first
+        term = self.page.locator(TERMINAL).first
         term.click()
         self.page.keyboard.type(line)
         self.page.keyboard.press("Enter")
 
     def open_terminal(self):
-        self.goto(f"{self.base}/lab")
+        # A workspace of its own for each terminal: JupyterLab restores
+        # no earlier tabs there, so this terminal is the only one.
+        self.terminals += 1
+        self.goto(f"{self.base}/lab/workspaces/terminal-{self.terminals}")
         self.page.locator(".jp-LabShell").wait_for()
         self.open_menu("File", "New")
         self.page.locator(".lm-Menu-itemLabel",
                           has_text=re.compile(r"^Terminal$")).first.click()
-        self.page.locator(".jp-Terminal:visible .xterm").first.wait_for()
+        self.page.locator(TERMINAL).first.wait_for()
         # Keys typed before the terminal's connection is up are lost:
         # type a harmless line until its file shows up.
-        self.terminals += 1
         probe = self.home / f".hub-test-terminal-{self.terminals}"
         deadline = time.monotonic() + STEP_S
         while not probe.exists():

@@ -13,7 +13,7 @@ from .tuning import tune_process
 
 __all__ = ["Device", "cpu", "gpu", "num_gpus", "try_gpu", "as_device",
            "device_of", "namespace_of", "to_host", "move", "scatter_add",
-           "set_gpu_module", "tune_process"]
+           "on", "on_array", "set_gpu_module", "tune_process"]
 
 _cupy = None          # the cupy module, once it has been imported
 _cupy_error = None    # why importing it failed, once it has been tried
@@ -192,6 +192,51 @@ def _parse(text):
         return "gpu", int(index or 0)
     raise ValueError(f"expected a device such as db.cpu(), db.gpu(0), 'cpu' "
                      f"or 'gpu:0', got {text!r}")
+
+
+class _Host:
+    """The context of the CPU: entering it changes nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+_HOST = _Host()
+
+
+def on(device):
+    """A context manager inside which ``device`` is the current device, so
+    that the arrays made there (``xp.array``, ``xp.zeros``...) and the
+    kernels run there belong to it::
+
+        with backend.on(dev):
+            data = dev.xp.zeros(shape)
+
+    For ``gpu(i)`` it is CuPy's ``cuda.Device(i)``; for the CPU it does
+    nothing. ``device`` is a Device or anything :func:`as_device` takes.
+    """
+    if not isinstance(device, Device):
+        device = as_device(device)
+    if device.kind == "cpu":
+        return _HOST
+    return _load_cupy().cuda.Device(device.index)
+
+
+def on_array(*arrays):
+    """:func:`on` for the device of the first GPU array among ``arrays``
+    (nothing to enter when all are host arrays), for running an op where
+    its inputs live."""
+    if _cupy is not None:
+        gpu_array = _cupy.ndarray
+        for array in arrays:
+            if type(array) is not np.ndarray and isinstance(array, gpu_array):
+                return array.device
+    return _HOST
 
 
 def device_of(array):

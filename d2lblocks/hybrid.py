@@ -45,7 +45,6 @@ eagerly until it is hybridized again.
 """
 
 import copy
-import importlib
 import itertools
 import linecache
 import os
@@ -58,10 +57,14 @@ import numpy as np
 from . import backend
 from . import kernels as K
 from .lowering import Lowering
-from .tensor import Tensor
-
-# The module, not the function ``db.tensor`` that shadows its name.
-T = importlib.import_module(".tensor", __package__)
+from .nn.block import (Block, BlockChanges, block_contents, block_version,
+                       call_handler,
+                       register_block_change_hook, set_call_handler,
+                       set_call_observer, set_hybridizer)
+from .tensor import (Tensor, grad_mode_flags, is_grad_enabled,
+                     next_node_number, ones_for, random_generator,
+                     set_random_generator, set_recorder, set_watcher,
+                     watcher, wrap)
 
 __all__ = ["hybridize", "HybridFunction", "HybridizeWarning", "stats",
            "source"]
@@ -75,31 +78,26 @@ class HybridizeWarning(UserWarning):
 
 
 # ---- what changes invalidate recordings -----------------------------------------
-class _Epoch:
-    """Counters bumped by ``nn.Block``: ``structure`` when a parameter,
-    buffer or child is replaced, ``modes`` when ``train()``/``eval()`` runs."""
-    structure = 0
-    modes = 0
-
-
-def structure_changed():
-    """Called by ``Block`` when a registry changes: recordings that hold
-    the old parameter, buffer or child are dropped at their next call."""
-    _Epoch.structure += 1
-
-
-def modes_changed():
-    """Called by ``Block.train``: recordings check the modes they saw."""
-    _Epoch.modes += 1
-
-
-def attribute_set(block, name):
-    """Called by ``Block`` when a plain attribute is assigned (which also
-    changes the structure epoch): a recording running now refuses a block
-    it ran that sets one, since a replay would not (``self.calls += 1``)."""
-    watch = T._Hooks.watch
-    if watch is not None:
+# A recording is dropped when a block it ran changes (a parameter, buffer or
+# child replaced, a plain attribute given a new value): each block carries
+# the stamp of its latest change (``nn.block.block_version``), and a
+# recording remembers the stamp of the newest change when it was made.
+# ``BlockChanges.count`` moves with any change anywhere, so while it has
+# not moved nothing needs checking; when it has, only the recording's own
+# blocks are looked at (a layer built elsewhere drops nothing).
+def _block_changed(block, name, kind):
+    """A recording running now refuses a block it ran that sets a plain
+    attribute, since a replay would not (``self.calls += 1``)."""
+    watch = watcher()
+    if kind == "attribute" and isinstance(watch, _Session):
         watch.attribute_set(block, name)
+
+
+def _hybridize_block(block, active):
+    """What ``Block.hybridize`` runs: replay on or off for every block
+    below ``block``, each with its own recordings."""
+    for inner in block.blocks():
+        set_active(inner, active)
 
 
 # ---- public entry points -----------------------------------------------------------
@@ -113,7 +111,6 @@ def hybridize(obj, active=True):
             ``optimizer.step()`` (returns a :class:`HybridFunction`).
         active: ``False`` turns replay off again.
     """
-    from .nn import Block
     if isinstance(obj, Block):
         return obj.hybridize(active)
     if isinstance(obj, HybridFunction):
@@ -157,8 +154,10 @@ def source(obj):
 def _state_of(obj):
     if isinstance(obj, HybridFunction):
         return obj.state
-    d = getattr(obj, "__dict__", {})
-    return d.get("_hybrid")
+    if isinstance(obj, Block):
+        handler = call_handler(obj)
+        return handler if isinstance(handler, _State) else None
+    return None
 
 
 class HybridFunction:
@@ -193,29 +192,30 @@ class HybridFunction:
         return f"<hybridized {self.state.name}>"
 
 
-def block_call(block, state, args, kwargs):
-    """``block(*args)`` for ``Block.__call__``: replay, record or run."""
-    if state is None:                  # not hybridized, but a recording runs
-        watch = T._Hooks.watch
-        watch.enter(block)
-        try:
-            return block.forward(*args, **kwargs)
-        finally:
-            watch.leave()
-    return _call(state, block.forward, block, args, kwargs)
+def _observe(block, args, kwargs):
+    """A block that is not hybridized, called while a recording runs (the
+    call observer of ``nn.block`` then): the recording notes it ran."""
+    watch = watcher()
+    if not isinstance(watch, _Session):     # another thread's recording
+        return block.forward(*args, **kwargs)
+    watch.enter(block)
+    try:
+        return block.forward(*args, **kwargs)
+    finally:
+        watch.leave()
 
 
 def set_active(block, active):
     """Turn replay on or off for ``block`` alone (``Block.hybridize``
     calls this for every block below it)."""
-    d = block.__dict__
+    state = _state_of(block)
     if active:
-        if d.get("_hybrid") is None:
-            d["_hybrid"] = _State(type(block).__name__)
+        if state is None:
+            set_call_handler(block, _State(type(block).__name__))
         else:
-            d["_hybrid"].clear()
+            state.clear()
     else:
-        d.pop("_hybrid", None)
+        set_call_handler(block, None)
 
 
 # ---- per block or function: counters and the cache of recordings ---------------
@@ -228,6 +228,10 @@ class _State:
         self.clear()
         self.records = self.replays = self.eager = 0
 
+    def __call__(self, block, args, kwargs):
+        """``block(*args, **kwargs)``: replay, record or run."""
+        return _call(self, block.forward, block, args, kwargs)
+
     def clear(self):
         self.entries = []        # most recently used first
         self.fast = None         # the first entry's checked replay, if any
@@ -238,7 +242,7 @@ class _State:
 
 
 def _call(state, fn, block, args, kwargs):
-    watch = T._Hooks.watch
+    watch = watcher()
     if watch is not None or state.reason is not None:
         state.eager += 1
         if watch is None:
@@ -264,8 +268,11 @@ def _call(state, fn, block, args, kwargs):
     key, tensors = _signature(block, args, kwargs)
     entries = state.entries
     state.fast = None
-    if entries and entries[0].structure != _Epoch.structure:
-        entries.clear()             # they hold replaced parameters or blocks
+    count = BlockChanges.count
+    if any(e.seen != count for e in entries):
+        # Drop those that ran a block changed since (they hold a replaced
+        # parameter, buffer or child, or an attribute's old value).
+        entries[:] = [e for e in entries if e.current(count)]
     for i, entry in enumerate(entries):
         if entry.key != key or not entry.valid():
             continue                # (recorded with other modes: kept)
@@ -311,7 +318,7 @@ def _signature(block, args, kwargs):
             parts.append(tuple(ids.index(i) for i in ids))
     if kwargs:
         parts.append(tuple(kwargs))
-    parts.append(T.is_grad_enabled())
+    parts.append(is_grad_enabled())
     if block is not None:
         parts.append(block.__dict__["training"])
     return tuple(parts), tensors
@@ -350,21 +357,6 @@ def _where(outside_package=False):
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_GRAD_SLOT = Tensor.__dict__["grad"]
-
-
-class _WatchedGrad:
-    """Stands in for ``Tensor.grad`` while recording, so that a gradient
-    set to None inside the call (``zero_grad``) becomes part of the replay."""
-
-    def __get__(self, obj, cls=None):
-        return self if obj is None else _GRAD_SLOT.__get__(obj, cls)
-
-    def __set__(self, obj, value):
-        watch = T._Hooks.watch
-        if watch is not None:
-            watch.grad_set(obj, value)
-        _GRAD_SLOT.__set__(obj, value)
 
 
 class _WatchedRandom:
@@ -394,6 +386,7 @@ class _Session:
         # ("op", k), ("backward", slot), ("grad", t), ("call", fn), ("read", slot)
         self.events = []
         self.grad_owner = {}     # id(grad tensor) -> leaf, after a backward
+        self.holding = {}        # id(leaf) -> (leaf, the grad a backward gave)
         self.blocks = {}         # id -> (block, training) of blocks called
         self.stack = []          # blocks running now, innermost last
         self.quiet = 0           # inside backward() or optimizer.step()
@@ -477,6 +470,8 @@ class _Session:
     def op_ran(self, op, inputs, out):
         if self.quiet:
             return
+        if self.holding:
+            self.look_at_grads()
         ins = tuple([self.slot(t) for t in inputs])
         if type(op) is K.Assign and self.kinds[ins[0]] in ("arg", "leaf"):
             # An in-place write into an argument, or into a tensor that no
@@ -501,15 +496,34 @@ class _Session:
             self.refuse("state", "changes a tensor in place outside an op")
 
     def grad_set(self, t, value):
+        """Told by ``zero_grad`` (through ``set_watcher``)."""
         if self.quiet or not getattr(t, "requires_grad", False) \
                 or t.grad_fn is not None:
             return
+        self.holding.pop(id(t), None)
         if value is None:
             self.events.append(("grad", t))
         else:
             self.refuse("state", "assigns a gradient")
 
+    def look_at_grads(self):
+        """A gradient that a backward() of the call wrote and the code
+        has set to None since (``p.grad = None`` by hand) is a reset the
+        replay makes at this point; one replaced by another tensor is
+        state the replay would not set."""
+        for key, (leaf, grad) in list(self.holding.items()):
+            now = leaf.grad
+            if now is grad:
+                continue
+            del self.holding[key]
+            if now is None:
+                self.events.append(("grad", leaf))
+            else:
+                self.refuse("state", "assigns a gradient")
+
     def backward_begins(self, root, grad, retain_graph):
+        if self.holding and not self.quiet:
+            self.look_at_grads()
         self.quiet += 1
         if grad is not None:
             self.refuse("state", "calls backward() with a given gradient")
@@ -530,8 +544,12 @@ class _Session:
                 g = self.objs[s].grad
                 if g is not None:
                     self.grad_owner[id(g)] = self.objs[s]
+                    if self.objs[s].requires_grad:
+                        self.holding[id(self.objs[s])] = (self.objs[s], g)
 
     def call_begins(self, fn):
+        if self.holding and not self.quiet:
+            self.look_at_grads()
         self.quiet += 1
         self.events.append(("call", fn))
 
@@ -560,27 +578,27 @@ class _Session:
 def _record(state, fn, block, args, kwargs, key, tensors):
     """Run ``fn`` eagerly while recording; cache what can be replayed."""
     session = _Session(tensors)
-    hooks, rand = T._Hooks, T._Random
-    old_recorder = T.set_recorder(session.op_ran)
+    old_recorder = set_recorder(session.op_ran)
     if old_recorder is not None:        # keep another tool's recorder working
         def both(op, inputs, out):
             session.op_ran(op, inputs, out)
             old_recorder(op, inputs, out)
-        T.set_recorder(both)
-    rng = rand.rng
-    rand.rng = _WatchedRandom(rng, session)
-    hooks.watch = session
-    Tensor.grad = _WatchedGrad()
+        set_recorder(both)
+    rng = set_random_generator(_WatchedRandom(random_generator(), session))
+    old_watch = set_watcher(session)
+    old_observer = set_call_observer(_observe)
     session.enter(block)
     outside = _bindings(fn) if block is None else ()
     try:
         result = fn(*args, **kwargs)
+        if session.holding:
+            session.look_at_grads()
     finally:
-        Tensor.grad = _GRAD_SLOT
-        hooks.watch = None
-        if isinstance(rand.rng, _WatchedRandom):   # unless re-seeded inside
-            rand.rng = rng
-        T.set_recorder(old_recorder)
+        set_call_observer(old_observer)
+        set_watcher(old_watch)
+        if isinstance(random_generator(), _WatchedRandom):
+            set_random_generator(rng)      # unless re-seeded inside
+        set_recorder(old_recorder)
     state.records += 1
     entry = _Entry(key, session, block)
     session.home = _home(fn)
@@ -800,10 +818,28 @@ class _Entry:
         self.code = None
         self.fast = None
         self.label = type(block).__name__ if block is not None else "function"
-        self.structure = _Epoch.structure
-        self.modes_epoch = _Epoch.modes
+        # The newest change when recorded: a block it ran with a newer
+        # stamp has changed since (``current``).
+        self.stamp = self.seen = BlockChanges.count
+        self.modes_epoch = BlockChanges.modes
         self.modes = list(session.blocks.values())
+        self.contents = [block_contents(b) for b, _ in self.modes]
         self.bindings = ()
+
+    def current(self, count):
+        """Whether no block this ran has changed since it was recorded
+        (``count``: ``BlockChanges.count`` now)."""
+        if self.seen != count:
+            stamp = self.stamp
+            for (block, _), (names, objects) in zip(self.modes, self.contents):
+                if block_version(block) > stamp:
+                    return False
+                now_names, now = block_contents(block)
+                if now_names != names or any(
+                        a is not b for a, b in zip(now, objects)):
+                    return False      # a registry written to directly
+            self.seen = count
+        return True
 
     def valid(self):
         """Whether the blocks' modes, which parameters need gradients
@@ -811,11 +847,11 @@ class _Entry:
         are as they were when this was recorded."""
         if self.bindings and _rebound(self.bindings) is not None:
             return False
-        if self.modes_epoch != _Epoch.modes:
+        if self.modes_epoch != BlockChanges.modes:
             for block, mode in self.modes:
                 if block.__dict__["training"] != mode:
                     return False
-            self.modes_epoch = _Epoch.modes
+            self.modes_epoch = BlockChanges.modes
         for leaf, needs in self.needs_check:
             if bool(leaf.requires_grad) is not needs:
                 return False
@@ -931,7 +967,7 @@ class _Entry:
             node.parents = tuple(parents)
             node.needs = (True,) * len(parents)
             node.saves = tuple(range(len(parents)))
-            node.seq = T._next_seq()
+            node.seq = next_node_number()
             node.grad = None
             entry[2] = weakref.ref(node)
             return _build(self.spec, out, tensors, node)
@@ -953,9 +989,9 @@ def _checked_replay(entry, args):
     if (entry.graphed is not None or not all(type(a) is Tensor for a in args)
             or len({id(a.data) for a in args}) < n):
         return None
-    names = {"MISS": _MISS, "TT": Tensor, "nd": np.ndarray, "W": T._wrap,
-             "E": _Epoch, "EN": entry, "mode": T._mode,
-             "OFF": T._Off}
+    off, mode = grad_mode_flags()
+    names = {"MISS": _MISS, "TT": Tensor, "nd": np.ndarray, "W": wrap,
+             "E": BlockChanges, "EN": entry, "mode": mode, "OFF": off}
     result = _result_source(entry.spec, names)
     if result is None:
         return None
@@ -977,7 +1013,7 @@ def _checked_replay(entry, args):
     # Grad mode is per thread; while no thread has it off, one class
     # attribute says so.
     checks += [f"(OFF.none or mode.enabled) is not {entry.key[n]}",
-               "E.structure != EN.structure", "E.modes != EN.modes_epoch"]
+               "E.count != EN.seen", "E.modes != EN.modes_epoch"]
     for k, (leaf, needs) in enumerate(entry.needs_check):
         names[f"F{k}"] = leaf
         checks.append(f"{'not ' if needs else ''}F{k}.requires_grad")
@@ -1019,7 +1055,7 @@ def _result_source(spec, names):
 def _build(spec, arrays, tensors, node):
     kind = spec[0]
     if kind == "out":
-        t = T._wrap(arrays[spec[1]])
+        t = wrap(arrays[spec[1]])
         if spec[2]:
             node.shape, node.dtype = t.data.shape, t.data.dtype
             t.requires_grad = True
@@ -1143,7 +1179,7 @@ def _generate(s, spec, node_inputs):
     factory_src = "\n".join(head) + "\n" + "".join(
         "    " + line + "\n" for line in code.splitlines()) + \
         "    return run, run_backward\n"
-    namespace = {"fix": _fix, "one": T._one, "W": T._wrap, "nd": np.ndarray,
+    namespace = {"fix": _fix, "one": ones_for, "W": wrap, "nd": np.ndarray,
                  "Stale": _Stale}
     namespace.update(guards)
     if low is not None:
@@ -1244,3 +1280,7 @@ def _backward_lines(s, upto, root, accumulate, low, cleared=()):
 def _fix(x):
     """NumPy gives scalars for 0-d results; the library keeps arrays."""
     return np.asarray(x) if isinstance(x, np.generic) else x
+
+
+register_block_change_hook(_block_changed)
+set_hybridizer(_hybridize_block)

@@ -138,8 +138,25 @@ class Lowering:
                   multiply=np.multiply, divide=np.divide, maximum=np.maximum,
                   greater=np.greater, exp=np.exp, log=np.log,
                   total=np.add.reduce, top=np.maximum.reduce,
-                  least=np.minimum.reduce, as_array=K._array)
+                  least=np.minimum.reduce, as_array=_as_array)
         return ns
+
+
+def _as_array(x, like):
+    """``x`` as an array where ``like`` is a NumPy array (NumPy gives
+    scalars for 0-d results, which have no ``out=``)."""
+    if type(x) is np.ndarray or not isinstance(like, np.ndarray):
+        return x
+    return np.asarray(x)
+
+
+def _row_index(x, batch):
+    """``arange(batch)`` on the device of ``x``, for a loss's fancy index
+    (a constant of the recording: made once, never written)."""
+    rows = backend.namespace_of(x).arange(batch)
+    if type(rows) is np.ndarray:
+        rows.flags.writeable = False
+    return rows
 
 
 def _host_float(arrays, dtype):
@@ -235,7 +252,7 @@ class _CrossEntropy(_Rule):
         xa = low.s.keep[self.ins[0]]
         batch = xa.shape[0]
         col = (batch, 1)
-        self.rows = low.const(K._row_index(xa, batch))
+        self.rows = low.const(_row_index(xa, batch))
         self.batch = max(batch, 1)
         self.dtype = xa.dtype
         top_, self.shifted = low.buffer(col, xa.dtype), low.buffer(xa.shape, xa.dtype)

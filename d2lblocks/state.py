@@ -39,7 +39,8 @@ def get_state(obj):
     attrs = getattr(obj, "__dict__", None)
     if attrs is not None:
         # A replay cache (hybridize) is not state: it is rebuilt on demand.
-        state["attrs"] = {k: v for k, v in attrs.items() if k != "_hybrid"}
+        state["attrs"] = {k: v for k, v in attrs.items()
+                          if k != "_call_handler"}
     return state
 
 

@@ -31,9 +31,9 @@ values.
 
 For tools that watch or replay computations, ``set_recorder(fn)`` makes
 ``apply`` call ``fn(op, inputs, out)`` after every op (one ``is None``
-check when unset). ``_Hooks.watch`` is the second hook, set only while
-``hybrid.py`` records a call: it hears of what ops cannot show (a value
-that leaves for Python, an in-place change, a ``backward()``).
+check when unset). ``set_watcher(obj)`` is the second hook, set only
+while ``hybrid.py`` records a call: it hears of what ops cannot show (a
+value that leaves for Python, an in-place change, a ``backward()``).
 """
 
 import functools
@@ -216,6 +216,60 @@ def set_recorder(fn):
     """
     old, _Hooks.recorder = _Hooks.recorder, fn
     return old
+
+
+def watcher():
+    """The object watching tensors now (see :func:`set_watcher`), or None."""
+    return _Hooks.watch
+
+
+def set_watcher(watch):
+    """Tell ``watch`` what ops cannot show until reset with ``None``;
+    returns the watcher set before. It is told, by method call, of a
+    tensor's value handed to Python (``decision(what)``: ``bool()``,
+    ``item()``, indexing with a tensor), of an in-place change outside an
+    op (``changed(t)``), of ``backward()`` (``backward_begins(root, grad,
+    retain_graph)``, ``backward_ends()``), of a gradient reset by
+    ``zero_grad`` (``grad_set(t, None)``) and of an optimizer step
+    (``call_begins(replay)``, ``call_ends()``)."""
+    old, _Hooks.watch = _Hooks.watch, watch
+    return old
+
+
+def set_random_generator(rng):
+    """Make ``rng`` the generator of every random draw (a tool may wrap
+    the current one to notice draws); returns the one set before."""
+    old, _Random.rng = _Random.rng, rng
+    return old
+
+
+def grad_mode_flags():
+    """The two objects :func:`is_grad_enabled` reads, for code generated
+    to check the mode cheaply: ``off.none or mode.enabled``."""
+    return _Off, _mode
+
+
+def wrap(data):
+    """A leaf tensor around the array ``data``, not copied or checked
+    (for tools that build tensors from arrays they computed)."""
+    t = _new(Tensor)
+    t.data = data
+    t.requires_grad = False
+    t.grad = None
+    t.grad_fn = None
+    return t
+
+
+def ones_for(array):
+    """An array of ones shaped and typed like ``array`` (the gradient a
+    scalar loss starts ``backward()`` with)."""
+    return _one(array)
+
+
+def next_node_number():
+    """The next number in the order that ``backward()`` visits nodes in
+    (newest first): a node made by a tool outside ``apply`` takes one."""
+    return _next_seq()
 
 
 def apply(op, *inputs):
@@ -1436,14 +1490,7 @@ def _describe(data):
     return f"{type(data).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
-def _wrap(data):
-    """A leaf tensor around an existing array (no checks, no copy)."""
-    t = _new(Tensor)
-    t.data = data
-    t.requires_grad = False
-    t.grad = None
-    t.grad_fn = None
-    return t
+_wrap = wrap     # a leaf tensor around an existing array (no checks, no copy)
 
 
 # ---- the backward sweep ------------------------------------------------------------

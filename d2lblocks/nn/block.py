@@ -33,17 +33,121 @@ import zipfile
 
 import numpy as np
 
-from .. import backend, hybrid, init as init_mod
-from ..tensor import _Hooks, Tensor, as_dtype, float32, mark_changed, no_grad
+from .. import backend, init as init_mod
+from ..tensor import (Tensor, as_dtype, float32, mark_changed, no_grad,
+                      watcher)
 from .parameter import Parameter
 
-__all__ = ["Block", "Module", "IncompatibleKeys", "StateDictKeyError"]
+__all__ = ["Block", "Module", "IncompatibleKeys", "StateDictKeyError",
+           "BlockChanges", "block_version", "block_contents",
+           "register_block_change_hook",
+           "set_call_handler", "call_handler", "set_call_observer",
+           "set_hybridizer"]
 
 _counters = {}
 # Every block call takes the next number and keeps it in ``_last_call``; a
 # block whose number is older than its root's was not run by the root's last
 # forward pass (``diagnose`` reports its parameters as unused).
 _next_call = itertools.count(1).__next__
+
+
+# ---- what tools that cache work derived from blocks can hear -------------------
+# A tool that records what blocks compute (``d2lblocks.hybrid``) sits above
+# nn: nn never imports it. It learns of changes through these counters and
+# hooks, and takes over calls through a handler set per block.
+class BlockChanges:
+    """Counters that tools read to notice changes cheaply.
+
+    ``count``: the stamp of the newest change to any block (a parameter,
+    buffer or child registered, replaced or removed, or a plain attribute
+    given a new value); each changed block keeps its stamp, read with
+    :func:`block_version`. ``modes``: bumped by every ``train()``/``eval()``.
+    A cache that holds work derived from some blocks is still good while
+    ``count`` has not moved, or while none of those blocks has a newer
+    stamp than the cache.
+    """
+    count = 0
+    modes = 0
+
+
+_change_hooks = []
+
+
+def block_version(block):
+    """The stamp (``BlockChanges.count``) of ``block``'s latest change, 0
+    when it has not changed since it was made (only its own registries and
+    attributes count, not its children's)."""
+    return block.__dict__.get("_version", 0)
+
+
+def block_contents(block):
+    """``(names, objects)``: the names and the objects registered in
+    ``block`` now (children, then parameters, then buffers). A cache
+    compares the objects by identity to notice one replaced by writing
+    to a registry directly (``self._children[name] = layer``), which
+    stamps nothing."""
+    d = block.__dict__
+    names, objects = [], []
+    for key in ("_children", "_params", "_buffers"):
+        table = d.get(key)
+        if table:
+            names += table
+            objects += table.values()
+    return tuple(names), tuple(objects)
+
+
+def register_block_change_hook(fn):
+    """Call ``fn(block, name, kind)`` after each change to a block:
+    ``kind`` is ``"attribute"`` (a plain attribute given a new value) or
+    ``"registry"`` (a parameter, buffer or child registered, replaced or
+    removed). Returns a function that removes the hook."""
+    if not callable(fn):
+        raise TypeError(f"register_block_change_hook expected a function, "
+                        f"got {type(fn).__name__}")
+    _change_hooks.append(fn)
+    return lambda: _change_hooks.remove(fn) if fn in _change_hooks else None
+
+
+def _changed(block, name, kind="registry"):
+    """Stamp ``block`` as changed and tell the hooks."""
+    BlockChanges.count += 1
+    block.__dict__["_version"] = BlockChanges.count
+    for fn in _change_hooks:
+        fn(block, name, kind)
+
+
+class _Calls:
+    observer = None      # called for every block call while set
+    hybridizer = None    # what Block.hybridize runs
+
+
+def set_call_handler(block, handler):
+    """Make ``block(*args, **kwargs)`` return ``handler(block, args,
+    kwargs)`` instead of running ``forward`` (``None`` restores that)."""
+    if handler is None:
+        block.__dict__.pop("_call_handler", None)
+    else:
+        block.__dict__["_call_handler"] = handler
+
+
+def call_handler(block):
+    """The handler set on ``block`` with :func:`set_call_handler`, or None."""
+    return block.__dict__.get("_call_handler")
+
+
+def set_call_observer(fn):
+    """Route every call of a block without a handler through ``fn(block,
+    args, kwargs)`` (which must run ``block.forward``) until reset with
+    ``None``; returns the observer set before."""
+    old, _Calls.observer = _Calls.observer, fn
+    return old
+
+
+def set_hybridizer(fn):
+    """Set what ``Block.hybridize(active)`` runs, as ``fn(block, active)``
+    (``d2lblocks.hybrid`` sets it when imported)."""
+    _Calls.hybridizer = fn
+
 
 IncompatibleKeys = collections.namedtuple(
     "IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -97,7 +201,8 @@ _RESERVED = {
     "forward": "the method that calling the block runs",
     "_name": "the block's name",
     "_last_call": "the number of the block's last call",
-    "_hybrid": "the recordings of hybridize()",
+    "_call_handler": "what calling the block runs (set by hybridize())",
+    "_version": "the stamp of the block's latest change",
 }
 _REGISTRIES = ("_children", "_modules", "_params", "_buffers", "_non_persistent")
 
@@ -394,14 +499,14 @@ class Block:
             value = None if value is None else _as_buffer(value)
         else:
             if not _same_value(d.get(name, _ABSENT), value):
-                _forget(self, name)       # recordings may hold the old value
-                hybrid.attribute_set(self, name)
+                _forget(self, name)       # caches may hold the old value
+                _changed(self, name, "attribute")
             object.__setattr__(self, name, value)
             return
         if name not in table:
             _forget(self, name)          # it was something else before
         table[name] = value
-        hybrid.structure_changed()       # recordings hold the old object
+        _changed(self, name)             # caches hold the old object
         if hasattr(type(self), name):
             # The class has a method of that name (``self.blocks =
             # BlockList(...)``): a copy in the instance dict makes
@@ -467,7 +572,7 @@ class Block:
         elif name in self.__dict__:   # the copy __setattr__ keeps
             self.__dict__[name] = block
         children[name] = block
-        hybrid.structure_changed()
+        _changed(self, name)
         return block
 
     def register_child(self, block, name=None):
@@ -498,7 +603,7 @@ class Block:
         if name not in buffers:       # a replaced buffer keeps its place
             _forget(self, name)
         buffers[name] = value
-        hybrid.structure_changed()
+        _changed(self, name)
         if persistent:
             _table(self, "_non_persistent").discard(name)
         else:
@@ -518,15 +623,15 @@ class Block:
         if name not in params:
             _forget(self, name)
         params[name] = param
-        hybrid.structure_changed()
+        _changed(self, name)
 
     # ---- calling ---------------------------------------------------------
     def __call__(self, *args, **kwargs):
         d = self.__dict__
         d["_last_call"] = _next_call()
-        state = d.get("_hybrid")
-        if state is not None or _Hooks.watch is not None:
-            return hybrid.block_call(self, state, args, kwargs)
+        handler = d.get("_call_handler") or _Calls.observer
+        if handler is not None:
+            return handler(self, args, kwargs)
         out = self.forward(*args, **kwargs)
         if out is None:               # named by the next layer's error
             _returned_none[0] = type(self).__name__
@@ -543,8 +648,10 @@ class Block:
         eager, with a warning. ``hybridize(False)`` turns replay off.
         See ``d2lblocks.hybrid``. Returns self.
         """
-        for _, block in _walk(self, "", set()):
-            hybrid.set_active(block, active)
+        if _Calls.hybridizer is None:
+            raise RuntimeError("hybridize() needs d2lblocks.hybrid, which "
+                               "is imported with d2lblocks")
+        _Calls.hybridizer(self, active)
         return self
 
     def forward(self, *args, **kwargs):
@@ -654,7 +761,7 @@ class Block:
         _check_flag(mode, "train", "mode")
         for _, block in _walk(self, "", set()):
             block.__dict__["training"] = bool(mode)
-        hybrid.modes_changed()
+        BlockChanges.modes += 1
         return self
 
     def eval(self):
@@ -697,7 +804,7 @@ class Block:
                 buffers = _table(block, "_buffers")
                 for name, buf in buffers.items():
                     if buf is not None:
-                        buffer_moves.append((buffers, name, buf,
+                        buffer_moves.append((block, name, buf,
                                              _moved(buf, dev, dt)))
         # Nothing can fail from here on.
         for p in lazy:
@@ -709,10 +816,10 @@ class Block:
         for p, data, grad in moves:
             p.data = data
             p.grad = grad
-        for buffers, name, old, new in buffer_moves:
-            buffers[name] = new
+        for block, name, old, new in buffer_moves:
+            block.__dict__["_buffers"][name] = new
             if new is not old:
-                hybrid.structure_changed()       # a new tensor
+                _changed(block, name)            # a new tensor
         return self
 
     # ---- initialization ----------------------------------------------------
@@ -983,10 +1090,13 @@ def _check_flag(value, where, what):
 def zero_grads(params, set_to_none=True):
     """``p.grad = None`` for each parameter, or (``set_to_none=False``)
     its gradient array set to zero in place."""
+    watch = watcher()
     for p in params:
         g = p.grad
         if set_to_none or g is None:
             p.grad = None
+            if watch is not None:        # a recording replays the reset
+                watch.grad_set(p, None)
         else:
             g.data[...] = 0
 
@@ -1005,7 +1115,7 @@ def _forget(block, name):
         d[key].pop(name, None)
     d["_non_persistent"].discard(name)
     d.pop(name, None)
-    hybrid.structure_changed()
+    _changed(block, name)
 
 
 def _apply(block, fn):

@@ -1,0 +1,185 @@
+"""hybridize(): a recording is dropped only when something it ran changes.
+
+A block carries the stamp of its own latest change; a recording checks the
+blocks it ran, never the rest of the process. Building a layer elsewhere,
+or changing a block the call never ran, leaves every recording replaying
+(Gluon clears the cached graph of the block that changed, and only that).
+"""
+
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import d2lblocks as db
+from d2lblocks import hybrid, nn, optim
+from d2lblocks.hybrid import HybridizeWarning
+from tests.hybrid_tools import training_step
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings():
+    hybrid._warned.clear()
+    yield
+    hybrid._warned.clear()
+
+
+def three_layers(seed=0):
+    db.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16),
+                         nn.ReLU(), nn.Linear(16, 3))
+
+
+def test_a_layer_built_before_every_call_never_stops_the_replay():
+    eager, hyb = three_layers(), three_layers().hybridize()
+    X = db.rand(4, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HybridizeWarning)
+        for _ in range(12):
+            nn.Linear(2, 2)                    # unrelated to the network
+            np.testing.assert_allclose(hyb(X).numpy(), eager(X).numpy(),
+                                       rtol=1e-6, atol=1e-6)
+    assert hybrid.stats(hyb) == {"records": 1, "replays": 11, "eager": 0,
+                                 "recordings": 1, "reason": None}
+
+
+def test_a_training_step_replays_while_other_blocks_are_built_and_changed():
+    nets, steps = [], []
+    for hybridized in (False, True):
+        net = three_layers()
+        step = training_step(net, optim.SGD(net.parameters(), lr=0.1))
+        nets.append(net)
+        steps.append(db.hybridize(step) if hybridized else step)
+    other = nn.Linear(3, 3)
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+        other.scale = float(i)                 # a block the step never runs
+        other.weight = nn.Parameter(db.rand(3, 3))
+        X = db.tensor(rng.normal(size=(5, 6)).astype(np.float32))
+        y = db.tensor(rng.integers(0, 3, 5))
+        losses = [step(X, y).item() for step in steps]
+        assert losses[1] == pytest.approx(losses[0], rel=1e-6, abs=1e-7)
+    for a, b in zip(*(net.parameters() for net in nets)):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
+    assert hybrid.stats(steps[1])["records"] == 1
+    assert hybrid.stats(steps[1])["replays"] == 7
+
+
+def test_changing_one_network_drops_its_recordings_and_no_other():
+    first, second = three_layers(1).hybridize(), three_layers(2).hybridize()
+    X = db.rand(2, 6)
+    for net in (first, second):
+        net(X)
+        net(X)
+    first.add_module("4", nn.Linear(16, 5))
+    assert first(X).shape == (2, 5)            # the new layer runs
+    second(X)
+    assert hybrid.stats(first)["records"] == 2
+    assert hybrid.stats(second) == {"records": 1, "replays": 2, "eager": 0,
+                                    "recordings": 1, "reason": None}
+
+
+@pytest.mark.parametrize("change", ["parameter", "child", "attribute",
+                                    "registry"])
+def test_a_change_deep_inside_drops_the_recording_of_the_whole(change):
+    class Scaled(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.scale = 2.0
+            self.body = nn.Linear(6, 4)
+
+        def forward(self, X):
+            return self.body(X) * self.scale
+
+    def build():
+        db.manual_seed(3)
+        return nn.Sequential(nn.Sequential(Scaled(), nn.ReLU()),
+                             nn.Linear(4, 2))
+
+    eager, hyb = build(), build().hybridize()
+    X = db.rand(3, 6)
+    for net in (eager, hyb):
+        net(X)
+        net(X)
+        inner = net[0][0]
+        if change == "parameter":
+            inner.body.weight = nn.Parameter(np.full((4, 6), 0.25, np.float32))
+        elif change == "child":
+            db.manual_seed(4)
+            inner.body = nn.Linear(6, 4)
+        elif change == "attribute":
+            inner.scale = -1.5
+        else:                      # written into the registry by hand
+            db.manual_seed(4)
+            inner._children["body"] = nn.Linear(6, 4)
+    np.testing.assert_allclose(hyb(X).numpy(), eager(X).numpy(), rtol=1e-6,
+                               atol=1e-6)
+    assert hybrid.stats(hyb)["records"] == 2
+
+
+def test_a_gradient_reset_by_hand_inside_a_step_is_replayed():
+    def make():
+        net = three_layers()
+        opt = optim.SGD(net.parameters(), lr=0.1)
+
+        def step(X, y):
+            db.cross_entropy(net(X), y).backward()
+            for p in net.parameters():
+                p.grad = None            # by hand, not through zero_grad
+            loss = db.cross_entropy(net(X * 2), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return net, step
+
+    (eager_net, eager), (hyb_net, hyb) = make(), make()
+    hyb = db.hybridize(hyb)
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        X = db.tensor(rng.normal(size=(4, 6)).astype(np.float32))
+        y = db.tensor(rng.integers(0, 3, 4))
+        np.testing.assert_allclose(hyb(X, y).numpy(), eager(X, y).numpy(),
+                                   rtol=1e-6, atol=1e-7)
+        for a, b in zip(eager_net.parameters(), hyb_net.parameters()):
+            np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(),
+                                       rtol=1e-5, atol=1e-7)
+    assert hybrid.stats(hyb)["replays"] == 3
+
+
+def test_recording_leaves_the_tensor_class_as_it_is():
+    """Another thread reading ``.grad`` while a call records must see the
+    plain attribute: a recording patches nothing on ``Tensor``."""
+    net = three_layers()
+    opt = optim.SGD(net.parameters(), lr=0.1)
+    before = dict(db.Tensor.__dict__)
+    seen = []
+
+    def step(X, y):
+        seen.append(dict(db.Tensor.__dict__))
+        opt.zero_grad()
+        loss = db.cross_entropy(net(X), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = db.hybridize(step)
+    X, y = db.rand(4, 6), db.tensor([0, 1, 2, 0])
+    step(X, y)
+    step(X, y)
+    assert hybrid.stats(step)["replays"] == 1
+    assert len(seen) == 1                      # recorded once, then replayed
+    assert seen[0] == before and dict(db.Tensor.__dict__) == before
+
+
+def test_a_block_built_in_another_thread_never_drops_a_recording():
+    hyb = three_layers().hybridize()
+    X = db.rand(2, 6)
+    hyb(X)
+    worker = threading.Thread(target=lambda: [nn.Linear(2, 2)
+                                              for _ in range(20)])
+    worker.start()
+    worker.join()
+    hyb(X)
+    assert hybrid.stats(hyb)["records"] == 1

@@ -11,11 +11,12 @@ from .tensor import (Tensor, tensor, zeros, ones, zeros_like, ones_like, full,
                      rand, randn, arange, manual_seed, no_grad, enable_grad,
                      is_grad_enabled, set_grad_enabled, float16, float32,
                      float64, int32, int64, bool_)
-from .ops import (unbroadcast, matmul, mm, dot, exp, log, abs, sqrt, relu,
-                  sigmoid, tanh, softmax, log_softmax, cross_entropy, mse,
-                  linear, sum, mean, max, min, reshape, flatten, transpose,
-                  swapaxes, concat, cat, stack, where, maximum, minimum,
-                  argmax, argmin, unsqueeze, squeeze, permute)
+from .ops import (unbroadcast, add, sub, mul, div, pow, neg, matmul, mm, dot,
+                  exp, log, abs, sqrt, relu, sigmoid, tanh, softmax,
+                  log_softmax, cross_entropy, mse, linear, sum, mean, max,
+                  min, reshape, flatten, transpose, swapaxes, concat, cat,
+                  stack, astype, where, maximum, minimum, argmax, argmin,
+                  unsqueeze, squeeze, permute)
 from .gradcheck import grad_check
 from . import backend, random, state
 from . import nn, init, optim

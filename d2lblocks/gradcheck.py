@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from . import backend
 from .tensor import Tensor, _wrap, float64, no_grad, random_generator
 
 __all__ = ["grad_check", "numerical_grad"]
@@ -10,11 +11,14 @@ __all__ = ["grad_check", "numerical_grad"]
 def numerical_grad(fn, inputs, index, eps=1e-6):
     """Central-difference gradient of ``sum(fn(*inputs) * w)`` with respect
     to ``inputs[index]``, where ``w`` is fixed by the caller through ``fn``.
+
+    The input is nudged where it lives (host or GPU); the gradient is a
+    NumPy array.
     """
     x = inputs[index].data
-    grad = np.zeros_like(x)
+    grad = np.zeros(x.shape, dtype=float64)
     flat, gflat = x.reshape(-1), grad.reshape(-1)
-    with no_grad():
+    with no_grad(), backend.on_array(x):
         for i in range(flat.size):
             saved = flat[i]
             flat[i] = saved + eps
@@ -46,6 +50,13 @@ def grad_check(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True
     if not any(isinstance(t, Tensor) and t.requires_grad for t in inputs):
         raise ValueError("grad_check: give at least one tensor with "
                          "requires_grad=True")
+    # Everything below runs on the inputs' device (host or a GPU): the
+    # float64 copies, the weights and the nudged evaluations.
+    with backend.on_array(*[t.data for t in inputs if isinstance(t, Tensor)]):
+        return _grad_check(fn, inputs, eps, atol, rtol, raise_exception)
+
+
+def _grad_check(fn, inputs, eps, atol, rtol, raise_exception):
     xs = []
     for t in inputs:
         if isinstance(t, Tensor):
@@ -56,9 +67,11 @@ def grad_check(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True
             xs.append(t)
     out = fn(*xs)
     # Reduce a non-scalar output with fixed random weights, so every output
-    # element takes part in the check.
-    weights = random_generator().standard_normal(out.shape)
-    weights = np.asarray(weights, dtype=float64)
+    # element takes part in the check. They are drawn on the host (a seed
+    # gives the same check on every device) and sent to the output's device.
+    weights = np.asarray(random_generator().standard_normal(out.shape),
+                         dtype=float64)
+    weights = _wrap(backend.move(weights, backend.device_of(out.data)))
 
     def scalar(*args):
         return (fn(*args) * weights).sum()

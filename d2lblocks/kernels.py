@@ -605,11 +605,18 @@ class CrossEntropy(Op):
 
     def forward(self, x, labels):
         batch = x.shape[0]
-        # Labels >= classes fail at the fancy index below; negative ones
-        # would silently count from the end, so they are refused here, where
-        # a replayed step (hybridize) checks them too.
-        if batch and labels.dtype.kind == "i" and _smallest(labels) < 0:
-            raise IndexError("negative class label")
+        # Labels outside [0, classes) are refused here, where a replayed
+        # step (hybridize) checks them too. On the host, labels >= classes
+        # fail at the fancy index below, and negative ones, which it would
+        # count from the end, are checked. A GPU's fancy index checks
+        # nothing (it wraps around), so both ends are checked there, with
+        # one value read back.
+        if batch:
+            if type(labels) is np.ndarray:
+                if labels.dtype.kind == "i" and np.minimum.reduce(labels) < 0:
+                    raise IndexError("negative class label")
+            else:
+                _check_label_range(labels, x.shape[1])
         rows = self.rows = _row_index(x, batch)
         self.labels = labels
         shifted = x - _rmax(x, 1, True)
@@ -643,8 +650,15 @@ def _row_index(x, batch):
     return rows
 
 
-def _smallest(y):
-    return np.minimum.reduce(y) if isinstance(y, np.ndarray) else int(y.min())
+def _check_label_range(labels, classes):
+    """IndexError unless every label of this GPU array lies in [0,
+    classes): both ends are tested on the device and one value, whether
+    any label is outside, is read back."""
+    outside = labels >= classes
+    if labels.dtype.kind == "i":
+        outside |= labels < 0
+    if outside.any():
+        raise IndexError(f"a class label outside [0, {classes})")
 
 
 class MSE(Op):

@@ -432,8 +432,18 @@ def _labels(labels, logits):
 
 
 def _label_error(y, classes):
-    return ValueError(f"cross_entropy: labels must lie in [0, {classes}), got "
-                      f"values from {int(y.min())} to {int(y.max())}")
+    """The ValueError for labels ``y`` outside [0, classes), naming the
+    offending end(s)."""
+    xp = backend.namespace_of(y)
+    low, high = backend.to_host(xp.stack((y.min(), y.max()))).tolist()
+    if low < 0 and high >= classes:
+        got = f"labels from {low} to {high}"
+    elif low < 0:
+        got = f"min label {low}"
+    else:
+        got = f"max label {high}"
+    return ValueError(f"cross_entropy: labels must lie in [0, {classes}) for "
+                      f"{classes} classes; got {got}")
 
 
 def cross_entropy(input, target):

@@ -284,21 +284,33 @@ def apply(op, *inputs):
     Returns:
         The output tensor; ``out.grad_fn is op`` when it was recorded.
     """
+    # Host arrays run the op as it is; anything else runs it with the
+    # device of its inputs entered (``_on_device``), so that what the op
+    # makes lands there, on any GPU.
     n = len(inputs)
     if n == 1:
         a = inputs[0]
-        data = op.forward(a.data)
+        x = a.data
+        data = op.forward(x) if type(x) is _ndarray else _on_device(op, x)
         record = a.requires_grad
     elif n == 2:
         a, b = inputs
-        data = op.forward(a.data, b.data)
+        x, y = a.data, b.data
+        if type(x) is _ndarray and type(y) is _ndarray:
+            data = op.forward(x, y)
+        else:
+            data = _on_device(op, x, y)
         record = a.requires_grad or b.requires_grad
     elif n == 3:                       # a dense layer: x, weight, bias
         a, b, c = inputs
-        data = op.forward(a.data, b.data, c.data)
+        x, y, z = a.data, b.data, c.data
+        if type(x) is _ndarray and type(y) is _ndarray and type(z) is _ndarray:
+            data = op.forward(x, y, z)
+        else:
+            data = _on_device(op, x, y, z)
         record = a.requires_grad or b.requires_grad or c.requires_grad
     else:
-        data = op.forward(*[t.data for t in inputs])
+        data = _on_device(op, *[t.data for t in inputs])
         record = any(t.requires_grad for t in inputs)
     if type(data) is not _ndarray and isinstance(data, np.generic):
         data = np.asarray(data)        # NumPy gives scalars for 0-d results
@@ -331,6 +343,13 @@ def apply(op, *inputs):
     if _Hooks.recorder is not None:
         _Hooks.recorder(op, inputs, out)
     return out
+
+
+def _on_device(op, *arrays):
+    """``op.forward(*arrays)`` with the device of the first GPU array among
+    them entered (as it is, for host arrays)."""
+    with backend.on_array(*arrays):
+        return op.forward(*arrays)
 
 
 class _Clock:
@@ -1473,7 +1492,8 @@ def _to_array(data, dtype, device):
         data = backend.move(data, dev)
     # A copy, as torch.tensor makes: in-place updates of the tensor (an
     # optimizer step) must never change the caller's array.
-    return dev.xp.array(data, dtype=dt, copy=True)
+    with backend.on(dev):
+        return dev.xp.array(data, dtype=dt, copy=True)
 
 
 def _one(like):
@@ -1482,7 +1502,8 @@ def _one(like):
     if isinstance(like, np.ndarray):
         one = np.asarray(1, like.dtype)
         return one.reshape(like.shape) if like.shape else one
-    return backend.namespace_of(like).ones(like.shape, like.dtype)
+    with backend.on_array(like):
+        return backend.namespace_of(like).ones(like.shape, like.dtype)
 
 
 def _describe(data):
@@ -1495,6 +1516,14 @@ _wrap = wrap     # a leaf tensor around an existing array (no checks, no copy)
 
 # ---- the backward sweep ------------------------------------------------------------
 def _run_backward(root, grad, retain_graph):
+    """:func:`_sweep`, on the device of ``root`` (a GPU's ops run there)."""
+    if type(root.data) is _ndarray:
+        return _sweep(root, grad, retain_graph)
+    with backend.on_array(root.data):
+        return _sweep(root, grad, retain_graph)
+
+
+def _sweep(root, grad, retain_graph):
     """Reverse-mode sweep from ``root`` with ``grad`` as its gradient.
 
     Nodes are visited newest first, from a heap keyed by ``seq``: every node
@@ -1664,7 +1693,8 @@ def _shape(shape):
 def _filled(fill, shape, dtype, device, requires_grad):
     dev = backend.as_device(device)
     dt = float32 if dtype is None else as_dtype(dtype)
-    arr = dev.xp.full(_shape(shape), fill, dtype=dt)
+    with backend.on(dev):
+        arr = dev.xp.full(_shape(shape), fill, dtype=dt)
     return Tensor(arr, requires_grad=requires_grad)
 
 

@@ -18,6 +18,8 @@ import pytest
 
 import d2lblocks as db
 from d2lblocks import backend, nn, tuning
+from d2lblocks import kernels as K
+from d2lblocks.tensor import apply
 from conftest import HAS_CUPY, HAS_GPU, SIMULATED_GPU, requires_gpu, requires_no_cupy
 import fake_cupy
 
@@ -217,9 +219,6 @@ def test_in_place_changes_and_views_on_the_device(device):
     np.testing.assert_array_equal(w.numpy(), [0.5, 0.5, 0.5])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "grad_check multiplies the output by NumPy weights on the host, which "
-    "a GPU tensor refuses (gradcheck.py: move the weights to out.device)"))
 def test_grad_check_on_device_gpu(gpu):
     x = db.tensor(np.array([[0.5, -1.0], [2.0, 0.3]]), device=gpu,
                   requires_grad=True)
@@ -381,16 +380,61 @@ def test_moving_between_two_gpus(gpu):
     assert back.device == gpu
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "creation on a GPU other than the current one lands on the current "
-    "one: tensor.py calls dev.xp.array/full and Parameter dev.xp.zeros "
-    "without entering the device (backend.move does)"))
 def test_creation_on_the_second_gpu(gpu):
     if db.num_gpus() < 2:
         pytest.skip("needs two GPUs")
     for t in (db.tensor([1.0], device="gpu:1"), db.zeros(2, device="gpu:1"),
               db.rand(2, device="gpu:1")):
         assert t.device == db.gpu(1)
+
+
+def test_every_creation_function_on_the_second_gpu(gpu):
+    if db.num_gpus() < 2:
+        pytest.skip("needs two GPUs")
+    second = db.gpu(1)
+    like = db.tensor([[1.0, 2.0]], device=second)
+    made = {
+        "tensor": db.tensor(np.arange(3), device=second),
+        "tensor of a GPU 0 tensor": db.tensor(db.ones(2, device=gpu),
+                                              device="cuda:1"),
+        "zeros": db.zeros(2, 3, device=second),
+        "ones": db.ones((2,), device=second, dtype=db.float64),
+        "full": db.full((2, 2), 7.0, device=second),
+        "full int": db.full(3, 4, device="gpu:1", dtype=db.int32),
+        "zeros_like": db.zeros_like(like), "ones_like": db.ones_like(like),
+        "arange": db.arange(1, 4, device=second),
+        "rand": db.rand(2, device=second),
+        "randn": db.randn(2, 2, device=second, requires_grad=True),
+    }
+    for name, t in made.items():
+        assert t.device == second, name
+    np.testing.assert_array_equal(made["full"].numpy(), np.full((2, 2), 7.0))
+    np.testing.assert_array_equal(made["full int"].numpy(), [4, 4, 4])
+    np.testing.assert_array_equal(made["arange"].numpy(), [1, 2, 3])
+    np.testing.assert_array_equal(made["ones_like"].numpy(), [[1.0, 1.0]])
+
+
+def test_a_lazy_layer_materializes_on_the_second_gpu(gpu):
+    if db.num_gpus() < 2:
+        pytest.skip("needs two GPUs")
+    from d2lblocks import init
+    second = db.gpu(1)
+    X = db.rand(3, 4, device=second)
+    for net in (nn.LazyLinear(2), nn.Sequential(nn.LazyLinear(5), nn.ReLU(),
+                                                nn.LazyLinear(2))):
+        db.manual_seed(0)
+        out = net(X)
+        assert out.device == second
+        for name, p in net.named_parameters():
+            assert p.device == second, name
+        out.sum().backward()
+        assert all(p.grad.device == second for p in net.parameters())
+    # An initializer chosen before the first batch writes there too.
+    net = nn.LazyLinear(2)
+    net.initialize(init.Constant(0.5))
+    net(X)
+    assert net.weight.device == second
+    np.testing.assert_array_equal(net.weight.numpy(), np.full((2, 4), 0.5))
 
 
 def _pairs(gpu):
@@ -451,12 +495,6 @@ def test_labels_are_moved_to_the_logits_device(device):
     assert logits.grad.device == device
 
 
-@pytest.mark.parametrize("device", [
-    "cpu", pytest.param("gpu", marks=pytest.mark.xfail(strict=True, reason=(
-        "labels >= classes are left to the fancy index to refuse, which "
-        "CuPy does not do (it wraps around): on a GPU the loss is computed "
-        "from another class's logit, silently")))],
-    indirect=True)
 def test_labels_out_of_range_are_an_error_on_every_device(device):
     logits = db.zeros(2, 3, device=device, requires_grad=True)
     with pytest.raises((IndexError, ValueError)):
@@ -465,16 +503,115 @@ def test_labels_out_of_range_are_an_error_on_every_device(device):
         db.cross_entropy(logits, np.array([0, 3]))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ops on a tensor of a GPU other than the current one run on the "
-    "current one: the library never enters the tensor's device (CuPy "
-    "without peer access refuses, with it the result lands on GPU 0)"))
+@pytest.mark.parametrize("labels, got", [
+    ([0, 3], "max label 3"), ([2, 7], "max label 7"), ([-1, 0], "min label -1"),
+    ([-2, 4], "labels from -2 to 4")])
+@pytest.mark.parametrize("dtype", ["int64", "int32"])
+def test_labels_out_of_range_say_what_was_expected_and_given(device, labels,
+                                                              got, dtype):
+    logits = db.zeros(2, 3, device=device, requires_grad=True)
+    for y in (db.tensor(np.array(labels, dtype), device=device),
+              np.array(labels, dtype)):
+        with pytest.raises(ValueError) as info:
+            db.cross_entropy(logits, y)
+        assert str(info.value).endswith(
+            f"labels must lie in [0, 3) for 3 classes; got {got}")
+    assert logits.grad is None
+
+
+def test_the_largest_and_smallest_labels_are_fine_on_every_device(device):
+    logits = db.tensor(np.log([[0.5, 0.25, 0.25], [0.2, 0.2, 0.6]]),
+                       device=device, requires_grad=True)
+    for dtype in ("int64", "int32", "uint8"):
+        y = db.tensor(np.array([0, 2], dtype), device=device)
+        loss = db.cross_entropy(logits, y)
+        np.testing.assert_allclose(loss.item(), -np.log([0.5, 0.6]).mean(),
+                                   rtol=1e-5)
+
+
+@pytest.mark.skipif(not SIMULATED_GPU, reason="counts the simulated copies")
+@pytest.mark.parametrize("labels, fine", [
+    ([0, 2], True), ([2, 2], True), ([0, 3], False), ([-1, 0], False)])
+def test_the_label_check_on_the_gpu_reads_back_one_value(gpu, labels, fine):
+    logits = db.zeros(2, 3, device=gpu, requires_grad=True)
+    y = db.tensor(labels, device=gpu)
+    fake_cupy.reset_transfers()
+    if fine:
+        db.cross_entropy(logits, y)
+        # The loss stays on the GPU: one value read, the check's.
+        assert fake_cupy.transfers == {"to_host": 0, "scalars": 1,
+                                       "to_device": 0, "peer": 0}
+    else:
+        with pytest.raises(ValueError, match="must lie in"):
+            db.cross_entropy(logits, y)
+        # Only once the check has failed are the labels read again, for
+        # the message.
+        assert fake_cupy.transfers["scalars"] == 1
+
+
 def test_computing_on_the_second_gpu(gpu):
     if db.num_gpus() < 2:
         pytest.skip("needs two GPUs")
     x = db.tensor([1.0, 2.0], device=gpu).to("gpu:1")
     y = (x * 2).sum()
     assert y.device == db.gpu(1)
+
+
+def test_ops_and_backward_on_the_second_gpu(gpu):
+    if db.num_gpus() < 2:
+        pytest.skip("needs two GPUs")
+    second = db.gpu(1)
+    x = db.tensor([[0.5, -1.0], [2.0, 0.25]], device=second, requires_grad=True)
+    w = db.tensor([[1.0, 2.0], [3.0, -1.0]], device=second, requires_grad=True)
+    b = db.tensor([0.5, -0.5], device=second, requires_grad=True)
+    h = db.linear(x, w, b).relu()
+    y = db.concat([h, db.exp(x)], 1).sum(dim=-1)
+    loss = db.cross_entropy(db.stack([y, -y]), db.tensor([0, 1], device=second))
+    assert all(t.device == second for t in (h, y, loss))
+    loss.backward()
+    for t in (x, w, b):
+        assert t.grad.device == second
+    # The same computation on the CPU gives the same gradients.
+    xc, wc, bc = (db.tensor(t.numpy(), requires_grad=True) for t in (x, w, b))
+    yc = db.concat([db.linear(xc, wc, bc).relu(), db.exp(xc)], 1).sum(dim=-1)
+    db.cross_entropy(db.stack([yc, -yc]), db.tensor([0, 1])).backward()
+    for t, tc in ((x, xc), (w, wc), (b, bc)):
+        np.testing.assert_allclose(t.grad.numpy(), tc.grad.numpy(), rtol=1e-6)
+
+
+def test_backward_seeded_with_a_gradient_on_the_second_gpu(gpu):
+    if db.num_gpus() < 2:
+        pytest.skip("needs two GPUs")
+    x = db.ones(3, device="gpu:1", requires_grad=True)
+    (x * 2).backward(db.tensor([1.0, 2.0, 3.0]))
+    assert x.grad.device == db.gpu(1)
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0, 6.0])
+
+
+class _WrongSquare(K.Op):
+    """``x * x`` with a backward that forgets the factor 2."""
+    __slots__ = ("x",)
+    saves = (0,)
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, g):
+        return (g * self.x,)
+
+
+def test_grad_check_on_the_second_gpu(gpu):
+    if db.num_gpus() < 2:
+        pytest.skip("needs two GPUs")
+    x = db.tensor(np.array([[0.5, -1.0], [2.0, 0.3]]), device="gpu:1",
+                  requires_grad=True)
+    w = db.tensor(np.array([[1.0], [-2.0]]), device="gpu:1",
+                  requires_grad=True)
+    assert db.grad_check(lambda a, b: db.sigmoid(a @ b) * a, x, w)
+    # A wrong gradient is still found there.
+    with pytest.raises(AssertionError, match="wrong gradient"):
+        db.grad_check(lambda a: apply(_WrongSquare(), a), x)
 
 
 # ---- optimizers, state and hybridize on each device --------------------------
@@ -585,7 +722,7 @@ def test_a_training_step_on_the_gpu_copies_nothing_to_the_host(gpu, name):
         db.cross_entropy(net(X), y).backward()
         opt.step()
     assert fake_cupy.transfers["to_host"] == 0
-    # One value per step: the loss checks that no label is negative.
+    # One value per step: the loss checks that every label is in range.
     assert fake_cupy.transfers["scalars"] <= 2
 
 

@@ -747,3 +747,28 @@ def test_all_and_any_take_dim_and_keepdim(shape):
                                           a.all(axis=axis, keepdims=keep))
             np.testing.assert_array_equal(x.any(dim=d, keepdim=keep).numpy(),
                                           a.any(axis=axis, keepdims=keep))
+
+
+# ---- the ops as functions of the package ---------------------------------------
+def test_every_op_function_is_exported_by_the_package():
+    missing = [name for name in ops.__all__
+               if getattr(db, name, None) is not getattr(ops, name)]
+    assert missing == []
+
+
+def test_the_arithmetic_functions_compute_and_differentiate():
+    a = db.tensor([[1.0, -2.0], [3.0, 0.5]], requires_grad=True)
+    b = db.tensor([2.0, 4.0], requires_grad=True)
+    x, y = a.numpy(), b.numpy()
+    cases = [(db.add, x + y), (db.sub, x - y), (db.mul, x * y),
+             (db.div, x / y)]
+    for fn, want in cases:
+        np.testing.assert_allclose(fn(a, b).numpy(), want, rtol=1e-6)
+        assert db.grad_check(fn, a, b)
+    np.testing.assert_allclose(db.pow(a, 2).numpy(), x ** 2, rtol=1e-6)
+    np.testing.assert_allclose(db.pow(2.0, a).numpy(), 2.0 ** x, rtol=1e-6)
+    np.testing.assert_allclose(db.neg(a).numpy(), -x)
+    np.testing.assert_allclose(db.add(3, a).numpy(), 3 + x)
+    assert db.grad_check(lambda t: db.neg(db.pow(t, 3)), a)
+    with pytest.raises(TypeError):
+        db.neg([1.0, 2.0])

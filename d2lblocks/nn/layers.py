@@ -3,7 +3,7 @@
 import math
 import numbers
 
-from .. import init, ops
+from .. import backend, init, ops
 from ..tensor import Tensor, as_dtype
 from . import functional as F
 from .block import Block, _returned_none
@@ -136,12 +136,14 @@ class Dense(Block):
         shapes = {"weight": (self.units, in_units), "bias": (self.units,)}
         done = []
         try:
-            for name in ("weight", "bias"):   # weight first: it fixes in_units
-                p = self._params.get(name)
-                if p is not None and p.is_lazy:
-                    done.append((p, p._lazy_shape, p._init, p.data))
-                    if not p.materialize(shapes[name], device, dtype):
-                        self.default_init(name)(p)   # nobody chose one
+            # The default initializer too writes on the input's device.
+            with backend.on(device):
+                for name in ("weight", "bias"):   # weight first: in_units
+                    p = self._params.get(name)
+                    if p is not None and p.is_lazy:
+                        done.append((p, p._lazy_shape, p._init, p.data))
+                        if not p.materialize(shapes[name], device, dtype):
+                            self.default_init(name)(p)   # nobody chose one
         except BaseException:
             for p, shape, chosen, data in reversed(done):
                 p._lazy_shape, p._init, p.data = shape, chosen, data

@@ -110,11 +110,14 @@ class Parameter(Tensor):
                              f"{self._shape_text()} the shape {shape}")
         dt = self._lazy_dtype or (float32 if dtype is None else as_dtype(dtype))
         dev = backend.cpu() if device is None else backend.as_device(device)
-        self.data = dev.xp.zeros(shape, dtype=dt)
-        self._lazy_shape = None
         init, self._init = self._init, None
-        if init is not None:
-            init(self)
+        # On the input's device, current while the zeros are made and while
+        # the initializer writes its values into them.
+        with backend.on(dev):
+            self.data = dev.xp.zeros(shape, dtype=dt)
+            self._lazy_shape = None
+            if init is not None:
+                init(self)
         return init is not None
 
     def __repr__(self):

@@ -136,6 +136,7 @@ class Bridge:
         self.rng_print = None
         self.py_rng_print = None
         self.share_containers = False   # see container()
+        self.transient = ()             # ids of the message's own containers
         self.dropped = []               # ids forgotten here, to tell the peer
 
     # ---- ids ------------------------------------------------------------------
@@ -168,6 +169,8 @@ class Bridge:
         New ones only while ``share_containers`` is set (the grader:
         always; the student: for names and attributes the test reads);
         otherwise a copy."""
+        if id(v) in self.transient:     # the message's own lists and dicts
+            return None
         sid = self.shared_id.get(id(v))
         if sid is not None and self.shared.get(sid) is v:
             return {"$ref": sid}
@@ -478,9 +481,19 @@ class Bridge:
             pass
 
     # ---- transport ----------------------------------------------------------------
-    def send(self, payload):
-        """Encode ``payload`` (with the shared state) and write it."""
-        doc, blobs = self.encode(payload)
+    def send(self, payload, transient=()):
+        """Encode ``payload`` (with the shared state) and write it. The
+        message's own dict and its lists and dicts of arguments are never
+        kept in step, only what they hold (under ``value`` and ``ok``, what
+        the message carries is itself the value); ``transient`` names more
+        of them."""
+        self.transient = {id(payload), *transient}
+        self.transient.update(id(v) for k, v in payload.items()
+                              if type(v) in (list, dict) and k not in ("value", "ok"))
+        try:
+            doc, blobs = self.encode(payload)
+        finally:
+            self.transient = ()
         codec.send_message(self.sock, doc, blobs)
 
 

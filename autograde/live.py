@@ -10,9 +10,9 @@ namespace and working folder. Two views give it the same meaning:
   moment; ``del name`` deletes it there. The student process reports the
   names it rebinds, so a value cached here is never stale.
 - :class:`FolderView` is the test's working folder: a private copy of the
-  student's working folder, brought up to date after every call into
-  student code, whose changes (files the test wrote or removed) go back
-  before the next one. Only plain files cross, as bytes read by the
+  student's working folder, brought up to date after every request that
+  changed it (each reply lists the folder), whose changes (files the test
+  wrote or removed) go back with the next request. Only plain files cross, as bytes read by the
   student process itself, so a link in the student's folder can show the
   grader nothing the student could not read already.
 """
@@ -25,6 +25,7 @@ import types
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
 MAX_VIEW_BYTES = 256 << 20       # the most the folder view holds in all
+PULL_TIMEOUT = 10.0              # seconds for the student to send its files
 
 
 class LiveNamespace(dict):
@@ -146,7 +147,10 @@ class LiveNamespace(dict):
         return list(dict.values(self)) + list(self._cache.values())
 
     def local(self, name, value):
-        """Bind ``name`` here only (the grader's set-up cells)."""
+        """Bind ``name`` here only (the grader's set-up cells); a name the
+        solution cells define stays the student's."""
+        if name in self._solution_names:
+            return
         dict.__setitem__(self, name, value)
         self.setup_names.add(name)
 
@@ -173,20 +177,6 @@ class FolderView:
         self.busy = False
         self.skipped = set()    # files too large to copy
 
-    def sync(self):
-        """Bring the copy up to date (one request, two where the test
-        changed files since)."""
-        self.busy = True
-        try:
-            put = self.changes()
-            if put:
-                self.proc.request({"op": "noop", "put": put})
-            got = self.proc.request({"op": "files", "known": self.student})
-        finally:
-            self.busy = False
-        if type(got) is dict:
-            self._apply(got)
-
     def pull(self, listing):
         """After a call: fetch what the student's listing says changed."""
         if not _valid_listing(listing):
@@ -195,7 +185,8 @@ class FolderView:
             return
         self.busy = True
         try:
-            got = self.proc.request({"op": "files", "known": self.student})
+            got = self.proc.request({"op": "files", "known": self.student},
+                                    PULL_TIMEOUT)
         finally:
             self.busy = False
         if type(got) is dict:
@@ -272,6 +263,11 @@ class FolderView:
                 put[rel] = None
             self.mine.pop(rel)
         return put
+
+    def unsend(self, put):
+        """The changes ``put`` did not reach the student: offer them again."""
+        for rel in put:
+            self.mine.pop(rel, None)
 
 
 def _valid_listing(listing):

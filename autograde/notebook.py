@@ -144,6 +144,26 @@ def bound_names(source):
     return names
 
 
+def global_names(source):
+    """Names a cell's code binds or reads in the global namespace: at top
+    level, and inside its functions and classes where they are globals
+    (a function's parameters and locals are not)."""
+    import symtable
+    try:
+        table = symtable.symtable(_pythonish(source), "<cell>", "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return used_names(source)
+    names, stack = set(), [table]
+    while stack:
+        scope = stack.pop()
+        stack.extend(scope.get_children())
+        top = scope.get_type() == "module"
+        for sym in scope.get_symbols():
+            if top or sym.is_global() or (scope.get_type() == "class" and not sym.is_local()):
+                names.add(sym.get_name())
+    return names
+
+
 def used_names(source):
     """Every name a cell reads anywhere (including inside functions)."""
     try:

@@ -699,7 +699,12 @@ class StudentProcess:
             if builtins.input is not _INPUT:    # mock.patch("builtins.input")
                 msg["input"] = builtins.input
         try:
-            bridge.send(msg)
+            try:
+                bridge.send(msg)
+            except BridgeError:
+                if msg.get("put"):          # not sent: send it with the next one
+                    files.unsend(msg["put"])
+                raise
             while True:
                 left = None
                 if self.deadline is not None:

@@ -32,7 +32,7 @@ from . import sandbox
 from .live import FolderView, LiveNamespace
 from .sandbox import Limits
 from .notebook import (BEGIN_HIDDEN, END_HIDDEN, Submission, bound_names,
-                       strip_magics, unfaithful_constructs, used_names)
+                       global_names, strip_magics, unfaithful_constructs, used_names)
 from .bridge import BridgeError
 from .remote import (RemoteError, StudentCrashed, StudentProcess,
                      StudentTimeout, default_uid)
@@ -209,12 +209,14 @@ class NotebookGrader:
         student_names = set()
         for step in self.sub.steps:
             if step[0] == "cell":
-                student_names |= bound_names(step[2]) | used_names(step[2])
+                student_names |= global_names(step[2])
         self.tns = LiveNamespace(self.proc, student_names, self.source.solution_names)
         self.proc.on_changed = self.tns.student_changed
         view = os.path.join(base, "view")
         os.mkdir(view, 0o700)
-        self.view = FolderView(self.proc, view)
+        # Every reply of the student process lists its working folder, so
+        # the copy is current whenever test code runs.
+        self.view = self.proc.files = FolderView(self.proc, view)
         old = signal.signal(signal.SIGALRM, _on_alarm)
         try:
             self.proc.start()
@@ -298,9 +300,6 @@ class NotebookGrader:
         signal.setitimer(signal.ITIMER_REAL, timeout + 1.0)
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-                if self.proc.alive:
-                    self.view.sync()
-                    self.proc.files = self.view
                 os.chdir(self.view.path)
                 code = compile(tree, filename, "exec")
                 if setup:
@@ -321,7 +320,6 @@ class NotebookGrader:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             self.proc.deadline = None
-            self.proc.files = None
             os.chdir(home)
         if isinstance(err, _Alarm):
             self.proc.event = self.proc.event or "timeout"
@@ -364,10 +362,15 @@ class NotebookGrader:
         result["status"] = status
         result["message"] = self._message(status, err, test, limit)
         self.timed_out = self.timed_out or status == "timeout"
-        lost = self._lost_names.get(getattr(err, "name", None))
+        name = getattr(err, "name", None)
+        if name is None and isinstance(err, NameError):    # raised by student code
+            import re
+            found = re.match(r"name '(\w+)' is not defined", str(err))
+            name = found.group(1) if found else None
+        lost = self._lost_names.get(name)
         if status == "error" and isinstance(err, NameError) and lost:
             result["status"], result["message"] = lost[0], (
-                f"{err.name} is not defined because the cell that defines it "
+                f"{name} is not defined because the cell that defines it "
                 f"({lost[1]}) was stopped: {lost[0]}")
         if self.proc.alive:
             try:
@@ -434,11 +437,19 @@ class NotebookGrader:
         return text[:2000]
 
 
+_UNFAITHFUL = {}
+
+
 def _unfaithful(source):
-    """The unfaithful constructs of a source notebook (found once)."""
-    found = getattr(source, "_ag_unfaithful", None)
+    """The unfaithful constructs of a source notebook (found once per
+    content, however often the notebook is read)."""
+    key = (tuple(text for _, text in source.setup),
+           tuple((t.grade_id, t.source) for t in source.tests))
+    found = _UNFAITHFUL.get(key)
     if found is None:
-        found = source._ag_unfaithful = unfaithful_constructs(source)
+        if len(_UNFAITHFUL) > 64:
+            _UNFAITHFUL.clear()
+        found = _UNFAITHFUL[key] = unfaithful_constructs(source)
     return found
 
 

@@ -200,8 +200,9 @@ class StudentBridge(Bridge):
             # A list (dict, set, array) the test reads by name or as an
             # attribute is kept in step; results of calls are copies.
             self.share_containers = msg.get("op") in ("globals", "getattr")
+            names = result["ok"] if msg.get("op") == "globals" else None
             try:
-                self.send(self.news(result))
+                self.send(self.news(result), (id(names),) if names is not None else ())
                 return
             except BridgeError as e:
                 reply = {"error": _describe(e)}

@@ -100,9 +100,13 @@ def _pair(a, b, what):
         return a, b
     c = _scalar(b)
     if c is not None:
-        dt = a.data.dtype if a.data.dtype.kind == "f" or isinstance(c, int) \
+        x = a.data
+        dt = x.dtype if x.dtype.kind == "f" or isinstance(c, int) \
             else np.dtype("float32")
-        return a, _wrap(backend.namespace_of(a.data).asarray(c, dtype=dt))
+        if type(x) is _ndarray:
+            return a, _wrap(np.asarray(c, dtype=dt))
+        with backend.on_array(x):        # the constant goes to x's GPU
+            return a, _wrap(backend.namespace_of(x).asarray(c, dtype=dt))
     b = _as_tensor(b, what)
     if a.data.dtype is not b.data.dtype:
         a, b = _promote(a, b, False)
@@ -136,7 +140,8 @@ def where(condition, input, other):
     broadcast. ``input`` or ``other`` may be a number."""
     cond = _as_tensor(condition, "where")
     if cond.data.dtype.kind != "b":
-        cond = _wrap(cond.data != 0)
+        with backend.on_array(cond.data):
+            cond = _wrap(cond.data != 0)
     a, b = _pair(input, other, "where")
     try:
         return apply(K.Where(), cond, a, b)

@@ -692,7 +692,13 @@ class Tensor:
     def __setitem__(self, index, value):
         index = _index(index)
         if not (_Off.none or _mode.enabled):
-            self.data[index] = value.data if isinstance(value, Tensor) else value
+            data = self.data
+            value = value.data if isinstance(value, Tensor) else value
+            if type(data) is _ndarray:
+                data[index] = value
+            else:
+                with backend.on_array(data):     # on the tensor's GPU
+                    data[index] = value
             mark_changed(self)
             return
         _check_writable(self)
@@ -1325,7 +1331,11 @@ def _inplace(self, other, op, ufunc, name):
     if value is None:
         value = _as_tensor(other, name).data
     try:
-        ufunc(self.data, value, out=self.data, casting="same_kind")
+        if type(self.data) is _ndarray:
+            ufunc(self.data, value, out=self.data, casting="same_kind")
+        else:
+            with backend.on_array(self.data):    # on the tensor's GPU
+                ufunc(self.data, value, out=self.data, casting="same_kind")
     except np.exceptions.DTypePromotionError as exc:
         raise TypeError(f"{name}: {exc}") from None
     except TypeError as exc:
@@ -1385,8 +1395,11 @@ def _source(target, value, what):
         return value
     c = _scalar(value)
     if c is not None:
-        return _wrap(backend.namespace_of(target.data).asarray(
-            c, dtype=target.data.dtype))
+        data = target.data
+        if type(data) is _ndarray:
+            return _wrap(np.asarray(c, dtype=data.dtype))
+        with backend.on_array(data):     # made on the target's GPU
+            return _wrap(backend.namespace_of(data).asarray(c, dtype=data.dtype))
     if not isinstance(value, (list, tuple, np.ndarray)) and \
             not hasattr(value, "__cuda_array_interface__"):
         raise TypeError(f"{what}: expected a Tensor, a number or a numeric "
@@ -1419,7 +1432,10 @@ def _write(target, src, index, name):
         base, steps = target, ()
     node = K.Assign(steps, index)
     try:
-        node.forward(base.data, src.data)
+        if type(base.data) is _ndarray:
+            node.forward(base.data, src.data)
+        else:
+            _on_device(node, base.data, src.data)
     except ValueError as exc:
         raise ValueError(f"{name or 'setitem'}: cannot write a value of shape "
                          f"{src.shape} into {'a part of ' if index is not None else ''}"

@@ -579,6 +579,41 @@ def test_ops_and_backward_on_the_second_gpu(gpu):
         np.testing.assert_allclose(t.grad.numpy(), tc.grad.numpy(), rtol=1e-6)
 
 
+def test_constants_and_in_place_writes_on_the_second_gpu(gpu):
+    if db.num_gpus() < 2:
+        pytest.skip("needs two GPUs")
+    second = db.gpu(1)
+    x = db.tensor([[1.0, -2.0], [0.5, 3.0]], device=second, requires_grad=True)
+    host = x.numpy()
+    for name, got, want in [
+            ("maximum", db.maximum(x, 0.5), np.maximum(host, 0.5)),
+            ("minimum", db.minimum(2.0, x), np.minimum(2.0, host)),
+            ("where", db.where(x > 0, x, 0.0), np.where(host > 0, host, 0.0)),
+            ("where int", db.where(db.tensor([1, 0], device=second), x, -1.0),
+             np.where([1, 0], host, -1.0))]:
+        assert got.device == second, name
+        np.testing.assert_array_equal(got.numpy(), want, err_msg=name)
+    # In place: recorded (a node of the graph) and inside no_grad().
+    y = x * 1.0
+    y[0] = 5.0
+    y[1] = [1.0, 2.0]
+    y += db.ones(2, device=second)
+    y.sum().backward()
+    np.testing.assert_array_equal(y.numpy(), [[6.0, 6.0], [2.0, 3.0]])
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((2, 2)))
+    assert x.grad.device == second
+    with db.no_grad():
+        x *= 2
+        x -= 0.5 * x.grad
+        x[0, 1] = 7.0
+    x.detach().fill_(1.0)
+    z = db.zeros(2, 2, device=second)
+    z.copy_(np.arange(4.0).reshape(2, 2))
+    assert x.device == second and z.device == second
+    np.testing.assert_array_equal(x.numpy(), np.ones((2, 2)))
+    np.testing.assert_array_equal(z.numpy(), [[0.0, 1.0], [2.0, 3.0]])
+
+
 def test_backward_seeded_with_a_gradient_on_the_second_gpu(gpu):
     if db.num_gpus() < 2:
         pytest.skip("needs two GPUs")

@@ -49,6 +49,7 @@ import itertools
 import linecache
 import os
 import sys
+import threading
 import warnings
 import weakref
 
@@ -196,8 +197,8 @@ def _observe(block, args, kwargs):
     """A block that is not hybridized, called while a recording runs (the
     call observer of ``nn.block`` then): the recording notes it ran."""
     watch = watcher()
-    if not isinstance(watch, _Session):     # another thread's recording
-        return block.forward(*args, **kwargs)
+    if not isinstance(watch, _Session) or watch.thread != _get_ident():
+        return block.forward(*args, **kwargs)   # another thread's recording
     watch.enter(block)
     try:
         return block.forward(*args, **kwargs)
@@ -357,6 +358,7 @@ def _where(outside_package=False):
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_get_ident = threading.get_ident
 
 
 class _WatchedRandom:
@@ -367,7 +369,8 @@ class _WatchedRandom:
         self._rng, self._session = rng, session
 
     def __getattr__(self, name):
-        self._session.refuse("random", "draws random numbers")
+        if _get_ident() == self._session.thread:
+            self._session.refuse("random", "draws random numbers")
         return getattr(self._rng, name)
 
 
@@ -392,6 +395,9 @@ class _Session:
         self.quiet = 0           # inside backward() or optimizer.step()
         self.refusal = None      # (kind, what, file, line, block)
         self.backward_seen = False
+        # The hooks are the process's; what other threads do meanwhile is
+        # not part of this call.
+        self.thread = threading.get_ident()
         for t in tensors:
             self._new_slot(t.data, "arg", t, t)
 
@@ -468,6 +474,8 @@ class _Session:
 
     # -- told by tensor.apply, Tensor and the optimizer ---------------------
     def op_ran(self, op, inputs, out):
+        if _get_ident() != self.thread:
+            return
         if self.quiet:
             return
         if self.holding:
@@ -488,15 +496,21 @@ class _Session:
         self.events.append(("op", len(self.steps) - 1))
 
     def decision(self, what):
+        if _get_ident() != self.thread:
+            return
         if not self.quiet:
             self.refuse("decision", what)
 
     def changed(self, t):
+        if _get_ident() != self.thread:
+            return
         if not self.quiet:
             self.refuse("state", "changes a tensor in place outside an op")
 
     def grad_set(self, t, value):
         """Told by ``zero_grad`` (through ``set_watcher``)."""
+        if _get_ident() != self.thread:
+            return
         if self.quiet or not getattr(t, "requires_grad", False) \
                 or t.grad_fn is not None:
             return
@@ -522,6 +536,8 @@ class _Session:
                 self.refuse("state", "assigns a gradient")
 
     def backward_begins(self, root, grad, retain_graph):
+        if _get_ident() != self.thread:
+            return
         if self.holding and not self.quiet:
             self.look_at_grads()
         self.quiet += 1
@@ -536,6 +552,8 @@ class _Session:
         self.backward_seen = True
 
     def backward_ends(self):
+        if _get_ident() != self.thread:
+            return
         self.quiet -= 1
         # Later reads of a leaf's .grad (clipping, a hand-made update) are
         # reads of what this backward() wrote.
@@ -548,25 +566,35 @@ class _Session:
                         self.holding[id(self.objs[s])] = (self.objs[s], g)
 
     def call_begins(self, fn):
+        if _get_ident() != self.thread:
+            return
         if self.holding and not self.quiet:
             self.look_at_grads()
         self.quiet += 1
         self.events.append(("call", fn))
 
     def call_ends(self):
+        if _get_ident() != self.thread:
+            return
         self.quiet -= 1
 
     def attribute_set(self, block, name):
+        if _get_ident() != self.thread:
+            return
         if not self.quiet and id(block) in self.blocks:
             self.refuse("attribute", f"sets `{name}` of "
                         f"{type(block).__name__}", _where(outside_package=True))
 
     def enter(self, block):
+        if _get_ident() != self.thread:
+            return
         if block is not None:
             self.blocks[id(block)] = (block, block.__dict__["training"])
         self.stack.append(block)
 
     def leave(self):
+        if _get_ident() != self.thread:
+            return
         self.stack.pop()
 
     def refuse(self, kind, what, where=None):

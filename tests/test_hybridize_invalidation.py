@@ -183,3 +183,35 @@ def test_a_block_built_in_another_thread_never_drops_a_recording():
     worker.join()
     hyb(X)
     assert hybrid.stats(hyb)["records"] == 1
+
+
+def test_what_another_thread_does_during_a_recording_is_not_part_of_it():
+    """The hooks are the process's, but a recording takes in only its own
+    thread: another thread's ops, blocks and data-dependent decisions
+    neither join the replay nor stop it."""
+    net = three_layers()
+    other = nn.Linear(6, 2)
+    decided = []
+
+    def elsewhere():
+        out = other(db.rand(1, 6))
+        decided.append(float(out.sum()) == float(out.sum()))   # a decision
+
+    def forward(X):
+        worker = threading.Thread(target=elsewhere)
+        worker.start()
+        worker.join()
+        return net(X)
+
+    hyb = db.hybridize(forward)
+    X = db.rand(2, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HybridizeWarning)
+        for _ in range(3):
+            np.testing.assert_allclose(hyb(X).numpy(), net(X).numpy(),
+                                       rtol=1e-6, atol=1e-6)
+    assert decided == [True]            # it ran once: while recording
+    assert hybrid.stats(hyb)["replays"] == 2
+    alone = db.hybridize(lambda X: net(X))
+    alone(X)
+    assert hybrid.source(hyb) == hybrid.source(alone)    # no foreign ops

@@ -18,7 +18,14 @@ into it as NumPy calls on reused arrays (``lowering.py``).
 Parameters and buffers are read through their tensors on every replay, so
 an optimizer step, ``load_state_dict``, ``initialize`` or a new array
 assigned to ``.data`` is seen; replacing a parameter, buffer or child
-block object starts a new recording.
+block object, or giving an attribute a new value, in a block that the
+call ran starts a new recording (as Gluon clears the cached graph of the
+block that changed). Changes to other blocks drop nothing.
+
+Blocks and tensors know nothing of this module: it hears of them through
+hooks they declare (``nn.block``'s change stamps, call handler and call
+observer; ``tensor``'s recorder and watcher), and takes in only what its
+own thread does while it records.
 
 What cannot be replayed is noticed while recording, and such calls stay
 eager, with one warning naming the line:
@@ -59,7 +66,7 @@ from . import backend
 from . import kernels as K
 from .lowering import Lowering
 from .nn.block import (Block, BlockChanges, block_contents, block_version,
-                       call_handler,
+                       call_handler, mark_run_with,
                        register_block_change_hook, set_call_handler,
                        set_call_observer, set_hybridizer)
 from .tensor import (Tensor, grad_mode_flags, is_grad_enabled,
@@ -282,9 +289,7 @@ def _call(state, fn, block, args, kwargs):
         state.streak = 0
         if entry.reason is None:
             if block is not None:       # the blocks inside ran, for diagnose
-                last = block.__dict__.get("_last_call", 0)
-                for inner, _ in entry.modes:
-                    inner.__dict__["_last_call"] = last
+                mark_run_with(block, entry.blocks)
             try:
                 out = entry.replay(tensors)
             except _Stale:
@@ -851,6 +856,7 @@ class _Entry:
         self.stamp = self.seen = BlockChanges.count
         self.modes_epoch = BlockChanges.modes
         self.modes = list(session.blocks.values())
+        self.blocks = [b for b, _ in self.modes]
         self.contents = [block_contents(b) for b, _ in self.modes]
         self.bindings = ()
 

@@ -42,7 +42,7 @@ __all__ = ["Block", "Module", "IncompatibleKeys", "StateDictKeyError",
            "BlockChanges", "block_version", "block_contents",
            "register_block_change_hook",
            "set_call_handler", "call_handler", "set_call_observer",
-           "set_hybridizer"]
+           "mark_run_with", "set_hybridizer"]
 
 _counters = {}
 # Every block call takes the next number and keeps it in ``_last_call``; a
@@ -141,6 +141,14 @@ def set_call_observer(fn):
     ``None``; returns the observer set before."""
     old, _Calls.observer = _Calls.observer, fn
     return old
+
+
+def mark_run_with(root, blocks):
+    """Count ``blocks`` as run by ``root``'s latest call (a replay of
+    ``root`` runs their ops without calling them); ``diagnose`` reads it."""
+    last = root.__dict__.get("_last_call", 0)
+    for block in blocks:
+        block.__dict__["_last_call"] = last
 
 
 def set_hybridizer(fn):

@@ -634,6 +634,7 @@ def _record(state, fn, block, args, kwargs, key, tensors):
         set_recorder(old_recorder)
     state.records += 1
     entry = _Entry(key, session, block)
+    entry.watch_blocks(_blocks_near(block, fn, args, kwargs, outside))
     session.home = _home(fn)
     changed = _rebound(outside)
     if changed is not None and session.refusal is None:
@@ -719,6 +720,29 @@ def _argument_names(fn):
         return ()
     names = code.co_varnames[:code.co_argcount]
     return names[1:] if getattr(fn, "__self__", None) is not None else names
+
+
+def _blocks_near(block, fn, args, kwargs, bindings):
+    """The blocks whose parameters a call may read without calling them
+    (``x @ net.weight``): every block below the called ``block``, and for
+    a function those below each block it names, is bound to, or is given,
+    directly or as an attribute of an object it names (``trainer.net``)."""
+    if block is not None:
+        return list(block.blocks())
+    roots = [getattr(fn, "__self__", None)]
+    roots += [obj for _, _, obj in bindings]
+    roots += [a for a in itertools.chain(args, kwargs.values())
+              if not isinstance(a, Tensor)]
+    found = []
+    for obj in roots:
+        if isinstance(obj, Block):
+            found += obj.blocks()
+        elif not isinstance(obj, (type, type(sys), type(_where))) and \
+                isinstance(getattr(obj, "__dict__", None), dict):
+            for value in list(vars(obj).values()):
+                if isinstance(value, Block):
+                    found += value.blocks()
+    return found
 
 
 def _bindings(fn):
@@ -857,15 +881,23 @@ class _Entry:
         self.modes_epoch = BlockChanges.modes
         self.modes = list(session.blocks.values())
         self.blocks = [b for b, _ in self.modes]
-        self.contents = [block_contents(b) for b, _ in self.modes]
+        self.watch_blocks(())
         self.bindings = ()
 
+    def watch_blocks(self, more):
+        """Check the blocks that ran and ``more`` (blocks whose parameters
+        the call may have read without calling them) for changes."""
+        seen = {id(b) for b in self.blocks}
+        self.watched = self.blocks + [b for b in more if id(b) not in seen
+                                      and not seen.add(id(b))]
+        self.contents = [block_contents(b) for b in self.watched]
+
     def current(self, count):
-        """Whether no block this ran has changed since it was recorded
-        (``count``: ``BlockChanges.count`` now)."""
+        """Whether no block this ran or could read has changed since it
+        was recorded (``count``: ``BlockChanges.count`` now)."""
         if self.seen != count:
             stamp = self.stamp
-            for (block, _), (names, objects) in zip(self.modes, self.contents):
+            for block, (names, objects) in zip(self.watched, self.contents):
                 if block_version(block) > stamp:
                     return False
                 now_names, now = block_contents(block)

@@ -215,3 +215,35 @@ def test_what_another_thread_does_during_a_recording_is_not_part_of_it():
     alone = db.hybridize(lambda X: net(X))
     alone(X)
     assert hybrid.source(hyb) == hybrid.source(alone)    # no foreign ops
+
+
+@pytest.mark.parametrize("reach", ["global", "attribute", "inside a block"])
+def test_a_parameter_read_without_calling_its_block_is_watched(reach):
+    """A call may read a layer's weight directly (tied weights); a new
+    parameter there must record again even though that layer never ran."""
+    db.manual_seed(5)
+    holder = type("Holder", (), {})()
+    holder.lin = nn.Linear(3, 2)
+    X = db.rand(4, 3)
+
+    class Tied(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.lin = holder.lin
+
+        def forward(self, X):
+            return X @ self.lin.weight.T
+
+    if reach == "global":
+        globals()["_tied_layer"] = holder.lin
+        fn = db.hybridize(lambda X: X @ _tied_layer.weight.T)
+    elif reach == "attribute":
+        fn = db.hybridize(lambda X: X @ holder.lin.weight.T)
+    else:
+        fn = Tied().hybridize()
+    fn(X)
+    fn(X)
+    holder.lin.weight = nn.Parameter(np.full((2, 3), 0.5, np.float32))
+    np.testing.assert_allclose(fn(X).numpy(), X.numpy() @ np.full((3, 2), 0.5),
+                               rtol=1e-6)
+    assert hybrid.stats(fn)["records"] == 2

@@ -229,7 +229,7 @@ def set_active(block, active):
 # ---- per block or function: counters and the cache of recordings ---------------
 class _State:
     __slots__ = ("name", "entries", "records", "replays", "eager", "reason",
-                 "retried", "fast", "streak", "last_key")
+                 "retried", "fast", "streak", "last_key", "checked")
 
     def __init__(self, name):
         self.name = name
@@ -247,6 +247,7 @@ class _State:
         self.retried = set()     # (kind, key) recorded once more to decide
         self.streak = 0          # recordings since the last cache hit
         self.last_key = None
+        self.checked = BlockChanges.count    # entries current as of this
 
 
 def _call(state, fn, block, args, kwargs):
@@ -277,10 +278,11 @@ def _call(state, fn, block, args, kwargs):
     entries = state.entries
     state.fast = None
     count = BlockChanges.count
-    if any(e.seen != count for e in entries):
+    if state.checked != count:
         # Drop those that ran a block changed since (they hold a replaced
         # parameter, buffer or child, or an attribute's old value).
         entries[:] = [e for e in entries if e.current(count)]
+        state.checked = count
     for i, entry in enumerate(entries):
         if entry.key != key or not entry.valid():
             continue                # (recorded with other modes: kept)

@@ -72,8 +72,9 @@ class Initializer:
             return param
         values = self.sample(tuple(param.shape), random_generator())
         data = param.data
-        data[...] = backend.move(np.asarray(values, dtype=data.dtype),
-                                 backend.device_of(data))
+        with backend.on_array(data):        # the GPU that holds it, if any
+            data[...] = backend.move(np.asarray(values, dtype=data.dtype),
+                                     backend.device_of(data))
         return param
 
     def __repr__(self):

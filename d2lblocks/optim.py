@@ -127,11 +127,18 @@ class Optimizer:
                 todo.append((p, w, a))
         state = self.state
         for p, w, a in todo:
-            st = state.get(id(p))
-            if st is None:
-                st = state[id(p)] = {"buf": _scratch(w)}
-            self.update(w, a, st)
+            if type(w) is np.ndarray:
+                self._update_one(p, w, a, state)
+            else:                   # run on the GPU that holds the parameter
+                with backend.on_array(w):
+                    self._update_one(p, w, a, state)
             mark_changed(p)
+
+    def _update_one(self, p, w, g, state):
+        st = state.get(id(p))
+        if st is None:
+            st = state[id(p)] = {"buf": _scratch(w)}
+        self.update(w, g, st)
 
     def update(self, w, g, state):
         raise NotImplementedError
@@ -274,11 +281,15 @@ class SGD(Optimizer):
                 if plan[0] is None or plan[0]() is not w or plan[1]() is not g:
                     plan[:] = _plan_update(w, g, state, p)
                 fn = plan[2]
-                if fn is None:          # what sub_scaled does for these arrays
+                if fn is not None:
+                    fn(lr)
+                elif type(w) is np.ndarray:   # what sub_scaled does
                     np.multiply(g, lr, out=plan[3])
                     np.subtract(w, plan[3], out=w)
                 else:
-                    fn(lr)
+                    with backend.on_array(w):
+                        np.multiply(g, lr, out=plan[3])
+                        np.subtract(w, plan[3], out=w)
             mark_changed(*done)
         return step
 

@@ -247,3 +247,42 @@ def test_a_parameter_read_without_calling_its_block_is_watched(reach):
     np.testing.assert_allclose(fn(X).numpy(), X.numpy() @ np.full((3, 2), 0.5),
                                rtol=1e-6)
     assert hybrid.stats(fn)["records"] == 2
+
+
+@pytest.mark.parametrize("edit", ["set", "delete", "insert", "append", "pop",
+                                  "dict delete", "dict pop"])
+def test_editing_a_container_records_again_even_when_nothing_is_built(edit):
+    """A container's own methods change its children without building a
+    block: the change is stamped on the container itself."""
+    db.manual_seed(6)
+    spare = nn.Linear(4, 4)
+    net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+    table = nn.BlockDict({"a": nn.Linear(4, 4), "b": nn.ReLU()})
+
+    def run(X):
+        out = net(X)
+        for block in table.values():
+            out = block(out)
+        return out
+
+    fn = db.hybridize(run)
+    X = db.rand(3, 4)
+    fn(X)
+    fn(X)
+    if edit == "set":
+        net[2] = spare
+    elif edit == "delete":
+        del net[1]
+    elif edit == "insert":
+        net.insert(0, spare)
+    elif edit == "append":
+        net.append(spare)
+    elif edit == "pop":
+        net.pop(0)
+    elif edit == "dict delete":
+        del table["a"]
+    else:
+        table.pop("a")
+    np.testing.assert_allclose(fn(X).numpy(), run(X).numpy(), rtol=1e-6,
+                               atol=1e-7)
+    assert hybrid.stats(fn)["records"] == 2

@@ -97,8 +97,8 @@ def block_contents(block):
 
 
 def register_block_change_hook(fn):
-    """Call ``fn(block, name, kind)`` after each change to a block:
-    ``kind`` is ``"attribute"`` (a plain attribute given a new value) or
+    """Call ``fn(block, name, kind)`` after each change to a block
+    (``name`` is None when a container renumbers its children): ``kind`` is ``"attribute"`` (a plain attribute given a new value) or
     ``"registry"`` (a parameter, buffer or child registered, replaced or
     removed). Returns a function that removes the hook."""
     if not callable(fn):

@@ -7,8 +7,8 @@ wrong, so a failed call leaves the container as it was.
 
 from collections.abc import Iterable, Mapping
 
-from .block import (Block, _check_child, _check_name, _returned_none,
-                    _spelled, _table)
+from .block import (Block, _changed, _check_child, _check_name,
+                    _returned_none, _spelled, _table)
 
 __all__ = ["Sequential", "BlockList", "BlockDict", "ModuleList", "ModuleDict"]
 
@@ -65,6 +65,7 @@ class _BlockSequence(Block):
             while str(n) in children:     # a slice may already hold '2'
                 n += 1
             children[str(n)] = block
+            _changed(self, str(n))
         return self
 
     def _key(self, index):
@@ -82,6 +83,7 @@ class _BlockSequence(Block):
         children.clear()
         for i, (name, block) in enumerate(items):
             children[str(i) if name.isdigit() else name] = block
+        _changed(self, None)
 
     def __len__(self):
         return len(self._children)
@@ -98,6 +100,7 @@ class _BlockSequence(Block):
         key = self._key(index)
         _check_one(self, block, f"{type(self).__name__}[{index!r}] = ...")
         self._children[key] = block
+        _changed(self, key)
 
     def __delitem__(self, index):
         keys = list(self._children)
@@ -224,6 +227,7 @@ class BlockDict(Block):
 
     def __delitem__(self, name):
         del self._children[name]
+        _changed(self, name)
 
     def __len__(self):
         return len(self._children)
@@ -262,11 +266,14 @@ class BlockDict(Block):
 
     def pop(self, name):
         """Remove the block ``name`` and return it."""
-        return self._children.pop(name)
+        block = self._children.pop(name)
+        _changed(self, name)
+        return block
 
     def clear(self):
         """Remove every block."""
         self._children.clear()
+        _changed(self, None)
 
     def keys(self):
         """The names, in insertion order."""

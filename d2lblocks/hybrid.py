@@ -89,7 +89,7 @@ class HybridizeWarning(UserWarning):
 # A recording is dropped when a block it ran changes (a parameter, buffer or
 # child replaced, a plain attribute given a new value): each block carries
 # the stamp of its latest change (``nn.block.block_version``), and a
-# recording remembers the stamp of the newest change when it was made.
+# recording remembers the stamps of its blocks when it was made.
 # ``BlockChanges.count`` moves with any change anywhere, so while it has
 # not moved nothing needs checking; when it has, only the recording's own
 # blocks are looked at (a layer built elsewhere drops nothing).
@@ -877,9 +877,8 @@ class _Entry:
         self.code = None
         self.fast = None
         self.label = type(block).__name__ if block is not None else "function"
-        # The newest change when recorded: a block it ran with a newer
-        # stamp has changed since (``current``).
-        self.stamp = self.seen = BlockChanges.count
+        # Its blocks were checked when BlockChanges.count was this.
+        self.seen = BlockChanges.count
         self.modes_epoch = BlockChanges.modes
         self.modes = list(session.blocks.values())
         self.blocks = [b for b, _ in self.modes]
@@ -892,15 +891,16 @@ class _Entry:
         seen = {id(b) for b in self.blocks}
         self.watched = self.blocks + [b for b in more if id(b) not in seen
                                       and not seen.add(id(b))]
+        self.versions = [block_version(b) for b in self.watched]
         self.contents = [block_contents(b) for b in self.watched]
 
     def current(self, count):
         """Whether no block this ran or could read has changed since it
         was recorded (``count``: ``BlockChanges.count`` now)."""
         if self.seen != count:
-            stamp = self.stamp
-            for block, (names, objects) in zip(self.watched, self.contents):
-                if block_version(block) > stamp:
+            for block, version, (names, objects) in zip(
+                    self.watched, self.versions, self.contents):
+                if block_version(block) != version:
                     return False
                 now_names, now = block_contents(block)
                 if now_names != names or any(

@@ -286,3 +286,21 @@ def test_editing_a_container_records_again_even_when_nothing_is_built(edit):
     np.testing.assert_allclose(fn(X).numpy(), run(X).numpy(), rtol=1e-6,
                                atol=1e-7)
     assert hybrid.stats(fn)["records"] == 2
+
+
+def test_a_network_restored_from_another_process_replays():
+    """A block's stamp travels with its state (``d2lblocks.state``); one
+    made in a busier process can be above this process's count."""
+    from d2lblocks import state
+    source = three_layers()
+    for block in source.blocks():
+        block.__dict__["_version"] = nn.block.BlockChanges.count + 10 ** 6
+    twin = state.empty(nn.Sequential)
+    state.set_state(twin, state.get_state(source))
+    twin.hybridize()
+    X = db.rand(2, 6)
+    for _ in range(4):
+        nn.Linear(2, 2)
+        np.testing.assert_allclose(twin(X).numpy(), source(X).numpy(),
+                                   rtol=1e-6, atol=1e-7)
+    assert hybrid.stats(twin)["records"] == 1

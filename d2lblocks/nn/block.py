@@ -63,8 +63,9 @@ class BlockChanges:
     given a new value); each changed block keeps its stamp, read with
     :func:`block_version`. ``modes``: bumped by every ``train()``/``eval()``.
     A cache that holds work derived from some blocks is still good while
-    ``count`` has not moved, or while none of those blocks has a newer
-    stamp than the cache.
+    ``count`` has not moved, or while each of those blocks has the stamp
+    it had when the cache was made (stamps are compared for equality: a
+    block copied from another process keeps that process's stamps).
     """
     count = 0
     modes = 0

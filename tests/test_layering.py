@@ -158,3 +158,81 @@ def test_hybridize_uses_only_public_names_of_other_modules(name):
     found = private_uses((PACKAGE / f"{name}.py").read_text())
     assert not found, (f"{name}.py uses private names of other modules: "
                        f"{found}")
+
+
+# ---- the hooks through which hybridize observes the layers below --------------
+def test_a_block_change_hook_hears_each_change_with_its_kind():
+    import d2lblocks as db
+    from d2lblocks import nn
+    from d2lblocks.nn import block as nb
+
+    heard = []
+    remove = nb.register_block_change_hook(
+        lambda block, name, kind: heard.append((type(block).__name__, name,
+                                                kind)))
+    try:
+        net = nn.Sequential(nn.Linear(2, 3))
+        heard.clear()
+        before = nb.block_version(net)
+        net.scale = 2.0
+        net.scale = 2.0                        # the same value: no change
+        net.extra = nn.ReLU()
+        net.register_buffer("mask", db.ones(3))
+        del net[0]
+    finally:
+        remove()
+    net.scale = 3.0                            # heard by nobody now
+    assert heard == [("Sequential", "scale", "attribute"),
+                     ("Sequential", "extra", "registry"),
+                     ("Sequential", "mask", "registry"),
+                     ("Sequential", None, "registry")]
+    assert nb.block_version(net) > before
+    assert nb.block_version(net) == nb.BlockChanges.count
+    with pytest.raises(TypeError, match="expected a function, got int"):
+        nb.register_block_change_hook(3)
+
+
+def test_a_call_handler_takes_over_calls_of_that_block_only():
+    import d2lblocks as db
+    from d2lblocks import nn
+    from d2lblocks.nn import block as nb
+
+    a, b = nn.ReLU(), nn.ReLU()
+    seen = []
+
+    def handler(block, args, kwargs):
+        seen.append((block, args, kwargs))
+        return "handled"
+
+    nb.set_call_handler(a, handler)
+    X = db.tensor([-1.0, 2.0])
+    assert a(X, flag=1) == "handled" and seen == [(a, (X,), {"flag": 1})]
+    assert b(X).tolist() == [0.0, 2.0]
+    assert nb.call_handler(a) is handler and nb.call_handler(b) is None
+    nb.set_call_handler(a, None)
+    assert a(X).tolist() == [0.0, 2.0] and len(seen) == 1
+
+
+def test_a_watcher_hears_what_ops_cannot_show_and_is_restored():
+    import sys
+    import d2lblocks as db
+    T = sys.modules["d2lblocks.tensor"]    # db.tensor is the function
+
+    class Watch:
+        def __init__(self):
+            self.heard = []
+
+        def decision(self, what):
+            self.heard.append(what)
+
+    w = Watch()
+    old = T.set_watcher(w)
+    try:
+        x = db.tensor([1.0, 2.0])
+        bool(x.sum() > 0)
+        x.sum().item()
+        assert T.watcher() is w
+    finally:
+        assert T.set_watcher(old) is w
+    assert w.heard == ["bool()", "item()"]
+    assert T.watcher() is old

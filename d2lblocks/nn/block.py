@@ -508,12 +508,12 @@ class Block:
             value = None if value is None else _as_buffer(value)
         else:
             if not _same_value(d.get(name, _ABSENT), value):
-                _forget(self, name)       # caches may hold the old value
+                _forget(self, name, False)       # caches may hold the old value
                 _changed(self, name, "attribute")
             object.__setattr__(self, name, value)
             return
         if name not in table:
-            _forget(self, name)          # it was something else before
+            _forget(self, name, False)          # it was something else before
         table[name] = value
         _changed(self, name)             # caches hold the old object
         if hasattr(type(self), name):
@@ -577,7 +577,7 @@ class Block:
         _check_name(self, name, "child block")
         _check_child(self, block, name)
         if name not in children:      # a replaced child keeps its place
-            _forget(self, name)
+            _forget(self, name, False)
         elif name in self.__dict__:   # the copy __setattr__ keeps
             self.__dict__[name] = block
         children[name] = block
@@ -610,7 +610,7 @@ class Block:
         _check_name(self, name, "buffer")
         value = None if tensor is None else _as_buffer(tensor)
         if name not in buffers:       # a replaced buffer keeps its place
-            _forget(self, name)
+            _forget(self, name, False)
         buffers[name] = value
         _changed(self, name)
         if persistent:
@@ -630,7 +630,7 @@ class Block:
         params = _table(self, "_params")
         _check_replacement(params.get(name), param, name)
         if name not in params:
-            _forget(self, name)
+            _forget(self, name, False)
         params[name] = param
         _changed(self, name)
 
@@ -1117,14 +1117,16 @@ def _same_value(old, new):
                           type(new) in (int, float, bool, str) and old == new)
 
 
-def _forget(block, name):
-    """Drop ``name`` from every registry and from the plain attributes."""
+def _forget(block, name, stamp=True):
+    """Drop ``name`` from every registry and from the plain attributes
+    (and stamp the change, unless the caller stamps what it does next)."""
     d = block.__dict__
     for key in ("_params", "_children", "_buffers"):
         d[key].pop(name, None)
     d["_non_persistent"].discard(name)
     d.pop(name, None)
-    _changed(block, name)
+    if stamp:
+        _changed(block, name)
 
 
 def _apply(block, fn):

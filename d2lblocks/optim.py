@@ -16,7 +16,7 @@ import numpy as np
 from . import backend
 from .diagnose import unregistered_blocks
 from .nn.block import Block, _spelled, zero_grads
-from .tensor import _Hooks, Tensor, mark_changed
+from .tensor import Tensor, mark_changed, watcher
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
@@ -99,7 +99,7 @@ class Optimizer:
 
     def step(self):
         """Update each trainable parameter that has a gradient."""
-        watch = _Hooks.watch
+        watch = watcher()
         if watch is not None:        # a hybridized step is being recorded:
             watch.call_begins(self._replay_step())    # the replay calls this
             try:

@@ -61,7 +61,7 @@ def test_a_hybridized_block_copies_without_its_replay_cache():
     X = db.rand(4, 5)
     net(X)
     expected = net(X).numpy()                # recorded, then replayed
-    assert "_hybrid" not in state.get_state(net)["attrs"]
+    assert "_call_handler" not in state.get_state(net)["attrs"]
     twin = copy_of(net, {})
     np.testing.assert_allclose(twin(X).numpy(), expected, rtol=1e-6)
 

@@ -365,6 +365,30 @@ def _where(outside_package=False):
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _cell(file):
+    """IPython's name for the code of a notebook cell (``"Cell In[3]"``),
+    or None when ``file`` is a real file or IPython is not running: a
+    kernel compiles each cell into a temporary file whose name means
+    nothing to the person who wrote the cell."""
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)()
+    name_of = getattr(getattr(shell, "compile", None), "format_code_name", None)
+    if name_of is None:
+        return None
+    try:
+        named = name_of(file)
+    except Exception:          # another IPython's compiler: keep the file
+        return None
+    return f"{named[0]} {named[1]}" if named else None
+
+
+def _place(file, line):
+    """Where ``file``'s line ``line`` is, in the words a reader knows:
+    ``Cell In[3], line 15`` in a notebook, ``model.py:15`` elsewhere."""
+    cell = _cell(file)
+    return f"{cell}, line {line}" if cell else f"{os.path.basename(file)}:{line}"
 _get_ident = threading.get_ident
 
 
@@ -683,7 +707,8 @@ def _count_recording(state, fn, key, nargs, kwargs):
             f"{state.name} is not replayed: each of its last {state.streak} "
             f"calls needed a new recording ({what}), and recording costs "
             f"more than running eagerly. It runs eagerly from now on; "
-            f"hybridizing it again starts over.", HybridizeWarning, file, line)
+            f"hybridizing it again starts over.", HybridizeWarning,
+            _cell(file) or file, line)
 
 
 def _what_changed(old, new, names):
@@ -814,7 +839,7 @@ def _explain(state, entry, session):
     if file is None:
         file, line = session.home
     name = state.name
-    where = f"{os.path.basename(file)}:{line}"
+    where = _place(file, line)
     text = linecache.getline(file, line).strip()
     code = f" (`{text}`)" if text else ""
     inside = "" if inner is None or type(inner).__name__ == name else \
@@ -846,7 +871,8 @@ def _explain(state, entry, session):
                f"leave out. It runs eagerly.")
     if (file, line, kind) not in _warned:
         _warned.add((file, line, kind))
-        warnings.warn_explicit(msg, HybridizeWarning, file, line)
+        warnings.warn_explicit(msg, HybridizeWarning,
+                               _cell(file) or file, line)
     return kind != "decision"
 
 

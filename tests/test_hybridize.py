@@ -1135,3 +1135,38 @@ def test_an_in_place_write_into_a_new_zeros_tensor_stays_eager_and_says_why():
         X = db.randn(2, 3)
         np.testing.assert_array_equal(hyb(X).numpy(), eager(X).numpy())
     assert hybrid.stats(hyb)["replays"] == 0
+
+
+def test_a_warning_from_a_notebook_cell_names_the_cell_not_its_temporary_file():
+    """In a kernel, each cell is compiled into a temporary file with a
+    number for a name; the warning says which cell and line instead."""
+    from IPython.core.interactiveshell import InteractiveShell
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_cell("import d2lblocks as db\nfrom d2lblocks import nn",
+                       store_history=True)
+        cell = shell.execution_count          # the next cell's number
+        shell.run_cell(
+            "class Branchy(nn.Block):\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.lin = nn.Linear(3, 3)\n"
+            "    def forward(self, x):\n"
+            "        y = self.lin(x)\n"
+            "        if y.sum() > 0:\n"
+            "            return y\n"
+            "        return -y\n", store_history=True)
+        shell.run_cell("net = Branchy(); net.hybridize(); x = db.ones(2, 3)",
+                       store_history=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = shell.run_cell("net(x); net(x)", store_history=True)
+        result.raise_error()
+        found = [w for w in caught if issubclass(w.category, HybridizeWarning)]
+        assert found, [str(w.message) for w in caught]
+        message, shown = str(found[0].message), str(found[0].filename)
+        assert f"Cell In[{cell}], line 7" in message, message
+        assert shown.startswith("Cell In["), shown
+        assert ".py:" not in message, message
+    finally:
+        InteractiveShell.clear_instance()

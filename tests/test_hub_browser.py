@@ -31,7 +31,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from pathlib import Path
 import pytest
 
 import notebook_tools as tools
+from browser_tools import find_chromium, free_port, replace_cell_text
 
 ROOT = tools.ROOT
 HUB_SCRIPT = ROOT / "hub" / "hub.py"
@@ -114,36 +114,11 @@ def _skip_reason():
     return None
 
 
-def find_chromium():
-    """Debian's Chromium, installed with apt when missing (as root)."""
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                              timeout=1200)
-        if done.returncode != 0:
-            pytest.fail(f"{' '.join(cmd)} failed ({done.returncode}):\n"
-                        f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    path = shutil.which("chromium")
-    if not path:
-        pytest.fail("apt-get installed chromium but no 'chromium' is on PATH")
-    return path
-
-
 def hub_command(*args, timeout=STEP_S):
     done = subprocess.run(
         [sys.executable, str(HUB_SCRIPT), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     return done
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -310,13 +285,6 @@ def wait_for(condition, seconds, what="", fail=True):
             return result
         time.sleep(0.5)
     return result
-
-
-def replace_cell_text(page, cell, text):
-    editor = cell.locator(".cm-content").first
-    editor.click()
-    page.keyboard.press("Control+A")
-    page.keyboard.insert_text(text)
 
 
 def student_works(student):

@@ -16,8 +16,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +25,8 @@ import urllib.request
 import pytest
 
 import notebook_tools as tools
+from browser_tools import (api, find_chromium, free_port, replace_cell_text,
+                           stop_process_group, wait_for_server)
 
 NOTEBOOK = "02-custom-block.ipynb"
 KNOWN_OUTPUT = "(2, 10)"
@@ -36,36 +36,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 SERVER_START_S = 90
 RUN_ALL_S = 120
-
-
-def find_chromium():
-    """The path of Debian's Chromium, installing it with apt if needed."""
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    if os.geteuid() != 0:
-        pytest.fail("Chromium is missing and this test is not running as root, "
-                    "so it cannot install it. Run: sudo apt-get update && "
-                    "sudo apt-get install -y chromium")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                              timeout=900)
-        if done.returncode != 0:
-            pytest.fail(f"{' '.join(cmd)} failed ({done.returncode}):\n"
-                        f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    path = shutil.which("chromium")
-    if not path:
-        pytest.fail("apt-get installed chromium but no 'chromium' is on PATH")
-    return path
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_quiet_config(home):
@@ -96,30 +66,6 @@ def write_quiet_config(home):
             "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
 
 
-def api(base, token, path, method="GET"):
-    """Call the server's REST API; returns the decoded JSON (or None)."""
-    request = urllib.request.Request(
-        f"{base}{path}", method=method,
-        headers={"Authorization": f"token {token}"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        body = response.read()
-    return json.loads(body) if body else None
-
-
-def stop_process_group(proc, grace_s=15):
-    """SIGTERM the whole group of ``proc``, then SIGKILL what is left."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-    except ProcessLookupError:
-        pass
-
-
 @contextlib.contextmanager
 def running_lab(root, home, nbgrader_config=None):
     """JupyterLab serving ``root``, with its settings under ``home`` (and
@@ -148,20 +94,8 @@ def running_lab(root, home, nbgrader_config=None):
                             cwd=root)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"JupyterLab exited with {proc.returncode}:\n"
-                            f"{log_path.read_text()[-3000:]}")
-            try:
-                api(base, token, "/api/status")
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab did not answer within "
-                                f"{SERVER_START_S} s:\n"
-                                f"{log_path.read_text()[-3000:]}")
-                time.sleep(0.5)
+        wait_for_server(proc, base, token, log_path, "JupyterLab",
+                        SERVER_START_S)
         yield base, token
     finally:
         try:
@@ -284,16 +218,6 @@ def open_menu(page, menu, item):
                  has_text=re.compile(f"^{menu}$")).first.click()
     page.locator(".lm-Menu-itemLabel",
                  has_text=re.compile(f"^{item}$")).first.click()
-
-
-def replace_cell_text(page, cell, text):
-    """Put ``text`` into ``cell``'s editor in place of what is there."""
-    editor = cell.locator(".cm-content").first
-    editor.click()
-    page.keyboard.press("Control+A")
-    # insert_text types no keys, so the editor adds no indentation or
-    # closing brackets of its own.
-    page.keyboard.insert_text(text)
 
 
 def wait_for_file(pattern, folder, what):

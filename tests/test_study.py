@@ -18,17 +18,15 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 import notebook_tools as tools
+from browser_tools import api, free_port, wait_for_server
+from browser_tools import stop_process_group as stop_group
 
 ROOT = tools.ROOT
 SOURCE = ROOT / "exercises" / "source"
@@ -50,36 +48,6 @@ def readme_check_command():
     match = re.search(r"^autograde check (\S+\.ipynb)$", section, re.M)
     assert match, "the README's self-study section names no check command"
     return match.group(0), match.group(1)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def api(base, token, path, method="GET", body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{base}{path}", method=method, data=data,
-        headers={"Authorization": f"token {token}",
-                 "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        text = response.read()
-    return json.loads(text) if text else None
-
-
-def stop_group(proc, grace_s=20):
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
 
 
 async def _terminal_session(url, token, command, done, timeout_s):
@@ -161,20 +129,8 @@ def study(tmp_path_factory):
                                 start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"make study exited with {proc.returncode}:\n"
-                            f"{log_path.read_text()[-4000:]}")
-            try:
-                api(base, token, "/api/status")
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"make study: no JupyterLab within "
-                                f"{SERVER_START_S} s:\n"
-                                f"{log_path.read_text()[-4000:]}")
-                time.sleep(1)
+        wait_for_server(proc, base, token, log_path, "make study",
+                        SERVER_START_S)
         yield folder, base, token, log_path, home
     finally:
         stop_group(proc)

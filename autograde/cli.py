@@ -147,6 +147,8 @@ def outcome(res):
         flags.extend(nb.get("tamper", []))
         flags.extend(f"{t['grade_id']}: {t['status']}" for t in nb.get("tests", [])
                      if t["status"] in ("timeout", "crashed"))
+        flags.extend(f"{t['grade_id']}: needs a person ({t['flag']})"
+                     for t in nb.get("tests", []) if t.get("needs_manual"))
         flags.extend(f"cell {p['cell'] + 1}: {p['status']}"
                      for p in nb.get("cell_problems", [])
                      if p.get("status") in ("timeout", "crashed")

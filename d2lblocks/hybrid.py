@@ -981,6 +981,12 @@ class _Entry:
         self.grad_resets = [e[1] for e in s.events if e[0] == "grad"]
         self.pool = []
         self.nargs = sum(1 for k in s.kinds if k == "arg")
+        # A replay runs its kernels on the GPU its tensors live on (CuPy
+        # runs on the current device, which need not be theirs).
+        self.device = next(
+            (backend.device_of(s.keep[i]) for i, kind in enumerate(s.kinds)
+             if kind in ("arg", "leaf") and type(s.keep[i]) is not np.ndarray),
+            None)
 
     def _outputs(self, s, result):
         """How to build the call's result from the replay's arrays."""
@@ -1049,7 +1055,11 @@ class _Entry:
                 return _BUSY
             entry = self._new_set()
             pool.append(entry)
-        out = entry[0](*tensors)
+        if self.device is None:
+            out = entry[0](*tensors)
+        else:
+            with backend.on(self.device):
+                out = entry[0](*tensors)
         if self.graphed is not None:
             node = _Node()
             node.run_backward = entry[1]
@@ -1080,7 +1090,8 @@ def _checked_replay(entry, args):
     less than building a signature to compare (at batch 1 that lookup was
     a few percent of a step). None where it does not apply."""
     n = len(args)
-    if (entry.graphed is not None or not all(type(a) is Tensor for a in args)
+    if (entry.graphed is not None or entry.device is not None
+            or not all(type(a) is Tensor for a in args)
             or len({id(a.data) for a in args}) < n):
         return None
     off, mode = grad_mode_flags()

@@ -12,7 +12,8 @@ import weakref
 
 import numpy as np
 
-from .nn.block import Block, _no_init_text, _spelled
+from .nn.block import Block, _spelled
+from .nn.tree import _no_init_text
 from .nn.parameter import Parameter
 from .tensor import Tensor
 

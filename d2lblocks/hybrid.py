@@ -65,7 +65,8 @@ import numpy as np
 from . import backend
 from . import kernels as K
 from .lowering import Lowering
-from .nn.block import (Block, BlockChanges, block_contents, block_version,
+from .nn.block import Block
+from .nn.hooks import (BlockChanges, block_contents, block_version,
                        call_handler, mark_run_with,
                        register_block_change_hook, set_call_handler,
                        set_call_observer, set_hybridizer)

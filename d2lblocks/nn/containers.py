@@ -7,8 +7,9 @@ wrong, so a failed call leaves the container as it was.
 
 from collections.abc import Iterable, Mapping
 
-from .block import (Block, _changed, _check_child, _check_name,
-                    _returned_none, _spelled, _table)
+from .block import Block, _check_child, _check_name, _returned_none, _spelled
+from .hooks import _changed
+from .tree import _table
 
 __all__ = ["Sequential", "BlockList", "BlockDict", "ModuleList", "ModuleDict"]
 

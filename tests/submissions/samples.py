@@ -15,7 +15,7 @@ with the ``### BEGIN/END SOLUTION`` lines removed, so it never drifts
 from the reference solution; a written answer is the sample's
 ``WRITTEN`` prose (a student writes neither the model answer nor the
 rubric). This file holds the samples of ``layers_and_blocks`` itself;
-its per-cell expectations live in ``tests/test_exercises.py``.
+its per-cell expectations live in ``tests/course/test_exercises.py``.
 """
 
 import importlib.util

@@ -26,7 +26,7 @@ import pytest
 from autograde.sandbox import UID_BASE
 
 USER = "autograde-test"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 OUTER_TIMEOUT = 300
 
 

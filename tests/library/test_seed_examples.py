@@ -1,6 +1,6 @@
 """Every example of section 5.1 ("Layers and Blocks"), tab by tab.
 
-``tests/seed_tabs/`` holds the seed's code for each framework tab (Gluon,
+``tests/library/seed_tabs/`` holds the seed's code for each framework tab (Gluon,
 PyTorch, Keras), run on d2lblocks with only the import lines changed where
 that is possible. Each test runs one example of one tab and checks the
 section's output shape, the same computation done by hand in NumPy from the

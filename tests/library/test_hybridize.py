@@ -19,7 +19,7 @@ import d2lblocks as db
 from d2lblocks import hybrid, nn, optim
 from d2lblocks.hybrid import HybridizeWarning
 from tests.hybrid_tools import training_step
-from tests.seed_tabs import gluon, keras, pytorch
+from tests.library.seed_tabs import gluon, keras, pytorch
 
 TABS = [pytest.param(m, id=m.__name__.rsplit(".", 1)[-1])
         for m in (pytorch, gluon, keras)]

@@ -300,7 +300,7 @@ def test_selftest_accepts_the_course_and_catches_a_broken_solution(tiny, tmp_pat
 def test_selftest_of_the_real_course():
     """The solutions in exercises/source pass every test and their
     release (solutions stripped) earns nothing."""
-    root = Path(__file__).resolve().parent.parent / "exercises"
+    root = Path(__file__).resolve().parents[2] / "exercises"
     proc = run_cli("--course", root, "selftest", "layers_and_blocks")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("release") == 3

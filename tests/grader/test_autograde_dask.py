@@ -33,7 +33,7 @@ from autograde import cli, executor, sandbox  # noqa: E402
 from autograde.course import CourseError, fingerprint  # noqa: E402
 from autograde.runner import Settings  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = "layers_and_blocks"
 # The default limits: generous enough for a busy machine.
 LIMITS = ("--test-timeout", "10", "--after-timeout", "2", "--cell-timeout", "10")

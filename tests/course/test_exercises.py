@@ -28,7 +28,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXERCISES = ROOT / "exercises"
 ASSIGNMENT = "layers_and_blocks"
 SOURCE = EXERCISES / "source" / ASSIGNMENT

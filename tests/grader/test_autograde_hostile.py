@@ -1,9 +1,9 @@
-"""The hostile corpus (``tests/hostile/hostile_cases.py``) graded by ``autograde``.
+"""The hostile corpus (``tests/grader/hostile/hostile_cases.py``) graded by ``autograde``.
 
 Every case is one student of a tiny course; all of them are graded in one
 ``autograde grade`` run with two workers, once with the grader running as
 root and once as an unprivileged user (see ``grader_user`` in
-``tests/hostile/as_user.py``). Each must get exactly the score its honest
+``tests/grader/hostile/as_user.py``). Each must get exactly the score its honest
 part deserves, with the right status per test; none may change anything
 outside its own folder, and no process may outlive the run. Submissions
 that are broken or hostile as *files* (not JSON, links, 100 MB) must each

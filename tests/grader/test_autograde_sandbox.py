@@ -15,7 +15,7 @@ import pytest
 from autograde import sandbox
 from autograde.remote import StudentProcess, default_uid
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 needs_namespaces = pytest.mark.skipif(
     not sandbox.namespaces_available(),

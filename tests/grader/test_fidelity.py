@@ -5,9 +5,9 @@ student's cells, in their namespace and folder. Two courses are graded by
 both graders in one session (stock nbgrader once per course; it is slow):
 
 - nbgrader's own user-guide course ``ps1`` with its example students
-  ``bitdiddle`` and ``hacker`` (``tests/fidelity/ps1``);
+  ``bitdiddle`` and ``hacker`` (``tests/grader/fidelity/ps1``);
 - a course of ordinary test idioms, each with a right and a wrong answer
-  (``tests/fidelity/idioms.py``).
+  (``tests/grader/fidelity/idioms.py``).
 
 Every test cell must get nbgrader's score, or be flagged: marked *needs
 manual grade* with its reason, and named by ``autograde selftest``

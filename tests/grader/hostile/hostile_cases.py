@@ -303,7 +303,7 @@ HERE = os.path.dirname(d2lblocks.__file__)
 ATTEMPTS = ["{REPO}/{HIDDEN}", "{REPO}/exercises/source",
             HERE + "/../{HIDDEN}", HERE + "/../exercises/source",
             os.path.normpath(HERE + "/../{HIDDEN}"),
-            "{REPO}/tests/hostile/hostile_cases.py", "{REPO}/tests/submissions",
+            "{REPO}/tests/grader/hostile/hostile_cases.py", "{REPO}/tests/submissions",
             HERE + "/../tests", "{REPO}/.git/HEAD"]
 READ = []
 for path in ATTEMPTS:
@@ -363,7 +363,7 @@ TEST_TIMEOUT = 10
 LIMITS = ("--test-timeout", str(TEST_TIMEOUT), "--cell-timeout", str(TEST_TIMEOUT),
           "--memory-mb", "1024")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # A hidden-test notebook of the real course in the repository.
 HIDDEN = "exercises/source/layers_and_blocks/ex1_sequential.ipynb"
 

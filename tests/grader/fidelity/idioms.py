@@ -4,7 +4,7 @@ Every case is one answer cell and one test cell written the way nbgrader
 courses write them. ``build(folder)`` writes an nbgrader course with one
 notebook per kind and two submissions: ``right`` (the solutions) and
 ``wrong`` (an answer that must not earn the point). Stock ``nbgrader
-autograde`` is the oracle; ``tests/test_fidelity.py`` compares.
+autograde`` is the oracle; ``tests/grader/test_fidelity.py`` compares.
 """
 
 from pathlib import Path

@@ -11,7 +11,7 @@ import pathlib
 
 import pytest
 
-PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "d2lblocks"
+PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "d2lblocks"
 TOP = {"hybrid", "lowering"}
 BELOW_TOP = ["backend.py", "tensor.py", "kernels.py", "ops.py", "init.py",
              "optim.py", "nn"]

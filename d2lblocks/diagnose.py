@@ -13,7 +13,7 @@ import weakref
 import numpy as np
 
 from .nn.block import Block, _spelled
-from .nn.tree import _no_init_text
+from .nn.tree import _no_init_text, _shared_parameters
 from .nn.parameter import Parameter
 from .tensor import Tensor
 
@@ -217,12 +217,9 @@ def diagnose(net, warn=False):
                 continue
             for name, p in Block.named_parameters(block, recurse=False):
                 if p.requires_grad:
-                    shape = p._shape_text() if p.is_lazy else str(p.shape)
-                    unused.append((f"{block_path}.{name}", shape))
-    groups = {}
-    for name, p in Block.named_parameters(net, remove_duplicate=False):
-        groups.setdefault(id(p), []).append(f"net.{name}")
-    shared = [names for names in groups.values() if len(names) > 1]
+                    unused.append((f"{block_path}.{name}", p._shape_text()))
+    shared = [[f"net.{name}" for name in names]
+              for names in _shared_parameters(net).values()]
     report = Diagnosis(type(net).__name__, orphans, arrays, unused, shared,
                        last_call is not None, _shadowed_methods(net))
     if warn and _settings["warn"] and not report.ok and net not in _warned:

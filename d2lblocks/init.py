@@ -147,10 +147,7 @@ class Xavier(Initializer):
     def sample(self, shape, rng):
         fan_in, fan_out = fans(shape)
         std = self.gain * math.sqrt(2.0 / (fan_in + fan_out))
-        if self.uniform:
-            bound = math.sqrt(3.0) * std
-            return rng.uniform(-bound, bound, shape)
-        return rng.normal(0.0, std, shape)
+        return _zero_mean(std, self.uniform, shape, rng)
 
 
 class Kaiming(Initializer):
@@ -169,10 +166,16 @@ class Kaiming(Initializer):
     def sample(self, shape, rng):
         fan_in, fan_out = fans(shape)
         std = self.gain / math.sqrt(fan_in if self.mode == "fan_in" else fan_out)
-        if self.uniform:
-            bound = math.sqrt(3.0) * std
-            return rng.uniform(-bound, bound, shape)
-        return rng.normal(0.0, std, shape)
+        return _zero_mean(std, self.uniform, shape, rng)
+
+
+def _zero_mean(std, uniform, shape, rng):
+    """Samples of mean 0 and standard deviation ``std``: uniform in
+    +-sqrt(3) std, or normal."""
+    if uniform:
+        bound = math.sqrt(3.0) * std
+        return rng.uniform(-bound, bound, shape)
+    return rng.normal(0.0, std, shape)
 
 
 def calculate_gain(nonlinearity, param=None):

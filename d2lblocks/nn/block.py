@@ -231,10 +231,7 @@ class Block:
                 _changed(self, name, "attribute")
             object.__setattr__(self, name, value)
             return
-        if name not in table:
-            _forget(self, name, False)          # it was something else before
-        table[name] = value
-        _changed(self, name)             # caches hold the old object
+        _register(self, table, name, value)
         if hasattr(type(self), name):
             # The class has a method of that name (``self.blocks =
             # BlockList(...)``): a copy in the instance dict makes
@@ -295,12 +292,7 @@ class Block:
         children = _table(self, "_children")
         _check_name(self, name, "child block")
         _check_child(self, block, name)
-        if name not in children:      # a replaced child keeps its place
-            _forget(self, name, False)
-        elif name in self.__dict__:   # the copy __setattr__ keeps
-            self.__dict__[name] = block
-        children[name] = block
-        _changed(self, name)
+        _register(self, children, name, block)
         return block
 
     def register_child(self, block, name=None):
@@ -328,10 +320,7 @@ class Block:
         buffers = _table(self, "_buffers")
         _check_name(self, name, "buffer")
         value = None if tensor is None else _as_buffer(tensor)
-        if name not in buffers:       # a replaced buffer keeps its place
-            _forget(self, name, False)
-        buffers[name] = value
-        _changed(self, name)
+        _register(self, buffers, name, value)
         if persistent:
             _table(self, "_non_persistent").discard(name)
         else:
@@ -348,10 +337,7 @@ class Block:
                             f"with nn.Parameter(t)")
         params = _table(self, "_params")
         _check_replacement(params.get(name), param, name)
-        if name not in params:
-            _forget(self, name, False)
-        params[name] = param
-        _changed(self, name)
+        _register(self, params, name, param)
 
     # ---- calling ---------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -691,6 +677,20 @@ def _forget(block, name, stamp=True):
     d.pop(name, None)
     if stamp:
         _changed(block, name)
+
+
+def _register(block, table, name, value):
+    """Put ``value`` under ``name`` in ``table``, one of ``block``'s
+    registries, and stamp the change (caches hold the old object). A name
+    already there keeps its place, and the copy that ``__setattr__`` keeps
+    of it is updated; a name that was something else is forgotten first."""
+    d = block.__dict__
+    if name not in table:
+        _forget(block, name, False)
+    elif name in d:
+        d[name] = value
+    table[name] = value
+    _changed(block, name)
 
 
 def _apply(block, fn):

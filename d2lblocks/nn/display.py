@@ -15,6 +15,8 @@ warning colour with the fix. ``repr(block)`` is untouched.
 
 import html
 
+from .tree import _shared_parameters
+
 __all__ = ["block_html"]
 
 _BOX = ("font-family: monospace; font-size: 13px; line-height: 1.5; "
@@ -34,21 +36,6 @@ _COLUMNS = ("parameter", "shape", "dtype", "device", "elements", "")
 def _e(value):
     """``value`` as escaped HTML text."""
     return html.escape(str(value), quote=True)
-
-
-def _shape_text(shape):
-    """``(256, 20)``, ``(3,)`` or ``(256, ?)`` for an unknown size."""
-    sizes = ["?" if n is None else str(n) for n in shape]
-    return "(" + ", ".join(sizes) + ("," if len(sizes) == 1 else "") + ")"
-
-
-def _shared_names(root):
-    """``{id(parameter): [every dotted name it has]}`` for parameters that
-    more than one name reaches (tied weights, a layer used twice)."""
-    names = {}
-    for name, p in root.named_parameters(remove_duplicate=False):
-        names.setdefault(id(p), []).append(name)
-    return {key: found for key, found in names.items() if len(found) > 1}
 
 
 def _unregistered(root):
@@ -82,14 +69,13 @@ def _fix_for(path):
 
 def _parameter_row(name, p, dotted, shared):
     """One table row for parameter ``name`` (full name ``dotted``)."""
-    cells = [f"<td style='{_CELL}'>{_e(name)}</td>"]
+    cells = [f"<td style='{_CELL}'>{_e(name)}</td>",
+             f"<td style='{_CELL}'>{_e(p._shape_text())}</td>"]
     if p.is_lazy:
-        cells += [f"<td style='{_CELL}'>{_e(_shape_text(p.shape))}</td>",
-                  f"<td style='{_CELL}'></td>", f"<td style='{_CELL}'></td>",
+        cells += [f"<td style='{_CELL}'></td>", f"<td style='{_CELL}'></td>",
                   f"<td style='{_CELL} {_LAZY}'>not yet created</td>"]
     else:
-        cells += [f"<td style='{_CELL}'>{_e(_shape_text(p.shape))}</td>",
-                  f"<td style='{_CELL}'>{_e(p.dtype)}</td>",
+        cells += [f"<td style='{_CELL}'>{_e(p.dtype)}</td>",
                   f"<td style='{_CELL}'>{_e(p.device)}</td>",
                   f"<td style='{_CELL}'>{p.numel():,}</td>"]
     others = [n for n in shared.get(id(p), ()) if n != dotted]
@@ -175,6 +161,7 @@ def block_html(block):
         A ``<div>`` holding nested ``<details>`` elements, unfolded for the
         first ``OPEN_LEVELS`` levels. Every name and value in it is escaped.
     """
-    context = (_shared_names(block), _unregistered(block), {id(block): ""})
+    context = (_shared_parameters(block), _unregistered(block),
+               {id(block): ""})
     tree = _branch(block, "", "", context, 0)
     return f"<div class='d2lblocks-block' style='{_BOX}'>{tree}</div>"

@@ -341,7 +341,13 @@ class Dropout(Block):
         return f"p={self.p}"
 
 
-class CrossEntropyLoss(Block):
+class _Loss(Block):
+    def extra_repr(self):
+        return "" if self.reduction == "mean" else \
+            f"reduction={self.reduction!r}"
+
+
+class CrossEntropyLoss(_Loss):
     """Softmax cross-entropy of logits (batch, classes) against integer
     labels (batch,): their mean, as PyTorch's; ``reduction='sum'`` adds
     them up and ``reduction='none'`` gives one loss per sample."""
@@ -359,12 +365,8 @@ class CrossEntropyLoss(Block):
         return F.cross_entropy(_check_input(logits, self), labels,
                                reduction=self.reduction)
 
-    def extra_repr(self):
-        return "" if self.reduction == "mean" else \
-            f"reduction={self.reduction!r}"
 
-
-class MSELoss(Block):
+class MSELoss(_Loss):
     """Mean squared error, as PyTorch's; ``reduction='sum'`` adds the
     squared errors up and ``reduction='none'`` gives each of them."""
 
@@ -377,7 +379,3 @@ class MSELoss(Block):
     def forward(self, pred, target):
         return F.mse_loss(_check_input(pred, self), target,
                           reduction=self.reduction)
-
-    def extra_repr(self):
-        return "" if self.reduction == "mean" else \
-            f"reduction={self.reduction!r}"

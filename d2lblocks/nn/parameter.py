@@ -90,9 +90,11 @@ class Parameter(Tensor):
         return super().numpy()
 
     def _shape_text(self):
-        return "(" + ", ".join("?" if n is None else str(n)
-                               for n in self._lazy_shape) + \
-            ("," if len(self._lazy_shape) == 1 else "") + ")"
+        """The shape as text, ``?`` for a size not known yet: ``(256, ?)``,
+        ``(3,)``."""
+        shape = self.shape
+        return "(" + ", ".join("?" if n is None else str(n) for n in shape) \
+            + ("," if len(shape) == 1 else "") + ")"
 
     def materialize(self, shape, device=None, dtype=None):
         """Give a lazy parameter its full ``shape`` and run its initializer.

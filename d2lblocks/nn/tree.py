@@ -69,6 +69,15 @@ def _saved_buffers(block):
 
 
 
+def _shared_parameters(root):
+    """``{id(parameter): [each dotted name]}`` for the parameters that
+    more than one name reaches (tied weights, a layer used twice)."""
+    names = {}
+    for name, p in _members(root, "_params", remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    return {key: found for key, found in names.items() if len(found) > 1}
+
+
 def _method(block, name):
     """``block.name`` looked up on its class, so that an instance attribute
     of that name cannot hide the method; ``None`` when there is none."""

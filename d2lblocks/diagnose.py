@@ -13,7 +13,7 @@ import weakref
 import numpy as np
 
 from .nn.block import Block, _spelled
-from .nn.tree import _no_init_text, _shared_parameters
+from .nn.tree import _TABLES, _no_init_text, _shared_parameters
 from .nn.parameter import Parameter
 from .tensor import Tensor
 
@@ -79,7 +79,7 @@ def _plain_attributes(net):
                 yield path, value
 
 
-_INTERNAL = ("_children", "_params", "_buffers", "_non_persistent")
+_INTERNAL = _TABLES + ("_non_persistent",)
 
 
 def _registered_as(d, name, value):
@@ -87,7 +87,7 @@ def _registered_as(d, name, value):
     ``name`` (a block keeps a copy in its instance dict when the name is
     also a method's)."""
     return any(d[key].get(name) is value and value is not None
-               for key in ("_children", "_params", "_buffers"))
+               for key in _TABLES)
 
 
 def _shadowed_methods(net):

@@ -36,8 +36,8 @@ from .hooks import (BlockChanges, _Calls, _changed, block_contents,  # noqa: F40
                     set_call_observer, set_hybridizer)
 from .parameter import Parameter
 from .state_dict import IncompatibleKeys, StateDictKeyError
-from .tree import (_direct_children, _members, _method, _no_init_text,
-                   _table, _walk)
+from .tree import (_TABLES, _direct_children, _members, _method,
+                   _no_init_text, _table, _walk)
 
 # The hooks (nn/hooks.py) and the state dict's types (nn/state_dict.py)
 # are also importable from here, where they were first defined.
@@ -101,8 +101,7 @@ def _check_name(block, name, what, explicit=True):
                          f"that name for {_RESERVED[name]}; choose another "
                          f"name")
     if explicit and hasattr(type(block), name) and not any(
-            name in block.__dict__[key] for key in
-            ("_children", "_params", "_buffers")):
+            name in block.__dict__[key] for key in _TABLES):
         raise ValueError(f"cannot register a {what} as '{name}': "
                          f"{type(block).__name__} already has an attribute "
                          f"of that name; choose another name")
@@ -244,7 +243,7 @@ class Block:
         # their registries, so writing to _children directly (as the seed's
         # MySequential does) stays consistent with attribute access.
         d = self.__dict__
-        for key in ("_children", "_params", "_buffers"):
+        for key in ("_children", "_params", "_buffers"):   # _TABLES, inlined
             table = d.get(key)
             if table is not None and name in table:
                 return table[name]
@@ -263,8 +262,7 @@ class Block:
             raise AttributeError(f"cannot delete '{name}': it is "
                                  f"{_RESERVED[name]}, which every block "
                                  f"needs")
-        registered = any(name in d.get(key, ()) for key in
-                         ("_children", "_params", "_buffers"))
+        registered = any(name in d.get(key, ()) for key in _TABLES)
         if not registered and name not in d:
             raise AttributeError(f"cannot delete '{name}': "
                                  f"'{type(self).__name__}' object has no "
@@ -274,7 +272,7 @@ class Block:
     def __dir__(self):
         d = self.__dict__
         names = set(super().__dir__())
-        for key in ("_children", "_params", "_buffers"):
+        for key in _TABLES:
             names.update(d.get(key, ()))
         return sorted(names)
 
@@ -671,7 +669,7 @@ def _forget(block, name, stamp=True):
     """Drop ``name`` from every registry and from the plain attributes
     (and stamp the change, unless the caller stamps what it does next)."""
     d = block.__dict__
-    for key in ("_params", "_children", "_buffers"):
+    for key in _TABLES:
         d[key].pop(name, None)
     d["_non_persistent"].discard(name)
     d.pop(name, None)

@@ -8,6 +8,11 @@ subclass may use any method's name for its own attribute.
 """
 
 
+# The registries of children, parameters and buffers, in the order that
+# attribute lookup tries them.
+_TABLES = ("_children", "_params", "_buffers")
+
+
 def _table(block, key):
     """One of a block's registries, read without attribute lookup."""
     try:

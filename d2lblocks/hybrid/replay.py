@@ -507,30 +507,23 @@ def _renumber(spec, position):
     return spec
 
 
-def _output_slots(spec):
-    found = []
+def _outs(spec):
+    """The ``("out", slot, graphed)`` parts of ``spec``, in order."""
+    if spec[0] == "out":
+        yield spec
+    elif isinstance(spec[0], type):
+        for inner in spec[1]:
+            yield from _outs(inner)
 
-    def walk(sp):
-        if sp[0] == "out":
-            found.append(sp[1])
-        elif isinstance(sp[0], type):
-            for x in sp[1]:
-                walk(x)
-    walk(spec)
-    return found
+
+def _output_slots(spec):
+    """The slots of the arrays a call's result is built from."""
+    return [out[1] for out in _outs(spec)]
 
 
 def _graphed_root(spec):
-    found = []
-
-    def walk(sp):
-        if sp[0] == "out" and sp[2]:
-            found.append(sp[1])
-        elif isinstance(sp[0], type):
-            for x in sp[1]:
-                walk(x)
-    walk(spec)
-    return found[0]
+    """The slot of the output that needs a gradient."""
+    return next(out[1] for out in _outs(spec) if out[2])
 
 
 def _backward_lines(s, upto, root, accumulate, low, cleared=()):

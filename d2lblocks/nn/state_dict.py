@@ -67,6 +67,7 @@ def state_dict(self, destination=None, prefix=""):
         state[key] = np.array(value.numpy(), copy=True)
     return state
 
+
 def load_state_dict(self, state_dict, strict=True):
     """Copy values from ``state_dict`` (name -> array) into this
     network.
@@ -164,6 +165,7 @@ def load_state_dict(self, state_dict, strict=True):
             hook()
     return IncompatibleKeys(missing, unexpected)
 
+
 def save(self, path):
     """Save ``state_dict()`` to ``path`` as a NumPy ``.npz`` (no pickle).
 
@@ -190,6 +192,7 @@ def save(self, path):
         raise
     return path
 
+
 def load(self, path, strict=True):
     """Load parameters saved by ``save(path)``; returns self.
 
@@ -201,7 +204,6 @@ def load(self, path, strict=True):
     state = _read_npz(os.fspath(path))
     _method(self, "load_state_dict")(state, strict=strict)
     return self
-
 
 
 def _state_entries(root):
@@ -296,7 +298,6 @@ def _read_npz(path):
                          f"net.save(path)") from exc
     except ValueError as exc:
         raise ValueError(f"cannot load {path!r}: {exc}") from exc
-
 
 
 def _fits(p, shape):

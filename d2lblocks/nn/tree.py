@@ -28,8 +28,6 @@ def _no_init_text(block):
             f"super().__init__() as the first line of {name}.__init__")
 
 
-
-
 def _walk(block, prefix="", memo=None):
     """``(dotted name, block)`` for ``block`` and every block below it,
     parents before children. With a ``memo`` set, each block comes once."""
@@ -71,7 +69,6 @@ def _saved_buffers(block):
     """``(name, buffer)`` for a block's own persistent buffers."""
     skip = _table(block, "_non_persistent")
     return [(n, b) for n, b in _table(block, "_buffers").items() if n not in skip]
-
 
 
 def _shared_parameters(root):

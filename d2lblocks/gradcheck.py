@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import backend
-from .tensor import Tensor, _wrap, float64, no_grad, random_generator
+from .tensor import Tensor, float64, no_grad, random_generator, wrap
 
 __all__ = ["grad_check", "numerical_grad"]
 
@@ -60,7 +60,7 @@ def _grad_check(fn, inputs, eps, atol, rtol, raise_exception):
     xs = []
     for t in inputs:
         if isinstance(t, Tensor):
-            c = _wrap(t.data.astype(float64))
+            c = wrap(t.data.astype(float64))
             c.requires_grad = t.requires_grad
             xs.append(c)
         else:
@@ -71,7 +71,7 @@ def _grad_check(fn, inputs, eps, atol, rtol, raise_exception):
     # gives the same check on every device) and sent to the output's device.
     weights = np.asarray(random_generator().standard_normal(out.shape),
                          dtype=float64)
-    weights = _wrap(backend.move(weights, backend.device_of(out.data)))
+    weights = wrap(backend.move(weights, backend.device_of(out.data)))
 
     def scalar(*args):
         return (fn(*args) * weights).sum()

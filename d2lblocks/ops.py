@@ -13,8 +13,9 @@ import numpy as np
 from . import backend
 from . import kernels as K
 from .kernels import unbroadcast
-from .tensor import (Tensor, apply, as_dtype, _as_tensor, _axis, _dim,
-                     _promote, _scalar, _wrap)
+from .operands import (as_dtype, dim_arg, mismatch_error, one_axis, promote,
+                       scalar_value)
+from .tensor import Tensor, apply, tensor_operand, wrap
 
 __all__ = ["unbroadcast", "add", "sub", "mul", "div", "pow", "neg", "matmul",
            "mm", "dot", "exp", "log", "abs", "sqrt", "relu", "sigmoid", "tanh",
@@ -98,18 +99,18 @@ def _pair(a, b, what):
                             f"{type(a).__name__} and {type(b).__name__}")
         b, a = _pair(b, a, what)
         return a, b
-    c = _scalar(b)
+    c = scalar_value(b)
     if c is not None:
         x = a.data
         dt = x.dtype if x.dtype.kind == "f" or isinstance(c, int) \
             else np.dtype("float32")
         if type(x) is _ndarray:
-            return a, _wrap(np.asarray(c, dtype=dt))
+            return a, wrap(np.asarray(c, dtype=dt))
         with backend.on_array(x):        # the constant goes to x's GPU
-            return a, _wrap(backend.namespace_of(x).asarray(c, dtype=dt))
-    b = _as_tensor(b, what)
+            return a, wrap(backend.namespace_of(x).asarray(c, dtype=dt))
+    b = tensor_operand(b, what)
     if a.data.dtype is not b.data.dtype:
-        a, b = _promote(a, b, False)
+        a, b = promote(a, b, False)
     return a, b
 
 
@@ -131,17 +132,16 @@ def _two(op, a, b, name):
     try:
         return apply(op, a, b)
     except (ValueError, TypeError) as exc:
-        from .tensor import _mismatch
-        raise _mismatch(name, a.data, b.data, exc) from None
+        raise mismatch_error(name, a.data, b.data, exc) from None
 
 
 def where(condition, input, other):
     """``input`` where ``condition`` holds, else ``other``; all three
     broadcast. ``input`` or ``other`` may be a number."""
-    cond = _as_tensor(condition, "where")
+    cond = tensor_operand(condition, "where")
     if cond.data.dtype.kind != "b":
         with backend.on_array(cond.data):
-            cond = _wrap(cond.data != 0)
+            cond = wrap(cond.data != 0)
     a, b = _pair(input, other, "where")
     try:
         return apply(K.Where(), cond, a, b)
@@ -175,8 +175,8 @@ def dot(input, tensor):
     vectors, a matrix-vector or a matrix product, or a product with a 0-d
     tensor. For batched operands use ``db.matmul``. (The argument names
     are ``torch.dot``'s.)"""
-    a = _as_tensor(input, "dot")
-    b = _as_tensor(tensor, "dot")
+    a = tensor_operand(input, "dot")
+    b = tensor_operand(tensor, "dot")
     if a.ndim > 2 or b.ndim > 2:
         raise ValueError(f"dot: expected tensors of at most 2 axes, got "
                          f"shapes {a.shape} and {b.shape}; use db.matmul for "
@@ -385,13 +385,13 @@ def _sequence(tensors, name):
 def concat(tensors, axis=0, *, dim=None):
     """Join tensors along an existing ``axis`` (negatives count from the
     end; PyTorch's ``dim=`` works too)."""
-    axis = _dim(axis, dim, 0, "concat")
+    axis = dim_arg(axis, dim, 0, "concat")
     tensors = _sequence(tensors, "concat")
     ndim = tensors[0].ndim
     if ndim == 0:
         raise ValueError("concat: 0-d tensors have no axis to join along; "
                          "use db.stack")
-    ax = _axis(axis, ndim)
+    ax = one_axis(axis, ndim)
     shapes = [t.shape for t in tensors]
     if builtins.any(len(s) != ndim or s[:ax] + s[ax + 1:] !=
                     shapes[0][:ax] + shapes[0][ax + 1:] for s in shapes):
@@ -406,13 +406,13 @@ cat = concat
 def stack(tensors, axis=0, *, dim=None):
     """Join same-shaped tensors along a new ``axis`` (negatives count from
     the end of the result)."""
-    axis = _dim(axis, dim, 0, "stack")
+    axis = dim_arg(axis, dim, 0, "stack")
     tensors = _sequence(tensors, "stack")
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
         raise ValueError(f"stack: all tensors must have one shape, got "
                          f"{[t.shape for t in tensors]}")
-    ax = _axis(axis, tensors[0].ndim + 1)
+    ax = one_axis(axis, tensors[0].ndim + 1)
     return apply(K.Stack(ax), *tensors)
 
 
@@ -422,7 +422,7 @@ def _labels(labels, logits):
     y = labels.data if isinstance(labels, Tensor) else labels
     if (type(y) is _ndarray and type(logits) is _ndarray
             and y.dtype.kind in "iu" and y.shape == (logits.shape[0],)):
-        return labels if isinstance(labels, Tensor) else _wrap(y)
+        return labels if isinstance(labels, Tensor) else wrap(y)
     if not (isinstance(y, np.ndarray) or hasattr(y, "__cuda_array_interface__")):
         y = np.asarray(y)
     batch = logits.shape[0]
@@ -433,7 +433,7 @@ def _labels(labels, logits):
             f"shape {y.shape}")
     if backend.device_of(y) != backend.device_of(logits):
         y = backend.move(y, backend.device_of(logits))
-    return labels if isinstance(labels, Tensor) and labels.data is y else _wrap(y)
+    return labels if isinstance(labels, Tensor) and labels.data is y else wrap(y)
 
 
 def _label_error(y, classes):
@@ -489,7 +489,7 @@ def mse(input, target):
     target would otherwise broadcast to (batch, batch) and give a wrong loss.
     """
     pred = _t(input, "mse")
-    target = _as_tensor(target, "mse")
+    target = tensor_operand(target, "mse")
     if pred.shape != target.shape:
         raise ValueError(f"mse: prediction shape {pred.shape} and target shape "
                          f"{target.shape} differ; reshape one so they match")

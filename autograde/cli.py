@@ -11,6 +11,7 @@ Run it in the course folder (the one with ``nbgrader_config.py``), or pass
 
 import argparse
 import collections
+import dataclasses
 import json
 import os
 import sys
@@ -24,7 +25,8 @@ except ModuleNotFoundError as e:    # `pip install d2lblocks`, no extra
                      f"'d2lblocks[course]'") from None
 
 from . import course as course_mod
-from .runner import Settings, STATUSES
+from .results import STATUSES, SubmissionResult, as_result
+from .runner import Settings
 
 
 def _settings(args):
@@ -136,175 +138,160 @@ def main(argv=None):
 
 # ---- grade ---------------------------------------------------------------------------
 def outcome(res):
-    """``(status, flags)`` of one student's result: ``error`` (the grader
-    failed), ``unreadable`` (a notebook could not be graded: missing, a
-    link, not a notebook), ``flagged`` (tampering, a timeout or crash, or
-    a problem with the submitted files) or ``graded``."""
-    flags = []
-    for nb in res.get("notebooks", []):
-        if nb.get("problem"):
-            flags.append(nb["problem"])
-        flags.extend(nb.get("tamper", []))
-        flags.extend(f"{t['grade_id']}: {t['status']}" for t in nb.get("tests", [])
-                     if t["status"] in ("timeout", "crashed"))
-        flags.extend(f"{t['grade_id']}: needs a person ({t['flag']})"
-                     for t in nb.get("tests", []) if t.get("needs_manual"))
-        flags.extend(f"cell {p['cell'] + 1}: {p['status']}"
-                     for p in nb.get("cell_problems", [])
-                     if p.get("status") in ("timeout", "crashed")
-                     and type(p.get("cell")) is int)
-    flags.extend(res.get("problems", []))
-    if res.get("grader_error"):
-        return "error", ["the grader failed (see the report)"] + flags
-    if any(nb.get("problem") for nb in res.get("notebooks", [])):
-        return "unreadable", flags
-    return ("flagged" if flags else "graded"), flags
-
-
-def _not_utf8_result(student, assignment, sources, fp):
-    """The recorded outcome of a student folder whose name is not UTF-8:
-    nothing is graded (no gradebook can hold the name)."""
-    from .runner import unreadable_report
-    why = "the student folder's name is not UTF-8; rename it to grade it"
-    nbs = [unreadable_report(src, why) for src in sources.values()]
-    return {"student": course_mod.safe_name(student), "assignment": assignment,
-            "notebooks": nbs, "score": 0.0,
-            "max_score": sum(nb["max_score"] for nb in nbs), "problems": [],
-            "fingerprint": fp, "not_in_gradebook": True}
+    """``(status, flags)`` of one student's result (a
+    :class:`results.SubmissionResult` or its JSON form): see
+    :meth:`results.SubmissionResult.outcome`."""
+    return as_result(res).outcome()
 
 
 def cmd_grade(args):
     """``autograde grade``: grade, write autograded notebooks, reports and
     the gradebook one submission at a time; print a summary."""
-    from .sandbox import namespace_problem
+    _check_grade_options(args)
+    root = course_mod.find_course(args.course)
+    sources = course_mod.load_sources(root, args.assignment)
+    subs = _select_submissions(root, args)
+    settings = _grade_settings(args)
+    if not args.no_gradebook:
+        course_mod.check_gradebook(root, args.assignment)
+    _note_unfaithful(sources)
+    with _course_lock(root, args.wait), course_mod.run_folder():
+        plan = _skip_unchanged(args, root, sources, subs, settings)
+        stored, stop = _grade_and_record(args, root, sources, plan)
+        csv_path = None
+        if stop is None:
+            csv_path, stop = _write_csv(root, args.assignment, plan.kept + stored)
+        return _summary(args.assignment, plan, stored, csv_path, stop)
+
+
+def _check_grade_options(args):
     if args.workers is not None and args.workers < 1:
         raise course_mod.CourseError(f"--workers must be at least 1, got {args.workers}")
     if args.dask_workers is not None and (args.dask_workers < 1 or args.scheduler):
         raise course_mod.CourseError(
             f"--dask-workers must be at least 1 and goes without --scheduler, "
             f"got {args.dask_workers} (--scheduler {args.scheduler})")
-    root = course_mod.find_course(args.course)
-    sources = course_mod.load_sources(root, args.assignment)
+
+
+def _select_submissions(root, args):
+    """``[(student, folder)]`` of the submissions ``--student`` selects."""
     subs = course_mod.find_submissions(root, args.assignment, args.student)
     if not subs:
         raise course_mod.CourseError(
             f"no submissions of {args.assignment!r} matching {args.student!r} "
             f"under {root / 'submitted'}")
+    return subs
+
+
+def _grade_settings(args):
+    """The run's :class:`runner.Settings`; refuses when the sandbox
+    cannot be built here and ``--no-sandbox`` was not given."""
+    from .sandbox import namespace_problem
     settings = _settings(args)
     if args.no_sandbox:
         settings.sandbox = False
-    else:
-        why = namespace_problem()
-        if why is not None:
-            raise course_mod.CourseError(
-                f"student code will not run without a sandbox: {why}. To grade "
-                f"anyway, with file permissions as the only fence, pass "
-                f"--no-sandbox (every report then records it)")
-    if not args.no_gradebook:
-        course_mod.check_gradebook(root, args.assignment)
-    _note_unfaithful(sources)
-
-    def waiting(holder):
-        print(f"autograde: another grader holds the course ({holder}); "
-              f"waiting for it to end (--wait)", file=sys.stderr, flush=True)
-
-    with course_mod.grading_lock(root, wait=args.wait, on_wait=waiting), \
-            course_mod.run_folder():
-        return _grade_locked(args, root, sources, subs, settings.as_dict())
+        return settings
+    why = namespace_problem()
+    if why is not None:
+        raise course_mod.CourseError(
+            f"student code will not run without a sandbox: {why}. To grade "
+            f"anyway, with file permissions as the only fence, pass "
+            f"--no-sandbox (every report then records it)")
+    return settings
 
 
 def _note_unfaithful(sources):
     """Say, before grading, which tests autograde cannot run as nbgrader
     would (they end waiting for a person; ``selftest`` fails on them)."""
-    from . import notebook
-    find = getattr(notebook, "unfaithful_constructs", None)
-    if find is None:
-        return
+    from .notebook import unfaithful_constructs
     for name, src in sources.items():
-        for u in find(src):
+        for u in unfaithful_constructs(src):
             print(f"autograde: note: {name}: {u} (this test cannot be "
                   f"graded as nbgrader would; `autograde selftest` names "
                   f"every such test)", file=sys.stderr)
+
+
+def _course_lock(root, wait):
+    """The course's grading lock (see :func:`course.grading_lock`),
+    saying so when ``--wait`` makes this run wait for another."""
+    def waiting(holder):
+        print(f"autograde: another grader holds the course ({holder}); "
+              f"waiting for it to end (--wait)", file=sys.stderr, flush=True)
+    return course_mod.grading_lock(root, wait=wait, on_wait=waiting)
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What a run does: ``tasks`` to grade (see ``executor``), ``direct``
+    results made without grading (a folder name that is not UTF-8),
+    ``kept`` the recorded results of submissions unchanged since;
+    ``folders`` maps each student to the submission folder."""
+    tasks: list
+    direct: list
+    kept: list
+    folders: dict
+    settings: dict
+
+
+def _skip_unchanged(args, root, sources, subs, settings):
+    """The :class:`_Plan` of a run: a submission whose fingerprint (its
+    files and the tests) matches its recorded result is skipped unless
+    ``--force``; one the grader failed on is graded again."""
+    settings = settings.as_dict()
+    plan = _Plan([], [], [], dict(subs), settings)
+    sources_dir = root / "source" / args.assignment
+    for student, folder in subs:
+        fp = course_mod.fingerprint(folder, sources_dir)
+        if course_mod.safe_name(student) != student:
+            plan.direct.append(SubmissionResult.not_utf8(
+                course_mod.safe_name(student), args.assignment, sources, fp))
+            continue
+        old = None if args.force else \
+            course_mod.read_report(root, args.assignment, student)
+        if old is not None and old.fingerprint == fp and not old.grader_error:
+            plan.kept.append(old)
+            continue
+        plan.tasks.append({"course": str(root), "assignment": args.assignment,
+                           "student": student, "folder": folder,
+                           "fingerprint": fp, "settings": settings})
+    return plan
 
 
 class StoreFailed(Exception):
     """A result could not be stored: the run stops (see :func:`_record`)."""
 
 
-def _grade_locked(args, root, sources, subs, settings):
-    """The body of ``grade``, run holding the course's lock."""
+def _grade_and_record(args, root, sources, plan):
+    """Grade the plan's tasks, each result recorded as soon as it comes
+    (the direct ones first); returns ``(results stored, why the run
+    stopped or None)``."""
     from tqdm import tqdm
-    sources_dir = root / "source" / args.assignment
-    tasks, done, direct = [], [], []
-    for student, folder in subs:
-        fp = course_mod.fingerprint(folder, sources_dir)
-        if course_mod.safe_name(student) != student:
-            direct.append(_not_utf8_result(student, args.assignment, sources, fp))
-            continue
-        old = None if args.force else \
-            course_mod.read_report(root, args.assignment, student)
-        if old and old.get("fingerprint") == fp and not old.get("grader_error") \
-                and not old.get("write_error"):
-            done.append(old)
-            continue
-        tasks.append({"course": str(root), "assignment": args.assignment,
-                      "student": student, "folder": folder, "fingerprint": fp,
-                      "settings": settings})
-    skipped = len(done)
-    folders = dict(subs)
-    stored, stop = [], None
+    stored = []
     writer = None if args.no_gradebook else \
         course_mod.GradebookWriter(root, args.assignment, sources)
+
+    def record(res, folder):
+        _record(root, args.assignment, writer, folder, sources, res)
+        stored.append(res)
+
     try:
-        for res in direct:
-            _record(root, args.assignment, None, None, sources, res)
-            stored.append(res)
-        if tasks:
-            with _executor(args, len(tasks)) as executor:
-                _canary(executor, root, settings)
-                with tqdm(total=len(tasks), unit="submission", disable=args.quiet,
+        for res in plan.direct:
+            record(res, None)
+        if plan.tasks:
+            with _executor(args, len(plan.tasks)) as executor:
+                _canary(executor, root, plan.settings)
+                with tqdm(total=len(plan.tasks), unit="submission",
+                          disable=args.quiet,
                           desc=f"grading {args.assignment}") as bar:
-                    for res in executor.grade(tasks):
-                        _record(root, args.assignment, writer,
-                                folders[res["student"]], sources, res)
-                        stored.append(res)
+                    for res in map(as_result, executor.grade(plan.tasks)):
+                        record(res, plan.folders[res.student])
                         bar.update()
     except StoreFailed as e:
-        stop = str(e)
+        return stored, str(e)
     finally:
         if writer is not None:
             writer.close()
-    done += stored
-    csv_path = None
-    if stop is None:
-        # The CSV covers every recorded student, not only this run's selection.
-        recorded = {r["student"]: r for r in
-                    course_mod.read_reports(root, args.assignment)}
-        recorded.update((r["student"], r) for r in done)
-        try:
-            csv_path = course_mod.write_csv(root, args.assignment, recorded.values())
-        except OSError as e:
-            stop = (f"the per-test CSV could not be written to "
-                    f"{root / 'reports' / args.assignment} ({e.strerror or e})")
-    errors = sum(bool(r.get("grader_error")) for r in stored)
-    left = len(tasks) + len(direct) - len(stored)
-    _print_summary(args.assignment, done, skipped, len(stored) - errors, errors,
-                   left)
-    if csv_path is not None:
-        print(f"per-test results: {csv_path}")
-    if stop is not None:
-        print(f"autograde: STOPPED: {stop}. {len(stored)} result(s) of this run "
-              f"were stored; {left} submission(s) were not graded or not "
-              f"stored. Free the space (or fix the permissions) and run grade "
-              f"again: what was stored is skipped", file=sys.stderr)
-        return 2
-    if errors:
-        print(f"autograde: {errors} submission(s) were not graded because the "
-              f"grader failed (GRADER ERROR above); nothing was written to "
-              f"the gradebook for them; run grade again to grade them",
-              file=sys.stderr)
-        return 2
-    return 0
+    return stored, None
 
 
 def _executor(args, n_tasks):
@@ -345,14 +332,13 @@ def _record(root, assignment, writer, folder, sources, res):
     (``grader_error``) gets its report only, never a score. A write that
     fails raises :class:`StoreFailed`, naming the folder: the run stops,
     since a full disk or a wrong permission fails every later write too."""
-    student = res["student"]
     steps = []
-    if not res.get("grader_error"):
+    if not res.grader_error:
         if folder is not None:
-            steps.append((root / "autograded" / student / assignment,
+            steps.append((root / "autograded" / res.student / assignment,
                           lambda: course_mod.write_autograded(
-                              root, assignment, student, folder, sources, res)))
-        if writer is not None and not res.get("not_in_gradebook"):
+                              root, assignment, folder, sources, res)))
+        if writer is not None and not res.not_in_gradebook:
             steps.append((root / "gradebook.db", lambda: writer.write(res)))
     steps.append((root / "reports" / assignment,
                   lambda: course_mod.write_report(root, assignment, res)))
@@ -362,14 +348,49 @@ def _record(root, assignment, writer, folder, sources, res):
         except Exception as e:
             why = e.strerror if isinstance(e, OSError) and e.strerror else \
                 f"{type(e).__name__}: {e}"
-            raise StoreFailed(f"the results of {student} could not be written "
-                              f"to {where} ({why[:500]})") from None
+            raise StoreFailed(f"the results of {res.student} could not be "
+                              f"written to {where} ({why[:500]})") from None
+
+
+def _write_csv(root, assignment, results):
+    """``(path, None)`` of the per-test CSV of every recorded student
+    (not only this run's selection; ``results`` are the newest), or
+    ``(None, why)`` when it could not be written."""
+    recorded = {r.student: r for r in course_mod.read_reports(root, assignment)}
+    recorded.update((r.student, r) for r in results)
+    try:
+        return course_mod.write_csv(root, assignment, recorded.values()), None
+    except OSError as e:
+        return None, (f"the per-test CSV could not be written to "
+                      f"{root / 'reports' / assignment} ({e.strerror or e})")
+
+
+def _summary(assignment, plan, stored, csv_path, stop):
+    """Print what the run did and what to do next; the exit status."""
+    errors = sum(bool(r.grader_error) for r in stored)
+    left = len(plan.tasks) + len(plan.direct) - len(stored)
+    _print_summary(assignment, plan.kept + stored, len(plan.kept),
+                   len(stored) - errors, errors, left)
+    if csv_path is not None:
+        print(f"per-test results: {csv_path}")
+    if stop is not None:
+        print(f"autograde: STOPPED: {stop}. {len(stored)} result(s) of this run "
+              f"were stored; {left} submission(s) were not graded or not "
+              f"stored. Free the space (or fix the permissions) and run grade "
+              f"again: what was stored is skipped", file=sys.stderr)
+        return 2
+    if errors:
+        print(f"autograde: {errors} submission(s) were not graded because the "
+              f"grader failed (GRADER ERROR above); nothing was written to "
+              f"the gradebook for them; run grade again to grade them",
+              file=sys.stderr)
+        return 2
+    return 0
 
 
 def _print_summary(assignment, results, skipped, graded, errors=0, left=0):
-    counts = collections.Counter(t["status"] for r in results
-                                 for nb in r["notebooks"] for t in nb["tests"])
-    outcomes = {r["student"]: outcome(r) for r in results}
+    counts = collections.Counter(t.status for r in results for t in r.tests)
+    outcomes = {r.student: r.outcome() for r in results}
     flagged = sum(status not in ("graded", "error")
                   for status, _ in outcomes.values())
     print(f"{assignment}: {len(results) + left} submission(s): {graded} graded, "
@@ -379,27 +400,26 @@ def _print_summary(assignment, results, skipped, graded, errors=0, left=0):
           (f", {left} NOT STORED (the run stopped)" if left else ""))
     if counts:
         print("tests: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]))
-    modes = collections.Counter(nb.get("isolation", {}).get("mode", "?")
-                                for r in results for nb in r["notebooks"]
-                                if nb.get("isolation", {}).get("mode") != "not run")
+    modes = collections.Counter(nb.isolation.get("mode", "?")
+                                for r in results for nb in r.notebooks
+                                if nb.isolation.get("mode") != "not run")
     if modes:
         print("isolation: " + ", ".join(f"{n} notebook(s) {m}" for m, n in
                                         sorted(modes.items())))
     for r in results:
-        if r.get("grader_error"):
-            print(f"  {r['student']}: GRADER ERROR (not graded)\n{r['grader_error']}")
+        if r.grader_error:
+            print(f"  {r.student}: GRADER ERROR (not graded)\n{r.grader_error}")
     if not outcomes:
         return
     width = max(len(s) for s in outcomes)
     print(f"{'student':{width}s}  {'score':>11s}  {'status':10s}  flags")
-    for r in sorted(results, key=lambda r: r["student"]):
-        status, flags = outcomes[r["student"]]
-        score = "-" if r.get("grader_error") else \
-            f"{r['score']:g}/{r['max_score']:g}"
+    for r in sorted(results, key=lambda r: r.student):
+        status, flags = outcomes[r.student]
+        score = "-" if r.grader_error else f"{r.score:g}/{r.max_score:g}"
         text = "; ".join(flags)
         if len(text) > 160:
             text = text[:157] + "..."
-        print(f"{r['student']:{width}s}  {score:>11s}  {status:10s}  {text}")
+        print(f"{r.student:{width}s}  {score:>11s}  {status:10s}  {text}")
 
 
 # ---- feedback ------------------------------------------------------------------------
@@ -410,7 +430,7 @@ def cmd_feedback(args):
     from .feedback import read_gradebook, write_feedback
     root = course_mod.find_course(args.course)
     course_mod.check_assignment(root, args.assignment)
-    reports = sorted((root / "reports" / args.assignment).glob("*.json"))
+    reports = course_mod.read_reports(root, args.assignment)
     if not reports:
         raise course_mod.CourseError(f"no reports for {args.assignment!r}: run "
                                      f"`autograde grade {args.assignment}` first")
@@ -423,13 +443,12 @@ def cmd_feedback(args):
             f"(without hand grades). Nothing was changed")
     gradebook = {} if args.no_gradebook else read_gradebook(root, args.assignment)
     done, missing = [], []
-    for path in reports:
-        res = json.loads(path.read_text(encoding="utf-8"))
-        if not fnmatch.fnmatchcase(res["student"], args.student):
+    for res in reports:
+        if not fnmatch.fnmatchcase(res.student, args.student):
             continue
-        out = write_feedback(root, res, gradebook.get(res["student"]))
+        out = write_feedback(root, res, gradebook.get(res.student))
         done.append(out)
-        missing += [f"{res['student']}/{name}" for name in out["missing"]]
+        missing += [f"{res.student}/{name}" for name in out["missing"]]
     if not done:
         print(f"no student matched {args.student!r}")
         return 0
@@ -447,68 +466,94 @@ def cmd_feedback(args):
     return 0
 
 
-# ---- check ---------------------------------------------------------------------------
+# ---- check and selftest: one notebook graded here -------------------------------------
 def _grade_one(nb, path, settings, source_nb=None):
+    """The :class:`results.NotebookReport` of ``nb`` graded against the
+    tests of ``source_nb`` (default: its own), with the files of the
+    notebook at ``path`` (None: none)."""
     from .notebook import SourceNotebook
     from .runner import NotebookGrader
     name = Path(path).name if path else "notebook.ipynb"
     src = SourceNotebook(source_nb or nb, name)
     files = {name: str(Path(path).resolve())} if path else {}
-    return NotebookGrader(src, nb, files, settings).run()
+    with course_mod.run_folder():
+        return NotebookGrader(src, nb, files, settings).run()
+
+
+def _not_passed(report, width):
+    """``grade_id (status: message)`` of each test of ``report`` that did
+    not pass, the message cut to ``width`` characters."""
+    return [f"{t.grade_id} ({t.status}: {t.message[:width]})"
+            for t in report.tests if t.status != "passed"]
+
+
+def _read_notebook(path):
+    """The notebook at ``path`` (a student's), or a CourseError saying
+    why it cannot be checked."""
+    if not os.path.lexists(path):
+        raise course_mod.CourseError(
+            f"no such file: {str(path)!r} (looked in {Path.cwd()})")
+    if path.is_dir():
+        raise course_mod.CourseError(
+            f"expected a notebook file, got the folder {str(path)!r}")
+    if not path.is_file():
+        raise course_mod.CourseError(
+            f"expected a notebook file, got {str(path)!r}, which is not a file")
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except Exception as e:
+        raise course_mod.CourseError(f"{path} is not a readable notebook: {e}") from None
 
 
 def cmd_check(args):
     """``autograde check``: run a notebook's own (visible) tests and list
     the written answers still empty."""
+    from .feedback import empty_answers
     path = Path(args.notebook)
-    if not os.path.lexists(path):
-        raise course_mod.CourseError(
-            f"no such file: {str(path)!r} (looked in {Path.cwd()})")
-    if not path.is_file():
-        raise course_mod.CourseError(f"expected a notebook file, got the "
-                                     f"folder {str(path)!r}" if path.is_dir()
-                                     else f"expected a notebook file, got "
-                                     f"{str(path)!r}, which is not a file")
-    try:
-        nb = nbformat.read(str(path), as_version=4)
-    except Exception as e:
-        raise course_mod.CourseError(f"{path} is not a readable notebook: {e}") from None
-    from .feedback import count, empty_answers, plain_counts, short_title
-    settings = _settings(args)
-    with course_mod.run_folder():
-        report = _grade_one(nb, path, settings)
-    report.pop("tamper", None)      # the notebook is its own reference here
+    nb = _read_notebook(path)
+    report = _grade_one(nb, path, _settings(args))
     empty = empty_answers(nb)
-    report["empty_answers"] = [gid for gid, _ in empty]
-    ok = all(t["status"] == "passed" for t in report["tests"])
+    ok = all(t.status == "passed" for t in report.tests)
     if args.json:
-        print(json.dumps(report, indent=1))
-        return 0 if ok else 1
-    problems = report["cell_problems"]
+        data = report.to_json()
+        del data["tamper"]      # the notebook is its own reference here
+        data["empty_answers"] = [gid for gid, _ in empty]
+        print(json.dumps(data, indent=1))
+    else:
+        _print_check(path.name, report, empty, args)
+    return 0 if ok else 1
+
+
+def _print_check(name, report, empty, args):
+    """What ``check`` prints: the cells that did not run, each test
+    cell's verdict, the empty answers, a count."""
+    from .feedback import count, plain_counts, short_title
+    problems = report.cell_problems
     if problems:
-        print(f"{path.name}: {count(len(problems), 'code cell')} did not run "
+        print(f"{name}: {count(len(problems), 'code cell')} did not run "
               f"cleanly; fix {'it' if len(problems) == 1 else 'them'} first "
               f"(tests that use what they define fail because of it):")
         for p in problems:
             print(f"  cell {p['cell'] + 1}: {p['status']}: {p['message'][:300]}")
-    print(f"{path.name}: the visible tests of each test cell (hidden tests in "
+    print(f"{name}: the visible tests of each test cell (hidden tests in "
           f"the same cells run only when your work is graded)")
     timed_out = False
-    for t in report["tests"]:
-        mark = "PASS" if t["status"] == "passed" else t["status"].upper()
-        print(f"  {mark:8s} {short_title(t['title'])}  [visible tests of a "
-              f"{t['max_points']:g}-point cell]")
-        if t["message"]:
-            print(f"           {plain_counts(t['message'])[:500]}")
-        if timed_out and t["status"] == "timeout":
+    for t in report.tests:
+        mark = "PASS" if t.status == "passed" else t.status.upper()
+        print(f"  {mark:8s} {short_title(t.title)}  [visible tests of a "
+              f"{t.max_points:g}-point cell]")
+        if t.message:
+            print(f"           {plain_counts(t.message)[:500]}")
+        if timed_out and t.status == "timeout":
             print(f"           (stopped after {args.after_timeout:g} s: once a "
                   f"test has timed out, the rest get --after-timeout)")
-        timed_out = timed_out or t["status"] == "timeout"
+        timed_out = timed_out or t.status == "timeout"
     for gid, points in empty:
         print(f"  EMPTY    written answer {gid} ({points:g} points, graded by "
               f"hand): still as released, empty")
-    n_ok = sum(t["status"] == "passed" for t in report["tests"])
-    print(f"{n_ok} of {count(len(report['tests']), 'test cell')} passed "
+    n_ok = sum(t.status == "passed" for t in report.tests)
+    ok = n_ok == len(report.tests)
+    print(f"{n_ok} of {count(len(report.tests), 'test cell')} passed "
           f"their visible tests" +
           (f"; {count(len(empty), 'written answer')} still empty" if empty else "") +
           ("" if ok else "; hidden tests also run when your work is graded"))
@@ -516,19 +561,15 @@ def cmd_check(args):
         print(f"a test timed out after {args.test_timeout:g} s; the tests after "
               f"it get only {args.after_timeout:g} s each (--after-timeout), so "
               f"one endless loop does not cost a full timeout per test")
-    return 0 if ok else 1
 
 
-# ---- selftest ------------------------------------------------------------------------
 def cmd_selftest(args):
     """``autograde selftest``: every test can be run as nbgrader would run
     it, the solutions pass everything, the release nothing."""
-    from .notebook import (release_version, visible_part, nbgrader_meta,
-                           unfaithful_constructs)
+    from .notebook import unfaithful_constructs
     root = course_mod.find_course(args.course)
     sources = course_mod.load_sources(root, args.assignment)
     settings = _settings(args)
-    release_dir = root / "release" / args.assignment
     failures = []
     for name, src in sources.items():
         for u in unfaithful_constructs(src):
@@ -536,31 +577,32 @@ def cmd_selftest(args):
             failures.append(f"{name}: test {u.cell} (line {u.line}) will wait "
                             f"for a person: {u.construct}")
     for name, src in sources.items():
-        full = _grade_one(src.nb, root / "source" / args.assignment / name,
-                          settings, source_nb=src.nb)
-        bad = [f"{t['grade_id']} ({t['status']}: {t['message'][:200]})"
-               for t in full["tests"] if t["status"] != "passed"]
-        print(f"{name}: solution {full['score']:g}/{full['max_score']:g}")
-        if bad or full["score"] != full["max_score"]:
-            failures.append(f"{name}: the solution does not pass: {'; '.join(bad)}")
-        if (release_dir / name).exists():
-            rel = nbformat.read(str(release_dir / name), as_version=4)
-            where = "release/"
-        else:       # what generate_assignment would make of it
-            rel = nbformat.from_dict(src.nb)
-            for cell in rel.cells:
-                meta = nbgrader_meta(cell)
-                if meta.get("solution"):
-                    cell.source = release_version(cell.source, cell.cell_type)
-                elif meta.get("grade"):
-                    cell.source = visible_part(cell.source)
-            where = "stripped source"
-        released = _grade_one(rel, None, settings, source_nb=src.nb)
-        print(f"{name}: release ({where}) {released['score']:g}/{released['max_score']:g}")
-        if released["score"] != 0:
-            passing = [t["grade_id"] for t in released["tests"] if t["score"]]
-            failures.append(f"{name}: the release already earns points: {passing}")
+        failures += _selftest_notebook(root / "source" / args.assignment / name,
+                                       root / "release" / args.assignment / name,
+                                       src, settings)
     for f in failures:
         print(f"FAIL {f}")
     print("selftest passed" if not failures else "selftest FAILED")
     return 0 if not failures else 1
+
+
+def _selftest_notebook(source_path, release_path, src, settings):
+    """Grade one source notebook's solution (it must get full marks) and
+    its release (as released, else as stripped here: it must get none);
+    returns the failures, in words."""
+    failures, name = [], src.name
+    full = _grade_one(src.nb, source_path, settings, source_nb=src.nb)
+    bad = _not_passed(full, 200)
+    print(f"{name}: solution {full.score:g}/{full.max_score:g}")
+    if bad or full.score != full.max_score:
+        failures.append(f"{name}: the solution does not pass: {'; '.join(bad)}")
+    if release_path.exists():
+        rel, where = nbformat.read(str(release_path), as_version=4), "release/"
+    else:       # what generate_assignment would make of it
+        rel, where = src.released(), "stripped source"
+    released = _grade_one(rel, None, settings, source_nb=src.nb)
+    print(f"{name}: release ({where}) {released.score:g}/{released.max_score:g}")
+    if released.score != 0:
+        passing = [t.grade_id for t in released.tests if t.score]
+        failures.append(f"{name}: the release already earns points: {passing}")
+    return failures

@@ -33,6 +33,7 @@ from pathlib import Path
 import nbformat
 
 from .notebook import SourceNotebook, nbgrader_meta, release_version, visible_part
+from .results import NotebookReport, SubmissionResult, as_result
 
 
 class CourseError(Exception):
@@ -367,12 +368,6 @@ def read_submitted_notebook(folder, name, max_mb=MAX_NOTEBOOK_MB):
     return nb, None
 
 
-def submission_files(folder, limit_mb=64):
-    """``{relative name: absolute path}`` of a submission's files (no
-    links, nothing hidden, at most ``limit_mb`` in all)."""
-    return scan_submission(folder, limit_mb)[0]
-
-
 def fingerprint(folder, sources_dir):
     """A digest of everything a grade depends on: every file of the
     submission (names, kinds and contents, links not followed) and the
@@ -451,66 +446,59 @@ def report_path(root, assignment, student):
 
 
 def write_report(root, assignment, result):
-    """Write one student's JSON report (atomically)."""
-    path = report_path(root, assignment, result["student"])
+    """Write one student's JSON report (a :class:`SubmissionResult`),
+    atomically."""
+    path = report_path(root, assignment, result.student)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(result, indent=1, sort_keys=True))
+    atomic_write(path, json.dumps(result.to_json(), indent=1, sort_keys=True))
     return path
 
 
-def read_report(root, assignment, student):
-    """A student's recorded report, or None."""
+def _load_report(path):
+    """The :class:`SubmissionResult` recorded at ``path``, or None when it
+    is missing or is not a report."""
     try:
-        return json.loads(report_path(root, assignment, student)
-                          .read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if type(data) is dict and "student" in data and "notebooks" in data:
+            return SubmissionResult.from_json(data)
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    return None
+
+
+def read_report(root, assignment, student):
+    """A student's recorded result, or None."""
+    return _load_report(report_path(root, assignment, student))
 
 
 def read_reports(root, assignment):
-    """Every recorded report of an assignment (unreadable ones left out)."""
-    found = []
-    for path in sorted((Path(root) / "reports" / assignment).glob("*.json")):
-        try:
-            res = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if type(res) is dict and "student" in res and "notebooks" in res:
-            found.append(res)
-    return found
+    """Every recorded result of an assignment (unreadable ones left out)."""
+    found = map(_load_report,
+                sorted((Path(root) / "reports" / assignment).glob("*.json")))
+    return [res for res in found if res is not None]
 
 
 def write_csv(root, assignment, results):
     """The per-test CSV of ``results`` (atomically); returns its path."""
     out = Path(root) / "reports" / assignment
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for res in sorted(results, key=lambda r: r["student"]):
-        for nb in res["notebooks"]:
-            tamper = "; ".join(nb.get("tamper", []))
-            for t in nb.get("tests", []):
-                rows.append({"student": res["student"], "notebook": nb["notebook"],
-                             "grade_id": t["grade_id"], "title": t["title"],
-                             "status": t["status"], "score": t["score"],
-                             "max_score": t["max_points"], "message": t["message"],
-                             "tampering": tamper})
     buf = io.StringIO(newline="")
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
     writer.writeheader()
-    writer.writerows(rows)
+    for res in sorted(results, key=lambda r: r.student):
+        for nb in res.notebooks:
+            writer.writerows({
+                "student": res.student, "notebook": nb.notebook,
+                "grade_id": t.grade_id, "title": t.title, "status": t.status,
+                "score": t.score, "max_score": t.max_points,
+                "message": t.message, "tampering": "; ".join(nb.tamper)}
+                for t in nb.tests)
     path = out / "tests.csv"
     atomic_write(path, buf.getvalue())
     return path
 
 
-def write_reports(root, assignment, results):
-    """Write one JSON per student and the per-test CSV; returns the CSV path."""
-    for res in results:
-        write_report(root, assignment, res)
-    return write_csv(root, assignment, results)
-
-
-def write_autograded(root, assignment, student, folder, sources, result):
+def write_autograded(root, assignment, folder, sources, result):
     """The ``autograded/`` copy that formgrader and ``nbgrader
     generate_feedback`` read: the submission with each test cell put back
     as released (visible part only, never the hidden tests) and the test's
@@ -519,7 +507,7 @@ def write_autograded(root, assignment, student, folder, sources, result):
     The folder is built beside its place and renamed into it, so that a
     grader killed halfway leaves the old copy or the new one. Nothing of
     the submission is read through a link."""
-    parent = Path(root) / "autograded" / student
+    parent = Path(root) / "autograded" / result.student
     parent.mkdir(parents=True, exist_ok=True)
     out = parent / assignment
     for left in parent.glob(f".{assignment}.*"):    # from a run killed halfway
@@ -546,12 +534,13 @@ def _fill_autograded(out, folder, sources, result):
         data = read_plain(os.path.join(folder, extra), 1 << 16)
         if data is not None:
             (out / extra).write_bytes(data)
-    by_name = {nb["notebook"]: nb for nb in result["notebooks"]}
+    by_name = {nb.notebook: nb for nb in result.notebooks}
     for name, src in sources.items():
         nb, _ = read_submitted_notebook(folder, name)
         if nb is None:
             nb = nbformat.v4.new_notebook()
-        outcome = {t["grade_id"]: t for t in by_name.get(name, {}).get("tests", [])}
+        report = by_name.get(name) or NotebookReport(name)
+        outcome = {t.grade_id: t for t in report.tests}
         cells, placed = [], set()
         for cell in nb.cells:
             gid = nbgrader_meta(cell).get("grade_id")
@@ -568,10 +557,8 @@ def _fill_autograded(out, folder, sources, result):
             elif not gid:
                 cells.append((None, cell))
         cells = _restore(cells, src, placed, outcome)
-        report = by_name.get(name, {})
-        notes = list(report.get("tamper", []))
-        if report.get("problem"):
-            notes.insert(0, report["problem"])
+        notes = [report.problem] if report.problem else []
+        notes += report.tamper
         if notes:
             cells.insert(0, nbformat.v4.new_markdown_cell(
                 "**autograde: this notebook needs a look** (the tests were run "
@@ -626,11 +613,11 @@ def _test_cell(src_cell, outcome):
     cell.metadata["nbgrader"] = dict(nbgrader_meta(src_cell))
     if "id" in src_cell:
         cell["id"] = src_cell["id"]
-    if outcome is not None and outcome["status"] != "passed":
+    if outcome is not None and outcome.status != "passed":
         cell.outputs = [nbformat.v4.new_output(
-            "error", ename=f"autograde: {outcome['status']}",
-            evalue=outcome["message"], traceback=[wrap_message(
-                f"autograde: {outcome['status']}: {outcome['message']}")])]
+            "error", ename=f"autograde: {outcome.status}",
+            evalue=outcome.message, traceback=[wrap_message(
+                f"autograde: {outcome.status}: {outcome.message}")])]
     return cell
 
 
@@ -647,20 +634,15 @@ def wrap_message(text, width=88):
 # ---- gradebook --------------------------------------------------------------------
 def check_gradebook(root, assignment):
     """Raise CourseError unless the gradebook knows ``assignment``."""
-    import warnings
-    from nbgrader.api import Gradebook, MissingEntry
-    path = Path(root) / "gradebook.db"
-    message = (f"the gradebook has no assignment {assignment!r}: run `nbgrader "
-               f"generate_assignment {assignment}` in the course folder first "
-               f"(it records the cells that hold points), or pass --no-gradebook")
-    if not path.exists():
-        raise CourseError(message)
-    with warnings.catch_warnings(), Gradebook(f"sqlite:///{path}") as gb:
-        warnings.simplefilter("ignore")
-        try:
-            gb.find_assignment(assignment)
-        except MissingEntry:
-            raise CourseError(message) from None
+    if not (Path(root) / "gradebook.db").exists():
+        raise CourseError(_not_in_gradebook(assignment))
+    GradebookWriter(root, assignment, {}).close()
+
+
+def _not_in_gradebook(assignment):
+    return (f"the gradebook has no assignment {assignment!r}: run `nbgrader "
+            f"generate_assignment {assignment}` in the course folder first "
+            f"(it records the cells that hold points), or pass --no-gradebook")
 
 
 class GradebookWriter:
@@ -675,24 +657,21 @@ class GradebookWriter:
 
     def __init__(self, root, assignment, sources):
         import warnings
-        from nbgrader.api import Gradebook, MissingEntry
+        from nbgrader.api import Gradebook
         self.assignment, self.sources = assignment, sources
         self._warnings = warnings.catch_warnings()
         self._warnings.__enter__()
         # nbgrader's add_submission makes SQLAlchemy warn about autoflush.
         warnings.simplefilter("ignore")
         self.gb = Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}")
-        try:
-            self.gb.find_assignment(assignment)
-        except MissingEntry:
+        if _find(self.gb.find_assignment, assignment) is None:
             self.close()
-            raise CourseError(
-                f"the gradebook has no assignment {assignment!r}: run `nbgrader "
-                f"generate_assignment {assignment}` in the course folder first "
-                f"(it records the cells that hold points)") from None
+            raise CourseError(_not_in_gradebook(assignment))
 
     def write(self, res):
-        """Store one submission's result, all or nothing."""
+        """Store one submission's result (a :class:`SubmissionResult` or
+        its JSON form), all or nothing."""
+        res = as_result(res)
         db = self.gb.db
         try:
             # nbgrader's update_or_create_student and add_submission commit
@@ -709,59 +688,69 @@ class GradebookWriter:
             raise
 
     def _write(self, res):
-        from nbgrader.api import MissingEntry
-        gb, assignment, sources = self.gb, self.assignment, self.sources
-        student = res["student"]
+        gb, assignment, student = self.gb, self.assignment, res.student
         gb.update_or_create_student(student)
-        try:
-            sub = gb.find_submission(assignment, student)
-        except MissingEntry:
+        sub = _find(gb.find_submission, assignment, student)
+        if sub is None:
             sub = gb.add_submission(assignment, student)
-        if res.get("timestamp"):
+        if res.timestamp:
             try:
                 from nbgrader.utils import parse_utc
-                sub.timestamp = parse_utc(res["timestamp"])
+                sub.timestamp = parse_utc(res.timestamp)
             except Exception:
                 pass
-        graded = {nb["notebook"] for nb in res["notebooks"]}
-        for name, src in sources.items():
+        graded = {nb.notebook for nb in res.notebooks}
+        for name, src in self.sources.items():
             if name not in graded:      # the grader itself failed here
-                _mark_ungraded(gb, name[:-len(".ipynb")], assignment,
-                               student, src)
+                self._mark_ungraded(student, name, src)
         # A link among the files is tampering with the whole submission.
-        links = any(p.startswith("tampering") for p in res.get("problems", []))
-        for nbres in res["notebooks"]:
-            nb_name = nbres["notebook"][:-len(".ipynb")]
-            try:
-                nbsub = gb.find_submission_notebook(nb_name, assignment, student)
-            except MissingEntry:
+        links = any(p.startswith("tampering") for p in res.problems)
+        for report in res.notebooks:
+            self._write_notebook(student, report, links)
+
+    def _write_notebook(self, student, report, links):
+        """One notebook's auto scores, review marks and flag."""
+        nbsub = self._find(student, report.notebook)
+        if nbsub is None:
+            return
+        bad = bool(report.problem)
+        for t in report.tests:
+            grade = self._find(student, report.notebook, t.grade_id)
+            if grade is not None:
+                grade.auto_score = float(t.score)
+                grade.needs_manual_grade = t.troubled   # see runner._judge_fidelity
+                bad = bad or t.troubled
+        src = self.sources.get(report.notebook)
+        for gid in (src.manual if src else {}):
+            grade = self._find(student, report.notebook, gid)
+            if grade is None or grade.manual_score is not None:
                 continue
-            bad = bool(nbres.get("problem"))
-            for t in nbres["tests"]:
-                try:
-                    grade = gb.find_grade(t["grade_id"], nb_name, assignment, student)
-                except MissingEntry:
-                    continue
-                grade.auto_score = float(t["score"])
-                troubled = t["status"] in ("timeout", "crashed") \
-                    or bool(t.get("needs_manual"))     # see runner._judge_fidelity
-                grade.needs_manual_grade = troubled
-                bad = bad or troubled
-            src = sources.get(nbres["notebook"])
-            for gid in (src.manual if src else {}):
-                try:
-                    grade = gb.find_grade(gid, nb_name, assignment, student)
-                except MissingEntry:
-                    continue
-                if grade.manual_score is not None:
-                    continue
-                if gid in nbres.get("unchanged_answers", []):
-                    grade.auto_score, grade.needs_manual_grade = 0.0, False
-                else:
-                    grade.auto_score, grade.needs_manual_grade = None, True
-            stopped = any(p.get("status") in ("timeout", "crashed")
-                          for p in nbres.get("cell_problems", []))
-            nbsub.flagged = bool(nbres.get("tamper")) or bad or links or stopped
+            if gid in report.unchanged_answers:
+                grade.auto_score, grade.needs_manual_grade = 0.0, False
+            else:
+                grade.auto_score, grade.needs_manual_grade = None, True
+        nbsub.flagged = bool(report.tamper) or bad or links \
+            or bool(report.stopped_cells())
+
+    def _mark_ungraded(self, student, name, src):
+        """No score, *needs manual grade* and a flag: never a silent 0."""
+        nbsub = self._find(student, name)
+        if nbsub is None:
+            return
+        for t in src.tests:
+            grade = self._find(student, name, t.grade_id)
+            if grade is not None:
+                grade.auto_score, grade.needs_manual_grade = None, True
+        nbsub.flagged = True
+
+    def _find(self, student, notebook, grade_id=None):
+        """The gradebook's entry of ``student``'s ``notebook`` (a file
+        name), or of its cell ``grade_id``; None when it has none."""
+        stem = notebook.removesuffix(".ipynb")
+        if grade_id is None:
+            return _find(self.gb.find_submission_notebook, stem,
+                         self.assignment, student)
+        return _find(self.gb.find_grade, grade_id, stem, self.assignment, student)
 
     def close(self):
         """Close the database."""
@@ -786,17 +775,11 @@ def update_gradebook(root, assignment, results, sources):
             writer.write(res)
 
 
-def _mark_ungraded(gb, nb_name, assignment, student, src):
-    """No score, *needs manual grade* and a flag: never a silent 0."""
+def _find(lookup, *key):
+    """``lookup(*key)``, one of nbgrader's ``find_*``, or None where the
+    gradebook has no such entry."""
     from nbgrader.api import MissingEntry
     try:
-        nbsub = gb.find_submission_notebook(nb_name, assignment, student)
+        return lookup(*key)
     except MissingEntry:
-        return
-    for t in src.tests:
-        try:
-            grade = gb.find_grade(t.grade_id, nb_name, assignment, student)
-        except MissingEntry:
-            continue
-        grade.auto_score, grade.needs_manual_grade = None, True
-    nbsub.flagged = True
+        return None

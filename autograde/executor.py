@@ -36,6 +36,7 @@ import uuid
 from pathlib import Path
 
 from . import sandbox
+from .results import NotebookReport, SubmissionResult
 
 # The grading modules (NumPy, nbformat, ...) are imported where they are
 # used: a Dask worker imports this module only to hand tasks to its
@@ -51,50 +52,36 @@ def grade_submission(task):
             (``Settings.as_dict()``) and optionally ``files`` (default:
             what :func:`course.scan_submission` finds).
 
-    Returns a dict with ``student``, ``notebooks`` (one report each, see
-    ``runner``), ``score``, ``max_score``, ``timestamp``, ``problems``
-    (notes on the submission's files) and ``fingerprint`` when the task
-    has one. Never raises: a notebook that cannot be read is graded as
-    such (every test ``error``, flagged, the reason recorded), and a
-    failure of the grader itself is reported as ``grader_error``.
+    Returns the :class:`results.SubmissionResult` as JSON (results cross
+    processes in that form). Never raises: a notebook that cannot be read
+    is graded as such (every test ``error``, flagged, the reason
+    recorded), and a failure of the grader itself is reported as
+    ``grader_error``.
     """
     from .course import read_submitted_notebook
     from .runner import Settings
-    result = _new_result(task)
+    result = SubmissionResult.of(task)
     try:
         settings = Settings.from_dict(task["settings"])
         folder = task["folder"]
         files, notes = _submission_files(task)
-        result["problems"].extend(notes)
-        stamp = _timestamp(folder)
-        if stamp is not None:
-            result["timestamp"] = stamp
+        result.problems += notes
+        result.timestamp = _timestamp(folder)
         sources = _sources(task["course"], task["assignment"])
         notebooks = {name: read_submitted_notebook(folder, name)
                      for name in sources}
         _grade(result, sources, notebooks, files, settings, [task["course"]])
     except (Exception, sandbox.GraderFault) as e:
-        _grader_error(result, e)
-    return result
+        result.fail(_grader_error(e))
+    return result.to_json()
 
 
-def _grader_error(result, exc):
-    """Mark ``result`` as not graded because the grader failed: its
-    partial scores are dropped (they must never be stored as the
-    student's), the cause is kept."""
-    result["notebooks"], result["score"] = [], 0.0
+def _grader_error(exc):
+    """The cause of a grader failure, as a report keeps it: a fault of
+    the sandbox in its own words, anything else as its traceback."""
     if isinstance(exc, sandbox.GraderFault):
-        result["grader_error"] = str(exc)[:4000]
-    else:
-        result["grader_error"] = traceback.format_exc()[-4000:]
-
-
-def _new_result(task):
-    result = {"student": task["student"], "assignment": task["assignment"],
-              "notebooks": [], "score": 0.0, "max_score": 0.0, "problems": []}
-    if task.get("fingerprint"):
-        result["fingerprint"] = task["fingerprint"]
-    return result
+        return str(exc)[:4000]
+    return traceback.format_exc()[-4000:]
 
 
 def _submission_files(task):
@@ -115,24 +102,22 @@ def _timestamp(folder):
 def _grade(result, sources, notebooks, files, settings, hide):
     """Grade every source notebook against ``notebooks`` (name ->
     ``(notebook or None, why)``) into ``result``."""
-    from .runner import NotebookGrader, unreadable_report
+    from .runner import NotebookGrader
     extra = sorted(n for n in files if n.endswith(".ipynb")
                    and "/" not in n and n not in sources)
     for name in extra:
-        result["problems"].append(f"{name} is not a notebook of this "
-                                  f"assignment; it was not graded")
+        result.problems.append(f"{name} is not a notebook of this "
+                               f"assignment; it was not graded")
     for name, src in sources.items():
         nb, why = notebooks[name]
         if nb is None:
-            report = unreadable_report(src, why)
+            report = NotebookReport.unreadable(src, why)
         else:
             faults = len(sandbox.FAULTS)
             report = NotebookGrader(src, nb, files, settings, hide=hide).run()
             if len(sandbox.FAULTS) > faults:    # caught on its way up
                 raise sandbox.GraderFault(sandbox.FAULTS[-1])
-        result["notebooks"].append(report)
-        result["score"] += report["score"]
-        result["max_score"] += report["max_score"]
+        result.notebooks.append(report)
 
 
 _SOURCES = {}
@@ -200,7 +185,7 @@ def run_canary(args):
         src = _canary_source(hidden, settings.sandbox, sandbox.root_mode())
         faults = len(sandbox.FAULTS)
         report = NotebookGrader(src, src.nb, {}, settings,
-                                hide=[course] if course else []).run()
+                                hide=[course] if course else []).run().to_json()
         if len(sandbox.FAULTS) > faults:
             return sandbox.FAULTS[-1]
     except (Exception, sandbox.GraderFault) as e:
@@ -231,10 +216,11 @@ def pack_task(task, sources):
     :func:`pack_sources`. Only plain data; see :func:`grade_packed`.
     """
     from .course import read_submitted_notebook
-    packed = _new_result(task)
-    del packed["notebooks"], packed["score"], packed["max_score"]
-    packed.update(settings=task["settings"], hide=[task["course"]],
-                  sources=sources, files={})
+    packed = {"student": task["student"], "assignment": task["assignment"],
+              "settings": task["settings"], "hide": [task["course"]],
+              "sources": sources, "files": {}}
+    if task.get("fingerprint"):
+        packed["fingerprint"] = task["fingerprint"]
     folder = task["folder"]
     files, notes = _submission_files(task)
     packed["problems"] = notes
@@ -319,18 +305,15 @@ def grade_unpacked(packed):
     """
     import nbformat
     from .runner import Settings
-    result = _new_result(packed)
-    result["problems"] = list(packed["problems"])
-    if packed.get("timestamp"):
-        result["timestamp"] = packed["timestamp"]
+    result = SubmissionResult.of(packed)
     try:
         settings = Settings.from_dict(packed["settings"])
         if settings.sandbox:
             why = sandbox.namespace_problem()
             if why is not None:
-                result["refused"] = (f"the grader on {socket.gethostname()} "
-                                     f"cannot build the sandbox: {why}")
-                return result
+                result.refused = (f"the grader on {socket.gethostname()} "
+                                  f"cannot build the sandbox: {why}")
+                return result.to_json()
         sources = _shipped_sources(packed["sources"])
         with tempfile.TemporaryDirectory(prefix="autograde-submission-") as tmp:
             files = _materialize(tmp, packed["files"])
@@ -340,8 +323,8 @@ def grade_unpacked(packed):
             _grade(result, sources, notebooks, files, settings,
                    packed["hide"] + [tmp])
     except (Exception, sandbox.GraderFault) as e:
-        _grader_error(result, e)
-    return result
+        result.fail(_grader_error(e))
+    return result.to_json()
 
 
 class _Helper:
@@ -452,11 +435,9 @@ def grade_packed(packed):
     try:
         return _in_helper(grade_unpacked, packed)
     except (EOFError, OSError) as e:
-        result = _new_result(packed)
-        result["problems"] = list(packed["problems"])
-        result["grader_error"] = (f"the grading process died while grading "
-                                  f"this submission ({e})")
-        return result
+        return SubmissionResult.failed(packed, f"the grading process died "
+                                       f"while grading this submission ({e})"
+                                       ).to_json()
 
 
 class Executor:
@@ -678,22 +659,21 @@ class DaskExecutor(Executor):
             # the grader failing (the student's code runs fenced, in a
             # process of its own): not graded, never the student's zero.
             from distributed import KilledWorker
-            res = _new_result(task)
             if isinstance(exc, KilledWorker):
-                res["grader_error"] = (f"the grader died on every worker that "
-                                       f"graded this submission ({exc})")[:4000]
+                why = (f"the grader died on every worker that graded this "
+                       f"submission ({exc})")
             else:
-                res["grader_error"] = f"{type(exc).__name__}: {exc}"[:4000]
-            return res
+                why = f"{type(exc).__name__}: {exc}"
+            return SubmissionResult.failed(task, why[:4000]).to_json()
 
         def packed():
             for task in tasks:
                 try:
                     yield task, pack_task(task, shipped)
                 except Exception:       # the submission cannot even be read
-                    res = _new_result(task)
-                    res["grader_error"] = traceback.format_exc()[-4000:]
-                    yield task, _Ready(res)
+                    res = SubmissionResult.failed(
+                        task, traceback.format_exc()[-4000:])
+                    yield task, _Ready(res.to_json())
 
         for res in self._run(remote or grade_packed, packed(), lost):
             if res.get("refused"):

@@ -144,7 +144,7 @@ def _notebook_scores(nb):
 def render_notebook(nb, gradebook_nb=None):
     """autograde's section for one notebook (an HTML fragment).
 
-    ``nb`` is the notebook's entry in the report; ``gradebook_nb`` its
+    ``nb`` is the notebook's :class:`results.NotebookReport`; ``gradebook_nb`` its
     scores now (from :func:`read_gradebook`), or None to show the scores
     of the report.
     """
@@ -152,7 +152,7 @@ def render_notebook(nb, gradebook_nb=None):
     cells = (gradebook_nb or {}).get("cells", {})
     parts = [f"<div class='autograde-feedback'><style>{_STYLE}</style>",
              f"<h3>autograde: why each test passed or failed "
-             f"({esc(nb['notebook'])})</h3>",
+             f"({esc(nb.notebook)})</h3>",
              "<p>This part was added by <b>autograde</b>, the course's "
              "grader. It ran the tests against your notebook (hidden tests "
              "are not shown) and says why each one did not pass.</p>"]
@@ -166,27 +166,27 @@ def render_notebook(nb, gradebook_nb=None):
         parts.append(_score("Score of this notebook now", gradebook_nb["score"],
                             gradebook_nb["max_score"], after))
     else:
-        parts.append(_score("Tests", nb["score"], nb["max_score"], _NOT_WRITTEN))
-    if nb.get("tamper"):
+        parts.append(_score("Tests", nb.score, nb.max_score, _NOT_WRITTEN))
+    if nb.tamper:
         parts.append("<p class='note'>Protected cells were changed; the tests "
                      "were run from the original copy:<br>" +
-                     "<br>".join(esc(n) for n in nb["tamper"]) + "</p>")
+                     "<br>".join(esc(n) for n in nb.tamper) + "</p>")
     parts.append("<table><tr><th>test</th><th>points</th><th>result</th>"
                  "<th>why</th></tr>")
-    for t in nb.get("tests", []):
-        now = cells.get(t["grade_id"])
-        score, note = t["score"], ""
+    for t in nb.tests:
+        now = cells.get(t.grade_id)
+        score, note = t.score, ""
         if now is not None and now["score"] is not None:
             score = now["score"]
             if now["by_hand"]:
                 note = " (set by hand)"
-        why = plain_counts(t.get("message") or "")
+        why = plain_counts(t.message or "")
         if now and now["comment"]:
             why += ("\n" if why else "") + f"Instructor: {now['comment']}"
         parts.append(
-            f"<tr><td>{esc(short_title(t['title']))}</td>"
-            f"<td>{_pts(score)} / {_pts(t['max_points'])}{note}</td>"
-            f"<td class='{esc(t['status'])}'>{esc(t['status'])}</td>"
+            f"<tr><td>{esc(short_title(t.title))}</td>"
+            f"<td>{_pts(score)} / {_pts(t.max_points)}{note}</td>"
+            f"<td class='{esc(t.status)}'>{esc(t.status)}</td>"
             f"<td class='why'>{esc(why)}</td></tr>")
     for gid, c in cells.items():
         if not c["written"]:
@@ -201,7 +201,7 @@ def render_notebook(nb, gradebook_nb=None):
             f"<td class='{status}'>{result}</td>"
             f"<td class='why'>{esc(c['comment'])}</td></tr>")
     parts.append("</table>")
-    for p in nb.get("cell_problems", []):
+    for p in nb.cell_problems:
         where = p["cell"] + 1 if type(p.get("cell")) is int else "?"
         parts.append(f"<p class='note'>Cell {where}: "
                      f"{esc(p['status'])}: {esc(p['message'])}</p>")
@@ -212,15 +212,15 @@ def render_notebook(nb, gradebook_nb=None):
 def render(result, gradebook=None):
     """The page of one student with every notebook (a string of HTML).
 
-    ``gradebook`` is the student's entry of :func:`read_gradebook`, or
+    ``result`` is the :class:`results.SubmissionResult`; ``gradebook`` is the student's entry of :func:`read_gradebook`, or
     None to show only the report's automatic scores.
     """
     esc = html.escape
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>"
-             f"<title>Feedback: {esc(result['assignment'])}</title></head>"
+             f"<title>Feedback: {esc(result.assignment)}</title></head>"
              "<body style='max-width: 60em; margin: 2em auto'>",
-             f"<h1>{esc(result['assignment'])}: autograde feedback for "
-             f"{esc(result['student'])}</h1>"]
+             f"<h1>{esc(result.assignment)}: autograde feedback for "
+             f"{esc(result.student)}</h1>"]
     if gradebook:
         got = sum(nb["score"] or 0 for nb in gradebook.values())
         top = sum(nb["max_score"] or 0 for nb in gradebook.values())
@@ -228,15 +228,15 @@ def render(result, gradebook=None):
         parts.append(_score("Score now", got, top,
                             " (some answers are not graded yet)" if waiting else ""))
     else:
-        parts.append(_score("Autograded score", result["score"],
-                            result["max_score"], _NOT_WRITTEN))
-    if result.get("grader_error"):
+        parts.append(_score("Autograded score", result.score,
+                            result.max_score, _NOT_WRITTEN))
+    if result.grader_error:
         parts.append("<p>Your work could not be graded automatically; your "
                      "instructor has been told.</p>")
-    for problem in result.get("problems", []):
+    for problem in result.problems:
         parts.append(f"<p>{esc(problem)}</p>")
-    for nb in result["notebooks"]:
-        stem = nb["notebook"].removesuffix(".ipynb")
+    for nb in result.notebooks:
+        stem = nb.notebook.removesuffix(".ipynb")
         parts.append(render_notebook(nb, (gradebook or {}).get(stem)
                                      if gradebook is not None else None))
     parts.append("</body></html>")
@@ -261,7 +261,8 @@ def inject(page, section):
 
 
 def write_feedback(root, result, gradebook=None):
-    """Put autograde's feedback for one student into
+    """Put autograde's feedback for one student (``result``, a
+    :class:`results.SubmissionResult`) into
     ``feedback/<student>/<assignment>/``.
 
     Each notebook's section goes into nbgrader's page of that notebook
@@ -276,7 +277,7 @@ def write_feedback(root, result, gradebook=None):
     pages changed], "missing": [notebooks without an nbgrader page]}``.
     """
     root = Path(root)
-    student, assignment = result["student"], result["assignment"]
+    student, assignment = result.student, result.assignment
     out = root / "feedback" / student / assignment
     out.mkdir(parents=True, exist_ok=True)
     for name in EXCHANGE_FILES:
@@ -285,11 +286,11 @@ def write_feedback(root, result, gradebook=None):
             if not (out / name).exists() and src.exists():
                 shutil.copyfile(src, out / name)
     added, missing = [], []
-    for nb in result["notebooks"]:
-        stem = nb["notebook"].removesuffix(".ipynb")
+    for nb in result.notebooks:
+        stem = nb.notebook.removesuffix(".ipynb")
         page = out / f"{stem}.html"
         if not page.exists():
-            missing.append(nb["notebook"])
+            missing.append(nb.notebook)
             continue
         now = (gradebook or {}).get(stem) if gradebook is not None else None
         text = page.read_text(encoding="utf-8")

@@ -113,13 +113,29 @@ class SourceNotebook:
         import nbformat     # not in the student process, which needs none
         return cls(nbformat.read(str(path), as_version=4), path.name)
 
+    def released(self):
+        """The notebook as ``nbgrader generate_assignment`` releases it:
+        each solution replaced by its stub, each test cell without its
+        hidden tests (a new notebook; this one is left as it is)."""
+        import nbformat
+        nb = nbformat.from_dict(self.nb)
+        for cell in nb.cells:
+            meta = nbgrader_meta(cell)
+            if meta.get("solution") or meta.get("grade"):
+                cell.source = _released(cell)
+        return nb
+
     def released_source(self, gid):
         """The source of cell ``gid`` as released to students."""
-        cell = self.cells[gid]
-        meta = nbgrader_meta(cell)
-        if meta.get("solution"):
-            return release_version(cell.source, cell.cell_type)
-        return visible_part(cell.source)
+        return _released(self.cells[gid])
+
+
+def _released(cell):
+    """A graded or solution cell's source as released: a solution's stub,
+    or a test without its hidden tests."""
+    if nbgrader_meta(cell).get("solution"):
+        return release_version(cell.source, cell.cell_type)
+    return visible_part(cell.source)
 
 
 def bound_names(source):

@@ -36,8 +36,7 @@ from .notebook import (BEGIN_HIDDEN, END_HIDDEN, Submission, bound_names,
 from .bridge import BridgeError
 from .remote import (RemoteError, StudentCrashed, StudentProcess,
                      StudentTimeout, default_uid)
-
-STATUSES = ("passed", "failed", "error", "timeout", "crashed")
+from .results import STATUSES, NotebookReport, TestResult  # noqa: F401 (STATUSES)
 MAX_TEST_OUTPUT = 8 << 20   # characters of student output one test receives
 
 # Modules whose state lives where the student's code ran: a test that
@@ -92,20 +91,6 @@ class Settings:
         d = dict(d)
         d["limits"] = sandbox.Limits(**d["limits"])
         return cls(**d)
-
-
-def unreadable_report(source, why):
-    """The report of a notebook that could not be graded at all (missing,
-    a link, not a notebook): every test ``error`` with 0 points, the
-    reason as ``problem`` (which flags it for a person)."""
-    tests = [{"grade_id": t.grade_id, "title": t.title, "max_points": t.points,
-              "score": 0.0, "status": "error",
-              "message": f"not graded: {why}"} for t in source.tests]
-    return {"notebook": source.name, "tests": tests, "score": 0.0,
-            "max_score": source.points, "tamper": [], "cell_problems": [],
-            "unchanged_answers": [], "problem": why, "restarts": 0,
-            "isolation": {"mode": "not run", "namespaces": False, "uid": None},
-            "seconds": 0.0}
 
 
 class _Alarm(BaseException):
@@ -193,7 +178,7 @@ class NotebookGrader:
 
     # ---- main loop --------------------------------------------------------------
     def run(self):
-        """Grade; returns the report (plain data)."""
+        """Grade; returns the :class:`results.NotebookReport`."""
         start = time.monotonic()
         self.deadline = start + self.settings.submission_budget
         uid = default_uid()
@@ -230,17 +215,17 @@ class NotebookGrader:
             signal.signal(signal.SIGALRM, old)
             self.proc.stop()
             shutil.rmtree(base, ignore_errors=True)
-        score = sum(r["score"] for r in self.results)
-        return {"notebook": self.source.name, "tests": self.results,
-                "score": score, "max_score": self.source.points,
-                "tamper": list(self.sub.tamper), "cell_problems": self.cell_problems,
-                "unchanged_answers": list(self.sub.unchanged_answers),
-                "isolation": {"mode": sandbox.isolation_mode(use_ns),
-                              "namespaces": use_ns, "uid": uid,
-                              "grader_uid": os.geteuid(),
-                              "no_sandbox": not self.settings.sandbox},
-                "restarts": self.proc.restarts,
-                "seconds": round(time.monotonic() - start, 3)}
+        return NotebookReport(
+            notebook=self.source.name, tests=self.results,
+            max_score=self.source.points, tamper=list(self.sub.tamper),
+            cell_problems=self.cell_problems,
+            unchanged_answers=list(self.sub.unchanged_answers),
+            isolation={"mode": sandbox.isolation_mode(use_ns),
+                       "namespaces": use_ns, "uid": uid,
+                       "grader_uid": os.geteuid(),
+                       "no_sandbox": not self.settings.sandbox},
+            restarts=self.proc.restarts,
+            seconds=round(time.monotonic() - start, 3))
 
     def _run_cell(self, index, text):
         if not text.strip() or time.monotonic() > self.deadline:
@@ -332,16 +317,16 @@ class NotebookGrader:
 
     def _run_test(self, test):
         self._run_setup_before(test.index)
-        result = {"grade_id": test.grade_id, "title": test.title,
-                  "max_points": test.points, "score": 0.0}
+        result = TestResult.of(test)
         self.results.append(result)
         if time.monotonic() > self.deadline:
-            result.update(status="timeout", message="the time budget for this "
-                          "notebook was used up before this test could run")
+            result.status, result.message = "timeout", (
+                "the time budget for this notebook was used up before this "
+                "test could run")
             return
         if not self._ensure_alive():
-            result.update(status="crashed", message="the student process crashed "
-                          "too often; this test was not run")
+            result.status, result.message = "crashed", (
+                "the student process crashed too often; this test was not run")
             return
         self.proc.event = None
         self.proc.doubts, self.proc.callback_errors = [], []
@@ -359,8 +344,8 @@ class NotebookGrader:
                 status = "timeout"
             else:
                 status = "error"
-        result["status"] = status
-        result["message"] = self._message(status, err, test, limit)
+        result.status = status
+        result.message = self._message(status, err, test, limit)
         self.timed_out = self.timed_out or status == "timeout"
         name = getattr(err, "name", None)
         if name is None and isinstance(err, NameError):    # raised by student code
@@ -369,7 +354,7 @@ class NotebookGrader:
             name = found.group(1) if found else None
         lost = self._lost_names.get(name)
         if status == "error" and isinstance(err, NameError) and lost:
-            result["status"], result["message"] = lost[0], (
+            result.status, result.message = lost[0], (
                 f"{name} is not defined because the cell that defines it "
                 f"({lost[1]}) was stopped: {lost[0]}")
         if self.proc.alive:
@@ -381,7 +366,7 @@ class NotebookGrader:
             score = test.points
             if type(value) in (int, float) and not isinstance(value, bool):
                 score = min(max(float(value), 0.0), test.points)
-            result["score"] = score
+            result.score = score
         self._judge_fidelity(test, result)
 
     def _judge_fidelity(self, test, result):
@@ -391,15 +376,13 @@ class NotebookGrader:
         ran), waits for a person: ``needs_manual`` with the reason."""
         static = [u for u in _unfaithful(self.source) if u.cell == test.grade_id]
         reasons = [f"line {u.line}: {u.construct}" for u in static]
-        if result["status"] not in ("passed", "timeout", "crashed"):
+        if result.status not in ("passed", "timeout", "crashed"):
             reasons += [f"line {line}: {what}" if line else what
                         for line, what, _ in self.proc.doubts]
         if reasons:
-            result["needs_manual"] = True
-            result["flag"] = ("autograde cannot run this test as a notebook "
-                              "kernel would (" + "; ".join(dict.fromkeys(reasons))
-                              + "): a person should check it")
-            result["message"] = (result["flag"] + ". " + result["message"]).strip()[:2000]
+            result.wait_for_person(
+                "autograde cannot run this test as a notebook kernel would ("
+                + "; ".join(dict.fromkeys(reasons)) + "): a person should check it")
 
     def _message(self, status, err, test, limit):
         """Why a test did not pass, in words, without test code."""

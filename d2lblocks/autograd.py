@@ -34,6 +34,7 @@ import numpy as np
 
 from . import backend
 from .kernels import Op
+from .operands import to_array
 
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
            "grad_mode_flags", "set_recorder", "watcher", "set_watcher",
@@ -234,6 +235,43 @@ def ones_for(array):
 
 
 # ---- the backward sweep ------------------------------------------------------------
+def backward_pass(root, given, value, retain_graph, accumulate):
+    """The backward pass from the tensor ``root`` (``root.backward()``).
+
+    ``given`` is the gradient the caller gave for ``root`` (for the
+    watcher), ``value`` its array or array-like (converted to ``root``'s
+    dtype and device), or None: then 1, for a one-element root. Each
+    leaf's gradient goes to ``accumulate(leaf, g, op)``.
+    """
+    if not root.requires_grad:
+        raise RuntimeError(
+            "backward() was called on a tensor that does not require "
+            "gradients: none of its inputs had requires_grad=True, or it "
+            "was computed inside db.no_grad()")
+    if value is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward() without a gradient needs a one-element "
+                f"tensor (a loss), got shape {root.shape}; reduce it "
+                f"(e.g. y.sum().backward()) or pass a gradient of that "
+                f"shape")
+        g = ones_for(root.data)
+    else:
+        g = to_array(value, root.data.dtype, root.device)
+        if g.shape != root.data.shape:
+            raise ValueError(f"backward(gradient=...) expected a gradient "
+                             f"of shape {root.shape}, got {g.shape}")
+    watch = Hooks.watch
+    if watch is None:
+        run_backward(root, g, retain_graph, accumulate)
+        return
+    watch.backward_begins(root, given, retain_graph)
+    try:
+        run_backward(root, g, retain_graph, accumulate)
+    finally:
+        watch.backward_ends()
+
+
 def run_backward(root, grad, retain_graph, accumulate):
     """:func:`_sweep`, on the device of ``root`` (a GPU's ops run there)."""
     if type(root.data) is _ndarray:

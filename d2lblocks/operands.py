@@ -21,7 +21,9 @@ __all__ = ["float16", "float32", "float64", "int32", "int64", "bool_",
            "as_dtype", "PY_NUMBERS", "scalar_value", "numeric_array",
            "to_array", "describe", "mismatch_error", "promote", "dim_arg",
            "dims_arg", "shape_arg", "shape_from", "reduction_axes",
-           "one_axis", "optional_axis"]
+           "one_axis", "optional_axis", "swap_permutation", "transpose_axes",
+           "flattened_shape", "squeezed_shape", "constant_array",
+           "matmul_error"]
 
 float16, float32, float64 = (np.dtype("float16"), np.dtype("float32"),
                              np.dtype("float64"))
@@ -129,6 +131,20 @@ def mismatch_error(name, x, y, exc):
                       f"not compatible ({exc})")
 
 
+def matmul_error(x, y, exc):
+    """A clear error for arrays ``x @ y`` that cannot be multiplied: on
+    different devices, or with shapes that do not line up."""
+    err = mismatch_error("matmul (@)", x, y, exc)
+    if isinstance(err, ValueError):
+        sa, sb = x.shape, y.shape
+        err = ValueError(
+            f"matmul (@): shapes {sa} and {sb} are not aligned; the last "
+            f"axis of the left operand must match the "
+            f"{'only' if len(sb) == 1 else 'second-to-last'} axis of the "
+            f"right one")
+    return err
+
+
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
 
 
@@ -218,3 +234,84 @@ def one_axis(axis, ndim, what="axis"):
 def optional_axis(axis, ndim):
     """One axis, or None for all of them (and for a 0-d tensor)."""
     return None if axis is None or ndim == 0 else one_axis(axis, ndim)
+
+
+def swap_permutation(axis0, axis1, ndim):
+    """The permutation of ``ndim`` axes that swaps two of them (negatives
+    count from the end); None for a 0-d tensor, which has none to swap."""
+    a, b = one_axis(axis0, ndim), one_axis(axis1, ndim)
+    if ndim == 0:
+        return None
+    perm = list(range(ndim))
+    perm[a], perm[b] = perm[b], perm[a]
+    return tuple(perm)
+
+
+def transpose_axes(axes, dim0, dim1, shape):
+    """The permutation that ``Tensor.transpose(*axes, dim0=, dim1=)`` asks
+    of a tensor of ``shape``: two axes swapped (PyTorch's reading, see
+    :func:`swap_permutation`), or a permutation (NumPy's; reversed axes
+    when none are given)."""
+    ndim = len(shape)
+    if dim0 is not None or dim1 is not None:
+        if dim0 is None or dim1 is None or len(axes) + 2 != 2:
+            raise TypeError(f"transpose: give the two axes to swap as "
+                            f"dim0= and dim1= (both), or positionally; "
+                            f"got {axes}, dim0={dim0!r}, dim1={dim1!r}")
+        return swap_permutation(dim0, dim1, ndim)
+    if len(axes) == 2 and all(isinstance(a, numbers.Integral) for a in axes):
+        return swap_permutation(*axes, ndim)
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    if not axes:
+        return tuple(range(ndim - 1, -1, -1))
+    perm = tuple(one_axis(ax, ndim) for ax in axes)
+    if sorted(perm) != list(range(ndim)):
+        raise ValueError(f"transpose: expected a permutation of the "
+                         f"{ndim} axes of a tensor of shape {shape}, got "
+                         f"{axes} (or two axes to swap)")
+    return perm
+
+
+def flattened_shape(shape, start_dim, end_dim):
+    """``shape`` with axes ``start_dim`` to ``end_dim`` (negatives count
+    from the end) merged into one; ``(1,)`` for a 0-d shape."""
+    ndim = len(shape)
+    if ndim == 0:
+        return (1,)
+    lo = one_axis(start_dim, ndim, "start_dim")
+    hi = one_axis(end_dim, ndim, "end_dim")
+    if lo > hi:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after "
+                         f"end_dim {end_dim} for shape {shape}")
+    merged = int(np.prod(shape[lo:hi + 1]))
+    return shape[:lo] + (merged,) + shape[hi + 1:]
+
+
+def squeezed_shape(shape, dim):
+    """``shape`` without axes of length 1: all of them, or just ``dim``;
+    None when ``dim`` is given and nothing is removed (PyTorch leaves the
+    tensor alone then)."""
+    if dim is None:
+        return tuple(n for n in shape if n != 1)
+    if not shape:
+        return None
+    ax = one_axis(dim, len(shape), "dim")
+    return shape[:ax] + shape[ax + 1:] if shape[ax] == 1 else None
+
+
+def constant_array(value, like, what):
+    """``value`` (a number, list or array, not a tensor), to be written
+    into the array ``like``, as an array of its dtype on its device:
+    converted at once, so that a float64 tensor gets float64 values."""
+    c = scalar_value(value)
+    if c is not None:
+        if type(like) is np.ndarray:
+            return np.asarray(c, dtype=like.dtype)
+        with backend.on_array(like):     # made on the target's GPU
+            return backend.namespace_of(like).asarray(c, dtype=like.dtype)
+    if not isinstance(value, (list, tuple, np.ndarray)) and \
+            not hasattr(value, "__cuda_array_interface__"):
+        raise TypeError(f"{what}: expected a Tensor, a number or a numeric "
+                        f"array, got {type(value).__name__}")
+    return to_array(value, like.dtype, backend.device_of(like))

@@ -13,7 +13,7 @@ import numpy as np
 from . import backend
 from . import kernels as K
 from .kernels import unbroadcast
-from .operands import (as_dtype, dim_arg, mismatch_error, one_axis, promote,
+from .operands import (dim_arg, mismatch_error, one_axis, promote,
                        scalar_value)
 from .tensor import Tensor, apply, tensor_operand, wrap
 

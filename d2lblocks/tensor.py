@@ -10,8 +10,8 @@ grad mode, the hooks tools watch through, the backward sweep); views,
 version counters and in-place writes live in ``views.py``, and the
 reading of operands, dtypes, axes and shapes in ``operands.py``.
 
-The module also makes tensors: ``db.tensor``, ``zeros``, ``rand``, ...,
-and keeps the one random generator that ``db.manual_seed`` seeds.
+The module also makes tensors: ``db.tensor``, ``zeros``, ``rand``, ...
+(random ones from the generator of ``rng.py``).
 """
 
 import numbers
@@ -20,20 +20,26 @@ import numpy as np
 
 from . import backend
 from . import kernels as K
-from .autograd import (Hooks, RecordingOff, node_numbers, ones_for,
-                       run_backward, thread_mode)
+from .autograd import (Hooks, RecordingOff, backward_pass, node_numbers,
+                       thread_mode)
 from .kernels import normalize_axes
-from .operands import (PY_NUMBERS, as_dtype, bool_, describe, dim_arg,
-                       dims_arg, float16, float32, float64, int32, int64,
-                       mismatch_error, numeric_array, one_axis,
-                       optional_axis, promote, reduction_axes, scalar_value,
-                       shape_arg, shape_from, to_array)
-from .views import (check_writable, mark_changed, shares_memory, storage,
-                    ufunc_in_place, viewed, write, write_result)
-# The engine's public names, importable from here as they always were.
+from .operands import (PY_NUMBERS, as_dtype, bool_, constant_array,
+                       describe, dim_arg, dims_arg, flattened_shape, float16,
+                       float32, float64, int32, int64, matmul_error,
+                       mismatch_error, numeric_array, one_axis, optional_axis,
+                       promote, reduction_axes, scalar_value, shape_arg,
+                       shape_from, squeezed_shape, swap_permutation, to_array,
+                       transpose_axes)
+from .views import (assign_in_place, check_writable, mark_changed,
+                    shares_memory, storage, ufunc_in_place, viewed, write,
+                    write_result)
+from .rng import random_generator
+# The engine's and the generator's public names, importable from here as
+# they always were.
 from .autograd import (enable_grad, grad_mode_flags, is_grad_enabled,  # noqa: F401
-                       next_node_number, no_grad, set_grad_enabled,
+                       next_node_number, no_grad, ones_for, set_grad_enabled,
                        set_recorder, set_watcher, watcher)
+from .rng import manual_seed, set_random_generator  # noqa: F401
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "zeros_like", "ones_like",
            "full", "rand", "randn", "arange", "manual_seed", "no_grad",
@@ -201,8 +207,7 @@ class Tensor:
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
-        if Hooks.watch is not None:
-            Hooks.watch.decision("item()")
+        _decision("item()")
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, "
                              f"got shape {self.shape}")
@@ -210,25 +215,21 @@ class Tensor:
 
     def numpy(self):
         """The data as a NumPy array on the host (shares memory on CPU)."""
-        if Hooks.watch is not None:
-            Hooks.watch.decision("numpy()")
+        _decision("numpy()")
         return backend.to_host(self.data)
 
     def tolist(self):
         """The data as nested Python lists."""
-        if Hooks.watch is not None:
-            Hooks.watch.decision("tolist()")
+        _decision("tolist()")
         return self.numpy().tolist()
 
     def __array__(self, dtype=None, copy=None):
-        if Hooks.watch is not None:
-            Hooks.watch.decision("np.asarray()")
+        _decision("np.asarray()")
         arr = self.numpy()
         return arr if dtype is None else arr.astype(dtype, copy=False)
 
     def __bool__(self):
-        if Hooks.watch is not None:   # `if x > 0:` lets the data choose
-            Hooks.watch.decision("bool()")
+        _decision("bool()")  # `if x > 0:` lets the data choose
         if self.data.size != 1:
             raise ValueError(
                 f"the truth value of a tensor with {self.data.size} elements "
@@ -237,18 +238,15 @@ class Tensor:
         return bool(self.data)
 
     def __float__(self):
-        if Hooks.watch is not None:
-            Hooks.watch.decision("float()")
+        _decision("float()")
         return float(self.item())
 
     def __int__(self):
-        if Hooks.watch is not None:
-            Hooks.watch.decision("int()")
+        _decision("int()")
         return int(self.item())
 
     def __index__(self):
-        if Hooks.watch is not None:
-            Hooks.watch.decision("an index (__index__)")
+        _decision("an index (__index__)")
         if self.data.dtype.kind not in "iu" or self.data.size != 1:
             raise TypeError("only one-element integer tensors can be indices")
         return int(self.item())
@@ -339,15 +337,19 @@ class Tensor:
 
     # ---- in place: += -= *= /= and x[i] = v ------------------------------
     def __iadd__(self, other):
+        """``self += other``, in place (also ``add_``); returns self."""
         return _inplace(self, other, Tensor.__add__, np.add, "add")
 
     def __isub__(self, other):
+        """``self -= other``, in place (also ``sub_``); returns self."""
         return _inplace(self, other, Tensor.__sub__, np.subtract, "subtract")
 
     def __imul__(self, other):
+        """``self *= other``, in place (also ``mul_``); returns self."""
         return _inplace(self, other, Tensor.__mul__, np.multiply, "multiply")
 
     def __itruediv__(self, other):
+        """``self /= other``, in place (also ``div_``); returns self."""
         return _inplace(self, other, Tensor.__truediv__, np.true_divide, "divide")
 
     def __getitem__(self, index):
@@ -358,46 +360,15 @@ class Tensor:
         return out
 
     def __setitem__(self, index, value):
-        index = _index(index)
-        if not (RecordingOff.none or thread_mode.enabled):
-            data = self.data
-            value = value.data if isinstance(value, Tensor) else value
-            if type(data) is _ndarray:
-                data[index] = value
-            else:
-                with backend.on_array(data):     # on the tensor's GPU
-                    data[index] = value
-            mark_changed(self)
-            return
-        check_writable(self)
-        write(self, _source(self, value, "setitem"), index, None)
+        _assign(self, _index(index), value, "setitem")
 
     # ---- in place, by name (PyTorch's methods with a trailing _) ------------
-    def add_(self, other):
-        """``self += other``, in place; returns self."""
-        return self.__iadd__(other)
-
-    def sub_(self, other):
-        """``self -= other``, in place; returns self."""
-        return self.__isub__(other)
-
-    def mul_(self, other):
-        """``self *= other``, in place; returns self."""
-        return self.__imul__(other)
-
-    def div_(self, other):
-        """``self /= other``, in place; returns self."""
-        return self.__itruediv__(other)
+    add_, sub_, mul_, div_ = __iadd__, __isub__, __imul__, __itruediv__
 
     def copy_(self, src):
         """Write ``src`` (broadcast to this shape) into this tensor, in
         place; the gradient flows to ``src``. Returns self."""
-        if not (RecordingOff.none or thread_mode.enabled):
-            self.data[...] = src.data if isinstance(src, Tensor) else src
-            mark_changed(self)
-            return self
-        check_writable(self)
-        write(self, _source(self, src, "copy_"), None, None)
+        _assign(self, None, src, "copy_")
         return self
 
     def fill_(self, value):
@@ -532,15 +503,8 @@ class Tensor:
     def squeeze(self, dim=None):
         """Without axes of length 1: all of them, or just ``dim`` (left
         alone when its length is not 1, as in PyTorch)."""
-        shape = self.data.shape
-        if dim is None:
-            return self.reshape(tuple(n for n in shape if n != 1))
-        if not shape:
-            return self
-        ax = one_axis(dim, len(shape), "dim")
-        if shape[ax] != 1:
-            return self
-        return self.reshape(shape[:ax] + shape[ax + 1:])
+        shape = squeezed_shape(self.data.shape, dim)
+        return self if shape is None else self.reshape(shape)
 
     def permute(self, *args, dims=None):
         """Axes in the order ``dims`` (PyTorch's name for a permutation):
@@ -550,16 +514,8 @@ class Tensor:
     def flatten(self, start_dim=0, end_dim=-1):
         """Merge axes ``start_dim`` to ``end_dim`` (negatives count from the
         end) into one: ``x.flatten(1)`` turns (N, C, H, W) into (N, C*H*W)."""
-        shape, ndim = self.data.shape, self.data.ndim
-        if ndim == 0:
-            return self.reshape(1)
-        lo = one_axis(start_dim, ndim, "start_dim")
-        hi = one_axis(end_dim, ndim, "end_dim")
-        if lo > hi:
-            raise ValueError(f"flatten: start_dim {start_dim} comes after "
-                             f"end_dim {end_dim} for shape {shape}")
-        merged = int(np.prod(shape[lo:hi + 1]))
-        return self.reshape(shape[:lo] + (merged,) + shape[hi + 1:])
+        return self.reshape(flattened_shape(self.data.shape, start_dim,
+                                            end_dim))
 
     def transpose(self, *axes, dim0=None, dim1=None):
         """Two axes are swapped, as in PyTorch: ``x.transpose(0, 1)``,
@@ -573,29 +529,8 @@ class Tensor:
         ``x.transpose(0, 1)`` as "leave the axes in order": nobody writes
         that, while PyTorch code writes it to mean ``x.T``.)
         """
-        if dim0 is not None or dim1 is not None:
-            if dim0 is None or dim1 is None or len(axes) + 2 != 2:
-                raise TypeError(f"transpose: give the two axes to swap as "
-                                f"dim0= and dim1= (both), or positionally; "
-                                f"got {axes}, dim0={dim0!r}, dim1={dim1!r}")
-            return self.swapaxes(dim0, dim1)
-        if len(axes) == 2 and all(isinstance(a, numbers.Integral)
-                                  for a in axes):
-            return self.swapaxes(*axes)
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        ndim = self.data.ndim
-        if not axes:
-            perm = tuple(range(ndim - 1, -1, -1))
-        else:
-            perm = tuple(one_axis(ax, ndim) for ax in axes)
-            if sorted(perm) != list(range(ndim)):
-                raise ValueError(f"transpose: expected a permutation of the "
-                                 f"{ndim} axes of a tensor of shape "
-                                 f"{self.shape}, got {axes} (or two axes "
-                                 f"to swap)")
-        return viewed(self, apply(K.Transpose(perm), self),
-                       (K.Transpose, perm))
+        return _permuted(self, transpose_axes(axes, dim0, dim1,
+                                              self.data.shape))
 
     @property
     def T(self):
@@ -605,15 +540,8 @@ class Tensor:
     def swapaxes(self, axis0, axis1):
         """Swap two axes (negatives count from the end); PyTorch's names,
         which NumPy calls axis1 and axis2."""
-        ndim = self.data.ndim
-        a, b = one_axis(axis0, ndim), one_axis(axis1, ndim)
-        if ndim == 0:
-            return self
-        perm = list(range(ndim))
-        perm[a], perm[b] = perm[b], perm[a]
-        perm = tuple(perm)
-        return viewed(self, apply(K.Transpose(perm), self),
-                       (K.Transpose, perm))
+        return _permuted(self, swap_permutation(axis0, axis1,
+                                                self.data.ndim))
 
     # ---- graph -------------------------------------------------------------
     def detach(self):
@@ -661,35 +589,8 @@ class Tensor:
                 raise TypeError("backward() got both gradient= and grad=; "
                                 "they are the same argument, give one")
             gradient = grad
-        grad = gradient
-        if not self.requires_grad:
-            raise RuntimeError(
-                "backward() was called on a tensor that does not require "
-                "gradients: none of its inputs had requires_grad=True, or it "
-                "was computed inside db.no_grad()")
-        if grad is None:
-            if self.data.size != 1:
-                raise RuntimeError(
-                    f"backward() without a gradient needs a one-element "
-                    f"tensor (a loss), got shape {self.shape}; reduce it "
-                    f"(e.g. y.sum().backward()) or pass a gradient of that "
-                    f"shape")
-            g = ones_for(self.data)
-        else:
-            g = to_array(grad.data if isinstance(grad, Tensor) else grad,
-                         self.data.dtype, self.device)
-            if g.shape != self.data.shape:
-                raise ValueError(f"backward(gradient=...) expected a gradient "
-                                 f"of shape {self.shape}, got {g.shape}")
-        watch = Hooks.watch
-        if watch is None:
-            run_backward(self, g, retain_graph, _accumulate)
-            return
-        watch.backward_begins(self, grad, retain_graph)
-        try:
-            run_backward(self, g, retain_graph, _accumulate)
-        finally:
-            watch.backward_ends()
+        backward_pass(self, gradient, gradient.data if isinstance(
+            gradient, Tensor) else gradient, retain_graph, _accumulate)
 
     # ---- moving ------------------------------------------------------------
     def to(self, device=None, dtype=None):
@@ -774,21 +675,21 @@ def _compare(a, other, fn, name):
 def _matmul(a, b):
     if a.data.dtype is not b.data.dtype:
         a, b = promote(a, b, False)
-    sa, sb = a.data.shape, b.data.shape
-    if not sa or not sb:
+    if not a.data.ndim or not b.data.ndim:
         raise ValueError(f"matmul (@): both operands need at least one axis, "
-                         f"got shapes {sa} and {sb}")
+                         f"got shapes {a.shape} and {b.shape}")
     try:
         return apply(K.MatMul(), a, b)
     except (ValueError, TypeError) as exc:
-        err = mismatch_error("matmul (@)", a.data, b.data, exc)
-        if isinstance(err, ValueError):
-            err = ValueError(
-                f"matmul (@): shapes {sa} and {sb} are not aligned; the last "
-                f"axis of the left operand must match the "
-                f"{'only' if len(sb) == 1 else 'second-to-last'} axis of the "
-                f"right one")
-        raise err from None
+        raise matmul_error(a.data, b.data, exc) from None
+
+
+def _permuted(t, perm):
+    """``t`` with its axes in the order ``perm``, a view; ``t`` itself
+    when ``perm`` is None (a swap of the axes of a 0-d tensor)."""
+    if perm is None:
+        return t
+    return viewed(t, apply(K.Transpose(perm), t), (K.Transpose, perm))
 
 
 def _along(t, op, axis):
@@ -843,6 +744,26 @@ def _index(index):
     return index.data if isinstance(index, Tensor) else index
 
 
+def _decision(what):
+    """Tell the watcher (if any) that a tensor's value now leaves for
+    Python, where it may choose what the program does next (``what``)."""
+    watch = Hooks.watch
+    if watch is not None:
+        watch.decision(what)
+
+
+def _assign(t, index, value, what):
+    """``t[index] = value`` (all of ``t`` when ``index`` is None), in
+    place: into the array inside ``db.no_grad()``, else as a graph node
+    (``views.write``)."""
+    if not (RecordingOff.none or thread_mode.enabled):
+        assign_in_place(t, index, value.data if isinstance(value, Tensor)
+                        else value)
+        return
+    check_writable(t)
+    write(t, _source(t, value, what), index, None)
+
+
 def _inplace(t, other, op, ufunc, name):
     """``t op= other``, in place: the tensor keeps its array, and its
     views see the change.
@@ -875,18 +796,7 @@ def _source(target, value, what):
         if value.data.dtype != target.data.dtype:
             value = value.astype(target.data.dtype)
         return value
-    c = scalar_value(value)
-    if c is not None:
-        data = target.data
-        if type(data) is _ndarray:
-            return wrap(np.asarray(c, dtype=data.dtype))
-        with backend.on_array(data):     # made on the target's GPU
-            return wrap(backend.namespace_of(data).asarray(c, dtype=data.dtype))
-    if not isinstance(value, (list, tuple, np.ndarray)) and \
-            not hasattr(value, "__cuda_array_interface__"):
-        raise TypeError(f"{what}: expected a Tensor, a number or a numeric "
-                        f"array, got {type(value).__name__}")
-    return wrap(to_array(value, target.data.dtype, target.device))
+    return wrap(constant_array(value, target.data, what))
 
 
 def _accumulate(leaf, g, op):
@@ -970,32 +880,7 @@ def arange(start, stop=None, step=1, dtype=None, device=None):
     return Tensor(arr, dtype=dtype, device=device)
 
 
-# ---- randomness --------------------------------------------------------------
-class _Random:
-    """The one random generator of d2lblocks. Numbers are drawn on the host
-    and then moved, so a seed gives the same values on CPU and GPU."""
-    rng = np.random.default_rng()
-
-
-def manual_seed(seed):
-    """Seed every random draw of d2lblocks (tensors, initializers, dropout)."""
-    if not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"expected a non-negative int seed, got {seed!r}")
-    _Random.rng = np.random.default_rng(int(seed))
-
-
-def random_generator():
-    """The current ``numpy.random.Generator`` (used by ``init``, dropout)."""
-    return _Random.rng
-
-
-def set_random_generator(rng):
-    """Make ``rng`` the generator of every random draw (a tool may wrap
-    the current one to notice draws); returns the one set before."""
-    old, _Random.rng = _Random.rng, rng
-    return old
-
-
+# ---- random tensors (from ``rng.py``'s generator) --------------------------------
 def _random(draw, shape, dtype, device, requires_grad):
     dt = float32 if dtype is None else as_dtype(dtype)
     if dt.kind != "f":
@@ -1006,9 +891,9 @@ def _random(draw, shape, dtype, device, requires_grad):
 
 def rand(*shape, dtype=None, device=None, requires_grad=False):
     """Uniform samples in [0, 1): ``db.rand(2, 20)``."""
-    return _random(_Random.rng.random, shape, dtype, device, requires_grad)
+    return _random(random_generator().random, shape, dtype, device, requires_grad)
 
 
 def randn(*shape, dtype=None, device=None, requires_grad=False):
     """Standard normal samples: ``db.randn(2, 20)``."""
-    return _random(_Random.rng.standard_normal, shape, dtype, device, requires_grad)
+    return _random(random_generator().standard_normal, shape, dtype, device, requires_grad)

@@ -193,6 +193,20 @@ def write_result(t, out, name):
     write(t, out, None, name)
 
 
+def assign_in_place(t, index, value):
+    """``t[index] = value`` (all of ``t`` when ``index`` is None) written
+    into the array, outside the graph (inside ``db.no_grad()``)."""
+    data = t.data
+    if index is None:
+        index = Ellipsis
+    if type(data) is _ndarray:
+        data[index] = value
+    else:
+        with backend.on_array(data):     # on the tensor's GPU
+            data[index] = value
+    mark_changed(t)
+
+
 def ufunc_in_place(t, value, ufunc, name):
     """``ufunc(t, value)`` written into ``t``'s array, outside the graph
     (inside ``db.no_grad()``); ``value`` is an array or a number."""

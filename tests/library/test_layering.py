@@ -14,9 +14,7 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "d2lblocks"
 TOP = {"hybrid", "lowering"}
 BELOW_TOP = ["backend.py", "operands.py", "autograd.py", "views.py", "rng.py",
-             "tensor.py",
-             "kernels", "ops.py", "init.py",
-             "optim.py", "nn"]
+             "tensor.py", "kernels", "ops.py", "init.py", "optim.py", "nn"]
 
 
 def module_name(path):

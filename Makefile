@@ -26,8 +26,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python exercises/instructor_demo.py
 
+# Two pytest-xdist workers, for a 2-core machine (TEST_WORKERS=auto: one
+# per core; 0: a single process). What must run in one worker is said in
+# tests/conftest.py.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/autograd_overhead.py

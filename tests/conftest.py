@@ -8,11 +8,26 @@
   that needs it.
 * ``central_difference``: a gradient by central differences that does not
   use ``db.grad_check``, so a bug there cannot hide a bug in an op.
+* ``layers_by_nbgrader``: the course's first assignment answered by the
+  sample students and graded by stock nbgrader, once per session for the
+  two files that compare with it.
 * A Hypothesis profile with no per-example deadline (CI machines are slow
   and share two cores) and a modest default number of examples.
+* Running in parallel (``make test`` runs two pytest-xdist workers with
+  ``--dist loadgroup``): a *work unit* is a whole test file, or every test
+  marked ``xdist_group(name)``, wherever it is. A unit runs in one worker,
+  so a module fixture is built once, and tests that share something fixed
+  of the machine never run at once. Units with a ``slow`` test go first,
+  so that no long file starts last. A file with a test that uses
+  ``grader_user`` (a system account made and removed by the session, and
+  permissions it opens on the virtualenv and the repository) joins the
+  ``grader-user`` group whole, and is ``slow``: it grades courses as root
+  and as that account.
 """
 
 import importlib.util
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +77,27 @@ def device(request):
     if request.param == "cpu":
         return db.cpu()
     return request.getfixturevalue("gpu")
+
+
+@pytest.fixture(scope="session")
+def layers_by_nbgrader(tmp_path_factory):
+    """``layers_and_blocks`` released, answered by every sample of
+    ``tests/submissions/samples.py`` and graded by stock nbgrader
+    (autograde, generate_feedback, export), as ``make demo`` does:
+    ``(graded course, a copy made before grading, student ids, {step:
+    process})``. Its users must not change it (they copy it), and their
+    tests are in the xdist group ``layers-nbgrader``."""
+    path = Path(__file__).resolve().parent.parent / "exercises" / "instructor_demo.py"
+    spec = importlib.util.spec_from_file_location("conftest_instructor_demo", path)
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    tmp = tmp_path_factory.mktemp("layers-nbgrader")
+    course = demo.copy_course(tmp / "stock")
+    logs = {"generate_assignment": demo.release(course)}
+    students = demo.submit_samples(course)
+    ungraded = Path(shutil.copytree(course, tmp / "ungraded"))
+    logs.update(demo.stock_grade(course))
+    return course, ungraded, students, logs
 
 
 @pytest.fixture
@@ -126,3 +162,73 @@ def parameter_central_difference(net, loss_fn, eps=1e-6):
                 g[i] = (up - down) / (2 * eps)
             grads[name] = g.reshape(p.shape)
     return grads
+
+
+# ---- running in parallel ---------------------------------------------------
+#: Tests using one of these fixtures share a resource of the machine that
+#: the fixture makes and removes per session: their files run in one
+#: worker (see the module docstring).
+SHARED_FIXTURES = {"grader_user": "grader-user"}
+
+
+def _unit(item):
+    """The work unit of ``item``: its xdist group, else its file."""
+    for mark in item.iter_markers("xdist_group"):
+        return "group:" + str(mark.args[0] if mark.args else
+                              mark.kwargs.get("name", "default"))
+    return "file:" + item.nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Put whole files in the group of a shared fixture they use, then
+    order the units: those with a slow test first, each kept together,
+    otherwise in collection order. Runs before xdist reads the groups,
+    and the same way in every worker."""
+    files = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    for members in files.values():
+        groups = {SHARED_FIXTURES[name] for item in members
+                  for name in item.fixturenames if name in SHARED_FIXTURES}
+        if len(groups) > 1:
+            raise pytest.UsageError(f"{members[0].path}: one file cannot "
+                                    f"join the groups {sorted(groups)}")
+        for group in groups:
+            for item in members:
+                if not any(item.iter_markers("xdist_group")):
+                    item.add_marker(pytest.mark.xdist_group(group))
+                item.add_marker(pytest.mark.slow)
+    first, slow = {}, set()
+    for index, item in enumerate(items):
+        unit = _unit(item)
+        first.setdefault(unit, index)
+        if any(item.iter_markers("slow")):
+            slow.add(unit)
+    items.sort(key=lambda item: (_unit(item) not in slow, first[_unit(item)]))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With ``--dist loadgroup``: whole files, or whole xdist groups, to a
+    worker, in the order collected (see :func:`pytest_collection_modifyitems`)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class FileOrGroupScheduling(LoadGroupScheduling):
+        """``loadgroup`` whose ungrouped tests go by file, as in
+        ``loadfile``, not one by one: a module fixture is built once."""
+
+        def __init__(self, config, log=None):
+            super().__init__(config, log)
+            # Keep the collected order: slow units first. (xdist would
+            # otherwise start the files with the most tests first.)
+            config.option.loadscopereorder = False
+
+        def _split_scope(self, nodeid):
+            if nodeid.rfind("@") > nodeid.rfind("]"):
+                return "group:" + nodeid.rsplit("@", 1)[1]
+            return "file:" + nodeid.split("::", 1)[0]
+
+    return FileOrGroupScheduling(config, log)

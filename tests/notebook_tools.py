@@ -39,7 +39,7 @@ import nbformat
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHAPTERS = ROOT / "chapters"
 EXERCISE_SOURCE = ROOT / "exercises" / "source"
-CELL_TIMEOUT_S = 60
+CELL_TIMEOUT_S = 180        # generous: a busy 2-core machine
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python",
               "name": "python3"}

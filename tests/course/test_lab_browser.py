@@ -8,6 +8,10 @@ under ``test-output/`` so that a failure can be looked at.
 
 Chromium is installed with apt when it is missing and the test runs as
 root; otherwise the test fails and says what to install. It never skips.
+
+One Chromium serves every test of this file (each in a browser context of
+its own), and one JupyterLab serves every test that runs a chapter; the
+course cycle has a JupyterLab of its own, set up for nbgrader.
 """
 
 import contextlib
@@ -34,8 +38,13 @@ OUTPUT_DIR = tools.ROOT / "test-output"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
-SERVER_START_S = 90
-RUN_ALL_S = 120
+# Generous: each is only reached when something is wrong, and a 2-core
+# machine may be running another test's kernels and a grader meanwhile.
+SERVER_START_S = 180
+RUN_ALL_S = 300
+STEP_S = 180           # the most any one step may take on a busy machine
+
+pytestmark = pytest.mark.slow
 
 
 def write_quiet_config(home):
@@ -107,39 +116,46 @@ def running_lab(root, home, nbgrader_config=None):
         log.close()
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """A running JupyterLab on a copy of the chapters: ``(base_url,
-    token)``."""
-    root = tmp_path / "chapters"
-    root.mkdir()
-    for path in tools.chapter_notebooks():
-        shutil.copy(path, root / path.name)
-    with running_lab(root, tmp_path / "jupyter") as server:
-        yield server
-
-
-def test_student_runs_a_chapter_in_jupyterlab(lab):
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the tests of this file; each test opens
+    a context of its own (its own cookies and storage) and closes it."""
     from playwright.sync_api import sync_playwright
-
-    base, token = lab
     chromium = find_chromium()
-    OUTPUT_DIR.mkdir(exist_ok=True)
-    shot = OUTPUT_DIR / f"lab-{NOTEBOOK.replace('.ipynb', '')}.png"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True,
                                      args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 2000})
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def new_page(browser, height):
+    """A page in a fresh browser context, closed afterwards."""
+    context = browser.new_context(viewport={"width": 1280, "height": height})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def test_student_runs_a_chapter_in_jupyterlab(chapter_lab, browser):
+    base, token = chapter_lab
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    shot = OUTPUT_DIR / f"lab-{NOTEBOOK.replace('.ipynb', '')}.png"
+    with new_page(browser, 2000) as page:
         try:
             page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}",
-                      wait_until="domcontentloaded", timeout=60_000)
+                      wait_until="domcontentloaded", timeout=STEP_S * 1000)
             notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
-            notebook.locator(".jp-Cell").first.wait_for(timeout=60_000)
+            notebook.locator(".jp-Cell").first.wait_for(timeout=STEP_S * 1000)
             # "Run All" before the kernel is connected runs nothing, so wait
             # until the status bar names the kernel and calls it idle.
             page.locator(".jp-StatusBar-Widget",
                          has_text=re.compile(r"\(ipykernel\) \| Idle")) \
-                .first.wait_for(timeout=60_000)
+                .first.wait_for(timeout=STEP_S * 1000)
 
             page.locator(".lm-MenuBar-itemLabel",
                          has_text=re.compile(r"^Run$")).first.click()
@@ -169,13 +185,11 @@ def test_student_runs_a_chapter_in_jupyterlab(lab):
             assert all("[ ]" not in p for p in executed), executed
         finally:
             page.screenshot(path=str(shot), full_page=True)
-            browser.close()
     assert shot.stat().st_size > 10_000
 
 
 # ---- the course cycle: student and instructor in the browser -----------------
 ASSIGNMENT = "layers_and_blocks"
-STEP_S = 90            # the most any one step may take on a busy machine
 # A MySequential that keeps its blocks in a list: it runs, but the tests
 # of parameters(), state_dict(), to() ... fail, each with a reason.
 LIST_ANSWER_CODE = '''class MySequential(nn.Block):
@@ -240,9 +254,8 @@ def _nbgrader_settings(folders):
         f"c.Exchange.cache = {str(folders['cache'])!r}", ""])
 
 
-def test_course_cycle_in_jupyterlab(tmp_path):
+def test_course_cycle_in_jupyterlab(tmp_path, browser):
     from nbgrader.api import Gradebook
-    from playwright.sync_api import sync_playwright
 
     demo = _demo_module()
     folders = {name: tmp_path / name for name in
@@ -255,8 +268,6 @@ def test_course_cycle_in_jupyterlab(tmp_path):
     where = f"--Exchange.root={folders['exchange']}"
     demo.nbgrader(course, "release_assignment", ASSIGNMENT, where)
     settings = _nbgrader_settings(folders)
-
-    chromium = find_chromium()
     OUTPUT_DIR.mkdir(exist_ok=True)
 
     def shot(page, name):
@@ -265,10 +276,7 @@ def test_course_cycle_in_jupyterlab(tmp_path):
 
     home = folders["jupyter"]
     with running_lab(tmp_path, home, settings) as (base, token), \
-            sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True,
-                                     args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            new_page(browser, 1400) as page:
         page.set_default_timeout(STEP_S * 1000)
         try:
             # -- the student fetches the assignment in the Assignment List
@@ -399,8 +407,6 @@ def test_course_cycle_in_jupyterlab(tmp_path):
         except Exception:
             shot(page, "failure")
             raise
-        finally:
-            browser.close()
 
 
 # ---- the later chapters and the block display -------------------------------
@@ -460,13 +466,15 @@ def run_all_in_lab(page, base, token, name):
     goto(page, f"{base}/lab/tree/{name}?reset&token={token}")
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     notebook.locator(".jp-Cell").first.wait_for(timeout=STEP_S * 1000)
-    chooser = page.locator(".jp-Dialog", has_text="Select Kernel")
-    with contextlib.suppress(Exception):
-        chooser.first.wait_for(timeout=3000)
+    # JupyterLab asks which kernel to start only when it cannot tell; the
+    # kernel is idle only once it has one: wait for whichever comes.
+    chooser = page.locator(".jp-Dialog", has_text="Select Kernel").first
+    idle = page.locator(".jp-StatusBar-Widget",
+                        has_text=re.compile(r"\(ipykernel\) \| Idle")).first
+    chooser.or_(idle).first.wait_for(timeout=STEP_S * 1000)
+    if chooser.is_visible():
         chooser.locator(".jp-Dialog-button", has_text="Select").first.click()
-    page.locator(".jp-StatusBar-Widget",
-                 has_text=re.compile(r"\(ipykernel\) \| Idle")) \
-        .first.wait_for(timeout=STEP_S * 1000)
+    idle.wait_for(timeout=STEP_S * 1000)
     open_menu(page, "Run", "Run All Cells")
     page.wait_for_function(
         """() => {
@@ -488,16 +496,11 @@ def _first_claim(name):
 
 
 @pytest.mark.parametrize("name", LATER_CHAPTERS)
-def test_later_chapter_runs_clean_in_jupyterlab(chapter_lab, name):
-    from playwright.sync_api import sync_playwright
-
+def test_later_chapter_runs_clean_in_jupyterlab(chapter_lab, browser, name):
     base, token = chapter_lab
     OUTPUT_DIR.mkdir(exist_ok=True)
     shot = OUTPUT_DIR / f"lab-{name.replace('.ipynb', '')}.png"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=find_chromium(),
-                                     headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 2000})
+    with new_page(browser, 2000) as page:
         try:
             notebook = run_all_in_lab(page, base, token, name)
             text = notebook.inner_text()
@@ -507,19 +510,13 @@ def test_later_chapter_runs_clean_in_jupyterlab(chapter_lab, name):
             assert _first_claim(name) in text
         finally:
             page.screenshot(path=str(shot), full_page=True)
-            browser.close()
 
 
-def test_block_display_renders_in_jupyterlab(chapter_lab):
-    from playwright.sync_api import sync_playwright
-
+def test_block_display_renders_in_jupyterlab(chapter_lab, browser):
     base, token = chapter_lab
     OUTPUT_DIR.mkdir(exist_ok=True)
     shot = OUTPUT_DIR / "lab-block-display.png"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=find_chromium(),
-                                     headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    with new_page(browser, 1400) as page:
         try:
             notebook = run_all_in_lab(page, base, token, DISPLAY_NOTEBOOK)
             output = notebook.locator(".jp-OutputArea-output").first
@@ -547,4 +544,3 @@ def test_block_display_renders_in_jupyterlab(chapter_lab):
             assert not output.locator("td", has_text="(4, 16)").first.is_visible()
         finally:
             page.screenshot(path=str(shot), full_page=True)
-            browser.close()

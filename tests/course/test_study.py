@@ -31,9 +31,9 @@ from browser_tools import stop_process_group as stop_group
 ROOT = tools.ROOT
 SOURCE = ROOT / "exercises" / "source"
 STAMP = ".venv/.installed"
-SERVER_START_S = 180          # make, study.py (nbgrader for every
+SERVER_START_S = 300          # make, study.py (nbgrader for every
                               # assignment) and JupyterLab, on a busy machine
-COMMAND_S = 180               # one `autograde check` in the terminal
+COMMAND_S = 300               # one `autograde check` in the terminal
 NBGRADER_ERRORS = ("No nbgrader_config.py file found",
                    "not a subdirectory of the notebook server root")
 

@@ -33,6 +33,8 @@ from autograde import cli, executor, sandbox  # noqa: E402
 from autograde.course import CourseError, fingerprint  # noqa: E402
 from autograde.runner import Settings  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = "layers_and_blocks"
 # The default limits: generous enough for a busy machine.

@@ -29,6 +29,12 @@ import idioms  # noqa: E402
 
 pytest.importorskip("nbgrader")
 
+pytestmark = pytest.mark.slow
+# The two courses are graded apart, so that two workers can grade them at
+# the same time; each group builds only its own course.
+ON_PS1 = pytest.mark.xdist_group("fidelity-ps1")
+ON_IDIOMS = pytest.mark.xdist_group("fidelity-idioms")
+
 
 def _env():
     env = dict(os.environ)
@@ -103,6 +109,7 @@ def idiom_course(tmp_path_factory):
     return graded_twice(tmp_path_factory.mktemp("idioms"), idioms.build, idioms.ASSIGNMENT)
 
 
+@ON_PS1
 def test_ps1_example_students_get_nbgraders_score_on_every_test(ps1):
     stock, ours = (scores(c, "ps1") for c in ps1)
     assert set(stock) == set(ours) and len(stock) >= 10
@@ -114,6 +121,7 @@ def test_ps1_example_students_get_nbgraders_score_on_every_test(ps1):
     assert total == {"bitdiddle": 1.5, "hacker": 3.0}
 
 
+@ON_PS1
 def test_deleting_a_students_function_in_a_test_reaches_the_student(ps1):
     """``del squares`` in a test hides it from the student's own
     ``sum_of_squares`` too: the correct student keeps the half point."""
@@ -121,6 +129,7 @@ def test_deleting_a_students_function_in_a_test_reaches_the_student(ps1):
     assert outcome[("hacker", "problem1", "sum_of_squares_uses_squares")]["status"] == "passed"
 
 
+@ON_IDIOMS
 def test_every_idiom_agrees_with_nbgrader_or_is_flagged(idiom_course):
     stock, ours = (scores(c, idioms.ASSIGNMENT) for c in idiom_course)
     outcome = reports(idiom_course[1], idioms.ASSIGNMENT)
@@ -139,6 +148,7 @@ def test_every_idiom_agrees_with_nbgrader_or_is_flagged(idiom_course):
         assert "cannot run this test as a notebook kernel would (line" in reason
 
 
+@ON_IDIOMS
 def test_no_wrong_answer_gains_a_point(idiom_course):
     stock, ours = (scores(c, idioms.ASSIGNMENT) for c in idiom_course)
     wrong = {k: v for k, v in stock.items() if k[0] == "wrong"}
@@ -150,6 +160,7 @@ def test_no_wrong_answer_gains_a_point(idiom_course):
         {k: ours[k] for k in wrong if ours[k][0]}
 
 
+@ON_IDIOMS
 def test_selftest_names_each_flagged_test_with_its_line_before_grading(idiom_course):
     from autograde.notebook import SourceNotebook, unfaithful_constructs
     outcome = reports(idiom_course[1], idioms.ASSIGNMENT)

@@ -9,7 +9,8 @@ submissions can move from the local process pool to a cluster without
 touching the grading code:
 
 - :class:`LocalExecutor` (the default): a pool of forked processes on
-  this machine, each with its own zygote and sandbox uid;
+  this machine, each with its own sandbox uid (and a spare student
+  process started ahead, see ``sandbox.Launcher``);
 - :class:`SerialExecutor`: in this process (for debugging);
 - :class:`DaskExecutor`: a Dask ``distributed`` cluster (the ``cluster``
   extra). Its tasks carry the submission and the tests
@@ -329,7 +330,15 @@ def grade_unpacked(packed):
 
 class _Helper:
     """A grading process of a Dask worker, fed pickled tasks over a
-    socket (it is this package's own process: trusted both ways)."""
+    socket (it is this package's own process: trusted both ways).
+
+    Why a process of its own: a test's time limit is a
+    SIGALRM, which only a main thread receives, and Dask runs tasks in
+    threads of a pool; the kernel's parent-death signal, which ties a
+    student process to its grader, fires when the *thread* that started
+    it ends, and Dask's threads come and go; and the grading process
+    sets process-wide state (SIGALRM's handler, the spare student
+    process, an undumpable process) that the worker must not share."""
 
     def __init__(self):
         mine, theirs = socket.socketpair()
@@ -429,8 +438,9 @@ def grade_packed(packed):
     process of this worker.
 
     Dask runs tasks in threads, but a test's time limit needs a main
-    thread (SIGALRM), and a grading process keeps a zygote; so each
-    worker keeps grading processes of its own and hands them the work.
+    thread (SIGALRM), and a student process must outlive no thread that
+    started it; so each worker keeps grading processes of its own and
+    hands them the work (see :class:`_Helper`).
     """
     try:
         return _in_helper(grade_unpacked, packed)
@@ -508,7 +518,7 @@ class LocalExecutor(Executor):
         self.pool.join()
 
     def abort(self):
-        """Stop the workers now (their zygotes and sandboxes die with
+        """Stop the workers now (their student processes die with
         them)."""
         self.pool.terminate()
         self.pool.join()

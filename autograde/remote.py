@@ -1,7 +1,8 @@
 """The trusted end: a student process seen through handles.
 
 :class:`StudentProcess` starts a sandboxed student process (through a
-zygote), runs cells in it and answers for its death or silence.
+``sandbox.Launcher``), runs cells in it and answers for its death or
+silence.
 :class:`Remote` is a handle on an object that lives there. A handle
 forwards attribute access, calls and arithmetic, but every *verdict*
 operation is computed here, with the grader's own code, from plain data:
@@ -637,16 +638,19 @@ class StudentProcess:
     """A sandboxed student process, restarted on demand.
 
     Arguments:
-        zygote: the :class:`sandbox.Zygote` that forks it.
-        cfg: the sandbox configuration (see ``inside.zygote.enter``).
-        uid: the uid it runs as (None: the grader's own).
+        launcher: the :class:`sandbox.Launcher` that starts it.
+        cfg: ``uid`` (the sandbox uid, or None), ``namespaces`` (fenced by
+            bwrap or not), ``limits`` (a Limits dict) and ``files``
+            (``{relative name: path}``, copied into every new process's
+            working folder); other keys are ignored.
     """
 
-    def __init__(self, zygote, cfg):
-        self.zygote = zygote
+    def __init__(self, launcher, cfg):
+        self.launcher = launcher
         self.cfg = cfg
         self.generation = 0
         self.pid = None
+        self.child = None
         self.bridge = None
         self.deadline = None
         self.event = None       # "timeout" / "crashed" seen since last reset
@@ -658,25 +662,37 @@ class StudentProcess:
         self.callback_errors = []   # errors of the test's own objects
 
     def start(self):
-        """Start a fresh process (a new generation of handles)."""
+        """Start a fresh process (a new generation of handles) and give
+        it the submission's files. Raises :class:`sandbox.GraderFault`
+        when it never becomes ready: no student code has run then."""
         self.stop()
         self.generation += 1
-        self.pid, sock = self.zygote.spawn(self.cfg)
-        self.bridge = TrustedBridge(sock, self)
+        self.child = self.launcher.spawn(self.cfg)
+        self.pid = self.child.pid
+        self.bridge = TrustedBridge(self.child.sock, self)
+        files = sandbox.submission_bytes(self.cfg.get("files", {}))
+        view, deadline, event = self.files, self.deadline, self.event
+        self.files = self.deadline = None
+        child = self.child
+        try:
+            self.request({"op": "noop", "put": files}, sandbox.SETUP_TIMEOUT)
+        except (StudentTimeout, StudentCrashed, RemoteError) as e:
+            self.stop()
+            said = child.said.splitlines()[-1:] if child.said else []
+            why = (f"the grader's sandbox failed: a new student process did "
+                   f"not become ready ({e}{': ' + said[0] if said else ''})")
+            sandbox.FAULTS.append(why)
+            raise sandbox.GraderFault(why) from None
+        finally:
+            self.files, self.deadline, self.event = view, deadline, event
 
     def stop(self):
-        """Kill the process (its whole group, and everything of its uid)."""
-        if self.pid is not None:
-            sandbox.kill_group(self.pid)
-            if self.cfg.get("uid") is not None:
-                self.zygote.kill_uid(self.cfg["uid"])
-            self.pid = None
-        if self.bridge is not None:
-            try:
-                self.bridge.sock.close()
-            except OSError:
-                pass
-            self.bridge = None
+        """Kill the process and everything it started."""
+        if self.child is not None:
+            self.child.kill()
+            self.child = None
+        self.pid = None
+        self.bridge = None
 
     @property
     def alive(self):

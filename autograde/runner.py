@@ -101,24 +101,25 @@ def _on_alarm(signum, frame):
     raise _Alarm()
 
 
-_ZYGOTE = None
+_LAUNCHER = None
 _NAMESPACES = None
 
 
-def zygote():
-    """This process's zygote, started on first use and stopped at exit."""
-    global _ZYGOTE
-    if _ZYGOTE is None or _ZYGOTE.proc.poll() is not None:
+def launcher():
+    """This process's :class:`sandbox.Launcher`, made on first use (a
+    forked child makes its own); its spare is killed at exit."""
+    global _LAUNCHER
+    if _LAUNCHER is None or _LAUNCHER.pid != os.getpid():
         sandbox.protect_self()
-        if _ZYGOTE is None:
-            atexit.register(_stop_zygote)
-        _ZYGOTE = sandbox.Zygote()
-    return _ZYGOTE
+        if _LAUNCHER is None:
+            atexit.register(_stop_launcher)
+        _LAUNCHER = sandbox.Launcher()
+    return _LAUNCHER
 
 
-def _stop_zygote():
-    if _ZYGOTE is not None and _ZYGOTE.proc.poll() is None:
-        _ZYGOTE.close()
+def _stop_launcher():
+    if _LAUNCHER is not None:
+        _LAUNCHER.close()
 
 
 def namespaces():
@@ -190,7 +191,7 @@ class NotebookGrader:
         cfg = {"cwd": cwd, "files": self.files, "uid": uid, "hide": self.hide,
                "readable": list(sandbox.readable_paths()),
                "namespaces": use_ns, "limits": self.settings.limits.as_dict()}
-        self.proc = StudentProcess(zygote(), cfg)
+        self.proc = StudentProcess(launcher(), cfg)
         student_names = set()
         for step in self.sub.steps:
             if step[0] == "cell":

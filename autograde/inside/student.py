@@ -1,6 +1,6 @@
 """The student end: runs a submission's code cells and answers requests.
 
-This module runs inside the sandboxed student process (see ``zygote``).
+This module runs inside the sandboxed student process (see ``boot``).
 It never receives test code: only the submission's own cells, and
 requests such as "get attribute ``forward`` of object 7" or "call object 7
 with these arguments". Everything here can be patched by the student's

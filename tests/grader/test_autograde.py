@@ -117,8 +117,8 @@ def test_student_exceptions_map_to_safe_local_classes():
 def student(tmp_path_factory):
     """A live student process with a few objects defined."""
     work = tmp_path_factory.mktemp("student")
-    zygote = sandbox.Zygote()
-    proc = StudentProcess(zygote, {"cwd": str(work), "files": {}, "uid": None,
+    launcher = sandbox.Launcher()
+    proc = StudentProcess(launcher, {"cwd": str(work), "files": {}, "uid": None,
                                    "hide": [], "namespaces": False,
                                    "limits": sandbox.Limits().as_dict()})
     proc.start()
@@ -148,7 +148,7 @@ def draw():
     assert err is None
     yield proc
     proc.stop()
-    zygote.close()
+    launcher.close()
 
 
 def test_a_lying_eq_is_never_asked(student):

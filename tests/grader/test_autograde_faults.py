@@ -180,26 +180,27 @@ def test_the_uid_map_decides_root_mode(tmp_path):
 
 
 # ---- a grader failure is never a student's zero ---------------------------------------
-# Runs `autograde` with the zygote (the process that forks and fences
-# student processes) failing when a chosen submission is started: killed
-# ("kill") or its channel shut ("channel"). "canary" is the check run
-# before anyone is graded (a submission without files).
+# Runs `autograde` with the sandbox failing when a chosen submission's
+# student process is started: killed before it is ready ("kill") or its
+# channel shut ("channel"). "canary" is the check run before anyone is
+# graded (a submission without files).
 DRIVER = r"""
 import socket, sys
 from autograde import cli, sandbox
 kind, victim = sys.argv[1], sys.argv[2]
-real = sandbox.Zygote.spawn
+real = sandbox.Launcher.spawn
 def spawn(self, cfg):
+    child = real(self, cfg)
     files = list(cfg.get("files", {}).values())
     hit = not files if victim == "canary" else \
         any(f"/submitted/{victim}/" in p for p in files)
     if hit and kind == "kill":
-        self.proc.kill()
-        self.proc.wait()
+        sandbox.kill_group(child.pid)
+        child.proc.wait()
     elif hit:
-        self.sock.shutdown(socket.SHUT_RDWR)
-    return real(self, cfg)
-sandbox.Zygote.spawn = spawn
+        child.sock.shutdown(socket.SHUT_RDWR)
+    return child
+sandbox.Launcher.spawn = spawn
 sys.exit(cli.main(sys.argv[3:]))
 """
 
@@ -216,17 +217,17 @@ def test_a_grader_fault_leaves_students_ungraded_never_zero(request, who, releas
     done = faulty_grade(who, root, "kill", "canary")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "the sandbox check failed, so nobody was graded" in done.stderr
-    assert "zygote process failed" in done.stderr and "Traceback" not in done.stderr
+    assert "sandbox failed" in done.stderr and "Traceback" not in done.stderr
     assert not (root / "reports").exists() and not (root / "autograded").exists()
     assert set(gradebook(root, STUDENTS).values()) == {"missing"}
-    # The helper killed while bob is started: bob is not graded (no row in
+    # bob's student process killed as it starts: bob is not graded (no row in
     # the gradebook, not a 0), the others are, and the run says so.
     done = faulty_grade(who, root, "kill", "bob")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "1 GRADER ERROR" in done.stdout and "Traceback" not in done.stderr
     assert "1 submission(s) were not graded because the grader failed" in done.stderr
     report = json.loads((root / "reports" / "tiny" / "bob.json").read_text())
-    assert "zygote process failed" in report["grader_error"]
+    assert "did not become ready" in report["grader_error"]
     assert report["notebooks"] == []
     assert not (root / "autograded" / "bob").exists()
     book = gradebook(root, STUDENTS)
@@ -239,13 +240,13 @@ def test_a_grader_fault_leaves_students_ungraded_never_zero(request, who, releas
     assert "1 graded, 2 skipped" in done.stdout
     assert scores(root)["bob"][0] == 3.0
     graded = gradebook(root, STUDENTS)
-    # Regraded with its channel to the helper broken: bob keeps the scores
+    # Regraded with its channel broken at the start: bob keeps the scores
     # the gradebook had, neither zeros nor blanks.
     done = faulty_grade(who, root, "channel", "bob", "--force")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "1 GRADER ERROR" in done.stdout and "Traceback" not in done.stderr
     assert gradebook(root, STUDENTS) == graded
-    assert "channel broke" in json.loads(
+    assert "did not become ready" in json.loads(
         (root / "reports" / "tiny" / "bob.json").read_text())["grader_error"]
 
 
@@ -280,11 +281,10 @@ def _descendants(top):
 
 
 def _student_processes(tree):
-    """Processes of ``tree`` that a zygote forked (a student process and
-    the waiters of its PID namespace)."""
+    """Processes of ``tree`` that are part of a student process: bwrap,
+    its init in the PID namespace, and the interpreter running boot.py."""
     procs = _processes()
-    zygote = lambda pid: "inside/boot.py" in procs.get(pid, (0, ""))[1]  # noqa: E731
-    return [pid for pid in tree if zygote(pid) and zygote(procs[pid][0])]
+    return [pid for pid in tree if "inside/boot.py" in procs.get(pid, (0, ""))[1]]
 
 
 def _run_folder_of(pid):
@@ -307,8 +307,9 @@ def _alive(pids):
 def test_a_grader_killed_with_sigkill_leaves_no_student_process(request, who,
                                                                 released):
     """A sleeping and a looping student are running when the grader gets
-    SIGKILL: every process under it (workers, zygotes, the students and
-    what they started) goes; its temporary folder goes at the next start."""
+    SIGKILL: every process under it (workers, bwrap, the students and
+    what they started) goes; its temporary folder goes at the next start.
+    (``--die-with-parent`` and the parent-death signal on bwrap.)"""
     students = {"sleepy": (SLEEPER, None), "loopy": (LOOPER, None)}
     root = new_course(request, who, released, students)
     cmd = grader_cmd(root, "grade", "tiny", "--quiet", "--workers", "2",
@@ -319,8 +320,9 @@ def test_a_grader_killed_with_sigkill_leaves_no_student_process(request, who,
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        # Three processes per running student (two waiters and itself).
-        while len(_student_processes(_descendants(proc.pid))) < 6:
+        # Three processes per student process (bwrap, its init and the
+        # interpreter); each worker runs one and keeps one spare.
+        while len(_student_processes(_descendants(proc.pid))) < 12:
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "the students never started"
             time.sleep(0.2)

@@ -2,8 +2,9 @@
 
 Every case is one student of a tiny course; all of them are graded in one
 ``autograde grade`` run with two workers, once with the grader running as
-root and once as an unprivileged user (see ``grader_user`` in
-``tests/grader/hostile/as_user.py``). Each must get exactly the score its honest
+root, once as an unprivileged user (see ``grader_user`` in
+``tests/grader/hostile/as_user.py``) and once as root of a user namespace
+that maps only that user (``unshare -Ur``, as in rootless Podman). Each must get exactly the score its honest
 part deserves, with the right status per test; none may change anything
 outside its own folder, and no process may outlive the run. Submissions
 that are broken or hostile as *files* (not JSON, links, 100 MB) must each
@@ -27,7 +28,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "hostile"))
 import tiny_course  # noqa: E402
 from as_user import (course_dir, grader_user,  # noqa: E402,F401
-                     run_grader, survivors)
+                     grading_mode, run_grader, survivors)
 from hostile_cases import (CASES, FILE_CASES, HIDDEN, LIMITS, PROBE_CASES,  # noqa: E402
                            PROBE_NOTEBOOK, REPO, TEST_TIMEOUT, make_submission,
                            probe_notebook)
@@ -41,14 +42,16 @@ def _digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module", params=["root", "user"])
+MODES = ["root", "user", "userns"]
+
+
+@pytest.fixture(scope="module", params=MODES)
 def graded(request, grader_user):
     """``(course root, {student: report}, process, marker path, digests,
-    mode)``, graded as root or as an unprivileged user."""
+    mode)``, graded as root, as an unprivileged user or as root of a user
+    namespace that maps only that user."""
     mode = request.param
-    if mode == "root" and os.geteuid() != 0:
-        pytest.skip("the root mode needs root")
-    user = grader_user if mode == "user" else None
+    user, userns = grading_mode(request, grader_user)
     tmp = course_dir(request, user)
     root = tiny_course.write_course(tmp / "course")
     marker = tmp / "written-by-a-student.txt"
@@ -72,7 +75,7 @@ def graded(request, grader_user):
               if p.is_file() and not p.is_symlink()
               and p.stat().st_size < 2**20}
     proc = run_grader(user, root, "grade", tiny_course.ASSIGNMENT, "--workers", "2",
-                      "--no-gradebook", "--quiet", *LIMITS)
+                      "--no-gradebook", "--quiet", *LIMITS, userns=userns)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     reports = {}
     for path in (root / "reports" / tiny_course.ASSIGNMENT).glob("*.json"):
@@ -188,7 +191,7 @@ def test_reports_and_feedback_hold_no_hidden_test_code(graded):
             assert "default_rng(11)" not in text and "HIDDEN TESTS" not in text, path
 
 
-def test_student_code_ran_in_namespaces_of_its_own_in_both_modes(graded):
+def test_student_code_ran_in_namespaces_of_its_own_in_every_mode(graded):
     for student, res in graded["reports"].items():
         if student not in CASES:
             continue
@@ -198,7 +201,8 @@ def test_student_code_ran_in_namespaces_of_its_own_in_both_modes(graded):
             assert iso["mode"] == "root" and iso["uid"] >= UID_BASE, iso
         else:
             assert iso["mode"] == "user-namespace" and iso["uid"] is None, iso
-            assert iso["grader_uid"] == graded["user"].uid
+            assert iso["grader_uid"] == (0 if graded["mode"] == "userns"
+                                         else graded["user"].uid)
     assert "isolation: " in graded["proc"].stdout
 
 
@@ -267,14 +271,11 @@ def affine(X, W, b):
 REPORT = 'raise LookupError(f"searched {SEEN} files; found {len(FOUND)}: {FOUND[:10]}")'
 
 
-@pytest.fixture(scope="module", params=["root", "user"])
+@pytest.fixture(scope="module", params=MODES)
 def searched(request, grader_user):
     """One submission walks the whole file system looking for hidden
-    tests, the gradebook and other submissions; graded as root or as an
-    unprivileged user."""
-    if request.param == "root" and os.geteuid() != 0:
-        pytest.skip("the root mode needs root")
-    user = grader_user if request.param == "user" else None
+    tests, the gradebook and other submissions; graded in each mode."""
+    user, userns = grading_mode(request, grader_user)
     tmp = course_dir(request, user)
     root = tiny_course.write_course(tmp / "course")
     case = dict(base="correct", cells={"affine_answer": SEARCH},
@@ -290,7 +291,7 @@ def searched(request, grader_user):
         user.give(tmp)
     proc = run_grader(user, root, "grade", tiny_course.ASSIGNMENT, "--workers", "1",
                       "--no-gradebook", "--quiet", "--student", "searcher",
-                      "--cell-timeout", "240", "--budget", "400")
+                      "--cell-timeout", "240", "--budget", "400", userns=userns)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((root / "reports" / tiny_course.ASSIGNMENT /
                          "searcher.json").read_text())
@@ -308,14 +309,11 @@ def test_a_whole_file_system_search_finds_no_test_gradebook_or_submission(search
 
 
 # ---- attacks on the test's view of the student's kernel --------------------------
-@pytest.fixture(scope="module", params=["root", "user"])
+@pytest.fixture(scope="module", params=MODES)
 def probed(request, grader_user):
     """``(course root, {student: report}, digests before)`` of the probe
-    course (``PROBE_CASES``), graded as root or as an unprivileged user."""
-    mode = request.param
-    if mode == "root" and os.geteuid() != 0:
-        pytest.skip("the root mode needs root")
-    user = grader_user if mode == "user" else None
+    course (``PROBE_CASES``), graded in each mode."""
+    user, userns = grading_mode(request, grader_user)
     tmp = course_dir(request, user)
     root = tmp / "course"
     (root / "source" / "probe").mkdir(parents=True)
@@ -332,7 +330,7 @@ def probed(request, grader_user):
         user.give(tmp)
     before = {str(p): _digest(p) for p in root.rglob("*") if p.is_file()}
     proc = run_grader(user, root, "grade", "probe", "--workers", "2",
-                      "--no-gradebook", "--quiet", *LIMITS)
+                      "--no-gradebook", "--quiet", *LIMITS, userns=userns)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     reports = {}
     for path in (root / "reports" / "probe").glob("*.json"):

@@ -1,62 +1,55 @@
-"""What a student process can see of the file system (``autograde.sandbox``).
+"""The fence around a student process (``autograde.sandbox``, bwrap).
 
-Two set-ups that must keep working: the interpreter or virtualenv under
-``/tmp`` (a fresh clone in CI), where the student's private ``/tmp``
-must still show Python's files; and an editable install, where the
-repository root (hidden tests, sample submissions) must stay out of reach
-although the d2lblocks package inside it is imported.
+What a student process can see of the file system, what it is (its uid,
+its capabilities) in each mode the grader runs in, and what happens when
+the fence cannot be built. Two set-ups that must keep working: the
+interpreter or virtualenv under ``/tmp`` (a fresh clone in CI), where the
+student's private ``/tmp`` must still show Python's files; and an
+editable install, where the repository root (hidden tests, sample
+submissions) must stay out of reach although the d2lblocks package inside
+it is imported.
 """
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from autograde import sandbox
-from autograde.remote import StudentProcess, default_uid
+sys.path.insert(0, str(Path(__file__).parent / "hostile"))
+from as_user import grader_user, run_bounded  # noqa: E402,F401
+
+from autograde import sandbox  # noqa: E402
+from autograde.remote import StudentProcess, default_uid  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
-needs_namespaces = pytest.mark.skipif(
+needs_sandbox = pytest.mark.skipif(
     not sandbox.namespaces_available(),
-    reason="needs namespaces (root, or unprivileged user namespaces)")
+    reason="needs bwrap and namespaces (root, or unprivileged user namespaces)")
 
 
-def _enterable(*closed):
-    return lambda d: d not in closed
+def _cfg(fenced=True, files=None, **limits):
+    return {"files": files or {}, "uid": default_uid(), "namespaces": fenced,
+            "limits": dict(sandbox.Limits().as_dict(), **limits)}
 
 
-# ---- the plan: pure, runs anywhere -----------------------------------------------
-def test_system_directories_stay_and_other_directories_on_the_way_are_covered():
-    plan = sandbox.exposure_plan(
-        ["/usr/lib/python3.11", "/home/ada/clone/d2lblocks",
-         "/home/ada/clone/.venv/lib/python3.11"], world_x=_enterable())
-    assert plan == {"/tmp": [], "/var/tmp": [], "/dev/shm": [],
-                    "/home": ["/home/ada/clone/.venv/lib/python3.11",
-                              "/home/ada/clone/d2lblocks"]}
-
-
-def test_paths_under_a_scratch_directory_are_bound_back_into_it():
-    plan = sandbox.exposure_plan(
-        ["/tmp/ci/clone/.venv/lib/python3.11/site-packages",
-         "/tmp/ci/clone/.venv/lib/python3.11",     # holds the one above
-         "/tmp/ci/clone/d2lblocks"], world_x=_enterable())
-    assert plan["/tmp"] == ["/tmp/ci/clone/.venv/lib/python3.11",
-                            "/tmp/ci/clone/d2lblocks"]
-
-
-def test_a_closed_directory_is_covered_even_among_system_ones():
-    # Nobody else may enter /usr/local here, so covering it loses nothing.
-    plan = sandbox.exposure_plan(["/usr/local/lib/python3.11"],
-                                 world_x=_enterable("/usr/local"))
-    assert plan["/usr/local"] == ["/usr/local/lib/python3.11"]
-
-
-def test_a_scratch_directory_inside_a_cover_keeps_its_own_paths():
-    plan = sandbox.exposure_plan(["/var/tmp/env/lib", "/var/lib/py"],
-                                 world_x=_enterable("/var"))
-    assert plan["/var"] == ["/var/lib/py"]
-    assert plan["/var/tmp"] == ["/var/tmp/env/lib"]
+def _run(cfg, source, names, launcher=None):
+    """Run ``source`` in a new student process; its values of ``names``."""
+    own = launcher is None
+    launcher = launcher or sandbox.Launcher()
+    proc = StudentProcess(launcher, cfg)
+    try:
+        proc.start()
+        err = proc.run_cell(source, "<probe>", 60)
+        assert err is None, err
+        return proc.globals(set(names), 30)
+    finally:
+        proc.stop()
+        if own:
+            launcher.close()
 
 
 # ---- what this grader exposes ---------------------------------------------------
@@ -76,26 +69,31 @@ def test_readable_paths_hold_the_packages_but_never_the_repository():
         assert p != Path.cwd().resolve() or Path.cwd().resolve() == Path("/"), p
 
 
-def test_the_zygote_import_path_leaves_out_the_repository_and_the_cwd(
+def test_the_view_binds_only_system_software_python_and_the_packages():
+    args = sandbox.view_args(64)
+    binds = [args[i + 1] for i, a in enumerate(args) if a == "--ro-bind"]
+    allowed = set(sandbox.readable_paths()) | {str(REPO / "autograde"),
+                                               str(REPO / "d2lblocks")}
+    for path in binds:
+        assert path in sandbox.SYSTEM or path in allowed, path
+        assert Path(path) != REPO and Path(path) not in REPO.parents, path
+    # The root and every cover end read-only; scratch space is sized.
+    assert args[-2:] == ["--remount-ro", "/"]
+    for scratch in sandbox.SCRATCH:
+        i = args.index(scratch)
+        assert args[i - 1] == "--tmpfs" and args[i - 2] == str(64 << 20)
+
+
+def test_the_student_import_path_leaves_out_the_repository_and_the_cwd(
         tmp_path, monkeypatch):
     """``PYTHONPATH=.`` in the repository, or the grader's own folder on the
     path, must not put either on the student's import path."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(REPO), str(REPO / "tests"), str(tmp_path)]))
-    work = tmp_path / "work"
-    work.mkdir()
-    zygote = sandbox.Zygote()
-    proc = StudentProcess(zygote, {"cwd": str(work), "files": {}, "uid": None,
-                                   "hide": [], "namespaces": False,
-                                   "limits": sandbox.Limits().as_dict()})
-    try:
-        proc.start()
-        assert proc.run_cell("import sys\npath = list(sys.path)", "<c>", 10) is None
-        path = proc.globals({"path"}, 10)["path"]
-    finally:
-        proc.stop()
-        zygote.close()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for entry in (REPO, REPO / "tests"):
+        monkeypatch.syspath_prepend(str(entry))
+    got = _run(_cfg(fenced=False), "import sys\npath = list(sys.path)", ["path"])
+    path = got["path"]
     assert "" not in path
     real = {Path(os.path.realpath(p)) for p in path}
     assert REPO not in real and REPO / "tests" not in real
@@ -121,11 +119,13 @@ answer = latepkg.late.ANSWER
 seen = {name: outcome(path) for name, path in TARGETS.items()}
 write = outcome(WRITE_TARGET, "a")
 clone_shows = sorted(os.listdir(CLONE))
+top = sorted(os.listdir("/"))
 '''
 
 
-@needs_namespaces
-def test_python_files_under_tmp_stay_importable_and_nothing_else_there(tmp_path):
+@needs_sandbox
+def test_python_files_under_tmp_stay_importable_and_nothing_else_there(
+        tmp_path, monkeypatch):
     """An environment under /tmp: a module imported late (after the
     student process started, as ``numpy.testing`` is) still imports,
     read-only, while the rest of the clone and the course stay hidden."""
@@ -134,99 +134,188 @@ def test_python_files_under_tmp_stay_importable_and_nothing_else_there(tmp_path)
     (site / "latepkg").mkdir(parents=True)
     (site / "latepkg" / "__init__.py").write_text("")
     (site / "latepkg" / "late.py").write_text("ANSWER = 42\n")
+    os.chmod(tmp_path, 0o755)
     (clone / "exercises" / "source").mkdir(parents=True)
     (clone / "exercises" / "source" / "hidden.ipynb").write_text("{}")
     course = tmp_path / "course"
     course.mkdir()
     (course / "gradebook.db").write_text("scores")
-    work = tmp_path / "work"
-    work.mkdir()
     targets = {"hidden": str(clone / "exercises" / "source" / "hidden.ipynb"),
                "exercises": str(clone / "exercises"),
                "relative": str(site / "latepkg" / ".." / ".." / ".." / "exercises"),
                "gradebook": str(course / "gradebook.db"),
-               "course": str(course)}
+               "course": str(course), "repository": str(REPO / "exercises"),
+               "home": "/home", "root": "/root/.bashrc", "srv": "/srv",
+               "shadow": "/etc/shadow"}
     source = (f"SITE = {str(site)!r}\nCLONE = {str(clone)!r}\n"
               f"TARGETS = {targets!r}\n"
               f"WRITE_TARGET = {str(site / 'latepkg' / 'late.py')!r}\n" + PROBE)
-    cfg = {"cwd": str(work), "files": {}, "uid": default_uid(),
-           "hide": [str(course)], "namespaces": True,
-           "readable": list(sandbox.readable_paths()) + [str(site)],
-           "limits": sandbox.Limits().as_dict()}
-    zygote = sandbox.Zygote()
-    proc = StudentProcess(zygote, cfg)
-    try:
-        proc.start()
-        err = proc.run_cell(source, "<probe>", 10)
-        assert err is None, err
-        got = proc.globals({"answer", "seen", "write", "clone_shows"}, 10)
-    finally:
-        proc.stop()
-        zygote.close()
+    readable = sandbox.readable_paths() + (str(site),)
+    monkeypatch.setattr(sandbox, "readable_paths", lambda: readable)
+    got = _run(_cfg(), source, ["answer", "seen", "write", "clone_shows", "top"])
     assert got["answer"] == 42
     assert got["seen"] == dict.fromkeys(targets, "ENOENT"), got["seen"]
     assert got["write"] in ("EROFS", "EACCES"), got["write"]
     assert got["clone_shows"] == [".venv"]
+    for absent in ("home", "srv", "opt", "run", "mnt"):
+        assert absent not in got["top"], got["top"]
     # Untouched for everyone else.
     assert (site / "latepkg" / "late.py").read_text() == "ANSWER = 42\n"
 
 
-def _cfg(work, **limits):
-    return {"cwd": str(work), "files": {}, "uid": default_uid(), "hide": [],
-            "namespaces": sandbox.namespaces_available(),
-            "readable": list(sandbox.readable_paths()),
-            "limits": dict(sandbox.Limits().as_dict(), **limits)}
+STATUS = '''
+import os
+status = {}
+for line in open("/proc/self/status"):
+    key, _, value = line.partition(":")
+    status[key] = value.split()
+procs = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+cwd = os.getcwd()
+files = {n: open(n).read() for n in sorted(os.listdir("."))}
+'''
 
 
-def test_a_sandbox_that_cannot_be_set_up_is_the_graders_fault(tmp_path):
-    """A student process that fails while entering its fence has run no
-    student code: the grader hears why (a GraderFault), never a crash,
-    and the zygote goes on serving."""
-    work = tmp_path / "work"
-    work.mkdir()
-    zygote = sandbox.Zygote()
+def _no_capabilities(status):
+    for key in ("CapEff", "CapPrm", "CapAmb"):
+        assert int(status[key][0], 16) == 0, (key, status[key])
+
+
+@needs_sandbox
+def test_the_student_has_no_capability_and_sees_only_its_own_processes(tmp_path):
+    """In this process's mode: root gets a uid of its own, any other
+    user runs as itself inside a user namespace; never a capability."""
+    (tmp_path / "given.txt").write_text("the submission")
+    got = _run(_cfg(files={"given.txt": str(tmp_path / "given.txt")}),
+               STATUS, ["status", "procs", "cwd", "files"])
+    status = got["status"]
+    _no_capabilities(status)
+    assert status["NoNewPrivs"] == ["1"]
+    uid = int(status["Uid"][0])
+    if sandbox.root_mode():
+        assert uid == default_uid() >= sandbox.UID_BASE
+    else:
+        assert uid != 0
+    assert len(got["procs"]) <= 3, got["procs"]       # bwrap's init and itself
+    assert got["cwd"] == sandbox.WORK
+    assert got["files"] == {"given.txt": "the submission"}
+
+
+# The same probe, started by a grader that is an unprivileged user, or
+# root inside a user namespace that maps one uid (``unshare -Ur``).
+DRIVER = r"""
+import json, sys
+from autograde import sandbox
+from autograde.remote import StudentProcess, default_uid
+proc = StudentProcess(sandbox.Launcher(), {"files": {}, "uid": default_uid(),
+                      "namespaces": True, "limits": sandbox.Limits().as_dict()})
+proc.start()
+assert proc.run_cell(sys.argv[1], "<probe>", 60) is None
+got = proc.globals({"status", "procs"}, 30)
+print(json.dumps({"got": got, "mode": sandbox.isolation_mode(True),
+                  "problem": sandbox.namespace_problem()}))
+proc.stop()
+"""
+
+
+@pytest.mark.parametrize("mode", ["user", "root-in-user-namespace"])
+def test_no_capability_as_a_user_and_as_root_in_a_user_namespace(mode,
+                                                                  grader_user,
+                                                                  tmp_path):
+    user = grader_user if os.geteuid() == 0 else None
+    cmd = [sys.executable, "-c", DRIVER, STATUS]
+    if mode == "root-in-user-namespace":
+        cmd = ["unshare", "-Ur"] + cmd
+    if user is not None:
+        cmd = user.prefix + ["env", "-i", f"PATH={os.environ['PATH']}",
+                             "LANG=C.UTF-8", f"HOME={tmp_path}"] + cmd
+    os.chmod(tmp_path, 0o755)
+    probe = run_bounded(["unshare", "-Ur", "true"] if mode != "user" else ["true"],
+                        cwd=tmp_path)
+    if probe.returncode != 0:
+        pytest.skip("user namespaces are not allowed here")
+    done = run_bounded(cmd, cwd=tmp_path, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["problem"] is None and out["mode"] == "user-namespace"
+    status = out["got"]["status"]
+    _no_capabilities(status)
+    assert status["NoNewPrivs"] == ["1"]
+    if mode == "root-in-user-namespace":
+        assert int(status["Uid"][0]) == sandbox.NESTED_UID
+    else:
+        assert int(status["Uid"][0]) == (user.uid if user else os.getuid())
+    assert len(out["got"]["procs"]) <= 3
+
+
+@needs_sandbox
+def test_the_spare_is_used_and_replaced_when_the_limits_change(tmp_path):
+    launcher = sandbox.Launcher()
+    try:
+        first = launcher.spawn(_cfg())
+        spare = launcher.spare[1]
+        assert launcher.spawn(_cfg()) is spare          # started ahead
+        other = launcher.spare[1]
+        third = launcher.spawn(_cfg(cpu_s=7))           # other limits: fresh
+        assert third is not other and not other.alive()
+        for child in (first, spare, third):
+            child.kill()
+            assert not child.alive()
+    finally:
+        launcher.close()
+    assert launcher.spare is None
+
+
+def test_submission_files_are_read_without_following_links(tmp_path):
+    (tmp_path / "plain.txt").write_text("mine")
+    (tmp_path / "secret.txt").write_text("not mine")
+    os.symlink(tmp_path / "secret.txt", tmp_path / "link.txt")
+    os.mkfifo(tmp_path / "fifo")
+    files = {n: str(tmp_path / n) for n in ("plain.txt", "link.txt", "fifo",
+                                             "gone.txt")}
+    assert sandbox.submission_bytes(files) == {"plain.txt": b"mine"}
+
+
+# ---- when the fence cannot be built ---------------------------------------------------
+def test_a_student_process_that_never_becomes_ready_is_the_graders_fault(tmp_path):
+    """A student process that dies before it is ready (here: an address
+    space too small for an interpreter) has run no student code: the
+    grader hears why (a GraderFault), never a crash, and the launcher
+    goes on serving."""
+    launcher = sandbox.Launcher()
     try:
         before = len(sandbox.FAULTS)
-        with pytest.raises(sandbox.GraderFault,
-                           match="could not be set up: TypeError"):
-            zygote.spawn(_cfg(work, memory_mb="lots"))
+        proc = StudentProcess(launcher, _cfg(fenced=sandbox.namespaces_available(),
+                                             memory_mb=4))
+        with pytest.raises(sandbox.GraderFault, match="did not become ready"):
+            proc.start()
         assert len(sandbox.FAULTS) == before + 1
-        proc = StudentProcess(zygote, _cfg(work))
-        proc.start()
-        assert proc.run_cell("x = 6 * 7", "<c>", 10) is None
-        assert proc.globals({"x"}, 10) == {"x": 42}
-        proc.stop()
+        got = _run(_cfg(fenced=sandbox.namespaces_available()), "x = 6 * 7",
+                   ["x"], launcher)
+        assert got == {"x": 42}
     finally:
-        zygote.close()
+        launcher.close()
 
 
-def test_a_dead_zygote_is_a_grader_fault_and_its_students_die_with_it(tmp_path):
-    """The zygote killed (as by SIGKILL) while a student process runs: the
-    student process goes too (it dies with its parent), asking for a new
-    one raises GraderFault, and sweeping a uid asks nothing of it."""
-    work = tmp_path / "work"
-    work.mkdir()
-    zygote = sandbox.Zygote()
-    proc = StudentProcess(zygote, _cfg(work))
+def test_without_bwrap_the_problem_says_what_to_install(monkeypatch):
+    sandbox.namespace_problem.cache_clear()
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
     try:
-        proc.start()
-        assert proc.run_cell("import os\npid = os.getpid()", "<c>", 10) is None
-        zygote.proc.kill()
-        zygote.proc.wait()
-        import time
-        deadline = time.monotonic() + 60
-        while os.path.exists(f"/proc/{proc.pid}") and time.monotonic() < deadline:
-            with open(f"/proc/{proc.pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    break
-            time.sleep(0.1)
-        with open(f"/proc/{proc.pid}/stat") if os.path.exists(
-                f"/proc/{proc.pid}") else open(os.devnull) as f:
-            state = f.read()
-        assert not state or state.rsplit(")", 1)[1].split()[0] == "Z", state
-        zygote.kill_uid(default_uid() or 12345)     # nothing to ask, no error
-        with pytest.raises(sandbox.GraderFault, match="zygote process failed"):
-            zygote.spawn(_cfg(work))
+        why = sandbox.namespace_problem()
     finally:
-        proc.stop()
-        zygote.close()
+        sandbox.namespace_problem.cache_clear()
+    assert "bwrap" in why and "bubblewrap" in why
+
+
+def test_a_bwrap_that_fails_is_reported_with_its_words(monkeypatch, tmp_path):
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create a new "
+                    "namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    sandbox.namespace_problem.cache_clear()
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: str(fake))
+    try:
+        why = sandbox.namespace_problem()
+    finally:
+        sandbox.namespace_problem.cache_clear()
+    assert "No permissions to create a new namespace" in why
+    assert ("sysctl" in why) != sandbox.root_mode()

@@ -121,6 +121,30 @@ def grader_user():
             subprocess.run(["userdel", USER], check=False)
 
 
+def userns_works(user):
+    """Whether ``user`` (None: this process's) may run ``unshare -Ur``."""
+    if shutil.which("unshare") is None:
+        return False
+    cmd = (user.prefix if user is not None else []) + ["unshare", "-Ur", "true"]
+    return subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
+
+
+def grading_mode(request, grader_user):
+    """``(user, userns)`` for a fixture parametrized by mode: ``root`` (the
+    grader as root), ``user`` (as an unprivileged user) or ``userns`` (as
+    root of a user namespace that maps only that user); skips a mode
+    this machine cannot give."""
+    mode = request.param
+    if mode == "root":
+        if os.geteuid() != 0:
+            pytest.skip("the root mode needs root")
+        return None, False
+    user = grader_user
+    if mode == "userns" and not userns_works(user if user.prefix else None):
+        pytest.skip("unprivileged user namespaces are not allowed here")
+    return user, mode == "userns"
+
+
 def course_dir(request, user):
     """A fresh folder for a course, removed after the module; the
     grading user's own in the user mode."""
@@ -130,11 +154,16 @@ def course_dir(request, user):
     return path
 
 
-def run_grader(user, root, *args, timeout=OUTER_TIMEOUT, popen=False):
+def run_grader(user, root, *args, timeout=OUTER_TIMEOUT, popen=False,
+               userns=False):
     """``autograde --course ROOT ARGS`` as root (``user`` None) or as
-    ``user``; returns the CompletedProcess (a Popen with ``popen``)."""
+    ``user``; with ``userns``, as root of a user namespace of its own that
+    maps only that user (``unshare -Ur``: rootless Podman, Docker with
+    userns-remap). Returns the CompletedProcess (a Popen with ``popen``)."""
     cmd = [sys.executable, "-m", "autograde", "--course", str(root)] + \
         [str(a) for a in args]
+    if userns:
+        cmd = ["unshare", "-Ur"] + cmd
     env = dict(os.environ)
     if user is not None and user.prefix:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),

@@ -203,6 +203,14 @@ def set_watcher(watch):
     return old
 
 
+def decision(what):
+    """Tell the watcher (if any) that a tensor's value now leaves for
+    Python, where it may choose what the program does next (``what``)."""
+    watch = Hooks.watch
+    if watch is not None:
+        watch.decision(what)
+
+
 def grad_mode_flags():
     """The two objects :func:`is_grad_enabled` reads, for code generated
     to check the mode cheaply: ``off.none or mode.enabled``."""

@@ -4,7 +4,8 @@ Dtypes (``db.float32``, ``'float64'``, ``np.int64``), numbers and arrays
 given beside a tensor, the data of a new tensor, and axes and shapes in
 NumPy's spelling (``axis=``, ``keepdims=``) or PyTorch's (``dim=``,
 ``keepdim=``). Each reader checks what it is given and raises an error
-that says what was expected and what came instead.
+that says what was expected and what came instead. ``MaxMin`` is the
+pair that PyTorch's ``max(dim=...)`` spelling asks for.
 
 Nothing here makes a tensor: ``tensor.py`` turns what these functions
 return into tensors, and ``promote`` works through tensor methods.
@@ -18,7 +19,7 @@ from . import backend
 from .kernels import normalize_axes
 
 __all__ = ["float16", "float32", "float64", "int32", "int64", "bool_",
-           "as_dtype", "PY_NUMBERS", "scalar_value", "numeric_array",
+           "as_dtype", "MaxMin", "PY_NUMBERS", "scalar_value", "numeric_array",
            "to_array", "describe", "mismatch_error", "promote", "dim_arg",
            "dims_arg", "shape_arg", "shape_from", "reduction_axes",
            "one_axis", "optional_axis", "swap_permutation", "transpose_axes",
@@ -171,6 +172,17 @@ def promote(a, b, divide):
     elif ka != "f" and divide:
         a, b = a.astype(float32), b.astype(float32)
     return a, b
+
+
+class MaxMin(tuple):
+    """``(values, indices)`` of ``max``/``min`` along ``dim``, as PyTorch
+    returns them."""
+    __slots__ = ()
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+    def __repr__(self):
+        return f"(values={self[0]!r}, indices={self[1]!r})"
 
 
 # ---- axes and shapes ----------------------------------------------------------

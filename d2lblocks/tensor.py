@@ -20,19 +20,18 @@ import numpy as np
 
 from . import backend
 from . import kernels as K
-from .autograd import (Hooks, RecordingOff, backward_pass, node_numbers,
-                       thread_mode)
-from .kernels import normalize_axes
-from .operands import (PY_NUMBERS, as_dtype, bool_, constant_array,
+from .autograd import (Hooks, RecordingOff, backward_pass, decision,
+                       node_numbers, thread_mode)
+from .kernels import forward_on_device, normalize_axes
+from .operands import (PY_NUMBERS, MaxMin, as_dtype, bool_, constant_array,
                        describe, dim_arg, dims_arg, flattened_shape, float16,
                        float32, float64, int32, int64, matmul_error,
                        mismatch_error, numeric_array, one_axis, optional_axis,
                        promote, reduction_axes, scalar_value, shape_arg,
                        shape_from, squeezed_shape, swap_permutation, to_array,
                        transpose_axes)
-from .views import (assign_in_place, check_writable, mark_changed,
-                    shares_memory, storage, ufunc_in_place, viewed, write,
-                    write_result)
+from .views import (check_writable, in_place_error, mark_changed,
+                    shares_memory, storage, viewed, write, write_result)
 from .rng import random_generator
 # The engine's and the generator's public names, importable from here as
 # they always were.
@@ -78,13 +77,13 @@ def apply(op, *inputs):
         The output tensor; ``out.grad_fn is op`` when it was recorded.
     """
     # Host arrays run the op as it is; anything else runs it with the
-    # device of its inputs entered (``_on_device``), so that what the op
+    # device of its inputs entered (``forward_on_device``), so that what the op
     # makes lands there, on any GPU.
     n = len(inputs)
     if n == 1:
         a = inputs[0]
         x = a.data
-        data = op.forward(x) if type(x) is _ndarray else _on_device(op, x)
+        data = op.forward(x) if type(x) is _ndarray else forward_on_device(op, x)
         record = a.requires_grad
     elif n == 2:
         a, b = inputs
@@ -92,7 +91,7 @@ def apply(op, *inputs):
         if type(x) is _ndarray and type(y) is _ndarray:
             data = op.forward(x, y)
         else:
-            data = _on_device(op, x, y)
+            data = forward_on_device(op, x, y)
         record = a.requires_grad or b.requires_grad
     elif n == 3:                       # a dense layer: x, weight, bias
         a, b, c = inputs
@@ -100,10 +99,10 @@ def apply(op, *inputs):
         if type(x) is _ndarray and type(y) is _ndarray and type(z) is _ndarray:
             data = op.forward(x, y, z)
         else:
-            data = _on_device(op, x, y, z)
+            data = forward_on_device(op, x, y, z)
         record = a.requires_grad or b.requires_grad or c.requires_grad
     else:
-        data = _on_device(op, *[t.data for t in inputs])
+        data = forward_on_device(op, *[t.data for t in inputs])
         record = any(t.requires_grad for t in inputs)
     if type(data) is not _ndarray and isinstance(data, np.generic):
         data = np.asarray(data)        # NumPy gives scalars for 0-d results
@@ -137,12 +136,6 @@ def apply(op, *inputs):
         Hooks.recorder(op, inputs, out)
     return out
 
-
-def _on_device(op, *arrays):
-    """``op.forward(*arrays)`` with the device of the first GPU array among
-    them entered (as it is, for host arrays)."""
-    with backend.on_array(*arrays):
-        return op.forward(*arrays)
 
 # ---- the tensor --------------------------------------------------------------------
 class Tensor:
@@ -207,7 +200,7 @@ class Tensor:
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
-        _decision("item()")
+        decision("item()")
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, "
                              f"got shape {self.shape}")
@@ -215,21 +208,21 @@ class Tensor:
 
     def numpy(self):
         """The data as a NumPy array on the host (shares memory on CPU)."""
-        _decision("numpy()")
+        decision("numpy()")
         return backend.to_host(self.data)
 
     def tolist(self):
         """The data as nested Python lists."""
-        _decision("tolist()")
+        decision("tolist()")
         return self.numpy().tolist()
 
     def __array__(self, dtype=None, copy=None):
-        _decision("np.asarray()")
+        decision("np.asarray()")
         arr = self.numpy()
         return arr if dtype is None else arr.astype(dtype, copy=False)
 
     def __bool__(self):
-        _decision("bool()")  # `if x > 0:` lets the data choose
+        decision("bool()")  # `if x > 0:` lets the data choose
         if self.data.size != 1:
             raise ValueError(
                 f"the truth value of a tensor with {self.data.size} elements "
@@ -238,15 +231,15 @@ class Tensor:
         return bool(self.data)
 
     def __float__(self):
-        _decision("float()")
+        decision("float()")
         return float(self.item())
 
     def __int__(self):
-        _decision("int()")
+        decision("int()")
         return int(self.item())
 
     def __index__(self):
-        _decision("an index (__index__)")
+        decision("an index (__index__)")
         if self.data.dtype.kind not in "iu" or self.data.size != 1:
             raise TypeError("only one-element integer tensors can be indices")
         return int(self.item())
@@ -360,7 +353,19 @@ class Tensor:
         return out
 
     def __setitem__(self, index, value):
-        _assign(self, _index(index), value, "setitem")
+        index = _index(index)
+        if RecordingOff.none or thread_mode.enabled:
+            check_writable(self)
+            write(self, _source(self, value, "setitem"), index, None)
+            return
+        data = self.data
+        value = value.data if isinstance(value, Tensor) else value
+        if type(data) is _ndarray:
+            data[index] = value
+        else:
+            with backend.on_array(data):     # on the tensor's GPU
+                data[index] = value
+        mark_changed(self)
 
     # ---- in place, by name (PyTorch's methods with a trailing _) ------------
     add_, sub_, mul_, div_ = __iadd__, __isub__, __imul__, __itruediv__
@@ -368,7 +373,12 @@ class Tensor:
     def copy_(self, src):
         """Write ``src`` (broadcast to this shape) into this tensor, in
         place; the gradient flows to ``src``. Returns self."""
-        _assign(self, None, src, "copy_")
+        if RecordingOff.none or thread_mode.enabled:
+            check_writable(self)
+            write(self, _source(self, src, "copy_"), None, None)
+            return self
+        self.data[...] = src.data if isinstance(src, Tensor) else src
+        mark_changed(self)
         return self
 
     def fill_(self, value):
@@ -700,17 +710,6 @@ def _along(t, op, axis):
     return apply(op(one_axis(axis, t.data.ndim)), t)
 
 
-class MaxMin(tuple):
-    """``(values, indices)`` of ``max``/``min`` along ``dim``, as PyTorch
-    returns them."""
-    __slots__ = ()
-    values = property(lambda self: self[0])
-    indices = property(lambda self: self[1])
-
-    def __repr__(self):
-        return f"(values={self[0]!r}, indices={self[1]!r})"
-
-
 def _extreme(t, op, axis, keepdims, dim, keepdim, name):
     axis, keepdims = dims_arg(axis, keepdims, dim, keepdim, name)
     values = apply(op(reduction_axes(axis, t.data.ndim), keepdims), t)
@@ -744,34 +743,14 @@ def _index(index):
     return index.data if isinstance(index, Tensor) else index
 
 
-def _decision(what):
-    """Tell the watcher (if any) that a tensor's value now leaves for
-    Python, where it may choose what the program does next (``what``)."""
-    watch = Hooks.watch
-    if watch is not None:
-        watch.decision(what)
-
-
-def _assign(t, index, value, what):
-    """``t[index] = value`` (all of ``t`` when ``index`` is None), in
-    place: into the array inside ``db.no_grad()``, else as a graph node
-    (``views.write``)."""
-    if not (RecordingOff.none or thread_mode.enabled):
-        assign_in_place(t, index, value.data if isinstance(value, Tensor)
-                        else value)
-        return
-    check_writable(t)
-    write(t, _source(t, value, what), index, None)
-
-
 def _inplace(t, other, op, ufunc, name):
     """``t op= other``, in place: the tensor keeps its array, and its
     views see the change.
 
     Inside ``db.no_grad()`` the ufunc writes into the array. While the
     graph is recorded, the result is computed by ``op`` (a Tensor method)
-    and then written into the array by ``views.write``, which records the
-    write as a node.
+    and then written into the array by ``views.write_result``, which
+    records the write as a node.
     """
     if RecordingOff.none or thread_mode.enabled:
         check_writable(t)
@@ -784,7 +763,16 @@ def _inplace(t, other, op, ufunc, name):
     value = other.data if isinstance(other, Tensor) else scalar_value(other)
     if value is None:
         value = numeric_array(other, name)
-    ufunc_in_place(t, value, ufunc, name)
+    data = t.data
+    try:
+        if type(data) is _ndarray:
+            ufunc(data, value, out=data, casting="same_kind")
+        else:
+            with backend.on_array(data):    # on the tensor's GPU
+                ufunc(data, value, out=data, casting="same_kind")
+    except (TypeError, ValueError) as exc:
+        raise in_place_error(name, data, value, exc) from None
+    mark_changed(t)
     return t
 
 

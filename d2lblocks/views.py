@@ -193,42 +193,19 @@ def write_result(t, out, name):
     write(t, out, None, name)
 
 
-def assign_in_place(t, index, value):
-    """``t[index] = value`` (all of ``t`` when ``index`` is None) written
-    into the array, outside the graph (inside ``db.no_grad()``)."""
-    data = t.data
-    if index is None:
-        index = Ellipsis
-    if type(data) is _ndarray:
-        data[index] = value
-    else:
-        with backend.on_array(data):     # on the tensor's GPU
-            data[index] = value
-    mark_changed(t)
-
-
-def ufunc_in_place(t, value, ufunc, name):
-    """``ufunc(t, value)`` written into ``t``'s array, outside the graph
-    (inside ``db.no_grad()``); ``value`` is an array or a number."""
-    data = t.data
-    try:
-        if type(data) is _ndarray:
-            ufunc(data, value, out=data, casting="same_kind")
-        else:
-            with backend.on_array(data):    # on the tensor's GPU
-                ufunc(data, value, out=data, casting="same_kind")
-    except np.exceptions.DTypePromotionError as exc:
-        raise TypeError(f"{name}: {exc}") from None
-    except TypeError as exc:
+def in_place_error(name, data, value, exc):
+    """The error for ``data op= value`` refused by NumPy (``exc``), inside
+    ``db.no_grad()``: a dtype the tensor cannot hold, or shapes or devices
+    that do not fit."""
+    if isinstance(exc, np.exceptions.DTypePromotionError):
+        return TypeError(f"{name}: {exc}")
+    if isinstance(exc, TypeError):
         result = np.result_type(data, value)
         if result != data.dtype:
-            raise TypeError(
+            return TypeError(
                 f"an in-place {name} would turn a {data.dtype} tensor "
-                f"into {result}; write x = x {_SYMBOL[name]} y instead") from None
-        raise mismatch_error(name, data, value, exc) from None
-    except ValueError as exc:
-        raise mismatch_error(name, data, value, exc) from None
-    mark_changed(t)
+                f"into {result}; write x = x {_SYMBOL[name]} y instead")
+    return mismatch_error(name, data, value, exc)
 
 
 def write(target, src, index, name):

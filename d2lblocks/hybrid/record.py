@@ -31,7 +31,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _PACKAGE = os.path.dirname(_HERE) + os.sep          # d2lblocks/
 # The engine's files: a warning names the first line outside them.
 _INTERNAL = {os.path.join(_PACKAGE, name)
-             for name in ("tensor.py", "ops.py", "optim.py")} | \
+             for name in ("tensor.py", "autograd.py", "views.py", "ops.py",
+                          "optim.py")} | \
     {os.path.join(_HERE, name)
      for name in ("__init__.py", "record.py", "replay.py")}
 warned = set()           # (file, line, kind) warned about, each once

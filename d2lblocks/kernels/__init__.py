@@ -25,7 +25,7 @@ in-place writes, joining) and ``linalg`` (products and losses). All of
 them are importable from here: ``kernels.Add``, ``kernels.Linear``.
 """
 
-from .base import Op, normalize_axes, unbroadcast
+from .base import Op, forward_on_device, normalize_axes, unbroadcast
 from .elementwise import (Abs, Add, AddScalar, AsType, Compare, Div,
                           DivScalar, Exp, Log, LogSoftmax, Maximum, Minimum,
                           Mul, MulScalar, Neg, Pow, PowScalar, RDivScalar,
@@ -36,9 +36,9 @@ from .shapes import (Assign, Concat, GetItem, Reshape, Stack, Transpose,
                      ViewChain, view_of)
 from .linalg import MSE, CrossEntropy, Linear, MatMul
 
-__all__ = ["Op", "normalize_axes", "unbroadcast", "Abs",
-           "Add", "AddScalar", "AsType", "Compare", "Div", "DivScalar", "Exp",
-           "Log", "LogSoftmax", "Maximum", "Minimum", "Mul", "MulScalar",
+__all__ = ["Op", "forward_on_device", "normalize_axes", "unbroadcast",
+           "Abs", "Add", "AddScalar", "AsType", "Compare", "Div", "DivScalar",
+           "Exp", "Log", "LogSoftmax", "Maximum", "Minimum", "Mul", "MulScalar",
            "Neg", "Pow", "PowScalar", "RDivScalar", "ReLU", "RPowScalar",
            "RSubScalar", "ScalarOp", "Sigmoid", "Softmax", "Sqrt", "Sub",
            "Tanh", "Where", "All", "Any", "ArgMax", "ArgMin", "Max", "Mean",

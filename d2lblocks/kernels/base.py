@@ -6,8 +6,11 @@ import numbers
 
 import numpy as np
 
-__all__ = ["Op", "unbroadcast", "normalize_axes", "crossed", "grad_like",
-           "ShapeAndDtype", "fast_sum", "fast_max", "as_array"]
+from .. import backend
+
+__all__ = ["Op", "forward_on_device", "unbroadcast", "normalize_axes",
+           "crossed", "grad_like", "ShapeAndDtype", "fast_sum", "fast_max",
+           "as_array"]
 
 
 class Op:
@@ -57,6 +60,14 @@ class Op:
 
     def __repr__(self):
         return f"<{self.name} op>"
+
+
+def forward_on_device(op, *arrays):
+    """``op.forward(*arrays)`` with the device of the first GPU array among
+    them entered (as it is, for host arrays), so that what the op makes
+    lands there."""
+    with backend.on_array(*arrays):
+        return op.forward(*arrays)
 
 
 # ---- helpers -------------------------------------------------------------------

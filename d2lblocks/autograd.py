@@ -38,7 +38,8 @@ from .operands import to_array
 
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
            "grad_mode_flags", "set_recorder", "watcher", "set_watcher",
-           "next_node_number", "ones_for"]
+           "decision", "next_node_number", "ones_for", "backward_pass",
+           "run_backward", "check_leaf_gradient", "check_versions"]
 
 _ndarray = np.ndarray
 

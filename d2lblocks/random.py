@@ -29,9 +29,8 @@ def _shape_first(first, second, default, size, what):
     argument. It is taken as a shape only when it cannot be a number and
     nothing else was given, so NumPy's ``uniform(0, 1, (2, 20))`` keeps
     its meaning."""
-    if isinstance(first, (tuple, list)) and second == default and size is None:
-        return True
-    return False
+    return isinstance(first, (tuple, list)) and second == default and \
+        size is None
 
 
 def _draw(values):

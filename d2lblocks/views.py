@@ -24,7 +24,8 @@ from . import kernels as K
 from .autograd import Clock, Hooks, RecordingOff, node_numbers, thread_mode
 from .operands import mismatch_error
 
-__all__ = ["mark_changed"]
+__all__ = ["Storage", "storage", "mark_changed", "viewed", "shares_memory",
+           "check_writable", "write_result", "in_place_error", "write"]
 
 _ONE_NEED = (True,)
 _ndarray = np.ndarray

@@ -25,23 +25,17 @@ in-place writes, joining) and ``linalg`` (products and losses). All of
 them are importable from here: ``kernels.Add``, ``kernels.Linear``.
 """
 
-from .base import Op, forward_on_device, normalize_axes, unbroadcast
-from .elementwise import (Abs, Add, AddScalar, AsType, Compare, Div,
+# Every op class, importable from here (``kernels.Linear``) whichever
+# family module holds it.
+from .base import Op, forward_on_device, normalize_axes, unbroadcast  # noqa: F401
+from .elementwise import (Abs, Add, AddScalar, AsType, Compare, Div,  # noqa: F401
                           DivScalar, Exp, Log, LogSoftmax, Maximum, Minimum,
                           Mul, MulScalar, Neg, Pow, PowScalar, RDivScalar,
                           ReLU, RPowScalar, RSubScalar, ScalarOp, Sigmoid,
                           Softmax, Sqrt, Sub, Tanh, Where)
-from .reductions import All, Any, ArgMax, ArgMin, Max, Mean, Min, Sum
-from .shapes import (Assign, Concat, GetItem, Reshape, Stack, Transpose,
-                     ViewChain, view_of)
-from .linalg import MSE, CrossEntropy, Linear, MatMul
+from .reductions import All, Any, ArgMax, ArgMin, Max, Mean, Min, Sum  # noqa: F401
+from .shapes import (Assign, Concat, GetItem, Reshape, Stack,  # noqa: F401
+                     Transpose, ViewChain, view_of)
+from .linalg import MSE, CrossEntropy, Linear, MatMul  # noqa: F401
 
-__all__ = ["Op", "forward_on_device", "normalize_axes", "unbroadcast",
-           "Abs", "Add", "AddScalar", "AsType", "Compare", "Div", "DivScalar",
-           "Exp", "Log", "LogSoftmax", "Maximum", "Minimum", "Mul", "MulScalar",
-           "Neg", "Pow", "PowScalar", "RDivScalar", "ReLU", "RPowScalar",
-           "RSubScalar", "ScalarOp", "Sigmoid", "Softmax", "Sqrt", "Sub",
-           "Tanh", "Where", "All", "Any", "ArgMax", "ArgMin", "Max", "Mean",
-           "Min", "Sum", "Assign", "Concat", "GetItem", "Reshape", "Stack",
-           "Transpose", "ViewChain", "view_of", "MSE", "CrossEntropy",
-           "Linear", "MatMul"]
+__all__ = ["Op", "unbroadcast", "normalize_axes"]

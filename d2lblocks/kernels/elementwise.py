@@ -4,7 +4,8 @@ casts, and comparisons (which have no gradient)."""
 
 import numpy as np
 
-from .base import Op, ShapeAndDtype, as_array, crossed, fast_max, fast_sum, grad_like
+from .base import (Op, ShapeAndDtype, as_array, crossed, fast_max, fast_sum,
+                   grad_like)
 
 
 # ---- elementwise, two tensors (with broadcasting) ----------------------------
@@ -95,36 +96,35 @@ class Pow(Op):
                 grad_like(g * self.out * np.log(a), b) if need_b else None)
 
 
-class Maximum(Op):
+class _Choice(Op):
+    """``choose(a, b)``, elementwise: ``a`` or ``b`` at each place. The
+    gradient goes to the one chosen, to ``a`` on ties (``a_wins(a, b)``
+    says where ``a`` was chosen)."""
+    __slots__ = ("a", "b")
+    saves = (0, 1)
+    choose = a_wins = None
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return self.choose(a, b)
+
+    def backward(self, g):
+        need_a, need_b = self.needs
+        first = self.a_wins(self.a, self.b)
+        return (grad_like(g * first, self.a) if need_a else None,
+                grad_like(g * ~first, self.b) if need_b else None)
+
+
+class Maximum(_Choice):
     """Elementwise maximum; ties send the gradient to ``a``."""
-    __slots__ = ("a", "b")
-    saves = (0, 1)
-
-    def forward(self, a, b):
-        self.a, self.b = a, b
-        return np.maximum(a, b)
-
-    def backward(self, g):
-        need_a, need_b = self.needs
-        first = self.a >= self.b
-        return (grad_like(g * first, self.a) if need_a else None,
-                grad_like(g * ~first, self.b) if need_b else None)
+    __slots__ = ()
+    choose, a_wins = np.maximum, np.greater_equal
 
 
-class Minimum(Op):
+class Minimum(_Choice):
     """Elementwise minimum; ties send the gradient to ``a``."""
-    __slots__ = ("a", "b")
-    saves = (0, 1)
-
-    def forward(self, a, b):
-        self.a, self.b = a, b
-        return np.minimum(a, b)
-
-    def backward(self, g):
-        need_a, need_b = self.needs
-        first = self.a <= self.b
-        return (grad_like(g * first, self.a) if need_a else None,
-                grad_like(g * ~first, self.b) if need_b else None)
+    __slots__ = ()
+    choose, a_wins = np.minimum, np.less_equal
 
 
 class Where(Op):

@@ -50,7 +50,7 @@ def _kind(value):
 class _BlockSequence(Block):
     """What Sequential and BlockList share: children named '0', '1', ...,
     ``len``, iteration, ``seq[i]``, ``seq[i] = block``, ``del seq[i]``,
-    ``insert``, ``pop`` and slices.
+    ``append``, ``extend``, ``+=``, ``insert``, ``pop`` and slices.
 
     Deleting or inserting renumbers the children named by their position
     (as PyTorch does); names given by the user (``Sequential(OrderedDict(
@@ -126,6 +126,10 @@ class _BlockSequence(Block):
         del self[index]
         return block
 
+    def append(self, block):
+        """Add one block at the end; returns self."""
+        return self._append_all([block], f"{type(self).__name__}.append")
+
     def extend(self, blocks):
         """Add blocks at the end; returns self."""
         return self._append_all(blocks, f"{type(self).__name__}.extend")
@@ -169,10 +173,6 @@ class Sequential(_BlockSequence):
         """Append blocks in order; returns self."""
         return self._append_all(blocks, "Sequential.add")
 
-    def append(self, block):
-        """Add one block at the end; returns self."""
-        return self._append_all([block], "Sequential.append")
-
     @staticmethod
     def _from_items(items):
         return Sequential(dict(items))
@@ -199,10 +199,6 @@ class BlockList(_BlockSequence):
         blocks = _either(blocks, modules, "BlockList", "blocks")
         if blocks is not None:
             self._append_all(blocks, "BlockList")
-
-    def append(self, block):
-        """Add one block at the end; returns self."""
-        return self._append_all([block], "BlockList.append")
 
     @staticmethod
     def _from_items(items):

@@ -16,10 +16,12 @@ old one is lazy. Each refusal says why and what to write instead, and
 leaves the block as it was; so does every other method that changes a
 block (``to``, ``initialize``, ``load_state_dict``, the containers' adds).
 
-The traversals are module-level functions that read those dicts directly,
-never public methods looked up on an instance: a subclass may then use any
-method's name for its own attribute (``self.blocks = [...]``,
-``self.modules = []``) without breaking ``to``, ``train`` or ``save``.
+The traversals (``tree.py``) read those dicts directly, never methods
+looked up on an instance: a subclass may then use any method's name for its
+own attribute (``self.blocks = [...]``, ``self.modules = []``) without
+breaking ``to``, ``train`` or ``save``. Saving and loading are in
+``state_dict.py``; the stamps and hooks through which a tool (hybridize)
+hears of changes and calls, in ``hooks.py``.
 """
 
 import itertools

@@ -1,11 +1,15 @@
 """The nbgrader course in ``exercises/``, run the way an instructor runs it.
 
-One module-scoped fixture copies the course to a temporary folder and runs
-the pipeline of ``exercises/instructor_demo.py`` there with the nbgrader
-command line: generate_assignment, the sample submissions of
-``tests/submissions/samples.py``, autograde, generate_feedback, export.
-The tests then read the release, the gradebook, the feedback HTML and
-``grades.csv``. Nothing is written inside the repository.
+One fixture copies the course to a temporary folder and runs the pipeline
+of ``exercises/instructor_demo.py`` there with the nbgrader command line:
+generate_assignment, the sample submissions of
+``tests/submissions/samples.py``, autograde, generate_feedback, export
+(``layers_by_nbgrader`` in ``tests/conftest.py``, shared with the
+comparison of ``grader/test_autograde_nbgrader.py``). The tests then read
+the release, the gradebook, the feedback HTML and ``grades.csv``. Nothing
+is written inside the repository. Each graded copy is built once, by the
+tests of one xdist group (``ON_COURSE``, ``ON_CYCLE``, and one group per
+other assignment, set by the ``unit`` fixture).
 
 ``layers_and_blocks`` is checked in detail, cell by cell. Every other
 assignment found in ``exercises/source`` is checked by the tests at the
@@ -70,6 +74,21 @@ EXPECTED = {
 }
 
 
+def graded(group):
+    """Marks a test of one graded copy of the course: slow, and in the
+    pytest-xdist group that builds that copy (one worker builds it once,
+    while another builds another copy)."""
+    def mark(test):
+        return pytest.mark.slow(pytest.mark.xdist_group(group)(test))
+    return mark
+
+
+# ``layers-nbgrader`` also holds ``grader/test_autograde_nbgrader.py``,
+# which compares autograde with the same stock grading.
+ON_COURSE = graded("layers-nbgrader")
+ON_CYCLE = graded("exercises-cycle")
+
+
 def _load(name, path):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -131,13 +150,12 @@ def _html_text(path):
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    """A graded copy of the course: ``(path, {step: process})``."""
-    path = demo.copy_course(tmp_path_factory.mktemp("nbgrader") / "course")
-    logs = {"generate_assignment": demo.release(path)}
-    students = demo.submit_samples(path)
+def course(layers_by_nbgrader):
+    """A copy of the course graded by stock nbgrader (the one
+    ``layers_by_nbgrader`` of ``tests/conftest.py`` makes): ``(path,
+    {step: process})``."""
+    path, _, students, logs = layers_by_nbgrader
     assert sorted(students) == sorted(EXPECTED)
-    logs.update(demo.stock_grade(path))
     return path, logs
 
 
@@ -198,6 +216,7 @@ def test_config_avoids_the_known_traps():
                               "ValueError: batch sizes differ\n")
 
 
+@ON_COURSE
 def test_samples_refuse_unknown_cells(course):
     with pytest.raises(KeyError, match="no_such_cell"):
         samples.write_all(course[0], {"x": {"base": "correct",
@@ -233,6 +252,7 @@ def test_reversed_factory_fails_order_and_output():
 
 
 # ---- release and validation ------------------------------------------------
+@ON_COURSE
 def test_release_has_no_solution_and_no_hidden_test(course):
     path, _ = course
     release = path / "release" / ASSIGNMENT
@@ -253,6 +273,7 @@ def test_release_has_no_solution_and_no_hidden_test(course):
     assert text.count("raise NotImplementedError()") == 6
 
 
+@ON_COURSE
 def test_validate_passes_on_source_and_fails_on_release(course):
     from nbgrader.validator import Validator
 
@@ -265,6 +286,7 @@ def test_validate_passes_on_source_and_fails_on_release(course):
 
 
 # ---- autograding -----------------------------------------------------------
+@ON_COURSE
 def test_autograde_ran_cleanly(course):
     _, logs = course
     for step, proc in logs.items():
@@ -274,6 +296,7 @@ def test_autograde_ran_cleanly(course):
         assert "not recognized" not in proc.stdout + proc.stderr, step
 
 
+@ON_COURSE
 @pytest.mark.parametrize("student", list(EXPECTED))
 def test_autograde_gives_the_expected_scores(scores, student):
     ex1, ex2, ex3, failing = EXPECTED[student]
@@ -290,6 +313,7 @@ def test_autograde_gives_the_expected_scores(scores, student):
     assert totals == dict(zip(NOTEBOOKS, (ex1, ex2, ex3)))
 
 
+@ON_COURSE
 def test_written_answer_waits_for_a_person(scores):
     for student, per_nb in scores.items():
         score, max_score, needs_manual = per_nb["ex1_sequential"]["cells"]["list_answer"]
@@ -301,11 +325,13 @@ def test_written_answer_waits_for_a_person(scores):
             assert (score, needs_manual) == (None, True), student
 
 
+@ON_COURSE
 def test_deleted_test_cell_comes_back(course):
     log = course[1]["autograde"].stderr + course[1]["autograde"].stdout
     assert re.search(r"Missing grade cell test_seq_parameters", log)
 
 
+@ON_COURSE
 def test_a_warning_would_cost_points_without_ignore_pattern(course, tmp_path):
     # Same course and submission, graded once more with IgnorePattern off:
     # this shows the sample really prints a warning and the config matters.
@@ -321,6 +347,7 @@ def test_a_warning_would_cost_points_without_ignore_pattern(course, tmp_path):
     assert demo.read_scores(copy)["warns"]["ex2_parallel"]["code"] < 10
 
 
+@ON_COURSE
 def test_exchange_release_fetch_submit_collect(course, tmp_path):
     # The student's side of the README: fetch, submit; then collect.
     copy, student, exchange = (tmp_path / name for name in
@@ -344,6 +371,7 @@ def test_exchange_release_fetch_submit_collect(course, tmp_path):
 
 
 # ---- feedback, export, report ----------------------------------------------
+@ON_COURSE
 def test_feedback_shows_scores_but_no_hidden_test(course):
     path, _ = course
     files = demo.feedback_files(path)
@@ -361,6 +389,7 @@ def test_feedback_shows_scores_but_no_hidden_test(course):
     assert "expected 4 blocks, got 3" in text
 
 
+@ON_COURSE
 def test_export_writes_grades_csv(course):
     path, _ = course
     with open(path / "grades.csv", newline="") as f:
@@ -374,6 +403,7 @@ def test_export_writes_grades_csv(course):
         assert float(row["max_score"]) == 29
 
 
+@ON_COURSE
 def test_score_table_lists_every_student_and_exercise(scores):
     table = demo.format_table(scores)
     header = table.splitlines()[0].split()
@@ -427,6 +457,7 @@ def _fetched(base, student, stem):
     return _html_text(pages[0])
 
 
+@ON_CYCLE
 def test_demo_says_what_each_step_does(cycle):
     _, text = cycle
     steps = re.findall(r"^\[(\d+)/9\] (\w[\w ]*):", text, re.M)
@@ -447,6 +478,7 @@ def test_demo_says_what_each_step_does(cycle):
     assert ("--allow-root" in hint) == (os.geteuid() == 0)
 
 
+@ON_CYCLE
 def test_students_fetch_autogrades_reasons_inside_their_feedback(cycle):
     base, _ = cycle
     for student in EXPECTED:
@@ -461,6 +493,7 @@ def test_students_fetch_autogrades_reasons_inside_their_feedback(cycle):
     assert "it was called 2 times" in text
 
 
+@ON_CYCLE
 def test_feedback_shows_the_hand_grade(cycle):
     base, _ = cycle
     text = _fetched(base, "no_batch_check", "ex1_sequential")
@@ -471,6 +504,7 @@ def test_feedback_shows_the_hand_grade(cycle):
     assert re.search(r"list_answer\s*0 / 2\s*left blank", blank)
 
 
+@ON_CYCLE
 def test_autograde_feedback_replaces_its_section_when_run_again(cycle):
     base, _ = cycle
     course = base / "course"
@@ -483,6 +517,7 @@ def test_autograde_feedback_replaces_its_section_when_run_again(cycle):
         assert (page.parent / name).exists(), name
 
 
+@ON_CYCLE
 def test_autograde_feedback_asks_for_nbgrader_feedback_first(cycle, tmp_path):
     copy = tmp_path / "course"
     shutil.copytree(cycle[0] / "course", copy)
@@ -494,6 +529,7 @@ def test_autograde_feedback_asks_for_nbgrader_feedback_first(cycle, tmp_path):
 
 
 # ---- autograde check, a student's self-check ---------------------------------
+@ON_COURSE
 def test_check_names_empty_answers_and_visible_test_points(course):
     proc = demo.nbgrader(course[0] / "release" / ASSIGNMENT, "check",
                          "ex1_sequential.ipynb", tool="autograde", check=False)
@@ -532,26 +568,27 @@ def _grade_points(assignment):
             if c.metadata.get("nbgrader", {}).get("grade")}
 
 
-@pytest.fixture(scope="module")
-def unit(tmp_path_factory):
-    """Every assignment but ``layers_and_blocks``, released, answered by
-    its samples, and graded twice: ``(stock nbgrader copy, autograde
-    copy, {(assignment, step): process})``."""
-    tmp = tmp_path_factory.mktemp("unit")
+@pytest.fixture(scope="module", params=[
+    pytest.param(name, id=name, marks=[pytest.mark.slow,
+                                       pytest.mark.xdist_group(f"exercises-{name}")])
+    for name in OTHERS])
+def unit(request, tmp_path_factory):
+    """One assignment other than ``layers_and_blocks``, released, answered
+    by its samples, and graded twice: ``(assignment, stock nbgrader copy,
+    autograde copy, {step: process})``. Each assignment is an xdist group
+    of its own, so that two workers grade two assignments at once."""
+    name = request.param
+    tmp = tmp_path_factory.mktemp(f"unit-{name}")
     stock = demo.copy_course(tmp / "stock")
-    logs = {}
-    for name in OTHERS:
-        logs[name, "generate_assignment"] = demo.release(stock, name)
-        demo.submit_samples(stock, name)
+    logs = {"generate_assignment": demo.release(stock, name)}
+    demo.submit_samples(stock, name)
     ours = tmp / "ours"
     shutil.copytree(stock, ours)
-    for name in OTHERS:
-        logs[name, "autograde"] = demo.nbgrader(stock, "autograde", name)
-        logs[name, "generate_feedback"] = demo.nbgrader(
-            stock, "generate_feedback", name)
-        logs[name, "autograde grade"] = demo.nbgrader(
-            ours, "grade", name, "--quiet", tool="autograde")
-    return stock, ours, logs
+    logs["autograde"] = demo.nbgrader(stock, "autograde", name)
+    logs["generate_feedback"] = demo.nbgrader(stock, "generate_feedback", name)
+    logs["autograde grade"] = demo.nbgrader(ours, "grade", name, "--quiet",
+                                            tool="autograde")
+    return name, stock, ours, logs
 
 
 def test_config_lists_every_assignment_in_teaching_order():
@@ -588,17 +625,15 @@ def test_assignment_marks_are_consistent(assignment):
     assert len(hidden) >= 2, f"{assignment}: hidden tests in several cells"
 
 
-@pytest.mark.parametrize("assignment", OTHERS)
-def test_assignment_grading_ran_cleanly(unit, assignment):
-    for (name, step), proc in unit[2].items():
-        if name == assignment:
-            assert proc.returncode == 0, step
-            assert "| ERROR]" not in proc.stdout + proc.stderr, step
+def test_assignment_grading_ran_cleanly(unit):
+    for step, proc in unit[3].items():
+        assert proc.returncode == 0, step
+        assert "| ERROR]" not in proc.stdout + proc.stderr, step
 
 
-@pytest.mark.parametrize("assignment", OTHERS)
-def test_assignment_release_has_no_solution_and_no_hidden_test(unit, assignment):
-    release = unit[0] / "release" / assignment
+def test_assignment_release_has_no_solution_and_no_hidden_test(unit):
+    assignment, stock, _, _ = unit
+    release = stock / "release" / assignment
     assert sorted(p.stem for p in release.glob("*.ipynb")) == \
         sorted(_assignment_cells(assignment))
     text = "\n".join(p.read_text(encoding="utf-8") for p in release.glob("*.ipynb"))
@@ -608,15 +643,15 @@ def test_assignment_release_has_no_solution_and_no_hidden_test(unit, assignment)
     assert not leaked, leaked[:3]
 
 
-@pytest.mark.parametrize("assignment", OTHERS)
-def test_assignment_samples_get_their_expected_scores(unit, assignment):
+def test_assignment_samples_get_their_expected_scores(unit):
+    assignment, stock, _, _ = unit
     expected = demo.load_samples().load(assignment).EXPECTED
     points = _grade_points(assignment)
     full = sum(p for p, kind in points.values() if kind == "code")
     assert {"correct", "blank"} <= set(expected) and len(expected) >= 3
     # the solutions get full marks and the untouched release nothing
     assert expected["correct"] == full and expected["blank"] == 0
-    scores = demo.read_scores(unit[0], assignment)
+    scores = demo.read_scores(stock, assignment)
     assert set(scores) == set(expected)
     got = {student: sum(nb["code"] for nb in per.values())
            for student, per in scores.items()}
@@ -625,10 +660,10 @@ def test_assignment_samples_get_their_expected_scores(unit, assignment):
                for stem in per)
 
 
-@pytest.mark.parametrize("assignment", OTHERS)
-def test_assignment_autograde_agrees_with_stock_nbgrader(unit, assignment):
-    stock = demo.read_scores(unit[0], assignment)
-    ours = demo.read_scores(unit[1], assignment)
+def test_assignment_autograde_agrees_with_stock_nbgrader(unit):
+    assignment = unit[0]
+    stock = demo.read_scores(unit[1], assignment)
+    ours = demo.read_scores(unit[2], assignment)
     assert set(stock) == set(ours)
     for student in stock:
         for stem, nb in stock[student].items():
@@ -638,9 +673,9 @@ def test_assignment_autograde_agrees_with_stock_nbgrader(unit, assignment):
                 assert mine[gid][2] == manual, (student, stem, gid)
 
 
-@pytest.mark.parametrize("assignment", OTHERS)
-def test_assignment_feedback_hides_the_hidden_tests(unit, assignment):
-    files = demo.feedback_files(unit[0], assignment)
+def test_assignment_feedback_hides_the_hidden_tests(unit):
+    assignment, stock, _, _ = unit
+    files = demo.feedback_files(stock, assignment)
     students = demo.load_samples().load(assignment).EXPECTED
     assert len(files) == len(students) * len(_assignment_cells(assignment))
     hidden = _hidden_lines(assignment)

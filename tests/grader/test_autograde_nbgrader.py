@@ -20,6 +20,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = "layers_and_blocks"
 
+# One worker runs this file with the tests of test_exercises.py that read
+# the same stock grading (layers_by_nbgrader in tests/conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("layers-nbgrader")]
+
 
 def _load(name, path):
     spec = importlib.util.spec_from_file_location(name, path)
@@ -42,15 +46,13 @@ def autograde(course, *args, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def courses(tmp_path_factory):
-    """``(graded by nbgrader, graded by autograde)`` copies of one course."""
-    tmp = tmp_path_factory.mktemp("compare")
-    stock = demo.copy_course(tmp / "stock")
-    demo.release(stock)
-    demo.submit_samples(stock)
-    ours = tmp / "ours"
-    shutil.copytree(stock, ours)
-    demo.nbgrader(stock, "autograde", ASSIGNMENT)
+def courses(layers_by_nbgrader, tmp_path_factory):
+    """``(graded by nbgrader, graded by autograde)`` copies of one course:
+    the stock grading of ``tests/conftest.py``, and a copy of that course
+    made before it was graded, graded here by autograde."""
+    stock, ungraded, _, _ = layers_by_nbgrader
+    ours = tmp_path_factory.mktemp("compare") / "ours"
+    shutil.copytree(ungraded, ours)
     autograde(ours, "grade", ASSIGNMENT, "--quiet")
     return stock, ours
 

@@ -31,6 +31,9 @@ from autograde.remote import (Remote, RemoteError, StudentProcess,  # noqa: E402
 from autograde.runner import Settings  # noqa: E402
 
 
+# Tests marked slow grade a course (or run selftest on one).
+
+
 def run_cli(*args, timeout=300):
     """``python -m autograde ARGS`` in a session of its own."""
     return subprocess.run([sys.executable, "-m", "autograde", *map(str, args)],
@@ -252,6 +255,7 @@ def test_check_passes_a_good_notebook_and_fails_the_release(tiny):
                for t in report["tests"])
 
 
+@pytest.mark.slow
 def test_feedback_names_a_gradebook_it_cannot_read(tiny_graded, tmp_path):
     root = tmp_path / "course"
     shutil.copytree(tiny_graded[0], root)
@@ -273,6 +277,7 @@ def test_check_says_what_it_expected(tmp_path):
     assert proc.returncode == 2 and "not a readable notebook" in proc.stderr
 
 
+@pytest.mark.slow
 def test_grade_wants_a_gradebook_that_knows_the_assignment(tiny, tmp_path):
     import shutil
     copy = shutil.copytree(tiny, tmp_path / "copy")
@@ -283,6 +288,7 @@ def test_grade_wants_a_gradebook_that_knows_the_assignment(tiny, tmp_path):
     assert proc.returncode == 0 and (copy / "reports" / "tiny" / "tests.csv").exists()
 
 
+@pytest.mark.slow
 def test_selftest_accepts_the_course_and_catches_a_broken_solution(tiny, tmp_path):
     proc = run_cli("--course", tiny, "selftest", "tiny")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -297,6 +303,7 @@ def test_selftest_accepts_the_course_and_catches_a_broken_solution(tiny, tmp_pat
     assert proc.returncode == 1 and "the solution does not pass" in proc.stdout
 
 
+@pytest.mark.slow
 def test_selftest_of_the_real_course():
     """The solutions in exercises/source pass every test and their
     release (solutions stripped) earns nothing."""
@@ -334,6 +341,7 @@ def tiny_graded(tiny):
     return tiny, proc
 
 
+@pytest.mark.slow
 def test_grade_writes_scores_flags_and_reviews_into_the_gradebook(tiny_graded):
     from nbgrader.api import Gradebook
     root, _ = tiny_graded
@@ -356,6 +364,7 @@ def test_grade_writes_scores_flags_and_reviews_into_the_gradebook(tiny_graded):
         assert not g["test_affine_values"].needs_manual_grade
 
 
+@pytest.mark.slow
 def test_a_grader_failure_is_never_stored_as_a_plain_zero(tiny_graded, tmp_path):
     import shutil
     from nbgrader.api import Gradebook
@@ -372,6 +381,7 @@ def test_a_grader_failure_is_never_stored_as_a_plain_zero(tiny_graded, tmp_path)
                              for g in tests)
 
 
+@pytest.mark.slow
 def test_grade_prints_a_summary_naming_trouble(tiny_graded):
     _, proc = tiny_graded
     assert "tiny: 3 submission(s): 3 graded, 0 skipped" in proc.stdout
@@ -385,6 +395,7 @@ def test_grade_prints_a_summary_naming_trouble(tiny_graded):
     assert "test cell test_affine_values is missing" in rows["deleted_test"]
 
 
+@pytest.mark.slow
 def test_autograded_notebooks_hold_outcomes_not_hidden_tests(tiny_graded):
     root, _ = tiny_graded
     path = root / "autograded" / "os_exit_in_answer" / "tiny" / "tiny.ipynb"
@@ -413,6 +424,7 @@ def test_long_messages_wrap_for_formgrader():
         f"autograde: failed: {words.strip()} second line"
 
 
+@pytest.mark.slow
 def test_feedback_explains_each_test_without_test_code(tiny_graded):
     root, _ = tiny_graded
     # autograde adds its section to the pages nbgrader writes: those first.
@@ -436,9 +448,12 @@ def test_feedback_explains_each_test_without_test_code(tiny_graded):
         assert secret not in page
 
 
-def _feedback_ready(tiny_graded, tmp_path):
-    """A copy of the graded tiny course with nbgrader's feedback pages."""
-    root = Path(shutil.copytree(tiny_graded[0], tmp_path / "course"))
+@pytest.fixture(scope="module")
+def feedback_made(tiny_graded, tmp_path_factory):
+    """A copy of the graded tiny course with nbgrader's feedback pages,
+    made once (each test copies it): ``(root, env)``."""
+    root = Path(shutil.copytree(tiny_graded[0],
+                                tmp_path_factory.mktemp("feedback") / "course"))
     env = dict(os.environ, PATH=os.pathsep.join(
         [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     subprocess.run([sys.executable, "-m", "nbgrader", "generate_feedback", "tiny",
@@ -446,8 +461,15 @@ def _feedback_ready(tiny_graded, tmp_path):
     return root, env
 
 
-def test_release_feedback_ships_the_notebook_pages_only(tiny_graded, tmp_path):
-    root, env = _feedback_ready(tiny_graded, tmp_path)
+def _feedback_ready(feedback_made, tmp_path):
+    """A copy of the graded tiny course with nbgrader's feedback pages."""
+    root = Path(shutil.copytree(feedback_made[0], tmp_path / "course"))
+    return root, feedback_made[1]
+
+
+@pytest.mark.slow
+def test_release_feedback_ships_the_notebook_pages_only(feedback_made, tmp_path):
+    root, env = _feedback_ready(feedback_made, tmp_path)
     assert run_cli("--course", root, "feedback", "tiny").returncode == 0
     for folder in (root / "feedback").glob("*/tiny"):
         # What `nbgrader submit` would have left with each submission.
@@ -475,9 +497,10 @@ def _tree(root):
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_feedback_without_a_gradebook_refuses_and_changes_nothing(tiny_graded,
+@pytest.mark.slow
+def test_feedback_without_a_gradebook_refuses_and_changes_nothing(feedback_made,
                                                                    tmp_path):
-    root, _ = _feedback_ready(tiny_graded, tmp_path)
+    root, _ = _feedback_ready(feedback_made, tmp_path)
     (root / "gradebook.db").unlink()
     before = _tree(root)
     proc = run_cli("--course", root, "feedback", "tiny")
@@ -489,6 +512,7 @@ def test_feedback_without_a_gradebook_refuses_and_changes_nothing(tiny_graded,
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_a_typo_in_the_assignment_lists_the_assignments(tiny_graded):
     root, _ = tiny_graded
     for command in ("feedback", "grade", "selftest"):
@@ -524,6 +548,7 @@ def test_check_prints_a_broken_cell_first_counting_from_one(tiny, tmp_path):
 
 
 # ---- executors -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_local_pool_and_serial_executor_agree(tiny):
     tasks = [{"course": str(tiny), "assignment": "tiny", "student": s,
               "folder": str(tiny / "submitted" / s / "tiny"),
@@ -607,6 +632,7 @@ def mixed_once(mixed, tmp_path_factory):
     return root, first, second
 
 
+@pytest.mark.slow
 def test_a_mixed_run_records_every_outcome_and_a_rerun_skips_all(mixed_once):
     root, first, second = mixed_once
     assert first.returncode == 0, first.stdout + first.stderr
@@ -629,6 +655,7 @@ def test_a_mixed_run_records_every_outcome_and_a_rerun_skips_all(mixed_once):
     assert dump["a_correct"][0] is False
 
 
+@pytest.mark.slow
 def test_a_changed_submission_or_test_is_graded_again(mixed_once, tmp_path):
     import shutil
     root = Path(shutil.copytree(mixed_once[0], tmp_path / "course", symlinks=True))
@@ -645,6 +672,7 @@ def test_a_changed_submission_or_test_is_graded_again(mixed_once, tmp_path):
     assert "2 submission(s): 2 graded, 0 skipped" in proc.stdout, proc.stdout
 
 
+@pytest.mark.slow
 def test_a_grader_killed_halfway_keeps_its_grades_and_a_rerun_finishes(
         mixed, mixed_once, tmp_path):
     import shutil
@@ -685,6 +713,7 @@ def test_grade_refuses_to_run_student_code_without_a_sandbox(tiny, monkeypatch, 
     assert "user namespaces" in err
 
 
+@pytest.mark.slow
 def test_no_sandbox_is_explicit_and_recorded_in_every_report(tiny, tmp_path):
     import shutil
     root = Path(shutil.copytree(tiny, tmp_path / "course"))

@@ -476,15 +476,7 @@ def _grade_one(nb, path, settings, source_nb=None):
     name = Path(path).name if path else "notebook.ipynb"
     src = SourceNotebook(source_nb or nb, name)
     files = {name: str(Path(path).resolve())} if path else {}
-    with course_mod.run_folder():
-        return NotebookGrader(src, nb, files, settings).run()
-
-
-def _not_passed(report, width):
-    """``grade_id (status: message)`` of each test of ``report`` that did
-    not pass, the message cut to ``width`` characters."""
-    return [f"{t.grade_id} ({t.status}: {t.message[:width]})"
-            for t in report.tests if t.status != "passed"]
+    return NotebookGrader(src, nb, files, settings).run()
 
 
 def _read_notebook(path):
@@ -511,7 +503,9 @@ def cmd_check(args):
     from .feedback import empty_answers
     path = Path(args.notebook)
     nb = _read_notebook(path)
-    report = _grade_one(nb, path, _settings(args))
+    settings = _settings(args)
+    with course_mod.run_folder():
+        report = _grade_one(nb, path, settings)
     empty = empty_answers(nb)
     ok = all(t.status == "passed" for t in report.tests)
     if args.json:
@@ -592,7 +586,8 @@ def _selftest_notebook(source_path, release_path, src, settings):
     returns the failures, in words."""
     failures, name = [], src.name
     full = _grade_one(src.nb, source_path, settings, source_nb=src.nb)
-    bad = _not_passed(full, 200)
+    bad = [f"{t.grade_id} ({t.status}: {t.message[:200]})"
+           for t in full.tests if t.status != "passed"]
     print(f"{name}: solution {full.score:g}/{full.max_score:g}")
     if bad or full.score != full.max_score:
         failures.append(f"{name}: the solution does not pass: {'; '.join(bad)}")

@@ -237,8 +237,8 @@ def render(result, gradebook=None):
         parts.append(f"<p>{esc(problem)}</p>")
     for nb in result.notebooks:
         stem = nb.notebook.removesuffix(".ipynb")
-        parts.append(render_notebook(nb, (gradebook or {}).get(stem)
-                                     if gradebook is not None else None))
+        parts.append(render_notebook(
+            nb, None if gradebook is None else gradebook.get(stem)))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -292,7 +292,7 @@ def write_feedback(root, result, gradebook=None):
         if not page.exists():
             missing.append(nb.notebook)
             continue
-        now = (gradebook or {}).get(stem) if gradebook is not None else None
+        now = None if gradebook is None else gradebook.get(stem)
         text = page.read_text(encoding="utf-8")
         page.write_text(inject(text, render_notebook(nb, now)), encoding="utf-8")
         added.append(page)

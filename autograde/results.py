@@ -10,9 +10,9 @@ Results cross process boundaries (the local pool, a Dask worker and its
 grading process) as their JSON form, plain dicts of plain data, never
 as pickled objects: ``executor.grade_submission`` returns
 ``SubmissionResult.to_json()`` and the process that records the results
-reads it back with :meth:`SubmissionResult.from_json`. A worker then
-never unpickles a class of ours, and a report on disk, a result off the
-wire and a result made here read the same way.
+reads it back with :meth:`SubmissionResult.from_json`. Plain data is
+what every hop carries anyway and what a report on disk is, so a result
+off the wire and a result read from disk take the same one way in.
 """
 
 from __future__ import annotations

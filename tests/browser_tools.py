@@ -2,12 +2,14 @@
 Chromium, a free port, the server's REST API, waiting for a server to
 answer, stopping a process group, and typing into a notebook cell."""
 
+import fcntl
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -15,24 +17,39 @@ import urllib.request
 import pytest
 
 
-def find_chromium():
-    """The path of Debian's Chromium, installing it with apt if needed
-    (only root can)."""
+def _installed_chromium():
     for name in ("chromium", "chromium-browser"):
         path = shutil.which(name)
         if path:
             return path
+    return None
+
+
+def find_chromium():
+    """The path of Debian's Chromium, installing it with apt if needed
+    (only root can). Test processes running side by side install it one
+    at a time (apt takes one at a time)."""
+    path = _installed_chromium()
+    if path:
+        return path
     if os.geteuid() != 0:
         pytest.fail("Chromium is missing and this test is not running as root, "
                     "so it cannot install it. Run: sudo apt-get update && "
                     "sudo apt-get install -y chromium")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                              timeout=1200)
-        if done.returncode != 0:
-            pytest.fail(f"{' '.join(cmd)} failed ({done.returncode}):\n"
-                        f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    lock = os.path.join(tempfile.gettempdir(), "d2lblocks-tests-chromium.lock")
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        path = _installed_chromium()      # installed while this one waited
+        if path:
+            return path
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        for cmd in (["apt-get", "update"],
+                    ["apt-get", "install", "-y", "chromium"]):
+            done = subprocess.run(cmd, env=env, capture_output=True,
+                                  text=True, timeout=1200)
+            if done.returncode != 0:
+                pytest.fail(f"{' '.join(cmd)} failed ({done.returncode}):\n"
+                            f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     path = shutil.which("chromium")
     if not path:
         pytest.fail("apt-get installed chromium but no 'chromium' is on PATH")

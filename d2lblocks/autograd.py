@@ -39,7 +39,7 @@ from .operands import to_array
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
            "grad_mode_flags", "set_recorder", "watcher", "set_watcher",
            "decision", "next_node_number", "ones_for", "backward_pass",
-           "run_backward", "check_leaf_gradient", "check_versions"]
+           "check_leaf_gradient", "check_versions"]
 
 _ndarray = np.ndarray
 
@@ -271,22 +271,17 @@ def backward_pass(root, given, value, retain_graph, accumulate):
             raise ValueError(f"backward(gradient=...) expected a gradient "
                              f"of shape {root.shape}, got {g.shape}")
     watch = Hooks.watch
-    if watch is None:
-        run_backward(root, g, retain_graph, accumulate)
-        return
-    watch.backward_begins(root, given, retain_graph)
+    if watch is not None:
+        watch.backward_begins(root, given, retain_graph)
     try:
-        run_backward(root, g, retain_graph, accumulate)
+        if type(root.data) is _ndarray:
+            _sweep(root, g, retain_graph, accumulate)
+        else:                 # on the device of root: a GPU's ops run there
+            with backend.on_array(root.data):
+                _sweep(root, g, retain_graph, accumulate)
     finally:
-        watch.backward_ends()
-
-
-def run_backward(root, grad, retain_graph, accumulate):
-    """:func:`_sweep`, on the device of ``root`` (a GPU's ops run there)."""
-    if type(root.data) is _ndarray:
-        return _sweep(root, grad, retain_graph, accumulate)
-    with backend.on_array(root.data):
-        return _sweep(root, grad, retain_graph, accumulate)
+        if watch is not None:
+            watch.backward_ends()
 
 
 def _sweep(root, grad, retain_graph, accumulate):
@@ -329,7 +324,11 @@ def _sweep(root, grad, retain_graph, accumulate):
                 if not isinstance(p, node_type):      # a leaf tensor
                     if p.requires_grad:
                         touched.append((p, p.grad))
-                        accumulate(p, check_leaf_gradient(p, gp, t), t)
+                        x = p.data
+                        if gp.shape != x.shape or type(gp) is not type(x) \
+                                or gp.dtype is not x.dtype:
+                            gp = check_leaf_gradient(p, gp, t)
+                        accumulate(p, gp, t)
                     continue
                 if gp.shape != p.shape or (gp.dtype is not p.dtype
                                            and gp.dtype != p.dtype):

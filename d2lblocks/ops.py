@@ -43,46 +43,43 @@ def _t(value, name, what="input"):
                     f"it with db.tensor(...) first")
 
 
-def _operands(input, other, name):
-    """Check the operands of an arithmetic function: at least one tensor;
-    the other may be a number or array-like (as with the operators)."""
-    if isinstance(input, Tensor) or isinstance(other, Tensor):
-        return
-    _t(input, name)
+def _binary(input, other, name, method, reflected):
+    """The operator ``method(input, other)`` when ``input`` is a tensor,
+    else ``reflected(other, input)``: at least one operand must be a
+    tensor; the other may be a number or array-like (as with operators)."""
+    if isinstance(input, Tensor):
+        return method(input, other)
+    if isinstance(other, Tensor):
+        return reflected(other, input)
+    _t(input, name)                  # raises: neither is a tensor
 
 
 # ---- arithmetic, by name ---------------------------------------------------------
 def add(input, other):
     """``input + other`` with broadcasting."""
-    _operands(input, other, "add")
-    return input + other if isinstance(input, Tensor) else other.__radd__(input)
+    return _binary(input, other, "add", Tensor.__add__, Tensor.__radd__)
 
 
 def sub(input, other):
     """``input - other`` with broadcasting."""
-    _operands(input, other, "sub")
-    return input - other if isinstance(input, Tensor) else other.__rsub__(input)
+    return _binary(input, other, "sub", Tensor.__sub__, Tensor.__rsub__)
 
 
 def mul(input, other):
     """``input * other`` elementwise, with broadcasting."""
-    _operands(input, other, "mul")
-    return input * other if isinstance(input, Tensor) else other.__rmul__(input)
+    return _binary(input, other, "mul", Tensor.__mul__, Tensor.__rmul__)
 
 
 def div(input, other):
     """``input / other`` elementwise, with broadcasting (integers give
     float32)."""
-    _operands(input, other, "div")
-    return input / other if isinstance(input, Tensor) else \
-        other.__rtruediv__(input)
+    return _binary(input, other, "div", Tensor.__truediv__,
+                   Tensor.__rtruediv__)
 
 
 def pow(input, exponent):
     """``input ** exponent`` elementwise; either may be a number."""
-    _operands(input, exponent, "pow")
-    return input ** exponent if isinstance(input, Tensor) else \
-        exponent.__rpow__(input)
+    return _binary(input, exponent, "pow", Tensor.__pow__, Tensor.__rpow__)
 
 
 def neg(input):
@@ -154,9 +151,8 @@ def where(condition, input, other):
 def matmul(input, other):
     """Matrix product ``input @ other`` with NumPy's rules for 1-D and
     batched operands."""
-    _operands(input, other, "matmul")
-    return input @ other if isinstance(input, Tensor) else \
-        other.__rmatmul__(input)
+    return _binary(input, other, "matmul", Tensor.__matmul__,
+                   Tensor.__rmatmul__)
 
 
 def mm(input, mat2):

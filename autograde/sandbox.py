@@ -554,7 +554,8 @@ class Child:
 
     def kill(self):
         """Kill it and everything it started; keep what it said on
-        stderr (bwrap's own complaint, a traceback of boot.py)."""
+        stderr (bwrap's own complaint, a traceback of boot.py). Safe to
+        call again (a test's time limit may cut the first call short)."""
         kill_group(self.pid)
         try:
             self.proc.wait(timeout=30)
@@ -562,7 +563,7 @@ class Child:
             pass
         if self.uid is not None and not self.sandboxed:
             kill_uid(self.uid)
-        if self.proc.stderr is not None:
+        if self.proc.stderr is not None and not self.proc.stderr.closed:
             os.set_blocking(self.proc.stderr.fileno(), False)
             try:
                 self.said = (self.proc.stderr.read(4000) or b"").decode(

@@ -260,6 +260,7 @@ def test_the_spare_is_used_and_replaced_when_the_limits_change(tmp_path):
         for child in (first, spare, third):
             child.kill()
             assert not child.alive()
+        first.kill()                                    # again: no error
     finally:
         launcher.close()
     assert launcher.spare is None

@@ -219,9 +219,23 @@ class Account:
         page.fill("#password_input", self.hub["passwords"][self.name])
         page.click("#login_submit")
         # The hub starts the account's server, then sends the browser on
-        # to its JupyterLab.
+        # to its JupyterLab. A server can fail to start where the port the
+        # hub picked for it was taken meanwhile (a busy machine starts
+        # many servers and kernels): the hub's page then shows "Spawn
+        # failed" on a red bar, and the account asks for a server once more.
+        lab = page.locator(".jp-LabShell")
+        failed = page.locator("#progress-bar.bg-danger")
+        for attempt in (1, 2):
+            lab.or_(failed).first.wait_for()
+            if not failed.count():
+                break
+            self.shot(f"spawn-failed-{attempt}")
+            if attempt == 2:
+                pytest.fail(f"{self.name}: the hub could not start the "
+                            f"server twice:\n{page.locator('body').inner_text()}")
+            self.goto(f"{self.hub['url']}/hub/spawn")
         page.wait_for_url(re.compile(rf"/user/{re.escape(self.name)}/lab"))
-        page.locator(".jp-LabShell").wait_for()
+        lab.wait_for()
         page.locator(".lm-MenuBar-itemLabel",
                      has_text=re.compile(r"^File$")).first.wait_for()
 

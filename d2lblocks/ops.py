@@ -1,7 +1,7 @@
 """The ops as functions: ``db.exp(x)``, ``db.linear(x, w, b)``, ...
 
 Each function checks its arguments, turns constants into tensors and runs
-one op of ``kernels.py`` (where its forward and backward live) through
+one op of ``kernels`` (where its forward and backward live) through
 ``tensor.apply``. The ones that are also methods (``x.exp()``) are the
 method itself.
 """

@@ -176,14 +176,14 @@ SHARED_FIXTURES = {"grader_user": "grader-user"}
 #: left with one of them at the end; a unit missing here only starts
 #: later.
 LONGEST_FIRST = (
-    "group:grader-user",
-    "file:tests/course/test_hub_browser.py",
     "group:layers-nbgrader",
+    "group:grader-user",
     "file:tests/course/test_lab_browser.py",
-    "group:fidelity-idioms",
+    "file:tests/course/test_hub_browser.py",
+    "file:tests/grader/test_autograde.py",
     "file:tests/grader/test_autograde_dask.py",
     "group:exercises-cycle",
-    "file:tests/grader/test_autograde.py",
+    "group:fidelity-idioms",
     "file:tests/course/test_study.py",
 )
 

@@ -6,7 +6,7 @@ of its tensor arguments, which of them need gradients, the other arguments,
 grad mode and the blocks' train/eval modes) runs eagerly while
 ``tensor.apply`` reports every op to a recorder. Ops keep what their
 backward needs on themselves and take their constants in the constructor
-(``kernels.py``), so the recorded op objects can simply run again: the
+(the ``kernels`` package), so the recorded op objects can simply run again: the
 recording becomes one straight-line Python function (``source(obj)``
 prints it) that calls each op's ``forward``, then, where the call took a
 gradient, each ``backward`` in reverse order, and the optimizer's

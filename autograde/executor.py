@@ -71,7 +71,7 @@ def grade_submission(task):
         sources = _sources(task["course"], task["assignment"])
         notebooks = {name: read_submitted_notebook(folder, name)
                      for name in sources}
-        _grade(result, sources, notebooks, files, settings, [task["course"]])
+        _grade(result, sources, notebooks, files, settings)
     except (Exception, sandbox.GraderFault) as e:
         result.fail(_grader_error(e))
     return result.to_json()
@@ -100,7 +100,7 @@ def _timestamp(folder):
     return None if stamp is None else stamp.decode("utf-8", "replace").strip()
 
 
-def _grade(result, sources, notebooks, files, settings, hide):
+def _grade(result, sources, notebooks, files, settings):
     """Grade every source notebook against ``notebooks`` (name ->
     ``(notebook or None, why)``) into ``result``."""
     from .runner import NotebookGrader
@@ -115,7 +115,7 @@ def _grade(result, sources, notebooks, files, settings, hide):
             report = NotebookReport.unreadable(src, why)
         else:
             faults = len(sandbox.FAULTS)
-            report = NotebookGrader(src, nb, files, settings, hide=hide).run()
+            report = NotebookGrader(src, nb, files, settings).run()
             if len(sandbox.FAULTS) > faults:    # caught on its way up
                 raise sandbox.GraderFault(sandbox.FAULTS[-1])
         result.notebooks.append(report)
@@ -185,8 +185,7 @@ def run_canary(args):
         hidden = os.path.join(course, "source") if course else None
         src = _canary_source(hidden, settings.sandbox, sandbox.root_mode())
         faults = len(sandbox.FAULTS)
-        report = NotebookGrader(src, src.nb, {}, settings,
-                                hide=[course] if course else []).run().to_json()
+        report = NotebookGrader(src, src.nb, {}, settings).run().to_json()
         if len(sandbox.FAULTS) > faults:
             return sandbox.FAULTS[-1]
     except (Exception, sandbox.GraderFault) as e:
@@ -218,8 +217,7 @@ def pack_task(task, sources):
     """
     from .course import read_submitted_notebook
     packed = {"student": task["student"], "assignment": task["assignment"],
-              "settings": task["settings"], "hide": [task["course"]],
-              "sources": sources, "files": {}}
+              "settings": task["settings"], "sources": sources, "files": {}}
     if task.get("fingerprint"):
         packed["fingerprint"] = task["fingerprint"]
     folder = task["folder"]
@@ -321,8 +319,7 @@ def grade_unpacked(packed):
             notebooks = {name: (None if nb is None else
                                 nbformat.from_dict(json.loads(nb)), why)
                          for name, (nb, why) in packed["notebooks"].items()}
-            _grade(result, sources, notebooks, files, settings,
-                   packed["hide"] + [tmp])
+            _grade(result, sources, notebooks, files, settings)
     except (Exception, sandbox.GraderFault) as e:
         result.fail(_grader_error(e))
     return result.to_json()

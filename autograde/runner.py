@@ -139,14 +139,12 @@ class NotebookGrader:
         files: ``{relative name: path}`` of the submission folder, copied
             into the student's working directory.
         settings: :class:`Settings`.
-        hide: directories the student process must not see (the course).
     """
 
-    def __init__(self, source, submission_nb, files, settings, hide=()):
+    def __init__(self, source, submission_nb, files, settings):
         self.source, self.settings = source, settings
         self.sub = Submission(submission_nb, source)
         self.files = {k: os.path.abspath(v) for k, v in files.items()}
-        self.hide = [os.path.abspath(h) for h in hide]
         self.results, self.cell_problems = [], []
         self.tns = None             # the tests' LiveNamespace (see run)
         self.view = None            # the tests' FolderView
@@ -184,13 +182,11 @@ class NotebookGrader:
         self.deadline = start + self.settings.submission_budget
         uid = default_uid()
         use_ns = self.settings.sandbox and namespaces()
+        # The student's working folder lives in its sandbox; here only the
+        # tests' view of it (see FolderView).
         base = tempfile.mkdtemp(prefix="autograde-")
-        os.chmod(base, 0o711)
-        cwd = os.path.join(base, "work")
-        os.mkdir(cwd, 0o700)
-        cfg = {"cwd": cwd, "files": self.files, "uid": uid, "hide": self.hide,
-               "readable": list(sandbox.readable_paths()),
-               "namespaces": use_ns, "limits": self.settings.limits.as_dict()}
+        cfg = {"files": self.files, "uid": uid, "namespaces": use_ns,
+               "limits": self.settings.limits.as_dict()}
         self.proc = StudentProcess(launcher(), cfg)
         student_names = set()
         for step in self.sub.steps:

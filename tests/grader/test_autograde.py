@@ -117,12 +117,10 @@ def test_student_exceptions_map_to_safe_local_classes():
 
 # ---- handles on student objects ----------------------------------------------------------
 @pytest.fixture(scope="module")
-def student(tmp_path_factory):
+def student():
     """A live student process with a few objects defined."""
-    work = tmp_path_factory.mktemp("student")
     launcher = sandbox.Launcher()
-    proc = StudentProcess(launcher, {"cwd": str(work), "files": {}, "uid": None,
-                                   "hide": [], "namespaces": False,
+    proc = StudentProcess(launcher, {"files": {}, "uid": None, "namespaces": False,
                                    "limits": sandbox.Limits().as_dict()})
     proc.start()
     err = proc.run_cell('''

@@ -207,7 +207,8 @@ def pytest_collection_modifyitems(config, items):
         files.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
     for members in files.values():
         groups = {SHARED_FIXTURES[name] for item in members
-                  for name in item.fixturenames if name in SHARED_FIXTURES}
+                  for name in getattr(item, "fixturenames", ())
+                  if name in SHARED_FIXTURES}
         if len(groups) > 1:
             raise pytest.UsageError(f"{members[0].path}: one file cannot "
                                     f"join the groups {sorted(groups)}")

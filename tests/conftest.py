@@ -231,6 +231,23 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=order)
 
 
+def pytest_configure(config):
+    """Refuse to run xdist groups apart. pytest-xdist 3.8 puts a test in
+    its ``xdist_group`` by adding ``@group`` to the test's id, which
+    pytest 9.2 no longer reads (it keeps a structured id): the groups
+    would be split across workers, and tests that share an account or a
+    grading would run at once."""
+    if (config.pluginmanager.hasplugin("xdist") and config.getvalue("dist") == "loadgroup"
+            and config.getvalue("numprocesses") and not hasattr(config, "workerinput")):
+        from importlib.metadata import version
+        xdist = tuple(int(n) for n in version("pytest-xdist").split(".")[:2])
+        if pytest.version_tuple >= (9, 2) and xdist <= (3, 8):
+            raise pytest.UsageError(
+                f"pytest {pytest.__version__} with pytest-xdist {version('pytest-xdist')} "
+                "runs xdist groups apart; install the range pinned in "
+                "pyproject.toml (make setup)")
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """With ``--dist loadgroup``: whole files, or whole xdist groups, to a

@@ -8,3 +8,13 @@ See ``autograde/README.md`` for instructors and ``python -m autograde
 """
 
 __version__ = "0.1.0"
+
+import sys
+
+# nbformat imports jsonschema, and jsonschema imports rfc3987-syntax where
+# it is installed (jupyter-events asks for it), which builds an Earley
+# parser as it is imported: about a second of CPU for every grader
+# process, Dask worker and command, spent on a checker of the "iri"
+# string formats that no notebook schema uses. Marked missing here,
+# jsonschema goes on without that one checker (jsonschema issue 1428).
+sys.modules.setdefault("rfc3987_syntax", None)

@@ -156,3 +156,19 @@ def test_the_command_line_defaults_are_the_settings_defaults():
     for command in (["selftest", "a"], ["check", "nb.ipynb"], ["grade", "a"]):
         args = cli.build_parser().parse_args(command)
         assert cli._settings(args).as_dict() == Settings().as_dict()
+
+
+def test_the_command_loads_no_iri_parser_yet_reads_notebooks():
+    """The grader marks rfc3987-syntax missing before nbformat brings in
+    jsonschema (whose import of it builds a parser, about a second per
+    process); notebooks are still read and validated."""
+    code = ("import sys, autograde.cli, nbformat\n"
+            "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1')])\n"
+            "nbformat.validate(nbformat.reads(nbformat.writes(nb), as_version=4))\n"
+            "bad = nbformat.v4.new_notebook(); bad.cells = [{'cell_type': 'code'}]\n"
+            "try:\n    nbformat.validate(bad)\nexcept nbformat.ValidationError:\n"
+            "    print('invalid refused')\n"
+            "print(sys.modules.get('rfc3987_syntax', 'absent'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    assert out[:2] == ["invalid refused", "None"], out

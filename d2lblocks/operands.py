@@ -24,7 +24,7 @@ __all__ = ["float16", "float32", "float64", "int32", "int64", "bool_",
            "dims_arg", "shape_arg", "shape_from", "reduction_axes",
            "one_axis", "optional_axis", "swap_permutation", "transpose_axes",
            "flattened_shape", "squeezed_shape", "constant_array",
-           "matmul_error"]
+           "matmul_error", "check_flag"]
 
 float16, float32, float64 = (np.dtype("float16"), np.dtype("float32"),
                              np.dtype("float64"))
@@ -45,6 +45,15 @@ def as_dtype(dtype):
         raise TypeError(f"expected a numeric dtype such as db.float32, "
                         f"'float64' or np.int64, got {dtype!r}")
     return dt
+
+
+def check_flag(value, what, error=TypeError, typed=False):
+    """Refuse a flag that is not True or False (``train("eval")`` would
+    otherwise mean training): ``error("{what} must be True or False, got
+    {value!r}")``, with the value's type name before it when ``typed``."""
+    if not isinstance(value, (bool, np.bool_)):
+        got = f"{type(value).__name__} {value!r}" if typed else repr(value)
+        raise error(f"{what} must be True or False, got {got}")
 
 
 # ---- numbers and arrays beside a tensor -------------------------------------

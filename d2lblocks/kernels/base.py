@@ -8,8 +8,8 @@ import numpy as np
 
 from .. import backend
 
-__all__ = ["Op", "forward_on_device", "unbroadcast", "normalize_axes",
-           "crossed", "grad_like", "ShapeAndDtype", "fast_sum", "fast_max",
+__all__ = ["Op", "Product", "forward_on_device", "unbroadcast",
+           "normalize_axes", "crossed", "grad_like", "ShapeAndDtype", "fast_sum", "fast_max",
            "as_array"]
 
 
@@ -60,6 +60,16 @@ class Op:
 
     def __repr__(self):
         return f"<{self.name} op>"
+
+
+class Product(Op):
+    """A product of two inputs ``a`` and ``b`` (``Mul``, ``MatMul``): each
+    input's gradient reads the other, so ``forward`` keeps both."""
+    __slots__ = ("a", "b")
+    saves = (0, 1)
+
+    def saved(self):
+        return crossed(self.needs), False
 
 
 def forward_on_device(op, *arrays):

@@ -2,10 +2,30 @@
 Python number, one tensor; the softmax family along one axis, dtype
 casts, and comparisons (which have no gradient)."""
 
+import operator
+
 import numpy as np
 
-from .base import (Op, ShapeAndDtype, as_array, crossed, fast_max, fast_sum,
+from .base import (Op, Product, ShapeAndDtype, as_array, fast_max, fast_sum,
                    grad_like)
+
+
+class SavesOutput(Op):
+    """An op whose ``backward`` reads its output, which ``forward`` keeps
+    as ``self.out``: ``fn(a)`` for a one-input ``fn``, unless the subclass
+    has a ``forward`` of its own."""
+    __slots__ = ("out",)
+    saves_output = True
+    fn = None
+
+    def forward(self, a):
+        out = self.out = self.fn(a)
+        return out
+
+
+def _negated(self, g):
+    """The ``backward`` of ``-a`` and ``c - a``."""
+    return (-g,)
 
 
 # ---- elementwise, two tensors (with broadcasting) ----------------------------
@@ -37,13 +57,9 @@ class Sub(Op):
                 grad_like(-g, self.b) if need_b else None)
 
 
-class Mul(Op):
+class Mul(Product):
     """``a * b``."""
-    __slots__ = ("a", "b")
-    saves = (0, 1)
-
-    def saved(self):
-        return crossed(self.needs), False
+    __slots__ = ()
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -75,11 +91,10 @@ class Div(Op):
                 grad_like(-g * a / (b * b), b) if need_b else None)
 
 
-class Pow(Op):
+class Pow(SavesOutput):
     """``a ** b``, both tensors."""
-    __slots__ = ("a", "b", "out")
+    __slots__ = ("a", "b")
     saves = (0, 1)
-    saves_output = True
 
     def saved(self):
         return self.saves, bool(self.needs[1])
@@ -155,6 +170,18 @@ class ScalarOp(Op):
         self.c = c
 
 
+class RScalarSavesOutput(ScalarOp):
+    """``fn(c, a)``, an op of a constant ``c`` and one tensor whose
+    ``backward`` reads its output, kept as ``self.out``."""
+    __slots__ = ("out",)
+    saves_output = True
+    fn = None
+
+    def forward(self, a):
+        out = self.out = self.fn(self.c, a)
+        return out
+
+
 class AddScalar(ScalarOp):
     """``a + c``."""
     __slots__ = ()
@@ -195,18 +222,13 @@ class RSubScalar(ScalarOp):
     def forward(self, a):
         return self.c - a
 
-    def backward(self, g):
-        return (-g,)
+    backward = _negated
 
 
-class RDivScalar(ScalarOp):
+class RDivScalar(RScalarSavesOutput):
     """``c / a``."""
-    __slots__ = ("out",)
-    saves_output = True
-
-    def forward(self, a):
-        self.out = self.c / a
-        return self.out
+    __slots__ = ()
+    fn = operator.truediv
 
     def backward(self, g):
         out, c = self.out, self.c
@@ -231,17 +253,14 @@ class PowScalar(ScalarOp):
         return (g * (c * self.a ** (c - 1)),)
 
 
-class RPowScalar(ScalarOp):
+class RPowScalar(RScalarSavesOutput):
     """``c ** a``."""
-    __slots__ = ("out",)
-    saves_output = True
-
-    def forward(self, a):
-        self.out = self.c ** a
-        return self.out
+    __slots__ = ()
+    fn = operator.pow
 
     def backward(self, g):
-        return (g * self.out * np.log(self.c),)
+        # a Python float, so that a float32 gradient stays float32
+        return (g * self.out * float(np.log(self.c)),)
 
 
 # ---- elementwise, one tensor ------------------------------------------------------
@@ -252,18 +271,13 @@ class Neg(Op):
     def forward(self, a):
         return -a
 
-    def backward(self, g):
-        return (-g,)
+    backward = _negated
 
 
-class Exp(Op):
+class Exp(SavesOutput):
     """Elementwise exponential."""
-    __slots__ = ("out",)
-    saves_output = True
-
-    def forward(self, a):
-        self.out = np.exp(a)
-        return self.out
+    __slots__ = ()
+    fn = np.exp
 
     def backward(self, g):
         return (g * self.out,)
@@ -282,14 +296,10 @@ class Log(Op):
         return (g / self.a,)
 
 
-class Sqrt(Op):
+class Sqrt(SavesOutput):
     """Elementwise square root."""
-    __slots__ = ("out",)
-    saves_output = True
-
-    def forward(self, a):
-        self.out = np.sqrt(a)
-        return self.out
+    __slots__ = ()
+    fn = np.sqrt
 
     def backward(self, g):
         return (g / (2 * self.out),)
@@ -326,11 +336,10 @@ class ReLU(Op):
         return (g * (self.a > 0),)
 
 
-class Sigmoid(Op):
+class Sigmoid(SavesOutput):
     """The logistic function ``1 / (1 + exp(-a))``, computed stably as
     ``(1 + tanh(a / 2)) / 2``."""
-    __slots__ = ("out",)
-    saves_output = True
+    __slots__ = ()
 
     def forward(self, a):
         out = as_array(np.tanh(a * 0.5), a)
@@ -344,24 +353,19 @@ class Sigmoid(Op):
         return (g * out * (1 - out),)
 
 
-class Tanh(Op):
+class Tanh(SavesOutput):
     """Elementwise hyperbolic tangent."""
-    __slots__ = ("out",)
-    saves_output = True
-
-    def forward(self, a):
-        self.out = np.tanh(a)
-        return self.out
+    __slots__ = ()
+    fn = np.tanh
 
     def backward(self, g):
         out = self.out
         return (g * (1 - out * out),)
 
 
-class Softmax(Op):
+class Softmax(SavesOutput):
     """Softmax along ``axis``: exponentials normalised to sum to 1."""
-    __slots__ = ("axis", "out")
-    saves_output = True
+    __slots__ = ("axis",)
 
     def __init__(self, axis):
         self.axis = axis
@@ -377,10 +381,9 @@ class Softmax(Op):
         return (out * (g - fast_sum(g * out, self.axis, True)),)
 
 
-class LogSoftmax(Op):
+class LogSoftmax(SavesOutput):
     """``log(softmax(x))`` along ``axis``, computed without overflow."""
-    __slots__ = ("axis", "out")
-    saves_output = True
+    __slots__ = ("axis",)
 
     def __init__(self, axis):
         self.axis = axis

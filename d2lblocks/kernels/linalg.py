@@ -4,21 +4,18 @@ fused losses (softmax cross-entropy, mean squared error)."""
 import numpy as np
 
 from .. import backend
-from .base import Op, as_array, crossed, fast_max, fast_sum, unbroadcast
+from .base import (Op, Product, as_array, crossed, fast_max, fast_sum,
+                   unbroadcast)
 
 
 # ---- products ------------------------------------------------------------------------
-class MatMul(Op):
+class MatMul(Product):
     """``a @ b`` with NumPy's rules for 1-D and batched operands.
 
     Two 2-D operands go through ``dot``: ``matmul`` has no BLAS path when
     the inner dimension is 1 (the weight gradient at batch size 1).
     """
-    __slots__ = ("a", "b")
-    saves = (0, 1)
-
-    def saved(self):
-        return crossed(self.needs), False
+    __slots__ = ()
 
     def forward(self, a, b):
         self.a, self.b = a, b

@@ -27,9 +27,8 @@ hears of changes and calls, in ``hooks.py``.
 import itertools
 import warnings
 
-import numpy as np
-
 from .. import backend, init as init_mod
+from ..operands import check_flag
 from ..tensor import Tensor, as_dtype, no_grad, watcher
 from . import state_dict as saving
 from .hooks import (BlockChanges, _Calls, _changed, block_contents,  # noqa: F401
@@ -465,14 +464,15 @@ class Block:
         the blocks below it; returns self. A frozen parameter gets no
         gradient and optimizers skip it (the usual way to fine-tune only
         the last layers)."""
-        _check_flag(requires_grad, "requires_grad_", "requires_grad")
+        check_flag(requires_grad, "requires_grad_(): requires_grad",
+                   ValueError, typed=True)
         for _, p in _members(self, "_params"):
             p.requires_grad_(requires_grad)
         return self
 
     def train(self, mode=True):
         """Switch training behaviour (e.g. dropout) on or off, recursively."""
-        _check_flag(mode, "train", "mode")
+        check_flag(mode, "train(): mode", ValueError, typed=True)
         for _, block in _walk(self, "", set()):
             block.__dict__["training"] = bool(mode)
         BlockChanges.modes += 1
@@ -559,9 +559,7 @@ class Block:
             raise TypeError(f"initialize() expected an initializer such as "
                             f"init.Normal(0, 0.01) or None, got "
                             f"{type(init).__name__} {init!r}")
-        if not isinstance(force_reinit, (bool, np.bool_)):
-            raise TypeError(f"initialize(): force_reinit must be True or "
-                            f"False, got {force_reinit!r}")
+        check_flag(force_reinit, "initialize(): force_reinit")
         skipped, seen, done = [], set(), []
         try:
             for block_name, block in _walk(self, "", set()):
@@ -636,14 +634,6 @@ _ABSENT = object()
 # The class of the last block whose forward returned None (a forgotten
 # ``return``), for the message of the layer that receives that None.
 _returned_none = [None]
-
-
-def _check_flag(value, where, what):
-    """Refuse a flag that is not True or False (``train("eval")`` would
-    otherwise mean training)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{where}(): {what} must be True or False, got "
-                         f"{type(value).__name__} {value!r}")
 
 
 def zero_grads(params, set_to_none=True):

@@ -20,6 +20,7 @@ import zipfile
 
 import numpy as np
 
+from ..operands import check_flag
 from ..tensor import Tensor, float32, mark_changed, no_grad
 from .tree import _method, _saved_buffers, _table, _walk
 
@@ -101,9 +102,7 @@ def load_state_dict(self, state_dict, strict=True):
         raise TypeError(f"load_state_dict expected a dict of name -> "
                         f"array (what state_dict() returns), got "
                         f"{type(state).__name__}")
-    if not isinstance(strict, (bool, np.bool_)):
-        raise TypeError(f"load_state_dict: strict must be True or False, "
-                        f"got {strict!r}")
+    check_flag(strict, "load_state_dict: strict")
     entries = list(_state_entries(self))
     missing = [key for key, *_ in entries if key not in state]
     unexpected = _unexpected_keys(self, state)

@@ -124,6 +124,20 @@ def test_operators_with_python_scalars(form, shape, seed):
     check_grads(fn, values(shape, seed, **dom), reference=ref)
 
 
+@pytest.mark.parametrize("form", sorted(SCALAR_FORMS))
+def test_operators_with_python_scalars_keep_float32(form):
+    """A Python number beside a float32 tensor (``2 ** x`` included)
+    keeps the value and the gradient float32, as PyTorch does."""
+    fn, ref, dom = SCALAR_FORMS[form]
+    x = values((3, 2), 7, **dom).astype(np.float32)
+    t = db.tensor(x, requires_grad=True)
+    y = fn(t)
+    assert y.dtype == db.float32
+    y.sum().backward()
+    assert t.grad.dtype == db.float32
+    np.testing.assert_allclose(y.numpy(), ref(x.astype(np.float64)), rtol=1e-5)
+
+
 ARRAY_FORMS = {
     "x + c": (lambda x, c: x + c, np.add),
     "c - x": (lambda x, c: c - x, lambda x, c: c - x),

@@ -41,6 +41,24 @@ ASSIGNMENT = "layers_and_blocks"
 LIMITS = ("--test-timeout", "10", "--after-timeout", "2", "--cell-timeout", "10")
 
 
+# A forward() that never returns, asleep: every test that calls it runs
+# into its time limit (as a busy loop would) without taking a core from
+# the gradings that run beside it.
+HANGING = """
+import time
+
+class MySequential(nn.Block):
+    def __init__(self, *blocks):
+        super().__init__()
+        for i, block in enumerate(blocks):
+            self._children[str(i)] = block
+
+    def forward(self, X):
+        while True:
+            time.sleep(1)
+"""
+
+
 def _load(name, path):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -48,11 +66,28 @@ def _load(name, path):
     return module
 
 
+def start_cli(*args):
+    """``python -m autograde ARGS`` started in a session of its own."""
+    return subprocess.Popen([sys.executable, "-m", "autograde", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def finish(proc, timeout=600):
+    """Wait for a ``start_cli`` process (killing its session past
+    ``timeout``); its ``CompletedProcess``."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def run_cli(*args, timeout=600):
-    """``python -m autograde ARGS`` in a session of its own."""
-    return subprocess.run([sys.executable, "-m", "autograde", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout,
-                          start_new_session=True)
+    """``python -m autograde ARGS`` in a session of its own, to its end."""
+    return finish(start_cli(*args), timeout)
 
 
 def outcomes(root):
@@ -85,16 +120,15 @@ def gradebook(root):
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    """The course, released, with the sample submissions and one that
-    loops forever (not graded yet)."""
+    """The course, released, with the sample submissions and one whose
+    forward never returns (not graded yet)."""
     demo = _load("dask_instructor_demo", ROOT / "exercises" / "instructor_demo.py")
     path = demo.copy_course(tmp_path_factory.mktemp("dask") / "course")
     demo.release(path)
     students = demo.submit_samples(path)
     samples = demo.load_samples()
     samples.write_all(path, assignment=ASSIGNMENT, samples={
-        "zz_loop": {"base": "correct",
-                    "cells": {"my_sequential": samples.LOOPING_SEQUENTIAL}}})
+        "zz_loop": {"base": "correct", "cells": {"my_sequential": HANGING}}})
     return path, students + ["zz_loop"]
 
 
@@ -103,21 +137,37 @@ def _copy(course, where):
 
 
 @pytest.fixture(scope="module")
-def local_run(course, tmp_path_factory):
+def runs(course, tmp_path_factory):
+    """Two copies of the course graded at once: ``{"local": (root,
+    process), "dask": (root, process)}``, by the local pool of two
+    processes and by a LocalCluster of two workers (``--dask-workers``)."""
+    roots = {name: _copy(course, tmp_path_factory.mktemp(name))
+             for name in ("local", "dask")}
+    procs = {"local": start_cli("--course", roots["local"], "grade", ASSIGNMENT,
+                                "--quiet", "--workers", "2", *LIMITS),
+             "dask": start_cli("--course", roots["dask"], "grade", ASSIGNMENT,
+                               "--dask-workers", "2", *LIMITS)}
+    try:
+        done = {name: (roots[name], finish(proc)) for name, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    for root, proc in done.values():
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def local_run(runs):
     """The course graded by the local pool of two processes."""
-    root = _copy(course, tmp_path_factory.mktemp("local"))
-    proc = run_cli("--course", root, "grade", ASSIGNMENT, "--quiet",
-                   "--workers", "2", *LIMITS)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return root, proc
+    return runs["local"]
 
 
 def test_a_local_cluster_gives_exactly_the_scores_of_the_local_pool(
-        course, local_run, tmp_path):
-    root = _copy(course, tmp_path)
-    proc = run_cli("--course", root, "grade", ASSIGNMENT, "--dask-workers", "2",
-                   *LIMITS)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+        course, local_run, runs):
+    root, proc = runs["dask"]
     n = len(course[1])
     assert f"{n} submission(s): {n} graded, 0 skipped" in proc.stdout
     assert "grading layers_and_blocks" in proc.stderr      # the progress bar

@@ -19,9 +19,9 @@ the next test gets a fresh process in the same state.
 """
 
 import ast
-import atexit
 import contextlib
 import io
+import multiprocessing.util
 import os
 import shutil
 import signal
@@ -107,19 +107,17 @@ _NAMESPACES = None
 
 def launcher():
     """This process's :class:`sandbox.Launcher`, made on first use (a
-    forked child makes its own); its spare is killed at exit."""
+    forked child makes its own); its spare is killed as the process
+    exits. (A finalizer, not ``atexit``: a worker of the local pool ends
+    without running ``atexit`` handlers, and a spare left to die with its
+    worker could be cut in the middle of bwrap's setup, before bwrap's
+    own process inside the fence is set to die with it.)"""
     global _LAUNCHER
     if _LAUNCHER is None or _LAUNCHER.pid != os.getpid():
         sandbox.protect_self()
-        if _LAUNCHER is None:
-            atexit.register(_stop_launcher)
         _LAUNCHER = sandbox.Launcher()
+        multiprocessing.util.Finalize(None, _LAUNCHER.close, exitpriority=10)
     return _LAUNCHER
-
-
-def _stop_launcher():
-    if _LAUNCHER is not None:
-        _LAUNCHER.close()
 
 
 def namespaces():

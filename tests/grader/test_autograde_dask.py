@@ -41,24 +41,6 @@ ASSIGNMENT = "layers_and_blocks"
 LIMITS = ("--test-timeout", "10", "--after-timeout", "2", "--cell-timeout", "10")
 
 
-# A forward() that never returns, asleep: every test that calls it runs
-# into its time limit (as a busy loop would) without taking a core from
-# the gradings that run beside it.
-HANGING = """
-import time
-
-class MySequential(nn.Block):
-    def __init__(self, *blocks):
-        super().__init__()
-        for i, block in enumerate(blocks):
-            self._children[str(i)] = block
-
-    def forward(self, X):
-        while True:
-            time.sleep(1)
-"""
-
-
 def _load(name, path):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -127,8 +109,14 @@ def course(tmp_path_factory):
     demo.release(path)
     students = demo.submit_samples(path)
     samples = demo.load_samples()
+    # The looping sample's forward(), asleep instead of busy: every test
+    # that calls it still runs into its time limit, without taking a core
+    # from the gradings that run beside it.
+    hanging = "import time\n" + samples.LOOPING_SEQUENTIAL.replace(
+        "while True:\n            pass", "while True:\n            time.sleep(1)")
+    assert "time.sleep(1)" in hanging
     samples.write_all(path, assignment=ASSIGNMENT, samples={
-        "zz_loop": {"base": "correct", "cells": {"my_sequential": HANGING}}})
+        "zz_loop": {"base": "correct", "cells": {"my_sequential": hanging}}})
     return path, students + ["zz_loop"]
 
 

@@ -188,11 +188,7 @@ class Bridge:
         shared in turn; the container itself is not)."""
         t = type(v)
         if t is np.ndarray:
-            saved, enc.container = enc.container, None
-            try:
-                return enc(v)
-            finally:
-                enc.container = saved
+            return enc.copy(v)
         if t is list:
             return {"$list": [enc(x) for x in v]}
         if t is set:
@@ -251,11 +247,7 @@ class Bridge:
             self._register(sid, v)
             node = {"$new": sid, "cls": qualified(type(v))}
             state = self.state_of(v)
-            saved, enc.container = enc.container, None
-            try:
-                node["state"] = enc(state)
-            finally:
-                enc.container = saved
+            node["state"] = enc.copy(state)
             self.prints[sid] = quick_print(state)
             return node
         if _is_library_class(type(v)) and isinstance(v, list):
@@ -309,11 +301,7 @@ class Bridge:
                 fp = quick_print(state)
                 if self.prints.get(sid) != fp:
                     self.prints[sid] = fp
-                    saved, enc.container = enc.container, None
-                    try:
-                        sync.append([sid, enc(state)])
-                    finally:
-                        enc.container = saved
+                    sync.append([sid, enc.copy(state)])
         doc["sync"] = sync
         self.release_unused()
         if self.dropped:

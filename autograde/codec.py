@@ -2,8 +2,10 @@
 
 A message is one JSON document plus a list of binary blobs (the raw bytes
 of arrays). Only plain data crosses: ``None``, bools, ints, floats,
-strings, bytes, tuples, lists, dicts, sets and numeric NumPy arrays and
-scalars. Anything else is replaced by a tag that the other side
+strings, bytes, tuples, lists, dicts, sets, numeric NumPy arrays and
+scalars, and the standard library's value types (``Fraction``,
+``Decimal``, ``Counter``, ``OrderedDict``, ``defaultdict``, ``deque``,
+named tuples). Anything else is replaced by a tag that the other side
 interprets (a handle to a remote object, a recipe for a library object).
 Nothing is pickled, so decoding can never run code.
 
@@ -37,6 +39,10 @@ _FACTORIES = {"list": list, "int": int, "set": set, "dict": dict,
 _SCALARS = {np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
             np.uint16, np.uint32, np.uint64, np.float16, np.float32,
             np.float64, np.complex64, np.complex128}
+_SEQUENCES = {tuple: "$tuple", list: "$list", set: "$set", frozenset: "$set",
+              collections.deque: "$deque"}
+_MAPPINGS = {dict: "$dict", collections.Counter: "$counter",
+             collections.OrderedDict: "$odict", collections.defaultdict: "$ddict"}
 
 
 class ProtocolError(Exception):
@@ -57,20 +63,29 @@ class Encoder:
 
     ``other(value, encoder)`` is called for every value that is not plain
     data and must return a JSON-able tag (a dict whose one key starts
-    with ``$``).
+    with ``$``). ``container(value, encoder)`` may return a tag for a
+    list, dict, set or array that both sides keep in step (see bridge),
+    or None to copy it.
     """
 
     def __init__(self, other, container=None):
         self.blobs = []
         self.other = other
-        # container(value, encoder): a tag for a list, dict, set or array
-        # that both sides keep in step (see bridge), or None to copy it.
         self.container = container
 
     def blob(self, data):
         """Store raw bytes; returns their index."""
         self.blobs.append(bytes(data))
         return len(self.blobs) - 1
+
+    def copy(self, v):
+        """``v`` encoded as a copy, even where it is a container kept in
+        step (the state of a shared object holds its values)."""
+        saved, self.container = self.container, None
+        try:
+            return self(v)
+        finally:
+            self.container = saved
 
     def __call__(self, v, depth=0):
         if depth > MAX_DEPTH:
@@ -90,15 +105,6 @@ class Encoder:
             node = self.container(v, self)
             if node is not None:
                 return node
-        if t is tuple:
-            return {"$tuple": [self(x, depth + 1) for x in v]}
-        if t is list:
-            return {"$list": [self(x, depth + 1) for x in v]}
-        if t is dict:
-            return {"$dict": [[self(k, depth + 1), self(x, depth + 1)]
-                              for k, x in v.items()]}
-        if t is set or t is frozenset:
-            return {"$set": [self(x, depth + 1) for x in v]}
         if t is np.ndarray and v.dtype.kind in _ARRAY_KINDS and v.dtype.itemsize:
             a = np.ascontiguousarray(v)
             return {"$array": self.blob(a.view(np.uint8).reshape(-1).data
@@ -107,39 +113,39 @@ class Encoder:
         if t in _SCALARS:
             a = np.asarray(v)
             return {"$scalar": self.blob(a.tobytes()), "dtype": a.dtype.str}
-        std = self.standard(v, t, depth)
-        if std is not None:
-            return std
-        return self.other(v, self)
+        node = self.standard(v, t, depth + 1)
+        return self.other(v, self) if node is None else node
 
     def standard(self, v, t, depth):
-        """The standard library's value types (and NumPy strings), sent
-        as values: they compare by value, so a copy gives the same
-        verdict."""
-        def pairs(d):
-            return [[self(k, depth + 1), self(x, depth + 1)] for k, x in d.items()]
+        """Python's containers and the standard library's value types
+        (and NumPy strings), sent as values: they compare by value, so a
+        copy gives the same verdict; None for anything else."""
+        if t in _SEQUENCES:
+            node = {_SEQUENCES[t]: [self(x, depth) for x in v]}
+            if t is collections.deque:
+                node["maxlen"] = v.maxlen
+            return node
+        if t in _MAPPINGS:
+            factory = getattr(v, "default_factory", None)
+            name = getattr(factory, "__name__", None)
+            if factory is not None and _FACTORIES.get(name) is not factory:
+                return None         # a defaultdict of something else
+            node = {_MAPPINGS[t]: [[self(k, depth), self(x, depth)]
+                                   for k, x in v.items()]}
+            if t is collections.defaultdict:
+                node["factory"] = name if factory is not None else None
+            return node
         if t is np.str_:
             return {"$npstr": str(v)}
         if t is fractions.Fraction:
             return {"$fraction": [self(v.numerator), self(v.denominator)]}
         if t is decimal.Decimal:
             return {"$decimal": str(v)}
-        if t is collections.Counter:
-            return {"$counter": pairs(v)}
-        if t is collections.OrderedDict:
-            return {"$odict": pairs(v)}
-        if t is collections.defaultdict:
-            factory = getattr(v.default_factory, "__name__", None)
-            if v.default_factory is None or _FACTORIES.get(factory) is v.default_factory:
-                return {"$ddict": pairs(v), "factory": factory
-                        if v.default_factory is not None else None}
-            return None
-        if t is collections.deque:
-            return {"$deque": [self(x, depth + 1) for x in v], "maxlen": v.maxlen}
-        if issubclass(t, tuple) and type(getattr(t, "_fields", None)) is tuple \
-                and all(type(f) is str for f in t._fields):
-            return {"$ntuple": [self(x, depth + 1) for x in v],
-                    "name": str(t.__name__), "fields": list(t._fields)}
+        fields = getattr(t, "_fields", None)
+        if issubclass(t, tuple) and type(fields) is tuple \
+                and all(type(f) is str for f in fields):
+            return {"$ntuple": [self(x, depth) for x in v],
+                    "name": str(t.__name__), "fields": list(fields)}
         return None
 
 
@@ -162,7 +168,8 @@ class Decoder:
         self.tags = tags
         self.count = 0
 
-    def _blob(self, i):
+    def blob(self, i):
+        """The raw bytes stored under index ``i``."""
         if type(i) is not int or not 0 <= i < len(self.blobs):
             raise ProtocolError(f"bad blob index {i!r}")
         return self.blobs[i]
@@ -185,90 +192,87 @@ class Decoder:
         if t is not dict or len(node) == 0:
             raise ProtocolError(f"unexpected JSON value of type {t.__name__}")
         key = next(iter(node))
-        if key == "$int":
-            return int(_str(node[key]), 16)
-        if key == "$float":
-            text = _str(node[key])
-            if text not in ("nan", "inf", "-inf"):
-                raise ProtocolError(f"bad float {text!r}")
-            return float(text)
-        if key == "$complex":
-            re_, im = node[key]
-            return complex(float(self(re_, depth + 1)), float(self(im, depth + 1)))
-        if key == "$bytes":
-            return bytes(self._blob(node[key]))
-        if key in ("$tuple", "$list", "$set"):
-            items = node[key]
-            if type(items) is not list:
-                raise ProtocolError("bad sequence")
-            out = [self(x, depth + 1) for x in items]
-            if key == "$tuple":
-                return tuple(out)
-            if key == "$set":
-                try:
-                    return set(out)
-                except TypeError as e:
-                    raise ProtocolError(f"unhashable set item: {e}") from None
-            return out
-        if key == "$dict":
-            pairs = node[key]
-            if type(pairs) is not list:
-                raise ProtocolError("bad dict")
-            out = {}
-            for pair in pairs:
-                if type(pair) is not list or len(pair) != 2:
-                    raise ProtocolError("bad dict item")
-                k = self(pair[0], depth + 1)
-                try:
-                    out[k] = self(pair[1], depth + 1)
-                except TypeError as e:
-                    raise ProtocolError(f"unhashable dict key: {e}") from None
-            return out
-        if key == "$array":
-            dt = self.dtype(node.get("dtype"))
-            shape = node.get("shape")
-            if type(shape) is not list or not all(
-                    type(n) is int and 0 <= n < 2**40 for n in shape):
-                raise ProtocolError(f"bad shape {shape!r}")
-            data = self._blob(node[key])
-            n = math.prod(shape)
-            if n * dt.itemsize != len(data):
-                raise ProtocolError("array size does not match its shape")
-            return np.frombuffer(data, dtype=dt).reshape(shape).copy()
-        if key == "$scalar":
-            dt = self.dtype(node.get("dtype"))
-            data = self._blob(node[key])
-            if len(data) != dt.itemsize:
-                raise ProtocolError("bad scalar")
-            return np.frombuffer(data, dtype=dt)[0].copy()
-        if key in _STANDARD:
-            try:
-                return _STANDARD[key](self, node, depth)
-            except ProtocolError:
-                raise
-            except (TypeError, ValueError, ArithmeticError, KeyError) as e:
-                raise ProtocolError(f"bad {key} value: {e}") from None
-        handler = self.tags.get(key)
-        if handler is None:
-            raise ProtocolError(f"unknown tag {key!r}")
-        return handler(node, self)
-
-    def pairs(self, items, depth):
-        """Key-value pairs of a mapping tag, decoded."""
-        if type(items) is not list:
-            raise ProtocolError("bad mapping")
-        out = []
-        for pair in items:
-            if type(pair) is not list or len(pair) != 2:
-                raise ProtocolError("bad mapping item")
-            out.append((self(pair[0], depth + 1), self(pair[1], depth + 1)))
-        return out
+        plain = _PLAIN.get(key)
+        if plain is None:
+            handler = self.tags.get(key)
+            if handler is None:
+                raise ProtocolError(f"unknown tag {key!r}")
+            return handler(node, self)
+        try:
+            return plain(self, node[key], node, depth + 1)
+        except ProtocolError:
+            raise
+        except (TypeError, ValueError, ArithmeticError, KeyError) as e:
+            raise ProtocolError(f"bad {key} value: {e}") from None
 
     def items(self, items, depth):
         """The items of a sequence tag, decoded."""
         if type(items) is not list:
             raise ProtocolError("bad sequence")
-        return [self(x, depth + 1) for x in items]
+        return [self(x, depth) for x in items]
+
+    def pairs(self, items, depth):
+        """Key-value pairs of a mapping tag, decoded."""
+        if type(items) is not list or not all(
+                type(p) is list and len(p) == 2 for p in items):
+            raise ProtocolError("bad mapping")
+        return [(self(k, depth), self(x, depth)) for k, x in items]
+
+
+def _str(x):
+    if type(x) is not str or len(x) > 1_000_000:
+        raise ProtocolError("expected a short string")
+    return x
+
+
+def _float(dec, text, node, depth):
+    if _str(text) not in ("nan", "inf", "-inf"):
+        raise ProtocolError(f"bad float {text!r}")
+    return float(text)
+
+
+def _complex(dec, parts, node, depth):
+    re_, im = dec.items(parts, depth)
+    return complex(float(re_), float(im))
+
+
+def _array(dec, index, node, depth):
+    dt, shape = dec.dtype(node.get("dtype")), node.get("shape")
+    if type(shape) is not list or not all(
+            type(n) is int and 0 <= n < 2**40 for n in shape):
+        raise ProtocolError(f"bad shape {shape!r}")
+    data = dec.blob(index)
+    if math.prod(shape) * dt.itemsize != len(data):
+        raise ProtocolError("array size does not match its shape")
+    return np.frombuffer(data, dtype=dt).reshape(shape).copy()
+
+
+def _scalar(dec, index, node, depth):
+    dt, data = dec.dtype(node.get("dtype")), dec.blob(index)
+    if len(data) != dt.itemsize:
+        raise ProtocolError("bad scalar")
+    return np.frombuffer(data, dtype=dt)[0].copy()
+
+
+def _fraction(dec, parts, node, depth):
+    num, den = dec.items(parts, depth)
+    if type(num) is not int or type(den) is not int:
+        raise ProtocolError("bad fraction")
+    return fractions.Fraction(num, den)
+
+
+def _ddict(dec, pairs, node, depth):
+    factory = node.get("factory")
+    if factory is not None and factory not in _FACTORIES:
+        raise ProtocolError("bad defaultdict factory")
+    return collections.defaultdict(_FACTORIES.get(factory), dec.pairs(pairs, depth))
+
+
+def _deque(dec, items, node, depth):
+    maxlen = node.get("maxlen")
+    if maxlen is not None and (type(maxlen) is not int or maxlen < 0):
+        raise ProtocolError("bad deque")
+    return collections.deque(dec.items(items, depth), maxlen)
 
 
 @functools.lru_cache(maxsize=256)
@@ -276,60 +280,40 @@ def _named_tuple(name, fields):
     return collections.namedtuple(name, fields)
 
 
-def _dec_ntuple(dec, node, depth):
+def _ntuple(dec, items, node, depth):
     name, fields = node.get("name"), node.get("fields")
     if type(name) is not str or type(fields) is not list or len(fields) > 1000 \
             or not all(type(f) is str and f.isidentifier() for f in fields) \
             or not name.isidentifier():
         raise ProtocolError("bad named tuple")
-    cls = _named_tuple(name, tuple(fields))
-    return cls(*dec.items(node["$ntuple"], depth))
+    return _named_tuple(name, tuple(fields))(*dec.items(items, depth))
 
 
-def _dec_decimal(dec, node, depth):
-    text = _str(node["$decimal"])
-    return decimal.Decimal(text)
-
-
-def _dec_fraction(dec, node, depth):
-    num, den = dec.items(node["$fraction"], depth)
-    if type(num) is not int or type(den) is not int:
-        raise ProtocolError("bad fraction")
-    return fractions.Fraction(num, den)
-
-
-def _dec_ddict(dec, node, depth):
-    factory = node.get("factory")
-    if factory is not None and factory not in _FACTORIES:
-        raise ProtocolError("bad defaultdict factory")
-    return collections.defaultdict(_FACTORIES.get(factory), dec.pairs(node["$ddict"], depth))
-
-
-def _dec_deque(dec, node, depth):
-    maxlen = node.get("maxlen")
-    if maxlen is not None and (type(maxlen) is not int or maxlen < 0):
-        raise ProtocolError("bad deque")
-    return collections.deque(dec.items(node["$deque"], depth), maxlen)
-
-
-_STANDARD = {
-    "$npstr": lambda dec, node, depth: np.str_(_str(node["$npstr"])),
-    "$fraction": _dec_fraction,
-    "$decimal": _dec_decimal,
-    "$counter": lambda dec, node, depth: collections.Counter(
-        dict(dec.pairs(node["$counter"], depth))),
-    "$odict": lambda dec, node, depth: collections.OrderedDict(
-        dec.pairs(node["$odict"], depth)),
-    "$ddict": _dec_ddict,
-    "$deque": _dec_deque,
-    "$ntuple": _dec_ntuple,
+# Plain-data tags: tag -> f(decoder, the tag's value, node, depth). A
+# TypeError or ValueError they raise (an unhashable set item or dict key,
+# a malformed number) is a ProtocolError.
+_PLAIN = {
+    "$int": lambda dec, text, node, depth: int(_str(text), 16),
+    "$float": _float,
+    "$complex": _complex,
+    "$bytes": lambda dec, index, node, depth: bytes(dec.blob(index)),
+    "$array": _array,
+    "$scalar": _scalar,
+    "$tuple": lambda dec, items, node, depth: tuple(dec.items(items, depth)),
+    "$list": lambda dec, items, node, depth: dec.items(items, depth),
+    "$set": lambda dec, items, node, depth: set(dec.items(items, depth)),
+    "$dict": lambda dec, pairs, node, depth: dict(dec.pairs(pairs, depth)),
+    "$npstr": lambda dec, text, node, depth: np.str_(_str(text)),
+    "$fraction": _fraction,
+    "$decimal": lambda dec, text, node, depth: decimal.Decimal(_str(text)),
+    "$counter": lambda dec, pairs, node, depth: collections.Counter(
+        dict(dec.pairs(pairs, depth))),
+    "$odict": lambda dec, pairs, node, depth: collections.OrderedDict(
+        dec.pairs(pairs, depth)),
+    "$ddict": _ddict,
+    "$deque": _deque,
+    "$ntuple": _ntuple,
 }
-
-
-def _str(x):
-    if type(x) is not str or len(x) > 1_000_000:
-        raise ProtocolError("expected a short string")
-    return x
 
 
 def decode(data, blobs, tags):
@@ -343,8 +327,7 @@ def send_message(sock, doc, blobs=()):
     body = json.dumps(doc, allow_nan=False, separators=(",", ":")).encode()
     parts = [struct.pack("<II", len(body), len(blobs)), body]
     for b in blobs:
-        parts.append(struct.pack("<Q", len(b)))
-        parts.append(b)
+        parts += [struct.pack("<Q", len(b)), b]
     sock.sendall(b"".join(parts))
 
 
@@ -356,24 +339,20 @@ class Reader:
         self.sock = sock
         self.buf = bytearray()
 
-    def _fill(self, n, deadline):
+    def _take(self, n, deadline):
         while len(self.buf) < n:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise ChannelTimeout()
-            ready, _, _ = select.select([self.sock], [], [], left)
-            if not ready:
+            if not select.select([self.sock], [], [], left)[0]:
                 raise ChannelTimeout()
             try:
                 chunk = self.sock.recv(max(1 << 16, n - len(self.buf)))
-            except (ConnectionError, OSError):
+            except OSError:
                 chunk = b""
             if not chunk:
                 raise ChannelClosed()
             self.buf += chunk
-
-    def _take(self, n, deadline):
-        self._fill(n, deadline)
         out = bytes(self.buf[:n])
         del self.buf[:n]
         return out

@@ -657,7 +657,6 @@ class DaskExecutor(Executor):
         if not tasks:
             return
         first = tasks[0]
-        sources = _sources(first["course"], first["assignment"])
         shipped = pack_sources(first["course"], first["assignment"])
         self._wait_for_a_worker()
 

@@ -28,7 +28,7 @@ import types
 import numpy as np
 
 from . import codec, sandbox
-from .bridge import Bridge, BridgeError
+from .bridge import Bridge, BridgeError, resolve
 
 
 def doubt(proc, what, instead):
@@ -64,28 +64,45 @@ _OPAQUE = object()
 _INPUT = builtins.input
 
 
-@functools.lru_cache(maxsize=None)
-def _exception_class(name, mro):
-    base = RemoteError
-    for qual in mro:
-        mod, _, attr = qual.rpartition(".")
-        cls = None
+def _grader_class(qual):
+    """The grader's own class named ``module.qualname`` (a built-in, NumPy
+    or d2lblocks class), or None."""
+    if type(qual) is not str:
+        return None
+    mod, _, attr = qual.rpartition(".")
+    try:
         if mod == "builtins":
             cls = getattr(builtins, attr, None)
-        elif mod.startswith("d2lblocks") or mod.startswith("numpy"):
-            try:
-                from .bridge import resolve
-                cls = resolve(f"{mod}:{attr}")
-            except Exception:
-                cls = None
-        if isinstance(cls, type) and issubclass(cls, Exception) and cls is not Exception:
-            base = cls
-            break
-    bases = (base,) if base is RemoteError else (base, RemoteError)
+        elif mod.startswith(("d2lblocks", "numpy")):
+            cls = resolve(f"{mod}:{attr}", ("d2lblocks", "numpy"))
+        else:
+            return None
+    except Exception:
+        return None
+    return cls if isinstance(cls, type) else None
+
+
+def _first_base(mro, accept):
+    """The first class of ``mro`` (names) the grader has and ``accept``s."""
+    for qual in mro:
+        cls = _grader_class(qual)
+        if cls is not None and accept(cls):
+            return cls
+    return None
+
+
+def _local_class(name, bases, fallback):
     try:
         return type(str(name)[:100] or "Error", bases, {"__module__": "student"})
     except TypeError:
-        return type(str(name)[:100] or "Error", (RemoteError,), {"__module__": "student"})
+        return type(str(name)[:100] or "Error", fallback, {"__module__": "student"})
+
+
+@functools.lru_cache(maxsize=None)
+def _exception_class(name, mro):
+    base = _first_base(mro, lambda c: issubclass(c, Exception) and c is not Exception)
+    return _local_class(name, (RemoteError,) if base is None else (base, RemoteError),
+                        (RemoteError,))
 
 
 def remote_exception(info):
@@ -114,25 +131,9 @@ def remote_exception(info):
 def _fake_class(mro):
     """A local class standing for a student class, so ``isinstance(h,
     nn.Block)`` answers as it would in the kernel."""
-    from .bridge import resolve
-    bases = []
-    for qual in mro:
-        mod, _, attr = qual.rpartition(".")
-        if not (mod.startswith("d2lblocks") or mod in ("builtins", "numpy")):
-            continue
-        try:
-            cls = resolve(f"{mod}:{attr}", ("d2lblocks", "numpy")) \
-                if mod != "builtins" else getattr(builtins, attr)
-        except Exception:
-            continue
-        if isinstance(cls, type) and cls is not object:
-            bases.append(cls)
-            break
+    base = _first_base(mro, lambda c: c is not object)
     name = mro[0].rpartition(".")[2] if mro else "Remote"
-    try:
-        return type(name, tuple(bases) or (object,), {"__module__": "student"})
-    except TypeError:
-        return type(name, (object,), {"__module__": "student"})
+    return _local_class(name, (object,) if base is None else (base,), (object,))
 
 
 class Remote:
@@ -390,25 +391,6 @@ class _StudentClassMeta(type):
 _COUNTER = itertools.count(1)
 
 
-def _library_base(qual):
-    """The grader's own class for a base named ``module.qualname`` (only
-    built-in and d2lblocks/NumPy classes), or None."""
-    from .bridge import resolve
-    if type(qual) is not str:
-        return None
-    mod, _, attr = qual.rpartition(".")
-    try:
-        if mod == "builtins":
-            cls = getattr(builtins, attr, None)
-        elif mod.startswith("d2lblocks") or mod.startswith("numpy"):
-            cls = resolve(f"{mod}:{attr}", ("d2lblocks", "numpy"))
-        else:
-            return None
-    except Exception:
-        return None
-    return cls if isinstance(cls, type) else None
-
-
 def _text(node, key, default=None):
     value = node.get(key)
     return value if type(value) is str else default
@@ -619,7 +601,7 @@ class TrustedBridge(Bridge):
                     if type(b) is dict and "$h" in b:
                         bases.append(dec(b))
                     elif type(b) is dict:
-                        bases.append(_library_base(b.get("lib")))
+                        bases.append(_grader_class(b.get("lib")))
                 if all(b is not None for b in bases):
                     local = stand_in_class(r, node, bases)
             if local is not None:

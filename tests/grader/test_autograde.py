@@ -68,6 +68,13 @@ def test_plain_values_cross_unchanged():
     ({"$pickle": "gASVAAAA"}, []),                                   # unknown tag
     ({"$float": "1e308*10"}, []),
     ([1, 2], []),                                                    # untagged
+    # Malformed values of plain tags: a ProtocolError (the student process
+    # broke the protocol), never the decoder's own ValueError or TypeError.
+    ({"$int": "zz"}, []), ({"$complex": [1]}, []), ({"$complex": ["a", "b"]}, []),
+    ({"$complex": [{"$list": []}, 1]}, []), ({"$set": [{"$list": []}]}, []),
+    ({"$dict": [[1]]}, []), ({"$decimal": "x"}, []), ({"$fraction": [1, 0]}, []),
+    ({"$ntuple": [1], "name": "class", "fields": ["a"]}, []),
+    ({"$deque": [], "maxlen": -1}, []), ({"$tuple": 5}, []),
 ])
 def test_malformed_messages_are_refused(doc, blobs):
     with pytest.raises(codec.ProtocolError):

@@ -192,17 +192,17 @@ class Decoder:
         if t is not dict or len(node) == 0:
             raise ProtocolError(f"unexpected JSON value of type {t.__name__}")
         key = next(iter(node))
-        plain = _PLAIN.get(key)
-        if plain is None:
-            handler = self.tags.get(key)
-            if handler is None:
-                raise ProtocolError(f"unknown tag {key!r}")
-            return handler(node, self)
+        plain, handler = _PLAIN.get(key), self.tags.get(key)
+        if plain is None and handler is None:
+            raise ProtocolError(f"unknown tag {key!r}")
         try:
-            return plain(self, node[key], node, depth + 1)
+            if plain is not None:
+                return plain(self, node[key], node, depth + 1)
+            return handler(node, self)
         except ProtocolError:
             raise
-        except (TypeError, ValueError, ArithmeticError, KeyError) as e:
+        except (TypeError, ValueError, ArithmeticError, LookupError) as e:
+            # Whatever the peer sent, a malformed node is its fault.
             raise ProtocolError(f"bad {key} value: {e}") from None
 
     def items(self, items, depth):
@@ -291,7 +291,7 @@ def _ntuple(dec, items, node, depth):
 
 # Plain-data tags: tag -> f(decoder, the tag's value, node, depth). A
 # TypeError or ValueError they raise (an unhashable set item or dict key,
-# a malformed number) is a ProtocolError.
+# a malformed number) is a ProtocolError, as for the tags of ``tags``.
 _PLAIN = {
     "$int": lambda dec, text, node, depth: int(_str(text), 16),
     "$float": _float,

@@ -454,18 +454,21 @@ class Executor:
     soon as it is ready, and may implement :meth:`close`.
     """
 
-    def map_unordered(self, fn, tasks):
-        """Yield ``fn(task)`` for every task, in any order."""
+    def map_unordered(self, fn, tasks, lost=None):
+        """Yield ``fn(task)`` for every task, in any order. Where the
+        process running a task dies, ``lost(task, why)`` is its result
+        (without ``lost``, the error is raised)."""
         raise NotImplementedError
 
     def grade(self, tasks):
         """Yield the result of every grading task, in any order."""
-        return self.map_unordered(grade_submission, tasks)
+        return self.map_unordered(grade_submission, tasks, lost=_grader_died)
 
     def canary(self, course, settings):
         """Grade a known-good submission where the tasks will run (see
         :func:`run_canary`); None when the sandbox behaved, else why not."""
-        return next(iter(self.map_unordered(run_canary, [(course, settings)])))
+        return next(iter(self.map_unordered(run_canary, [(course, settings)],
+                                            lost=lambda task, why: why)))
 
     def close(self):
         """Release the workers."""
@@ -484,41 +487,130 @@ class Executor:
             self.abort()
 
 
+def _grader_died(task, why):
+    return SubmissionResult.failed(task, why).to_json()
+
+
 class SerialExecutor(Executor):
     """Everything in this process, one task after another."""
 
-    def map_unordered(self, fn, tasks):
+    def map_unordered(self, fn, tasks, lost=None):
         """One task after another."""
         for task in tasks:
             yield fn(task)
 
 
 class LocalExecutor(Executor):
-    """A pool of ``workers`` forked processes (default: one per core)."""
+    """A pool of ``workers`` forked processes (default: one per core).
+
+    A worker that dies while it works (the kernel's OOM killer, a
+    ``kill -9``, a crash of the interpreter) breaks the pool: the tasks
+    that were in flight are run again, one at a time, each in a process
+    of its own, so the one that kills its process is found and given up
+    (``lost``) while the others are graded; the rest go on in a new pool.
+    """
 
     def __init__(self, workers=None):
         if workers is not None and (not isinstance(workers, int) or workers < 1):
             raise ValueError(f"workers must be a positive int, got {workers!r}")
         self.workers = workers or os.cpu_count() or 1
-        ctx = multiprocessing.get_context("fork")
-        self.pool = ctx.Pool(self.workers, maxtasksperchild=None,
-                             initializer=sandbox.die_with_parent,
-                             initargs=(os.getpid(),))
+        self._pool = None
+        self._alone = None      # the pool of one for a task run alone
 
-    def map_unordered(self, fn, tasks):
+    def map_unordered(self, fn, tasks, lost=None):
         """Results as the workers finish them."""
-        yield from self.pool.imap_unordered(fn, tasks)
+        tasks = iter(tasks)
+        while True:
+            if self._pool is None:
+                self._pool = _Workers(self.workers)
+            suspects = yield from _run(self._pool, fn, tasks, 2 * self.workers)
+            if suspects is None:
+                return
+            self._pool.kill()
+            self._pool = None
+            for task in suspects:
+                alone = self._alone = _Workers(1)
+                try:
+                    died = yield from _run(alone, fn, iter([task]), 1)
+                finally:
+                    alone.kill()
+                    self._alone = None
+                if died:
+                    why = ("the grading process died while grading this "
+                           "submission (killed, or out of memory)")
+                    if lost is None:
+                        raise RuntimeError(why)
+                    yield lost(task, why)
 
     def close(self):
         """Wait for the workers to finish and stop them."""
-        self.pool.close()
-        self.pool.join()
+        if self._pool is not None:
+            self._pool.pool.shutdown(wait=True)
+            self._pool = None
 
     def abort(self):
         """Stop the workers now (their student processes die with
         them)."""
-        self.pool.terminate()
-        self.pool.join()
+        for workers in (self._pool, self._alone):
+            if workers is not None:
+                workers.kill()
+        self._pool = self._alone = None
+
+
+class _Workers:
+    """A ``ProcessPoolExecutor`` of forked workers that can be killed."""
+
+    def __init__(self, size):
+        from concurrent.futures import ProcessPoolExecutor
+        ctx = multiprocessing.get_context("fork")
+        self.pids = ctx.SimpleQueue()       # each worker's, as it starts
+        self.pool = ProcessPoolExecutor(size, mp_context=ctx,
+                                        initializer=_start_worker,
+                                        initargs=(os.getpid(), self.pids))
+
+    def kill(self):
+        """Kill every worker now."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        while not self.pids.empty():
+            try:
+                os.kill(self.pids.get(), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.pool.shutdown(wait=True)
+
+
+def _start_worker(parent, pids):
+    sandbox.die_with_parent(parent)
+    pids.put(os.getpid())
+
+
+def _run(workers, fn, tasks, window):
+    """Run ``tasks`` on ``workers``, at most ``window`` at once, yielding
+    results as they come. Returns None, or the tasks in flight when a
+    worker died (those not started yet stay in ``tasks``)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+    running = {}
+    while True:
+        # More tasks than workers: a worker that finishes while this
+        # process records a result starts the next at once.
+        for task in tasks:
+            running[workers.pool.submit(fn, task)] = task
+            if len(running) >= window:
+                break
+        if not running:
+            return None
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        finished, broken = [], False
+        for future in done:
+            try:
+                finished.append(future.result())
+                del running[future]
+            except BrokenProcessPool:
+                broken = True
+        yield from finished
+        if broken:
+            return list(running.values())
 
 
 class DaskExecutor(Executor):
@@ -641,12 +733,15 @@ class DaskExecutor(Executor):
             for future in list(done.futures):
                 future.cancel()
 
-    def map_unordered(self, fn, tasks):
+    def map_unordered(self, fn, tasks, lost=None):
         """``fn(task)`` for every task, run on the cluster; results in the
-        order they finish. A task whose future fails raises here."""
-        def lost(task, exc):
-            raise exc
-        return self._run(fn, ((t, t) for t in tasks), lost)
+        order they finish. A task whose future fails raises here, or has
+        ``lost(task, why)`` as its result."""
+        def failed(task, exc):
+            if lost is None:
+                raise exc
+            return lost(task, f"{type(exc).__name__}: {exc}"[:4000])
+        return self._run(fn, ((t, t) for t in tasks), failed)
 
     def grade(self, tasks, remote=None):
         """Grade every task on the cluster (see the class); results in

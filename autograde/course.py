@@ -202,13 +202,20 @@ def run_folder():
     """A temporary folder for this run's working folders (``tempfile``
     puts them there, in this process and the workers it forks), locked
     while the run lives, removed at its end; one left by a killed run is
-    removed by the next (:func:`clean_stale_runs`)."""
+    removed by the next (:func:`clean_stale_runs`).
+
+    It is made and locked under another name, then renamed onto its
+    name (reserved by an empty folder): so another grader's clean-up,
+    which takes an unlocked ``.alive`` for a dead run, never sees it
+    between the lock file's creation and its lock."""
     clean_stale_runs()
     path = tempfile.mkdtemp(prefix=RUN_PREFIX)
-    os.chmod(path, 0o711)       # a sandbox uid reaches its own folder inside
-    fd = os.open(os.path.join(path, _ALIVE),
+    made = tempfile.mkdtemp(prefix=".autograde-new-")
+    os.chmod(made, 0o711)       # a sandbox uid reaches its own folder inside
+    fd = os.open(os.path.join(made, _ALIVE),
                  os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(made, path)
     old = tempfile.tempdir
     tempfile.tempdir = path
     try:

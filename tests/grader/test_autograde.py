@@ -4,6 +4,7 @@ feedback) and the executor interface. The hostile corpus lives in
 ``test_autograde_hostile.py``; the comparison with stock nbgrader in
 ``test_autograde_nbgrader.py``."""
 
+import fcntl
 import json
 import math
 import os
@@ -13,6 +14,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -640,6 +642,30 @@ def test_a_grading_process_that_dies_costs_only_its_submission(monkeypatch):
     assert "died while grading" in results["bob"].grader_error
     assert results["bob"].outcome()[0] == "error"
     assert not any(results[s].grader_error for s in students if s != "bob")
+
+
+def test_a_starting_run_is_never_taken_for_a_dead_one(tmp_path, monkeypatch):
+    """Another grader's clean-up that runs while this run locks its
+    folder leaves it alone (it used to find the lock file made but not
+    yet locked, and remove the folder of a live run); a dead run's
+    folder still goes."""
+    from autograde import course
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    real = fcntl.flock
+
+    def flock(fd, op):
+        if op == fcntl.LOCK_EX:         # this run locks: another cleans up now
+            course.clean_stale_runs()
+        return real(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with course.run_folder() as path:
+        assert os.listdir(path) == [".alive"]
+    dead = tmp_path / f"{course.RUN_PREFIX}dead"
+    dead.mkdir()
+    (dead / ".alive").touch()
+    assert course.clean_stale_runs() == 1 and not dead.exists()
+    assert not os.listdir(tmp_path)
 
 
 # ---- durability: every grade kept, a rerun continues ------------------------------------

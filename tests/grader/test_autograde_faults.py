@@ -197,6 +197,10 @@ def spawn(self, cfg):
     if hit and kind == "kill":
         sandbox.kill_group(child.pid)
         child.proc.wait()
+        # bwrap's process inside the fence, cut before it set its own
+        # parent-death signal, can outlive bwrap a moment (until it reads
+        # the end of its channel): its channel goes with bwrap.
+        child.sock.shutdown(socket.SHUT_RDWR)
     elif hit:
         child.sock.shutdown(socket.SHUT_RDWR)
     return child

@@ -388,10 +388,8 @@ def helper_main(fd):
     """Main loop of a helper process: run requests until the socket
     closes. A watchdog ends it as soon as its Dask worker is gone (a
     killed worker leaves nothing grading behind)."""
-    # jsonschema (under nbformat) builds a URI grammar when it is imported
-    # and rfc3987-syntax is installed: seconds of CPU in every grading
-    # process, for a format check that grading never makes.
-    sys.modules.setdefault("rfc3987_syntax", None)
+    # (Importing this module ran autograde/__init__.py, which keeps
+    # jsonschema from building its URI grammar in every grading process.)
     sock = socket.socket(fileno=fd)
     parent = os.getppid()
 
@@ -462,7 +460,8 @@ class Executor:
 
     def grade(self, tasks):
         """Yield the result of every grading task, in any order."""
-        return self.map_unordered(grade_submission, tasks, lost=_grader_died)
+        return self.map_unordered(grade_submission, tasks, lost=lambda task, why:
+                                  SubmissionResult.failed(task, why).to_json())
 
     def canary(self, course, settings):
         """Grade a known-good submission where the tasks will run (see
@@ -485,10 +484,6 @@ class Executor:
             self.close()
         else:
             self.abort()
-
-
-def _grader_died(task, why):
-    return SubmissionResult.failed(task, why).to_json()
 
 
 class SerialExecutor(Executor):
@@ -545,7 +540,7 @@ class LocalExecutor(Executor):
     def close(self):
         """Wait for the workers to finish and stop them."""
         if self._pool is not None:
-            self._pool.pool.shutdown(wait=True)
+            self._pool.close()
             self._pool = None
 
     def abort(self):
@@ -568,15 +563,20 @@ class _Workers:
                                         initializer=_start_worker,
                                         initargs=(os.getpid(), self.pids))
 
+    def close(self):
+        """Let the workers finish their tasks, then stop them."""
+        self.pool.shutdown(wait=True)
+
     def kill(self):
-        """Kill every worker now."""
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        """Kill every worker now (then wait for the pool's own thread,
+        which sees them die: one left running at exit races Python's
+        exit handler of ``concurrent.futures`` on 3.11)."""
         while not self.pids.empty():
             try:
                 os.kill(self.pids.get(), signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self.pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _start_worker(parent, pids):
